@@ -1,0 +1,3 @@
+module StatPhysFs.Benchmarks.Program
+[<EntryPoint>]
+let main _ = 0

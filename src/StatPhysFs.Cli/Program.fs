@@ -1,0 +1,4 @@
+module StatPhysFs.Cli.Program
+
+[<EntryPoint>]
+let main argv = 0
