@@ -1,0 +1,54 @@
+namespace StatPhysFs
+
+open MathNet.Numerics.LinearAlgebra
+
+/// Small dense linear algebra over MathNet.Numerics, in the shapes the Gaussian toolbox needs.
+[<RequireQualifiedAccess>]
+module Linalg =
+    let ofArray2D (a: float[,]) = Matrix<float>.Build.DenseOfArray a
+
+    let checkSymmetric (name: string) (c: float[,]) =
+        let n = Array2D.length1 c
+        Check.that name (n = Array2D.length2 c && n >= 1) (sprintf "%s must be a non-empty square matrix." name)
+        let scale = Seq.max (seq { for i in 0 .. n - 1 -> abs c[i, i] }) |> max 1.0
+
+        for i in 0 .. n - 1 do
+            for j in 0 .. n - 1 do
+                Check.finite (sprintf "%s[%d,%d]" name i j) c[i, j]
+
+                if abs (c[i, j] - c[j, i]) > 1e-10 * scale then
+                    Check.that name false (sprintf "%s must be symmetric: entry [%d,%d] = %g but [%d,%d] = %g." name i j c[i, j] j i c[j, i])
+
+    /// A factor L with L L^T = C for a symmetric positive semi-definite C. Cholesky when C is positive definite,
+    /// otherwise V sqrt(max(Lambda, 0)) from the eigen-decomposition, so singular covariances (u = v, a frozen
+    /// field) are handled exactly. Eigenvalues below -1e-10 * max|Lambda| are rejected as not PSD.
+    let psdFactor (name: string) (c: float[,]) : float[,] =
+        checkSymmetric name c
+        let n = Array2D.length1 c
+        let m = ofArray2D c
+
+        let chol =
+            try
+                let l = m.Cholesky().Factor
+                if l.Enumerate() |> Seq.forall System.Double.IsFinite then Some(l.ToArray()) else None
+            with _ ->
+                None
+
+        match chol with
+        | Some l when Seq.forall (fun i -> l[i, i] > 1e-7 * sqrt (abs c[i, i] + 1e-300)) [ 0 .. n - 1 ] -> l
+        | _ ->
+            let evd = m.Evd(Symmetricity.Symmetric)
+            let lam = evd.EigenValues |> Seq.map (fun z -> z.Real) |> Array.ofSeq
+            let top = lam |> Array.map abs |> Array.max |> max 1e-300
+
+            match lam |> Array.tryFindIndex (fun l -> l < -1e-10 * top) with
+            | Some k ->
+                Check.that name false (sprintf "%s must be positive semi-definite; it has eigenvalue %g." name lam[k])
+                failwith "unreachable"
+            | None ->
+                let v = evd.EigenVectors
+                Array2D.init n n (fun i j -> v[i, j] * sqrt (max lam[j] 0.0))
+
+    /// Maximum real part of the eigenvalues of a square matrix.
+    let maxRealEigenvalue (a: float[,]) =
+        (ofArray2D a).Evd().EigenValues |> Seq.map (fun z -> z.Real) |> Seq.max

@@ -1,0 +1,144 @@
+namespace StatPhysFs.Models
+
+open System
+open StatPhysFs
+open StatPhysFs.Ode
+
+/// Online SGD on linear regression (online-sgd.md section 4): teacher y = w*.x/sqrt d + sigma zeta, student
+/// yhat = w.x/sqrt d, fresh x ~ N(0, I_d) at every step, mini-batch B, loss Delta^2/2 + (lambda/2)|w|^2/d.
+/// Order parameters m = w.w*/d, q = w.w/d, rho = w*.w*/d; time t = steps/d.
+type OnlineLinearParams =
+    { /// Teacher norm rho = |w*|^2/d (> 0).
+      Rho: float
+      /// Label-noise variance sigma^2 (>= 0).
+      NoiseVar: float
+      /// Learning rate eta (> 0); the SGD step is eta/sqrt d on the first-layer weights.
+      Lr: float
+      /// Ridge lambda of the loss term (lambda/2)|w|^2/d, multiplied by eta (per-step decay eta*lambda/d).
+      Ridge: float
+      /// Mini-batch size B (>= 1): B fresh samples per step, gradient averaged.
+      Batch: int
+      /// Initial teacher overlap m(0).
+      M0: float
+      /// Initial self-overlap q(0) (>= m0^2/rho).
+      Q0: float }
+
+/// (m, q) at one time, with the generalisation error eg = (rho - 2m + q)/2.
+type LinearState = { M: float; Q: float; Eg: float }
+
+/// A stability threshold with the convention it refers to.
+type Threshold = { Value: float; Convention: string }
+
+[<RequireQualifiedAccess>]
+module OnlineLinear =
+    [<CompiledName("Defaults")>]
+    let defaults =
+        { Rho = 1.0; NoiseVar = 0.1; Lr = 0.5; Ridge = 0.0; Batch = 1; M0 = 0.0; Q0 = 0.1 }
+
+    [<CompiledName("Validate")>]
+    let validate (p: OnlineLinearParams) =
+        Check.positive "rho" p.Rho
+        Check.nonNegative "noise-var" p.NoiseVar
+        Check.positive "lr" p.Lr
+        Check.nonNegative "ridge" p.Ridge
+        Check.positiveInt "batch" p.Batch
+        Check.finite "m0" p.M0
+        Check.nonNegative "q0" p.Q0
+        Check.that "q0" (p.M0 * p.M0 <= p.Rho * p.Q0 * (1.0 + 1e-12))
+            (sprintf "q0 must be >= m0^2/rho = %g (Cauchy-Schwarz: the overlaps of real vectors), got %g." (p.M0 * p.M0 / p.Rho) p.Q0)
+
+    [<CompiledName("GeneralisationError")>]
+    let generalisationError (p: OnlineLinearParams) (m: float) (q: float) = 0.5 * (p.Rho - 2.0 * m + q)
+
+    /// The ODE is affine, d(m, q)/dt = A (m, q) + b, with
+    ///   dm/dt = eta (rho - (1+lambda) m)
+    ///   dq/dt = 2 eta (m - (1+lambda) q) + (eta^2/B) (rho - 2m + q + sigma^2).
+    /// Returns (A, b).
+    [<CompiledName("Coefficients")>]
+    let coefficients (p: OnlineLinearParams) =
+        let eta, l, b = p.Lr, p.Ridge, float p.Batch
+        let n = eta * eta / b
+        let a = array2D [ [ -eta * (1.0 + l); 0.0 ]; [ 2.0 * eta - 2.0 * n; -2.0 * eta * (1.0 + l) + n ] ]
+        a, [| eta * p.Rho; n * (p.Rho + p.NoiseVar) |]
+
+    /// The right-hand side on the state [| m; q |].
+    [<CompiledName("Rhs")>]
+    let rhs (p: OnlineLinearParams) : Rhs =
+        validate p
+        let a, b = coefficients p
+        fun _ y dy ->
+            dy[0] <- a[0, 0] * y[0] + b[0]
+            dy[1] <- a[1, 0] * y[0] + a[1, 1] * y[1] + b[1]
+
+    [<CompiledName("Problem")>]
+    let problem (p: OnlineLinearParams) (tEnd: float) =
+        { Ode.problem (rhs p) [| p.M0; p.Q0 |] 0.0 tEnd with Names = [| "m"; "q" |] }
+
+    /// The steady state (m*, q*), or None when the learning rate is at or above the critical one.
+    [<CompiledName("SteadyState")>]
+    let steadyState (p: OnlineLinearParams) =
+        validate p
+        let a, b = coefficients p
+        if a[1, 1] >= 0.0 then None
+        else
+            let m = -b[0] / a[0, 0]
+            let q = -(a[1, 0] * m + b[1]) / a[1, 1]
+            Some { M = m; Q = q; Eg = generalisationError p m q }
+
+    /// (e^x - 1)/x, continuous at 0.
+    let private expm1OverX (x: float) =
+        if x = 0.0 then 1.0 else MathNet.Numerics.SpecialFunctions.Expm1 x / x
+
+    /// Exact solution of the affine ODE. A is lower triangular with eigenvalues a1 = -eta(1+lambda) (m) and
+    /// a2 = -2 eta(1+lambda) + eta^2/B (q); the m-mode drives q through A21, giving
+    ///   m(t) = m* + dm0 e^{a1 t},  q(t) = q* + (dq0 + A21 dm0 t phi) e^{a2 t},  phi = (e^{(a1-a2)t} - 1)/((a1-a2)t),
+    /// with (m*, q*) the (possibly unstable) fixed point; a2 = 0 is handled by the limit.
+    [<CompiledName("ClosedForm")>]
+    let closedForm (p: OnlineLinearParams) (t: float) =
+        validate p
+        Check.nonNegative "t" t
+        let a, b = coefficients p
+        let a1, a21, a2 = a[0, 0], a[1, 0], a[1, 1]
+        let mStar = -b[0] / a1
+        let dm0 = p.M0 - mStar
+        let m = mStar + dm0 * Math.Exp(a1 * t)
+
+        let q =
+            if abs a2 > 1e-14 then
+                let qStar = -(a21 * mStar + b[1]) / a2
+                let dq0 = p.Q0 - qStar
+                // The q-deviation obeys d(dq)/dt = A21 dm0 e^{a1 t} + a2 dq.
+                qStar + (dq0 + a21 * dm0 * t * expm1OverX ((a1 - a2) * t)) * Math.Exp(a2 * t)
+            else
+                // Marginal case: dq/dt = A21 m(t) + b2 integrates directly.
+                let c = a21 * mStar + b[1]
+                p.Q0 + c * t + a21 * dm0 * t * expm1OverX (a1 * t)
+
+        { M = m; Q = q; Eg = generalisationError p m q }
+
+    /// The critical learning rate computed from the model as integrated: the eta at which the largest eigenvalue
+    /// of the coefficient matrix A(eta) crosses zero, found by bisection on A itself (not on a formula).
+    /// Convention: loss-term ridge lambda (per-step decay eta*lambda/d), unit-variance inputs, batch B, for which
+    /// the value is 2B(1+lambda). The other convention, the curvature/input-variance bound 2/c_x, is
+    /// `criticalLearningRateInputVariance`.
+    [<CompiledName("CriticalLearningRate")>]
+    let criticalLearningRate (p: OnlineLinearParams) =
+        validate p
+        let growth eta = Linalg.maxRealEigenvalue (fst (coefficients { p with Lr = eta }))
+        let mutable lo = 1e-9
+        let mutable hi = 1.0
+        while growth hi < 0.0 do hi <- 2.0 * hi
+        for _ in 1..200 do
+            let mid = 0.5 * (lo + hi)
+            if growth mid < 0.0 then lo <- mid else hi <- mid
+        { Value = 0.5 * (lo + hi)
+          Convention = sprintf "eta_c for loss-term ridge lambda = %g (per-step decay eta*lambda/d), unit-variance inputs, batch B = %d: 2B(1+lambda)" p.Ridge p.Batch }
+
+    /// The other convention: online SGD on inputs of variance c_x (or gradient descent on a quadratic of
+    /// curvature c_x) is stable iff eta < 2/c_x. With c_x = 1 + lambda this is the 2/(1+lambda) quoted by some
+    /// documentation, which is NOT the threshold of the ridge model above.
+    [<CompiledName("CriticalLearningRateInputVariance")>]
+    let criticalLearningRateInputVariance (inputVariance: float) =
+        Check.positive "inputVariance" inputVariance
+        { Value = 2.0 / inputVariance
+          Convention = sprintf "eta_c = 2/c_x for inputs of variance c_x = %g and no ridge (curvature convention)" inputVariance }
