@@ -85,9 +85,7 @@ module OnlineLinear =
             let q = -(a[1, 0] * m + b[1]) / a[1, 1]
             Some { M = m; Q = q; Eg = generalisationError p m q }
 
-    /// (e^x - 1)/x, continuous at 0.
-    let private expm1OverX (x: float) =
-        if x = 0.0 then 1.0 else MathNet.Numerics.SpecialFunctions.Expm1 x / x
+    let private expm1OverX = Special.expm1OverX
 
     /// Exact solution of the affine ODE. A is lower triangular with eigenvalues a1 = -eta(1+lambda) (m) and
     /// a2 = -2 eta(1+lambda) + eta^2/B (q); the m-mode drives q through A21, giving

@@ -81,7 +81,7 @@ module Ode =
             Check.positive "RelTol" d.RelTol
             Check.nonNegative "AbsTol" d.AbsTol
             Check.nonNegative "InitialStep" d.InitialStep
-            Check.positive "MaxStep" d.MaxStep
+            Check.that "MaxStep" (d.MaxStep > 0.0) (sprintf "MaxStep must be > 0 (infinity for none), got %g." d.MaxStep)
         | RungeKutta4 dt
         | Euler dt -> Check.positive "dt" dt
 
