@@ -1,0 +1,97 @@
+/// The output document shared by every command: parameters, time grid, named series, metadata; as JSON or CSV.
+module StatPhysFs.Cli.Output
+
+open System
+open System.IO
+open System.Text
+open System.Text.Json
+open System.Globalization
+
+/// A JSON value for parameters and metadata.
+type Value =
+    | Num of float
+    | Int of int
+    | Str of string
+    | Bool of bool
+    | Null
+    | Arr of Value list
+    | Obj of (string * Value) list
+
+type Document =
+    { Parameters: (string * Value) list
+      T: float[]
+      /// Ordered series; NaN entries are written as null (e.g. after a divergence).
+      Series: (string * float[]) list
+      Meta: (string * Value) list }
+
+let rec private writeValue (w: Utf8JsonWriter) (v: Value) =
+    match v with
+    | Num x when Double.IsFinite x -> w.WriteNumberValue x
+    | Num _ -> w.WriteNullValue()
+    | Int i -> w.WriteNumberValue i
+    | Str s -> w.WriteStringValue s
+    | Bool b -> w.WriteBooleanValue b
+    | Null -> w.WriteNullValue()
+    | Arr xs ->
+        w.WriteStartArray()
+        xs |> List.iter (writeValue w)
+        w.WriteEndArray()
+    | Obj kvs ->
+        w.WriteStartObject()
+        for k, x in kvs do
+            w.WritePropertyName k
+            writeValue w x
+        w.WriteEndObject()
+
+let private writeArray (w: Utf8JsonWriter) (xs: float[]) =
+    w.WriteStartArray()
+    for x in xs do
+        if Double.IsFinite x then w.WriteNumberValue x else w.WriteNullValue()
+    w.WriteEndArray()
+
+let toJson (d: Document) =
+    use ms = new MemoryStream()
+    (
+        use w = new Utf8JsonWriter(ms, JsonWriterOptions(Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
+        w.WriteStartObject()
+        w.WritePropertyName "parameters"
+        writeValue w (Obj d.Parameters)
+        w.WritePropertyName "t"
+        writeArray w d.T
+        w.WritePropertyName "series"
+        w.WriteStartObject()
+        for name, xs in d.Series do
+            w.WritePropertyName name
+            writeArray w xs
+        w.WriteEndObject()
+        w.WritePropertyName "meta"
+        writeValue w (Obj d.Meta)
+        w.WriteEndObject()
+    )
+    Encoding.UTF8.GetString(ms.ToArray())
+
+/// One row per time; parameters and metadata go in leading '#' comment lines.
+let toCsv (d: Document) =
+    let sb = StringBuilder()
+    let num (x: float) = if Double.IsFinite x then x.ToString("R", CultureInfo.InvariantCulture) else ""
+    let flat kvs = kvs |> List.map (fun (k, v) -> sprintf "%s=%s" k (match v with Num x -> num x | Int i -> string i | Str s -> s | Bool b -> string b | _ -> "...")) |> String.concat " "
+    sb.AppendLine("# parameters: " + flat d.Parameters) |> ignore
+    sb.AppendLine("t," + (d.Series |> List.map fst |> String.concat ",")) |> ignore
+    for i in 0 .. d.T.Length - 1 do
+        sb.Append(num d.T[i]) |> ignore
+        for _, xs in d.Series do
+            sb.Append(',').Append(num xs[i]) |> ignore
+        sb.AppendLine() |> ignore
+    sb.ToString()
+
+/// Write by extension (.json or .csv); None prints JSON to standard output.
+let write (path: string option) (d: Document) =
+    match path with
+    | None -> Console.Out.Write(toJson d + "\n")
+    | Some p ->
+        let dir = Path.GetDirectoryName(Path.GetFullPath p)
+        Directory.CreateDirectory dir |> ignore
+        match Path.GetExtension(p).ToLowerInvariant() with
+        | ".json" -> File.WriteAllText(p, toJson d)
+        | ".csv" -> File.WriteAllText(p, toCsv d)
+        | ext -> raise (Args.UsageError(sprintf "--out must end in .json or .csv, got '%s'" ext))
