@@ -1,0 +1,129 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.FSharp.Core;
+using StatPhysFs.Models;
+using StatPhysFs.Simulation;
+using FsLinear = StatPhysFs.Models.OnlineLinear;
+using FsOde = StatPhysFs.Ode.Ode;
+
+namespace StatPhysFs.CSharp;
+
+/// <summary>Spacing of an output time grid.</summary>
+public enum GridSpacing
+{
+    /// <summary>Equally spaced.</summary>
+    Linear,
+    /// <summary>Zero, then log-spaced from tEnd/1000 to tEnd.</summary>
+    Log,
+}
+
+/// <summary>Time grids.</summary>
+public static class TimeGrid
+{
+    /// <summary><paramref name="points"/> times from 0 to <paramref name="tEnd"/>.</summary>
+    public static double[] Create(double tEnd, int points, GridSpacing spacing = GridSpacing.Linear) =>
+        spacing == GridSpacing.Log ? StatPhysFs.Grid.Log(0.0, tEnd, points) : StatPhysFs.Grid.Linear(0.0, tEnd, points);
+}
+
+/// <summary>Order parameters of linear regression at one time: teacher overlap m, self-overlap q and the
+/// generalisation error eg = (rho - 2m + q)/2 (label noise excluded).</summary>
+public readonly record struct LinearState(double M, double Q, double Eg);
+
+/// <summary>A stability threshold and the convention it refers to.</summary>
+public sealed record Threshold(double Value, string Convention);
+
+/// <summary>A learning curve from the ODE.</summary>
+public sealed record LinearCurve(IReadOnlyList<double> Times, IReadOnlyList<double> M, IReadOnlyList<double> Q,
+    IReadOnlyList<double> Eg, OdeStatus Status, double? DivergenceTime);
+
+/// <summary>A learning curve from finite-d simulation: means and standard errors over seeds
+/// (NaN from the first time any run diverged).</summary>
+public sealed record LinearSimulation(IReadOnlyList<double> Times,
+    IReadOnlyList<double> M, IReadOnlyList<double> MStdErr, IReadOnlyList<double> Q, IReadOnlyList<double> QStdErr,
+    IReadOnlyList<double> Eg, IReadOnlyList<double> EgStdErr, IReadOnlyList<(int Run, double Time)> Divergences);
+
+/// <summary>Online SGD on linear regression in the proportional limit (time t = steps/d): teacher
+/// y = w*.x/sqrt d + noise, fresh Gaussian inputs, mini-batch B, loss-term ridge lambda.
+/// Set the parameters with an object initialiser; every method validates them and throws
+/// <see cref="ArgumentOutOfRangeException"/> naming the parameter and its valid range.</summary>
+public sealed class OnlineLinearRegression
+{
+    /// <summary>Teacher norm rho = |w*|^2/d (&gt; 0).</summary>
+    public double Rho { get; init; } = 1.0;
+    /// <summary>Label-noise variance sigma^2 (&gt;= 0).</summary>
+    public double NoiseVariance { get; init; } = 0.1;
+    /// <summary>Learning rate eta (&gt; 0).</summary>
+    public double LearningRate { get; init; } = 0.5;
+    /// <summary>Ridge lambda of the loss term (lambda/2)|w|^2/d (&gt;= 0).</summary>
+    public double Ridge { get; init; }
+    /// <summary>Mini-batch size B (&gt;= 1).</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>Initial teacher overlap m(0).</summary>
+    public double M0 { get; init; }
+    /// <summary>Initial self-overlap q(0) (&gt;= m0^2/rho).</summary>
+    public double Q0 { get; init; } = 0.1;
+
+    internal OnlineLinearParams ToParams() => new(Rho, NoiseVariance, LearningRate, Ridge, BatchSize, M0, Q0);
+
+    private static LinearState Of(StatPhysFs.Models.LinearState s) => new(s.M, s.Q, s.Eg);
+
+    /// <summary>The exact solution at time t.</summary>
+    public LinearState ClosedForm(double t) => Of(FsLinear.ClosedForm(ToParams(), t));
+
+    /// <summary>The steady state, or null at or above the critical learning rate.</summary>
+    public LinearState? SteadyState()
+    {
+        var s = FsLinear.SteadyState(ToParams());
+        return FSharpOption<StatPhysFs.Models.LinearState>.get_IsSome(s) ? Of(s.Value) : null;
+    }
+
+    /// <summary>The critical learning rate of this model, computed from its coefficient matrix:
+    /// 2B(1+lambda) in the loss-term ridge convention.</summary>
+    public Threshold CriticalLearningRate
+    {
+        get { var t = FsLinear.CriticalLearningRate(ToParams()); return new(t.Value, t.Convention); }
+    }
+
+    /// <summary>The other convention, 2/c_x for inputs of variance c_x: not this model's threshold.</summary>
+    public static Threshold CriticalLearningRateInputVariance(double inputVariance)
+    {
+        var t = FsLinear.CriticalLearningRateInputVariance(inputVariance);
+        return new(t.Value, t.Convention);
+    }
+
+    /// <summary>Integrate the order-parameter ODE on a time grid.</summary>
+    public LinearCurve Integrate(double tEnd, int points, GridSpacing spacing = GridSpacing.Linear, OdeSettings? settings = null,
+        CancellationToken cancellationToken = default)
+    {
+        var p = ToParams();
+        var grid = TimeGrid.Create(tEnd, points, spacing);
+        settings = (settings ?? new OdeSettings { RelativeTolerance = 1e-10, AbsoluteTolerance = 1e-12 });
+        settings = new OdeSettings
+        {
+            Method = settings.Method, RelativeTolerance = settings.RelativeTolerance, AbsoluteTolerance = settings.AbsoluteTolerance,
+            Step = settings.Step, SaveAt = grid, DivergenceBound = settings.DivergenceBound, MaxSteps = settings.MaxSteps, Events = settings.Events,
+        };
+        var r = new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, null, cancellationToken), OdeSolver.ToAlgorithm(settings), FsLinear.Problem(p, tEnd)));
+        double At(int k, int i) => k < r.Times.Count && r.Times[k] == grid[k] ? r.States[k][i] : double.NaN;
+        var m = grid.Select((_, k) => At(k, 0)).ToArray();
+        var q = grid.Select((_, k) => At(k, 1)).ToArray();
+        var eg = m.Zip(q, (mm, qq) => FsLinear.GeneralisationError(p, mm, qq)).ToArray();
+        return new LinearCurve(grid, m, q, eg, r.Status, r.Status == OdeStatus.Diverged ? r.StatusTime : null);
+    }
+
+    /// <summary>Simulate online SGD at dimension d, averaged over seeds (in parallel; the numbers do not depend on
+    /// the thread count). Progress is the fraction of SGD steps done; cancellation throws
+    /// <see cref="OperationCanceledException"/>.</summary>
+    public LinearSimulation Simulate(double[] times, int dimension, int seeds, int seed = 1, double divergenceBound = 1e8,
+        IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(times);
+        var o = new SimulationOptions(dimension, seeds, seed, divergenceBound, Environment.ProcessorCount);
+        var report = FuncConvert.FromAction<double>(f => progress?.Report(f));
+        var r = OnlineLinearSim.Run(o, report, cancellationToken, ToParams(), times);
+        return new LinearSimulation(r.T, r.M.Mean, r.M.StdErr, r.Q.Mean, r.Q.StdErr, r.Eg.Mean, r.Eg.StdErr,
+            r.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
+    }
+}
