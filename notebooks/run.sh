@@ -20,7 +20,7 @@ lib="$here/../src/StatPhysFs.Cli/bin/$config/net10.0"
 passed=0; failed=0
 for nb in "${books[@]}"; do
   name=$(basename "$nb" .ipynb)
-  script="$here/.$name.run.fsx"
+  script="$(cd "$(dirname "$nb")" && pwd)/.$name.run.fsx"
   bad=$(jq -r '[.cells[] | select(.cell_type=="code") | (.metadata.polyglot_notebook.kernelName // "fsharp")
                | select(. != "fsharp")] | length' "$nb")
   if [[ $bad != 0 ]]; then
