@@ -1,0 +1,148 @@
+namespace StatPhysFs.Simulation
+
+open System
+open System.Threading
+open System.Threading.Tasks
+open StatPhysFs
+open StatPhysFs.Gaussian
+open StatPhysFs.Models
+
+type CommitteeSimResult =
+    { T: float[]
+      /// Generalisation error measured from the exact overlaps of each run (not estimated from samples).
+      Eg: SeriesEstimate
+      EgPerRun: float[][]
+      /// Overlaps averaged over runs: Q[i,j], R[i,n], v[i] along T.
+      Q: SeriesEstimate[,]
+      R: SeriesEstimate[,]
+      V: SeriesEstimate[]
+      Divergences: (int * float) list }
+
+/// Finite-d online SGD for the two-layer teacher-student network with the conventions of `Committee`:
+///   w_k <- w_k - (eta/sqrt d) v_k g'(lambda_k) Delta x - (kappa/d) w_k,  v_k <- v_k - (etaV/d) g(lambda_k) Delta - (kappa/d) v_k
+/// (mini-batch: gradients averaged over B fresh samples), t = steps/d. The student starts with the exact overlaps
+/// Q(0), R(0) of the given initial state and the teacher with exactly T.
+[<RequireQualifiedAccess>]
+module OnlineCommitteeSim =
+    /// Vectors with exactly the Gram matrix [[T, R^T], [R, Q]] (teacher first), scaled by d: Gaussian directions
+    /// orthonormalised, then combined by the PSD factor of the Gram matrix.
+    let initialWeights (p: CommitteeParams) (s0: CommitteeState) (d: int) (rng: Rng) =
+        let n = p.K + p.M
+        Check.that "dim" (d >= n) (sprintf "dim must be >= K + M = %d." n)
+        let basis = Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal()))
+        // Gram-Schmidt to |e|^2 = d, mutually orthogonal.
+        for i in 0 .. n - 1 do
+            for j in 0 .. i - 1 do
+                let c = Blas.dotArr basis[i] basis[j] / float d
+                Blas.axpby (-c) (ReadOnlySpan basis[j]) 1.0 (Span basis[i])
+            let s = sqrt (float d / Blas.dotArr basis[i] basis[i])
+            for x in 0 .. d - 1 do basis[i][x] <- basis[i][x] * s
+        let c = Committee.fieldCovariance p s0
+        // Order teacher first so that T's factor does not depend on the student's.
+        let perm = Array.init n (fun i -> if i < p.M then p.K + i else i - p.M)
+        let g = Array2D.init n n (fun i j -> c[perm[i], perm[j]])
+        let l = Linalg.psdFactor "initial covariance [[Q, R], [R^T, T]]" g
+        let vecs = Array.init n (fun i ->
+            let v = Array.zeroCreate d
+            for j in 0 .. n - 1 do
+                if l[i, j] <> 0.0 then Blas.axpby l[i, j] (ReadOnlySpan basis[j]) 1.0 (Span v)
+            v)
+        let teacher = Array.init p.M (fun m -> vecs[m])
+        let student = Array.init p.K (fun k -> vecs[p.M + k])
+        teacher, student
+
+    let private runOne (p: CommitteeParams) (s0: CommitteeState) (o: SimulationOptions) (times: float[]) (run: int) (ct: CancellationToken) (tick: int64 -> unit) =
+        let d = o.Dim
+        let rng = Rng(o.Seed, run)
+        let teacher, w = initialWeights p s0 d rng
+        let v = Array.copy s0.V
+        let x = Array.zeroCreate d
+        let sd = sqrt (float d)
+        let sigma = sqrt p.NoiseVar
+        let g = p.Activation
+        let lam = Array.zeroCreate p.K
+        let nu = Array.zeroCreate p.M
+        let gradW = Array.init p.K (fun _ -> Array.zeroCreate d)
+        let gradV = Array.zeroCreate p.K
+        let coef = Array.zeroCreate p.K
+        let decay = 1.0 - p.WeightDecay / float d
+        let eta = p.Lr / (1.0 - p.Momentum)
+        let nt = times.Length
+        let states = Array.zeroCreate nt
+        let mutable diverged = None
+        let mutable step = 0L
+        let mutable k = 0
+        let measure () =
+            { Q = Array2D.init p.K p.K (fun i j -> Blas.dotArr w[i] w[j] / float d)
+              R = Array2D.init p.K p.M (fun i n -> Blas.dotArr w[i] teacher[n] / float d)
+              V = Array.copy v }
+        while k < nt && diverged.IsNone do
+            let target = int64 (Math.Round(times[k] * float d))
+            let chunk = target - step
+            while step < target && diverged.IsNone do
+                if p.Batch > 1 then
+                    for i in 0 .. p.K - 1 do Array.Clear gradW[i]
+                    Array.Clear gradV
+                for _ in 1 .. p.Batch do
+                    rng.FillNormal(Span x)
+                    let mutable y = sigma * rng.NextNormal()
+                    for m in 0 .. p.M - 1 do
+                        nu[m] <- Blas.dotArr teacher[m] x / sd
+                        y <- y + p.VTeacher[m] * Activation.value g nu[m]
+                    let mutable yhat = 0.0
+                    for i in 0 .. p.K - 1 do
+                        lam[i] <- Blas.dotArr w[i] x / sd
+                        yhat <- yhat + v[i] * Activation.value g lam[i]
+                    let delta = yhat - y
+                    for i in 0 .. p.K - 1 do
+                        coef[i] <- v[i] * Activation.derivative g lam[i] * delta
+                        if p.Batch = 1 then
+                            Blas.axpby (-eta / sd * coef[i]) (ReadOnlySpan x) decay (Span w[i])
+                        else
+                            Blas.axpby coef[i] (ReadOnlySpan x) 1.0 (Span gradW[i])
+                        gradV[i] <- (if p.Batch = 1 then 0.0 else gradV[i]) + Activation.value g lam[i] * delta
+                    if p.Batch = 1 then
+                        match p.LrSecond with
+                        | Some etaV -> for i in 0 .. p.K - 1 do v[i] <- v[i] * decay - etaV / float d * gradV[i]
+                        | None -> ()
+                if p.Batch > 1 then
+                    let b = float p.Batch
+                    for i in 0 .. p.K - 1 do
+                        Blas.axpby (-eta / (sd * b)) (ReadOnlySpan gradW[i]) decay (Span w[i])
+                    match p.LrSecond with
+                    | Some etaV -> for i in 0 .. p.K - 1 do v[i] <- v[i] * decay - etaV / (float d * b) * gradV[i]
+                    | None -> ()
+                step <- step + 1L
+                if step % int64 d = 0L then
+                    ct.ThrowIfCancellationRequested()
+                    let q0 = Blas.dotArr w[0] w[0] / float d
+                    if not (q0 <= o.DivergenceBound) then diverged <- Some(float step / float d)
+            tick chunk
+            if diverged.IsNone then states[k] <- Some(measure ())
+            k <- k + 1
+        states, diverged
+
+    /// Runs `Seeds` independent simulations in parallel; overlaps are measured exactly at the requested times.
+    [<CompiledName("Run")>]
+    let run (o: SimulationOptions) (progress: float -> unit) (ct: CancellationToken) (p: CommitteeParams) (s0: CommitteeState) (times: float[]) =
+        Committee.validate p
+        SimulationOptions.validate o
+        let total = float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
+        let mutable done' = 0L
+        let gate = obj ()
+        let tick (n: int64) =
+            let f = float (Interlocked.Add(&done', n)) / total
+            lock gate (fun () -> progress (min 1.0 f))
+        let results = Array.zeroCreate o.Seeds
+        let po = ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
+        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne p s0 o times r ct tick) |> ignore
+        let series (f: CommitteeState -> float) =
+            results |> Array.map (fun (st: CommitteeState option[], _) -> st |> Array.map (function Some s -> f s | None -> nan))
+        let egRuns = series (Committee.generalisationError p)
+        { T = Array.copy times
+          Eg = SeriesEstimate.ofRuns egRuns
+          EgPerRun = egRuns
+          Q = Array2D.init p.K p.K (fun i j -> SeriesEstimate.ofRuns (series (fun s -> s.Q[i, j])))
+          R = Array2D.init p.K p.M (fun i n -> SeriesEstimate.ofRuns (series (fun s -> s.R[i, n])))
+          V = Array.init p.K (fun i -> SeriesEstimate.ofRuns (series (fun s -> s.V[i])))
+          Divergences = results |> Array.mapi (fun r (_, dv) -> dv |> Option.map (fun t -> r, t)) |> Array.choose id |> List.ofArray }

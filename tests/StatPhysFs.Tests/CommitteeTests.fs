@@ -1,0 +1,223 @@
+module StatPhysFs.Tests.CommitteeTests
+
+open System
+open System.Threading
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open StatPhysFs
+open StatPhysFs.Ode
+open StatPhysFs.Gaussian
+open StatPhysFs.Models
+open StatPhysFs.Simulation
+open StatPhysFs.Tests.Prop
+
+/// The explicit K = M = 1 erf system of spec section 3.4 (v = vT = 1, kappa = 0), written out independently.
+let private explicitK1 eta sigma2 (q: float) (r: float) (t: float) =
+    let a = (1.0 + q) * (1.0 + t) - r * r
+    let b = (1.0 + 2.0 * q) * (1.0 + t) - 2.0 * r * r
+    let dr = 2.0 * eta / Math.PI * ((t * (1.0 + q) - r * r) / ((1.0 + q) * sqrt a) - r / ((1.0 + q) * sqrt (1.0 + 2.0 * q)))
+    let dq =
+        4.0 * eta / Math.PI * (r / ((1.0 + q) * sqrt a) - q / ((1.0 + q) * sqrt (1.0 + 2.0 * q)))
+        + 4.0 * eta * eta / (Math.PI * Math.PI * sqrt (1.0 + 2.0 * q))
+          * (asin (((1.0 + 2.0 * q) * t - 2.0 * r * r) / b) - 2.0 * asin (r / sqrt ((1.0 + 3.0 * q) * b)) + asin (q / (1.0 + 3.0 * q)))
+        + 2.0 * eta * eta * sigma2 / Math.PI / sqrt (1.0 + 2.0 * q)
+    dq, dr
+
+/// A random valid committee state: the field covariance [[Q, R], [R^T, T]] is a random PSD Gram matrix.
+let private randomState (k: int) (m: int) (seed: int) =
+    let c = randomCov (k + m) seed
+    let rng = Rng(seed, 3)
+    { Q = Array2D.init k k (fun i j -> c[i, j])
+      R = Array2D.init k m (fun i n -> c[i, k + n])
+      V = Array.init k (fun _ -> 0.5 + rng.NextDouble()) },
+    Array2D.init m m (fun a b -> c[k + a, k + b])
+
+let private rhsAt (p: CommitteeParams) (s: CommitteeState) =
+    let y = Committee.pack p s
+    let dy = Array.zeroCreate y.Length
+    Committee.rhs p s.V 0.0 y dy
+    dy
+
+let private shapes = Arb.fromGen (Gen.zip3 (Gen.choose (1, 3)) (Gen.choose (1, 3)) seeds)
+
+[<Tests>]
+let reductions =
+    testList "committee ODE: reductions" [
+        testProp "K = M = 1 erf equals the explicit two-variable system (roundoff)" 100 <|
+            Prop.forAll (Arb.fromGen seeds) (fun s ->
+                let rng = Rng(s, 1)
+                let t = 0.3 + 2.0 * rng.NextDouble()
+                let q = 0.05 + 2.0 * rng.NextDouble()
+                let r = (2.0 * rng.NextDouble() - 1.0) * sqrt (q * t) * 0.99
+                let eta, s2 = 3.0 * rng.NextDouble(), rng.NextDouble()
+                let p = { Committee.create 1 1 with Lr = eta; NoiseVar = s2; T = array2D [ [ t ] ] }
+                let dy = rhsAt p { Q = array2D [ [ q ] ]; R = array2D [ [ r ] ]; V = [| 1.0 |] }
+                let dq, dr = explicitK1 eta s2 q r t
+                close 1e-12 dy[0] dq && close 1e-12 dy[1] dr)
+
+        // Linear activation, K = M = 1, v = vT = 1: the linear-regression ODE with kappa = eta * lambda.
+        testProp "linear activation reduces to the online linear-regression ODE" 100 <|
+            Prop.forAll (Arb.fromGen seeds) (fun s ->
+                let rng = Rng(s, 2)
+                let rho, noise, lr = 0.3 + rng.NextDouble(), rng.NextDouble(), 2.0 * rng.NextDouble() + 0.01
+                let ridge, batch, q0 = 0.5 * rng.NextDouble(), 1 + int (3.0 * rng.NextDouble()), 0.1 + rng.NextDouble()
+                let m0 = 0.9 * (2.0 * rng.NextDouble() - 1.0) * sqrt (rho * q0)
+                let lp = { Rho = rho; NoiseVar = noise; Lr = lr; Ridge = ridge; Batch = batch; M0 = m0; Q0 = q0 }
+                let p = { Committee.create 1 1 with Activation = Linear; Lr = lp.Lr; NoiseVar = lp.NoiseVar; WeightDecay = lp.Lr * lp.Ridge; Batch = lp.Batch; T = array2D [ [ lp.Rho ] ] }
+                let dy = rhsAt p { Q = array2D [ [ lp.Q0 ] ]; R = array2D [ [ lp.M0 ] ]; V = [| 1.0 |] }
+                let dl = Array.zeroCreate 2
+                OnlineLinear.rhs lp 0.0 [| lp.M0; lp.Q0 |] dl
+                close 1e-12 dy[0] dl[1] && close 1e-12 dy[1] dl[0])
+
+        // Independent oracle: gradient flow on the population risk, differentiated numerically through eg(Q, R).
+        testProp "B -> infinity leaves exactly gradient flow on the population risk" 40 <|
+            Prop.forAll shapes (fun (k, m, seed) ->
+                let s, t = randomState k m seed
+                let p = { Committee.create k m with Lr = 0.8; NoiseVar = 0.3; Batch = 1_000_000_000; T = t; VTeacher = Array.init m (fun i -> 0.7 + 0.2 * float i) }
+                let dy = rhsAt p s
+                // dw_k/dt = -eta d grad_{w_k} eg, so dR_kn = -eta (sum_l G_kl R_ln + sum_m H_km T_mn), dQ likewise.
+                let y = Committee.pack p s
+                let eg (y: float[]) = Committee.generalisationError p (Committee.unpack p s.V y)
+                let dEg = Array.init y.Length (fun c ->
+                    let h = 1e-6
+                    let yp, ym = Array.copy y, Array.copy y
+                    yp[c] <- y[c] + h
+                    ym[c] <- y[c] - h
+                    (eg yp - eg ym) / (2.0 * h))
+                let g = Array2D.zeroCreate k k
+                let mutable o = 0
+                for i in 0 .. k - 1 do
+                    for j in i .. k - 1 do
+                        // Symmetric storage: d eg / d Q_ij(stored) = dEg/dQ_ij + dEg/dQ_ji; G is the full-matrix gradient times 2 on the diagonal.
+                        if i = j then g[i, i] <- 2.0 * dEg[o] else (g[i, j] <- dEg[o]; g[j, i] <- dEg[o])
+                        o <- o + 1
+                let h = Array2D.init k m (fun i n -> dEg[o + i * m + n])
+                let gradQ i l = Seq.sum (seq { for j in 0 .. k - 1 -> g[i, j] * s.Q[j, l] }) + Seq.sum (seq { for n in 0 .. m - 1 -> h[i, n] * s.R[l, n] })
+                let expected =
+                    [| for i in 0 .. k - 1 do
+                           for l in i .. k - 1 -> -p.Lr * (gradQ i l + gradQ l i)
+                       for i in 0 .. k - 1 do
+                           for n in 0 .. m - 1 ->
+                               -p.Lr * (Seq.sum (seq { for l in 0 .. k - 1 -> g[i, l] * s.R[l, n] }) + Seq.sum (seq { for mm in 0 .. m - 1 -> h[i, mm] * t[mm, n] })) |]
+                Array.forall2 (close 1e-6) dy expected)
+
+        testProp "the eta^2 terms are exactly what B divides" 40 <|
+            Prop.forAll shapes (fun (k, m, seed) ->
+                let s, t = randomState k m seed
+                let p = { Committee.create k m with Lr = 0.9; NoiseVar = 0.2; T = t }
+                let at b = rhsAt { p with Batch = b } s
+                let d1, d2, d4 = at 1, at 2, at 4
+                // RHS(B) = drift + N/B: so RHS(4) - RHS(2) = -N/4 = -(RHS(1) - RHS(2))/2, with N the eta^2 bracket.
+                Array.forall2 (close 1e-10) (Array.map2 (-) d4 d2) (Array.map2 (fun a b -> -(a - b) / 2.0) d1 d2))
+    ]
+
+[<Tests>]
+let dynamics =
+    testList "committee ODE: dynamics and analyses" [
+        testProp "the field covariance stays positive semi-definite along trajectories" 12 <|
+            Prop.forAll (Arb.fromGen seeds) (fun seed ->
+                let s, t = randomState 3 2 seed
+                let p = { Committee.create 3 2 with Lr = 0.6; NoiseVar = 0.05; T = t; LrSecond = Some 0.3 }
+                let sol = Ode.solve { Ode.defaultOptions with SaveAt = Grid.linear 0.0 20.0 21 } (Ode.dopri5 1e-7 1e-9) (Committee.problem p s 20.0)
+                sol.Status = Completed
+                && sol.Y |> Array.forall (fun y ->
+                    let st = Committee.unpack p s.V y
+                    let c = Committee.fieldCovariance p st
+                    let ev = (Linalg.ofArray2D c).Evd().EigenValues |> Seq.map (fun z -> z.Real) |> Seq.min
+                    ev > -1e-8))
+
+        testCase "permuting student units permutes the solution" <| fun () ->
+            let s, t = randomState 3 2 5
+            let p = { Committee.create 3 2 with T = t; LrSecond = Some 0.5; NoiseVar = 0.1 }
+            let perm = [| 2; 0; 1 |]
+            let sp = { Q = Array2D.init 3 3 (fun i j -> s.Q[perm[i], perm[j]]); R = Array2D.init 3 2 (fun i n -> s.R[perm[i], n]); V = Array.init 3 (fun i -> s.V[perm[i]]) }
+            let solve s0 = Ode.solve Ode.defaultOptions (Ode.dopri5 1e-10 1e-12) (Committee.problem p s0 10.0)
+            let a, b = solve s, solve sp
+            let ea = Committee.unpack p s.V (a.Evaluate 10.0)
+            let eb = Committee.unpack p sp.V (b.Evaluate 10.0)
+            for i in 0..2 do
+                expectClose 1e-7 eb.V[i] ea.V[perm[i]] "v"
+                for j in 0..2 do expectClose 1e-7 eb.Q[i, j] ea.Q[perm[i], perm[j]] "Q"
+                for n in 0..1 do expectClose 1e-7 eb.R[i, n] ea.R[perm[i], n] "R"
+
+        testCase "the symmetric (unspecialised) subspace is invariant" <| fun () ->
+            let p = Committee.create 3 3
+            let s0 = { Q = Array2D.init 3 3 (fun i j -> if i = j then 0.3 else 0.05); R = Array2D.init 3 3 (fun i j -> if i = j then 0.02 else 0.01); V = Array.create 3 1.0 }
+            let sol = Ode.solve { Ode.defaultOptions with SaveAt = [| 0.0; 50.0; 200.0 |] } (Ode.dopri5 1e-10 1e-12) (Committee.problem p s0 200.0)
+            for y in sol.Y do
+                let s = Committee.unpack p s0.V y
+                for i in 0..2 do
+                    for j in 0..2 do
+                        let expectQ = if i = j then s.Q[0, 0] else s.Q[0, 1]
+                        let expectR = if i = j then s.R[0, 0] else s.R[0, 1]
+                        expectClose 1e-9 s.Q[i, j] expectQ "Q stays symmetric"
+                        expectClose 1e-9 s.R[i, j] expectR "R stays symmetric"
+
+        // Spec 3.5: Q = C = 1/(2K-1), R = S = 1/sqrt(K(2K-1)), eg* = (K/pi)(pi/6 - K asin(1/(2K))) as eta -> 0,
+        // with an O(eta) shift: halving eta must halve the deviation.
+        testCase "plateau fixed point tends to its closed form as eta -> 0" <| fun () ->
+            for k in [ 2; 3 ] do
+                let q0 = 1.0 / float (2 * k - 1)
+                let r0 = 1.0 / sqrt (float (k * (2 * k - 1)))
+                let egStar = float k / Math.PI * (Math.PI / 6.0 - float k * asin (1.0 / float (2 * k)))
+                let dev eta =
+                    let p = { Committee.create k k with Lr = eta }
+                    let s0 = { Q = Array2D.create k k q0; R = Array2D.create k k r0; V = Array.create k 1.0 }
+                    match Analysis.fixedPoint 1e-13 (Committee.rhs p s0.V) (Committee.pack p s0) with
+                    | Some y ->
+                        let s = Committee.unpack p s0.V y
+                        abs (s.Q[0, 0] - q0) + abs (s.Q[0, 1] - q0) + abs (s.R[0, 0] - r0) + abs (s.R[0, 1] - r0), Committee.generalisationError p s - egStar
+                    | None -> failtestf "no plateau fixed point at K=%d eta=%g" k eta
+                let d1, e1 = dev 0.02
+                let d2, e2 = dev 0.01
+                Expect.isLessThan d1 (0.1 * 0.02 * 10.0) (sprintf "K=%d: deviation at eta=0.02 is O(eta)" k)
+                Expect.floatClose { absolute = 0.0; relative = 0.1 } (d1 / d2) 2.0 (sprintf "K=%d: deviation linear in eta" k)
+                Expect.floatClose { absolute = 0.0; relative = 0.1 } (e1 / e2) 2.0 (sprintf "K=%d: eg shift linear in eta" k)
+
+        testCase "eta_max(K = 1) = pi sqrt(5/3) and the small-eta spectrum, from the Jacobian" <| fun () ->
+            let growth eta = Analysis.growthRate (Committee.rhs { Committee.create 1 1 with Lr = eta } [| 1.0 |]) [| 1.0; 1.0 |]
+            // Finite-difference Jacobian: ~1e-9 relative in the threshold.
+            expectClose 1e-8 (Analysis.threshold growth 1.0 6.0) (Math.PI * sqrt (5.0 / 3.0)) "eta_max"
+            let eta = 1e-5
+            let sp = Analysis.spectrum (Committee.rhs { Committee.create 1 1 with Lr = eta } [| 1.0 |]) [| 1.0; 1.0 |] |> Array.map (fun z -> z.Real / eta)
+            expectClose 1e-4 sp[0] (-2.0 / (3.0 * sqrt 3.0 * Math.PI)) "slow eigenvalue of J/eta"
+            expectClose 1e-4 sp[1] (-4.0 / (Math.PI * sqrt 3.0)) "fast eigenvalue of J/eta"
+    ]
+
+[<Tests>]
+let simulation =
+    testList "committee: simulation twin" [
+        // Spec 6.8: agreement within finite-d fluctuations, O(d^{-1/2}) per run (about 1e-3 in eg at d = 1000);
+        // 4.5 standard errors plus 5e-4 for the plateau's finite-d bias.
+        testCase "K = M = 2 erf: simulation (d = 1000) against the ODE into the plateau" <| fun () ->
+            let p = Committee.create 2 2
+            let s0 = { Q = array2D [ [ 0.2; 1e-4 ]; [ 1e-4; 0.3 ] ]; R = array2D [ [ 0.1; 0.02 ]; [ 0.03; 0.1 ] ]; V = [| 1.0; 1.0 |] }
+            let times = Grid.linear 0.0 40.0 5
+            let sol = Ode.solve { Ode.defaultOptions with SaveAt = times } (Ode.dopri5 1e-9 1e-11) (Committee.problem p s0 40.0)
+            let sim = OnlineCommitteeSim.run { SimulationOptions.defaults with Dim = 1000; Seeds = 6; Seed = 4 } ignore CancellationToken.None p s0 times
+            expectClose 1e-12 sim.Eg.Mean[0] (Committee.generalisationError p s0) "exact initial overlaps"
+            for j in 1 .. times.Length - 1 do
+                let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
+                if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + 5e-4 then
+                    failtestf "t=%g: simulation %.5f +- %.5f vs ODE %.5f" times[j] sim.Eg.Mean[j] sim.Eg.StdErr[j] theory
+
+        testCase "trained second layer and mini-batch: simulation against the ODE" <| fun () ->
+            let p = { Committee.create 2 1 with Lr = 0.8; LrSecond = Some 0.5; NoiseVar = 0.1; Batch = 2 }
+            let s0 = { Q = array2D [ [ 0.5; 0.1 ]; [ 0.1; 0.4 ] ]; R = array2D [ [ 0.3 ]; [ 0.1 ] ]; V = [| 0.4; 0.6 |] }
+            let times = [| 0.0; 5.0; 15.0 |]
+            let sol = Ode.solve { Ode.defaultOptions with SaveAt = times } (Ode.dopri5 1e-9 1e-11) (Committee.problem p s0 15.0)
+            let sim = OnlineCommitteeSim.run { SimulationOptions.defaults with Dim = 800; Seeds = 6; Seed = 9 } ignore CancellationToken.None p s0 times
+            for j in 1 .. 2 do
+                let st = Committee.unpack p s0.V sol.Y[j]
+                let theory = Committee.generalisationError p st
+                Expect.isLessThan (abs (sim.Eg.Mean[j] - theory)) (4.5 * sim.Eg.StdErr[j] + 1e-3) (sprintf "eg at t=%g" times[j])
+                Expect.isLessThan (abs (sim.V[0].Mean[j] - st.V[0])) (4.5 * sim.V[0].StdErr[j] + 5e-3) (sprintf "v1 at t=%g" times[j])
+
+        testCase "invalid committee input names the parameter" <| fun () ->
+            let ex = Expect.throwsC (fun () -> Committee.validate { Committee.create 2 2 with Momentum = 1.0 }) id
+            Expect.stringContains ex.Message "momentum" "names momentum"
+            let bad = { Q = array2D [ [ 0.1; 0.0 ]; [ 0.0; 0.1 ] ]; R = array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ] ]; V = [| 1.0; 1.0 |] }
+            let ex = Expect.throwsC (fun () -> Committee.problem (Committee.create 2 2) bad 1.0 |> ignore) id
+            Expect.stringContains ex.Message "positive semi-definite" "rejects overlaps no vectors can have"
+    ]
