@@ -10,6 +10,8 @@ open StatPhysFs.Models
 open StatPhysFs.Simulation
 open StatPhysFs.Cli.Output
 
+let private fst3 (a, _, _) = a
+
 let usage = "usage: statphys demo [--out DIR] [--progress]   (default DIR: ./statphys-demo)"
 
 let main (argv: string list) =
@@ -63,6 +65,23 @@ let main (argv: string list) =
             | _ -> ""
         | _ -> ""
     printfn "  lr = %.3g: %s%s" (1.15 * crit.Value) (report unstable) simDiv
+    // Committee machine K = M = 2 (erf): the unspecialised plateau and its escape, theory against simulation.
+    // Finite-d fluctuations seed the asymmetry that ends the plateau, so the simulation escapes earlier than the
+    // d -> infinity ODE started from a 1e-4 asymmetry (plateau length ~ ln(1/s0)/omega_esc, spec section 5.2).
+    let committee =
+        CommitteeCommand.run
+            { (fst3 (CommitteeCommand.parse [ "--K"; "2"; "--M"; "2"; "--lr"; "0.5"; "--t-end"; "300"; "--points"; "31"; "--grid"; "log" ])) with
+                Simulation = Some { SimulationOptions.defaults with Dim = 1000; Seeds = 4; Seed = 2026 }
+                ForceProgress = force }
+    let cname = "online-committee-plateau"
+    Output.write (Some(Path.Combine(dir, cname + ".json"))) committee
+    Output.write (Some(Path.Combine(dir, cname + ".csv"))) committee
+    CommitteeCommand.plot (Path.Combine(dir, cname + ".png")) committee
+    CommitteeCommand.plot (Path.Combine(dir, cname + ".svg")) committee
+    written.AddRange [ Path.Combine(dir, cname + ".json"); Path.Combine(dir, cname + ".png") ]
+    let eg = committee.Series |> List.find (fst >> (=) "eg") |> snd
+    let j = committee.T |> Array.findIndex (fun t -> t >= 30.0)
+    printfn "  committee K = M = 2, lr = 0.5: plateau eg = %.4g (t = %.3g), final eg = %.3g (t = 300)" eg[j] committee.T[j] eg[eg.Length - 1]
     printfn "wrote %d files to %s in %.1f s:" (written.Count * 2) (Path.GetFullPath dir) sw.Elapsed.TotalSeconds
     for f in written do
         printfn "  %s" (Path.GetFullPath f)

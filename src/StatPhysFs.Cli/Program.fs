@@ -9,6 +9,7 @@ let usage =
 commands:
   statphys demo [--out DIR]              the showcase: theory against simulation, data and figures in DIR
   statphys online linear [options]       online SGD on linear regression (statphys online linear --help)
+  statphys online committee [options]    two-layer teacher-student networks, K x M (statphys online committee --help)
   statphys help                          this text"""
 
 let dispatch (argv: string list) =
@@ -18,7 +19,9 @@ let dispatch (argv: string list) =
     | "demo" :: rest -> Demo.main rest
     | "online" :: "linear" :: rest when List.contains "--help" rest -> printfn "%s" OnlineLinearCommand.usage; 0
     | "online" :: "linear" :: rest -> OnlineLinearCommand.main rest
-    | "online" :: _ -> raise (UsageError "statphys online needs a model: linear")
+    | "online" :: "committee" :: rest when List.contains "--help" rest -> printfn "%s" CommitteeCommand.usage; 0
+    | "online" :: "committee" :: rest -> CommitteeCommand.main rest
+    | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
 
 [<EntryPoint>]
