@@ -1,0 +1,116 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.FSharp.Core;
+using StatPhysFs.Models;
+using StatPhysFs.Simulation;
+using FsCommittee = StatPhysFs.Models.Committee;
+using FsAnalysis = StatPhysFs.Models.Analysis;
+using FsOde = StatPhysFs.Ode.Ode;
+
+namespace StatPhysFs.CSharp;
+
+/// <summary>Overlaps of a committee: Q (K x K, student-student), R (K x M, student-teacher), V (K, second layer).</summary>
+public sealed record CommitteeOverlaps(double[,] Q, double[,] R, double[] V)
+{
+    internal CommitteeState ToFs() => new(Q, R, V);
+    internal static CommitteeOverlaps Of(CommitteeState s) => new(s.Q, s.R, s.V);
+}
+
+/// <summary>A committee learning curve from the ODE: the generalisation error and the overlaps at each time.</summary>
+public sealed record CommitteeCurve(IReadOnlyList<double> Times, IReadOnlyList<double> Eg, IReadOnlyList<CommitteeOverlaps?> States,
+    OdeStatus Status, double? DivergenceTime, int Steps, int Evaluations);
+
+/// <summary>Simulated committee learning curve: eg mean and standard error over seeds, and divergences.</summary>
+public sealed record CommitteeSimulation(IReadOnlyList<double> Times, IReadOnlyList<double> Eg, IReadOnlyList<double> EgStdErr,
+    IReadOnlyList<(int Run, double Time)> Divergences);
+
+/// <summary>Online SGD on a two-layer teacher-student network (K student, M teacher units) in the proportional
+/// limit, in the Goldt et al. / nn2pp convention: first-layer step eta/sqrt d, second layer etaV/d, per-step weight
+/// decay kappa/d, time t = steps/d. Set parameters with an object initialiser.</summary>
+public sealed class TeacherStudentCommittee
+{
+    /// <summary>Student hidden units.</summary>
+    public int K { get; init; } = 2;
+    /// <summary>Teacher hidden units.</summary>
+    public int M { get; init; } = 2;
+    /// <summary>Activation of student and teacher.</summary>
+    public Activation Activation { get; init; } = Activation.Erf;
+    /// <summary>First-layer learning rate eta.</summary>
+    public double LearningRate { get; init; } = 0.5;
+    /// <summary>Second-layer learning rate; null keeps the second layer fixed.</summary>
+    public double? SecondLayerLearningRate { get; init; }
+    /// <summary>Label-noise variance.</summary>
+    public double NoiseVariance { get; init; }
+    /// <summary>Per-step weight decay kappa (kappa = eta * lambda for a loss-term ridge lambda).</summary>
+    public double WeightDecay { get; init; }
+    /// <summary>Mini-batch size.</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>Heavy-ball momentum beta in [0, 1) (the ODE uses eta/(1-beta)).</summary>
+    public double Momentum { get; init; }
+    /// <summary>Teacher overlaps T (M x M); null for the identity.</summary>
+    public double[,]? TeacherOverlaps { get; init; }
+    /// <summary>Teacher second layer (M); null for ones.</summary>
+    public double[]? TeacherSecondLayer { get; init; }
+
+    internal CommitteeParams ToParams()
+    {
+        var b = FsCommittee.Create(K, M);
+        return new CommitteeParams(K, M, Activation.Value, LearningRate,
+            SecondLayerLearningRate is double v ? FSharpOption<double>.Some(v) : FSharpOption<double>.None,
+            NoiseVariance, WeightDecay, BatchSize, Momentum, TeacherOverlaps ?? b.T, TeacherSecondLayer ?? b.VTeacher);
+    }
+
+    /// <summary>The generalisation error eg = (1/2) E[(yhat - y_clean)^2] at the given overlaps.</summary>
+    public double GeneralisationError(CommitteeOverlaps state) => FsCommittee.GeneralisationError(ToParams(), state.ToFs());
+
+    /// <summary>Integrate the order-parameter ODE (adaptive Dormand-Prince) on a time grid. An optional schedule
+    /// eta(t) replaces the constant learning rate.</summary>
+    public CommitteeCurve Integrate(CommitteeOverlaps initial, double tEnd, int points, GridSpacing spacing = GridSpacing.Linear,
+        double relativeTolerance = 1e-8, Func<double, double>? schedule = null, IProgress<double>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(initial);
+        var p = ToParams();
+        var grid = TimeGrid.Create(tEnd, points, spacing);
+        var problem = FsCommittee.Problem(p, initial.ToFs(), tEnd);
+        if (schedule is not null)
+        {
+            var sched = FSharpOption<FSharpFunc<double, double>>.Some(FuncConvert.FromFunc(schedule));
+            problem = new StatPhysFs.Ode.OdeProblem(FsCommittee.RhsWithSchedule(p, sched, initial.V), problem.Y0, problem.T0, problem.TEnd, problem.Names);
+        }
+        var settings = new OdeSettings { RelativeTolerance = relativeTolerance, AbsoluteTolerance = relativeTolerance * 1e-2, SaveAt = grid, DivergenceBound = 1e8 };
+        var r = new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, progress, cancellationToken), OdeSolver.ToAlgorithm(settings), problem));
+        var states = grid.Select((t, k) => k < r.Times.Count && r.Times[k] == t ? CommitteeOverlaps.Of(FsCommittee.Unpack(p, initial.V, r.States[k])) : null).ToArray();
+        var eg = states.Select(s => s is null ? double.NaN : FsCommittee.GeneralisationError(p, s.ToFs())).ToArray();
+        return new CommitteeCurve(grid, eg, states, r.Status, r.Status == OdeStatus.Diverged ? r.StatusTime : null, r.Steps, r.Evaluations);
+    }
+
+    /// <summary>Simulate online SGD at dimension d from the exact initial overlaps, averaged over seeds in parallel.</summary>
+    public CommitteeSimulation Simulate(CommitteeOverlaps initial, double[] times, int dimension, int seeds, int seed = 1,
+        IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(initial);
+        ArgumentNullException.ThrowIfNull(times);
+        var o = new SimulationOptions(dimension, seeds, seed, 1e8, Environment.ProcessorCount);
+        var r = OnlineCommitteeSim.Run(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, ToParams(), initial.ToFs(), times);
+        return new CommitteeSimulation(r.T, r.Eg.Mean, r.Eg.StdErr, r.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
+    }
+
+    /// <summary>A fixed point of the ODE near <paramref name="guess"/> (damped Newton), or null if none is found.
+    /// The second layer of the guess is kept when it is not trained.</summary>
+    public CommitteeOverlaps? FixedPoint(CommitteeOverlaps guess, double tolerance = 1e-12)
+    {
+        var p = ToParams();
+        var y = FsAnalysis.FixedPoint(tolerance, FsCommittee.Rhs(p, guess.V), FsCommittee.Pack(p, guess.ToFs()));
+        return FSharpOption<double[]>.get_IsSome(y) ? CommitteeOverlaps.Of(FsCommittee.Unpack(p, guess.V, y.Value)) : null;
+    }
+
+    /// <summary>Largest real part of the Jacobian's eigenvalues at a state: negative means locally stable.</summary>
+    public double GrowthRate(CommitteeOverlaps state)
+    {
+        var p = ToParams();
+        return FsAnalysis.GrowthRate(FsCommittee.Rhs(p, state.V), FsCommittee.Pack(p, state.ToFs()));
+    }
+}

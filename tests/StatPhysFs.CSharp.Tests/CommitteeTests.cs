@@ -1,0 +1,64 @@
+using System;
+using System.Linq;
+using Xunit;
+
+namespace StatPhysFs.CSharp.Tests;
+
+public class CommitteeTests
+{
+    private static CommitteeOverlaps SpecInit() => new(
+        new[,] { { 0.2, 1e-4 }, { 1e-4, 0.3 } }, new[,] { { 1e-4, 2e-4 }, { 3e-4, 1e-4 } }, new[] { 1.0, 1.0 });
+
+    [Fact]
+    public void PlateauThenSpecialisation()
+    {
+        var model = new TeacherStudentCommittee { K = 2, M = 2, LearningRate = 0.5 };
+        var curve = model.Integrate(SpecInit(), tEnd: 600, points: 61);
+        Assert.Equal(OdeStatus.Completed, curve.Status);
+        // Plateau near the symmetric fixed point (eg* ~ 0.0116 as eta -> 0, slightly higher at eta = 0.5) ...
+        Assert.InRange(curve.Eg[10], 0.0115, 0.0160);
+        // ... then escape to the perfect solution, a permutation of the teacher.
+        Assert.True(curve.Eg[^1] < 1e-6, $"final eg {curve.Eg[^1]}");
+        var r = curve.States[^1]!.R;
+        Assert.True(Math.Abs(Math.Abs(r[0, 0] - r[0, 1]) - 1.0) < 1e-2, "one teacher unit per student unit");
+    }
+
+    [Fact]
+    public void EtaMaxOfTheSingleUnitIsPiSqrtFiveThirds()
+    {
+        var perfect = new CommitteeOverlaps(new[,] { { 1.0 } }, new[,] { { 1.0 } }, new[] { 1.0 });
+        double Growth(double eta) => new TeacherStudentCommittee { K = 1, M = 1, LearningRate = eta }.GrowthRate(perfect);
+        Assert.True(Growth(0.99 * Math.PI * Math.Sqrt(5.0 / 3.0)) < 0);
+        Assert.True(Growth(1.01 * Math.PI * Math.Sqrt(5.0 / 3.0)) > 0);
+    }
+
+    [Fact]
+    public void NewtonFindsThePlateau()
+    {
+        var model = new TeacherStudentCommittee { K = 2, M = 2, LearningRate = 0.01 };
+        double q = 1.0 / 3, r = 1 / Math.Sqrt(6);
+        var fp = model.FixedPoint(new CommitteeOverlaps(new[,] { { q, q }, { q, q } }, new[,] { { r, r }, { r, r } }, new[] { 1.0, 1.0 }));
+        Assert.NotNull(fp);
+        Assert.Equal(2 / Math.PI * (Math.PI / 6 - 2 * Math.Asin(0.25)), model.GeneralisationError(fp!), tolerance: 2e-4);
+    }
+
+    [Fact]
+    public void SimulationTracksTheOdeOnTheWayIn()
+    {
+        var model = new TeacherStudentCommittee { K = 2, M = 2, LearningRate = 0.5 };
+        var init = SpecInit();
+        var times = new[] { 0.0, 2.0, 8.0 };
+        var sim = model.Simulate(init, times, dimension: 600, seeds: 4, seed: 3);
+        var ode = model.Integrate(init, 8.0, 5);
+        Assert.Equal(ode.Eg[0], sim.Eg[0], 12);
+        Assert.InRange(sim.Eg[2], ode.Eg[4] - 4.5 * sim.EgStdErr[2] - 1e-3, ode.Eg[4] + 4.5 * sim.EgStdErr[2] + 1e-3);
+    }
+
+    [Fact]
+    public void InvalidInitialOverlapsAreRejected()
+    {
+        var bad = new CommitteeOverlaps(new[,] { { 0.1, 0 }, { 0, 0.1 } }, new[,] { { 1.0, 0 }, { 0, 1.0 } }, new[] { 1.0, 1.0 });
+        var ex = Assert.ThrowsAny<ArgumentException>(() => new TeacherStudentCommittee().Integrate(bad, 1, 2));
+        Assert.Contains("positive semi-definite", ex.Message);
+    }
+}
