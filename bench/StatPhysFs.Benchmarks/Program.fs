@@ -125,6 +125,48 @@ let simulation () =
     for d, r in Array.zip dims rms do printfn "d = %6.0f: rms deviation %.3e" d r
     printfn "fitted slope of log(rms) vs log(d): %.3f (theory -0.5)" (Stats.logLogSlope dims rms)
 
+let committee () =
+    printfn "\n## Committee ODE (erf unless stated), spec section 6.7 initial state"
+    let init k =
+        { Q = Array2D.init k k (fun i j -> if i = j then (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1)) else 1e-4)
+          R = Array2D.init k k (fun i n -> 1e-4 * (1.0 + float ((i * k + n) % 3)))
+          V = Array.create k 1.0 }
+    let egAt (p: CommitteeParams) (s0: CommitteeState) (sol: OdeSolution) = sol.Y |> Array.map (fun y -> Committee.generalisationError p (Committee.unpack p s0.V y))
+    let p2 = Committee.create 2 2
+    let s2 = init 2
+    let grid = Grid.log 0.0 1e4 301
+    let run alg = Ode.solve { Ode.defaultOptions with SaveAt = grid; Dense = false } alg (Committee.problem p2 s2 1e4)
+    let reference = run (Ode.dopri5 1e-12 1e-14)
+    let refEg = egAt p2 s2 reference
+    let crossing (eg: float[]) = grid[eg |> Array.findIndex (fun e -> e < 1e-3)]
+    printfn "| K = M = 2 to t = 1e4 | time | RHS evals | max |eg - ref| / ref over t <= 1e4 while eg > 1e-8 | first grid time with eg < 1e-3 |"
+    printfn "|---|---|---|---|---|"
+    for name, alg in [ "reference dopri5 rtol 1e-12", Ode.dopri5 1e-12 1e-14; "dopri5 rtol 1e-8", Ode.dopri5 1e-8 1e-10; "rk4 dt 0.5", RungeKutta4 0.5; "euler dt 0.01 (peers)", Euler 0.01 ] do
+        let t = time 3 (fun () -> run alg)
+        let s = run alg
+        let eg = egAt p2 s2 s
+        let rel = Array.map2 (fun a b -> if b > 1e-8 then abs (a - b) / b else 0.0) eg refEg |> Array.max
+        printfn "| %s | %.3f s | %d | %.1e | %.2f |" name t s.Stats.Evaluations rel (crossing eg)
+    for k in [ 3; 5; 10 ] do
+        let p = Committee.create k k
+        let s0 = init k
+        let tEnd = 1e3
+        let sol = ref Unchecked.defaultof<OdeSolution>
+        let t = time 1 (fun () -> sol.Value <- Ode.solve { Ode.defaultOptions with SaveAt = [| 0.0; tEnd |]; Dense = false } (Ode.dopri5 1e-8 1e-10) (Committee.problem p s0 tEnd))
+        let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Value.Y[1])
+        printfn "K = M = %d to t = 1e3 (dopri5 rtol 1e-8): %.2f s, %d RHS evaluations, %.2f ms per RHS, eg(1e3) = %.3g" k t sol.Value.Stats.Evaluations (1e3 * t / float sol.Value.Stats.Evaluations) eg
+    let pt = { Committee.create 2 2 with Activation = Activation.tanh }
+    let sol = ref Unchecked.defaultof<OdeSolution>
+    let t = time 1 (fun () -> sol.Value <- Ode.solve { Ode.defaultOptions with SaveAt = [| 0.0; 100.0 |]; Dense = false } (Ode.dopri5 1e-6 1e-8) (Committee.problem pt s2 100.0))
+    printfn "K = M = 2 tanh (QMC, %d points) to t = 100 (dopri5 rtol 1e-6): %.2f s, %d RHS evaluations" Committee.sampledPoints t sol.Value.Stats.Evaluations
+    printfn "\n## Committee simulation cost (K = M = 2 erf, one core)"
+    for d in [ 1000; 10000 ] do
+        let o = { SimulationOptions.defaults with Dim = d; Seeds = 1; MaxParallelism = 1 }
+        let t = time 3 (fun () -> OnlineCommitteeSim.run o ignore CancellationToken.None p2 s2 [| 0.0; 1.0 |]) / float d
+        let x = Array.init d float
+        let pass = time 5 (fun () -> for _ in 1..1000 do Blas.dotArr x x |> ignore) / 1000.0
+        printfn "d = %d: %.2f us per SGD step = %.1f passes over one weight vector (%.2f us per dot product)" d (t * 1e6) (t / pass) (pass * 1e6)
+
 [<EntryPoint>]
 let main argv =
     let all = argv.Length = 0
@@ -135,4 +177,5 @@ let main argv =
     if want "orders" then orders ()
     if want "linear" then linearOde ()
     if want "simulation" then simulation ()
+    if want "committee" then committee ()
     0
