@@ -221,3 +221,45 @@ let simulation =
             let ex = Expect.throwsC (fun () -> Committee.problem (Committee.create 2 2) bad 1.0 |> ignore) id
             Expect.stringContains ex.Message "positive semi-definite" "rejects overlaps no vectors can have"
     ]
+
+[<Tests>]
+let phenomena =
+    testList "committee: asymptotic phenomena of the spec" [
+        // Spec 5.4: realisable K = M erf, first layer only: eg* ~ K eta sigma^2 / (2 sqrt 3 pi) as eta -> 0.
+        testCase "noise floor: eg*/(eta sigma^2) -> K/(2 sqrt3 pi)" <| fun () ->
+            for k in [ 1; 2 ] do
+                let target = float k / (2.0 * sqrt 3.0 * Math.PI)
+                let ratio eta =
+                    let p = { Committee.create k k with Lr = eta; NoiseVar = 0.01 }
+                    let perfect = { Q = Array2D.init k k (fun i j -> if i = j then 1.0 else 0.0); R = Array2D.init k k (fun i j -> if i = j then 1.0 else 0.0); V = Array.create k 1.0 }
+                    match Analysis.fixedPoint 1e-14 (Committee.rhs p perfect.V) (Committee.pack p perfect) with
+                    | Some y -> Committee.generalisationError p (Committee.unpack p perfect.V y) / (eta * p.NoiseVar)
+                    | None -> failtestf "no noisy fixed point near the teacher for K=%d eta=%g" k eta
+                let r1, r2 = ratio 0.02, ratio 0.01
+                Expect.isLessThan (abs (r2 - target)) (abs (r1 - target)) (sprintf "K=%d: converges as eta shrinks (%g, %g -> %g)" k r1 r2 target)
+                expectClose 0.02 r2 target (sprintf "K=%d at eta = 0.01" k)
+
+        // Spec 4.5 [DER check]: linear K = M + L, first layer only: eg_inf = eta sigma^2 K / (4 - 2 eta K), any M.
+        testCase "over-parameterised linear network: eg_inf = eta sigma^2 K / (4 - 2 eta K)" <| fun () ->
+            for k, m in [ 2, 1; 3, 2 ] do
+                let eta, s2 = 0.2, 0.5
+                let p = { Committee.create k m with Activation = Linear; Lr = eta; NoiseVar = s2 }
+                let s0 = { Q = Array2D.init k k (fun i j -> if i = j then 0.3 else 0.02); R = Array2D.init k m (fun i n -> 0.05 * float (i + n + 1)); V = Array.create k 1.0 }
+                let sol = Ode.solve { Ode.defaultOptions with SaveAt = [| 0.0; 400.0 |] } (Ode.dopri5 1e-10 1e-12) (Committee.problem p s0 400.0)
+                let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[1])
+                expectClose 1e-6 eg (eta * s2 * float k / (4.0 - 2.0 * eta * float k)) (sprintf "K=%d M=%d" k m)
+
+        // Spec 4.3: eta = eta0/t with eta0 > 1/2 gives D ~ eta0^2 sigma^2 / ((2 eta0 - 1) t): t * eg -> half of that.
+        testCase "annealed eta0/t schedule: the 1/t law and its prefactor" <| fun () ->
+            for eta0 in [ 0.75; 1.0; 2.0 ] do
+                let s2 = 0.3
+                let p = { Committee.create 1 1 with Activation = Linear; Lr = 1.0; NoiseVar = s2 }
+                let s0 = { Q = array2D [ [ 0.5 ] ]; R = array2D [ [ 0.2 ] ]; V = [| 1.0 |] }
+                let schedule t = if t <= eta0 then 1.0 else eta0 / t
+                let tEnd = 2e4
+                let prob = { Committee.problem p s0 tEnd with Rhs = Committee.rhsWithSchedule p (Some schedule) s0.V }
+                let sol = Ode.solve { Ode.defaultOptions with SaveAt = [| 0.0; tEnd |] } (Ode.dopri5 1e-10 1e-14) prob
+                let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[1])
+                // Corrections are O(t^{-(2 eta0 - 1)}) relative: under 2% at t = 2e4 for these eta0.
+                expectClose 0.02 (2.0 * eg * tEnd) (eta0 * eta0 * s2 / (2.0 * eta0 - 1.0)) (sprintf "eta0 = %g" eta0)
+    ]
