@@ -263,3 +263,41 @@ let phenomena =
                 // Corrections are O(t^{-(2 eta0 - 1)}) relative: under 2% at t = 2e4 for these eta0.
                 expectClose 0.02 (2.0 * eg * tEnd) (eta0 * eta0 * s2 / (2.0 * eta0 - 1.0)) (sprintf "eta0 = %g" eta0)
     ]
+
+[<Tests>]
+let sampledPath =
+    testList "committee: activations without closed forms" [
+        // The eta^2 part of dQ_ik is v_i v_k E[g'(lambda_i) g'(lambda_k) Delta^2] (sigma = 0); the RHS samples it by QMC
+        // for ReLU. Extract it as (RHS(2 eta) - 2 RHS(eta)) / (2 eta^2) and compare with plain Monte Carlo at 1e6
+        // samples (independent generator), within 5 standard errors plus the QMC error (~1e-4 relative).
+        testCase "ReLU I4 bracket (sampled) against independent Monte Carlo" <| fun () ->
+            for seed in 1..3 do
+                let s, t = randomState 2 2 (40 + seed)
+                let p = { Committee.create 2 2 with Activation = Relu; T = t }
+                let rhsEta eta = rhsAt { p with Lr = eta } s
+                let eta = 0.1
+                let r1, r2 = rhsEta eta, rhsEta (2.0 * eta)
+                let c = Committee.fieldCovariance p s
+                let a = Array.init 4 (fun i -> if i < 2 then s.V[i] else -p.VTeacher[i - 2])
+                // Q is stored as Q11, Q12, Q22.
+                for o, (i, k) in [ 0, (0, 0); 1, (0, 1); 2, (1, 1) ] do
+                    let fromRhs = (r2[o] - 2.0 * r1[o]) / (2.0 * eta * eta) / (s.V[i] * s.V[k])
+                    let mc =
+                        GaussianMonteCarlo.estimate (100 + seed) 1_000_000 (Array.zeroCreate 4) c (fun x ->
+                            let delta = Array.fold2 (fun acc ai xi -> acc + ai * Activation.value Relu xi) 0.0 a x
+                            Activation.derivative Relu x[i] * Activation.derivative Relu x[k] * delta * delta)
+                    if abs (fromRhs - mc.Mean) > 5.0 * mc.StdErr + 2e-4 * abs mc.Mean then
+                        failtestf "seed %d (%d,%d): sampled %.6g vs MC %.6g +- %.2g" seed i k fromRhs mc.Mean mc.StdErr
+
+        testCase "ReLU and tanh committees: simulation (d = 1000) against the ODE" <| fun () ->
+            for act in [ Relu; Activation.tanh ] do
+                let p = { Committee.create 2 2 with Activation = act; Lr = 0.3 }
+                let s0 = { Q = array2D [ [ 0.5; 0.1 ]; [ 0.1; 0.4 ] ]; R = array2D [ [ 0.3; 0.05 ]; [ 0.02; 0.2 ] ]; V = [| 1.0; 1.0 |] }
+                let times = [| 0.0; 3.0; 10.0; 30.0 |]
+                let sol = Ode.solve { Ode.defaultOptions with SaveAt = times } (Ode.dopri5 1e-6 1e-8) (Committee.problem p s0 30.0)
+                let sim = OnlineCommitteeSim.run { SimulationOptions.defaults with Dim = 1000; Seeds = 6; Seed = 5 } ignore CancellationToken.None p s0 times
+                for j in 1 .. times.Length - 1 do
+                    let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
+                    if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + 5e-4 then
+                        failtestf "%s t=%g: simulation %.5f +- %.5f vs ODE %.5f" act.Name times[j] sim.Eg.Mean[j] sim.Eg.StdErr[j] theory
+    ]
