@@ -301,3 +301,38 @@ let sampledPath =
                     if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + 5e-4 then
                         failtestf "%s t=%g: simulation %.5f +- %.5f vs ODE %.5f" act.Name times[j] sim.Eg.Mean[j] sim.Eg.StdErr[j] theory
     ]
+
+[<Tests>]
+let plateauAndConvergence =
+    testList "committee: plateau, escape and convergence phase" [
+        testCase "eta_max from the Jacobian: pi sqrt(5/3) at K = 1, K eta_max growing slowly, eta_opt inside" <| fun () ->
+            let etaMax k = CommitteeAnalysis.maxLearningRate (Committee.create k k)
+            let e1, e2, e3 = etaMax 1, etaMax 2, etaMax 3
+            expectClose 1e-8 e1 (Math.PI * sqrt (5.0 / 3.0)) "K = 1"
+            Expect.isTrue (e1 < 2.0 * e2 && 2.0 * e2 < 3.0 * e3 && 3.0 * e3 < 1.5 * e1) (sprintf "K eta_max = %g, %g, %g" e1 (2.0 * e2) (3.0 * e3))
+            for k in [ 1; 2 ] do
+                let eta, rate = CommitteeAnalysis.optimalLearningRate (Committee.create k k)
+                Expect.isTrue (eta > 0.0 && eta < etaMax k) "eta_opt below eta_max"
+                Expect.isGreaterThan rate (CommitteeAnalysis.convergenceRate { Committee.create k k with Lr = 0.5 * eta }) "faster than at eta_opt/2"
+
+        testCase "the physical plateau exists at moderate eta and is reported missing at K = M = 3, eta = 1.5" <| fun () ->
+            Expect.isSome (CommitteeAnalysis.plateau { Committee.create 3 3 with Lr = 0.5 }) "eta = 0.5"
+            Expect.isNone (CommitteeAnalysis.plateau { Committee.create 3 3 with Lr = 1.5 }) "eta = 1.5 (spec 5.2)"
+            let w eta = (CommitteeAnalysis.plateau { Committee.create 2 2 with Lr = eta }).Value.EscapeRate / eta
+            expectClose 0.1 (w 0.05) (w 0.1) "omega_esc / eta nearly constant at small eta"
+
+        // Spec 5.2: the asymmetry grows like e^{omega_esc t}, so dividing it by 100 delays the escape by ln(100)/omega_esc.
+        testCase "escape time follows ln(1/s0)/omega_esc" <| fun () ->
+            let p = Committee.create 2 2
+            let pl = (CommitteeAnalysis.plateau p).Value
+            let escape (s: float) =
+                let q, r = 1.0 / 3.0, 1.0 / sqrt 6.0
+                let s0 = { Q = array2D [ [ q + 1e-3; q ]; [ q; q + 1e-3 ] ]; R = array2D [ [ r + s; r - s ]; [ r - s; r + s ] ]; V = [| 1.0; 1.0 |] }
+                let egOf (y: float[]) = Committee.generalisationError p (Committee.unpack p s0.V y)
+                let ev = { Name = "escape"; Observable = (fun _ y -> egOf y - 0.5 * pl.Eg); Direction = Falling; Terminal = true }
+                match (Ode.solve { Ode.defaultOptions with Events = [ ev ] } (Ode.dopri5 1e-10 1e-12) (Committee.problem p s0 5000.0)).Status with
+                | TerminatedByEvent(_, t) -> t
+                | other -> failtestf "no escape: %A" other
+            let delay = escape 1e-6 - escape 1e-4
+            expectClose 0.03 delay (CommitteeAnalysis.plateauLength pl 1e-2) "delay = ln(100)/omega_esc"
+    ]
