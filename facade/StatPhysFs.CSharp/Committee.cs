@@ -114,3 +114,31 @@ public sealed class TeacherStudentCommittee
         return FsAnalysis.GrowthRate(FsCommittee.Rhs(p, state.V), FsCommittee.Pack(p, state.ToFs()));
     }
 }
+
+/// <summary>The unspecialised plateau: the symmetric fixed point, its error and the escape rate omega_esc.</summary>
+public sealed record PlateauInfo(CommitteeOverlaps State, double Eg, double EscapeRate)
+{
+    /// <summary>Predicted plateau length ln(1/s0)/omega_esc for an initial asymmetry s0.</summary>
+    public double Length(double asymmetry) => Math.Log(1 / asymmetry) / EscapeRate;
+}
+
+/// <summary>Analyses of the realisable committee (K = M, T = I, v = vT = 1 fixed).</summary>
+public static class CommitteeAnalysisExtensions
+{
+    /// <summary>The plateau at the model's learning rate, or null where no physical symmetric fixed point exists.</summary>
+    public static PlateauInfo? Plateau(this TeacherStudentCommittee model)
+    {
+        var r = StatPhysFs.Models.CommitteeAnalysis.Plateau(model.ToParams());
+        return FSharpOption<Plateau>.get_IsSome(r) ? new PlateauInfo(CommitteeOverlaps.Of(r.Value.State), r.Value.Eg, r.Value.EscapeRate) : null;
+    }
+
+    /// <summary>eta_max: where the perfect solution loses stability (Jacobian eigenvalue crossing zero).</summary>
+    public static double MaxLearningRate(this TeacherStudentCommittee model) => StatPhysFs.Models.CommitteeAnalysis.MaxLearningRate(model.ToParams());
+
+    /// <summary>eta_opt and the slowest decay rate it achieves at the perfect solution.</summary>
+    public static (double LearningRate, double Rate) OptimalLearningRate(this TeacherStudentCommittee model)
+    {
+        var (eta, rate) = StatPhysFs.Models.CommitteeAnalysis.OptimalLearningRate(model.ToParams()).ToValueTuple();
+        return (eta, rate);
+    }
+}

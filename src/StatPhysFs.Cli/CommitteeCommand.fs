@@ -185,6 +185,24 @@ let run (s: Settings) : Document =
               Obj [ "dim", Int o.Dim; "seeds", Int o.Seeds; "seed", Int o.Seed
                     "divergences", Arr(r.Divergences |> List.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ]))
                     "wall_time_s", Num sw.Elapsed.TotalSeconds ] ]
+    // Analyses defined for the realisable case the spec treats: K = M, T = I, v = vT = 1 fixed, no noise or decay.
+    let analysis =
+        let identityT = Seq.forall (fun (i, j) -> p.T[i, j] = (if i = j then 1.0 else 0.0)) (seq { for i in 0 .. p.M - 1 do for j in 0 .. p.M - 1 -> i, j })
+        if p.K = p.M && identityT && p.LrSecond.IsNone && Array.forall ((=) 1.0) s.Init.V && Array.forall ((=) 1.0) p.VTeacher
+           && p.NoiseVar = 0.0 && p.WeightDecay = 0.0 && p.Activation = Erf then
+            let plateau =
+                match CommitteeAnalysis.plateau p with
+                | Some pl -> Obj [ "eg", Num pl.Eg; "Q", Num pl.State.Q[0, 0]; "C", Num (if p.K > 1 then pl.State.Q[0, 1] else nan); "R", Num pl.State.R[0, 0]; "S", Num (if p.K > 1 then pl.State.R[0, 1] else nan); "escape_rate", Num pl.EscapeRate ]
+                | None -> Str "no physical symmetric fixed point at this learning rate"
+            let etaOpt, rate = CommitteeAnalysis.optimalLearningRate p
+            [ "analysis",
+              Obj [ "plateau", plateau
+                    "plateau_eg_small_lr", Num(CommitteeAnalysis.plateauErrorSmallLr p.K)
+                    "eta_max", Num(CommitteeAnalysis.maxLearningRate p)
+                    "eta_opt", Num etaOpt
+                    "convergence_rate_at_eta_opt", Num rate
+                    "convergence_rate", Num(CommitteeAnalysis.convergenceRate p) ] ]
+        else []
     let status =
         match sol.Status with
         | Completed -> [ "status", Str "completed" ]
@@ -203,7 +221,7 @@ let run (s: Settings) : Document =
           "conventions", Str "erf = erf(x/sqrt 2), I2 = (2/pi) asin(.); committee output sum_k v_k g(lambda_k) (not normalised); eg excludes label noise"
           "integrals", Str(match p.Activation with Erf | Linear -> "closed forms" | Relu -> "closed I2, J2, I3; I4 bracket by common-random-number QMC" | Custom _ -> "common-random-number QMC")
           "solver", Obj [ "name", Str "dopri5"; "rtol", Num s.RelTol; "steps", Int sol.Stats.Steps; "rejected", Int sol.Stats.Rejected; "evaluations", Int sol.Stats.Evaluations; "wall_time_s", Num odeTime ] ]
-        @ status @ simMeta }
+        @ status @ analysis @ simMeta }
 
 let plot (path: string) (d: Document) =
     let get name = d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd

@@ -62,3 +62,21 @@ public class CommitteeTests
         Assert.Contains("positive semi-definite", ex.Message);
     }
 }
+
+public class CommitteeAnalysisTests
+{
+    [Fact]
+    public void PlateauAndThresholdsFromCSharp()
+    {
+        var model = new TeacherStudentCommittee { K = 2, M = 2, LearningRate = 0.5 };
+        var plateau = model.Plateau();
+        Assert.NotNull(plateau);
+        Assert.True(plateau!.EscapeRate > 0, "the plateau is a saddle");
+        Assert.Equal(Math.Log(1e4) / plateau.EscapeRate, plateau.Length(1e-4), 12);
+        Assert.Null(new TeacherStudentCommittee { K = 3, M = 3, LearningRate = 1.5 }.Plateau());
+        Assert.Equal(Math.PI * Math.Sqrt(5.0 / 3.0), new TeacherStudentCommittee { K = 1, M = 1 }.MaxLearningRate(), 6);
+        var (eta, rate) = model.OptimalLearningRate();
+        Assert.InRange(eta, 0.1, model.MaxLearningRate());
+        Assert.True(rate > 0);
+    }
+}
