@@ -128,6 +128,20 @@ let theory =
             for t, y in Array.zip s.T s.Y do
                 expectClose 1e-9 y[1] (OnlineLinear.closedForm p t).Q (sprintf "q(%g)" t)
 
+        // Spec 4.3: the greedy schedule's implicit solution and its 1/t law (the optimal batch estimator's rate).
+        testCase "greedy schedule: implicit solution t(D) and eg ~ sigma^2/(2 B t)" <| fun () ->
+            for b in [ 1; 3 ] do
+                let p = { OnlineLinear.defaults with NoiseVar = 0.2; Batch = b; M0 = 0.1; Q0 = 0.3 }
+                let times = [| 0.0; 1.0; 10.0; 100.0; 1e4 |]
+                let s = Ode.solve { Ode.defaultOptions with SaveAt = times } (Ode.dopri5 1e-11 1e-15) (OnlineLinear.greedyProblem p 1e4)
+                for j in 1 .. times.Length - 1 do
+                    let d = p.Rho - 2.0 * s.Y[j][0] + s.Y[j][1]
+                    // D = rho - 2m + q loses digits to cancellation as D -> 0 (D ~ 1e-5 at t = 1e4): 1e-5 relative.
+                    expectClose 1e-5 (OnlineLinear.greedyTimeToReach p d) times[j] (sprintf "B=%d: t(D) at t=%g" b times[j])
+                let eg = OnlineLinear.generalisationError p (s.Y[4][0]) (s.Y[4][1])
+                // D = sigma^2/(B t) up to a relative O(ln t / t) correction: 1e-3 at t = 1e4.
+                expectClose 2e-3 (eg * 2.0 * float b * 1e4 / p.NoiseVar) 1.0 (sprintf "B=%d: 1/t law" b)
+
         testCase "invalid parameters name themselves and their range" <| fun () ->
             let ex = Expect.throwsC (fun () -> OnlineLinear.validate { OnlineLinear.defaults with M0 = 1.0; Q0 = 0.1 }) id
             Expect.stringContains ex.Message "q0" "names q0"

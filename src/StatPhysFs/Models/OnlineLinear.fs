@@ -140,3 +140,33 @@ module OnlineLinear =
         Check.positive "inputVariance" inputVariance
         { Value = 2.0 / inputVariance
           Convention = sprintf "eta_c = 2/c_x for inputs of variance c_x = %g and no ridge (curvature convention)" inputVariance }
+
+    /// The greedy optimal learning rate of spec section 4.3 (no ridge): minimising dD/dt with
+    /// dD/dt = -2 eta D + (eta^2/B)(D + sigma^2) gives eta*(t) = B D / (D + sigma^2), D = rho - 2m + q = 2 eg.
+    [<CompiledName("GreedyLearningRate")>]
+    let greedyLearningRate (p: OnlineLinearParams) (m: float) (q: float) =
+        let d = p.Rho - 2.0 * m + q
+        float p.Batch * d / (d + p.NoiseVar)
+
+    /// The ODE under the greedy schedule (the state-dependent eta* replaces Lr).
+    [<CompiledName("GreedyProblem")>]
+    let greedyProblem (p: OnlineLinearParams) (tEnd: float) =
+        validate p
+        Check.that "ridge" (p.Ridge = 0.0) "the greedy schedule of spec 4.3 is derived without ridge; set ridge = 0."
+        Check.positive "noise-var" p.NoiseVar
+        let rhs: Rhs =
+            fun _ y dy ->
+                let eta = greedyLearningRate p y[0] y[1]
+                let a, b = coefficients { p with Lr = max eta 1e-300 }
+                dy[0] <- a[0, 0] * y[0] + b[0]
+                dy[1] <- a[1, 0] * y[0] + a[1, 1] * y[1] + b[1]
+        { Ode.problem rhs [| p.M0; p.Q0 |] 0.0 tEnd with Names = [| "m"; "q" |] }
+
+    /// Under the greedy schedule dD/dt = -B D^2/(D + sigma^2), solved implicitly:
+    /// t(D) = (sigma^2/D - sigma^2/D0 + ln(D0/D)) / B. Asymptotically D ~ sigma^2/(B t), eg ~ sigma^2/(2 B t).
+    [<CompiledName("GreedyTimeToReach")>]
+    let greedyTimeToReach (p: OnlineLinearParams) (d: float) =
+        Check.positive "D" d
+        let d0 = p.Rho - 2.0 * p.M0 + p.Q0
+        let s2 = p.NoiseVar
+        (s2 / d - s2 / d0 + log (d0 / d)) / float p.Batch
