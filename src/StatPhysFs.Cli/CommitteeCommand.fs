@@ -132,7 +132,6 @@ let parse (argv: string list) =
             Some { SimulationOptions.defaults with Dim = Args.int a "dim" 1000; Seeds = Args.int a "seeds" 5; Seed = seed }
         else None
     if sim.IsSome && schedule.IsSome then raise (Args.UsageError "--simulate with --schedule is not supported yet")
-    if sim.IsSome && p.Momentum > 0.0 then raise (Args.UsageError "--simulate with --momentum is not supported yet (the ODE uses eta/(1-beta))")
     { Params = p
       Init = init
       Schedule = schedule

@@ -21,8 +21,9 @@ type CommitteeParams =
       /// Per-step weight decay kappa (nn2pp convention; kappa = eta * lambda for a loss-term ridge lambda).
       WeightDecay: float
       Batch: int
-      /// Heavy-ball momentum beta in [0, 1): in the d -> infinity ODE it is SGD with eta / (1 - beta)
-      /// (spec section 4.4; the velocity memory 1/(1-beta) steps is much shorter than d).
+      /// Heavy-ball momentum beta in [0, 1): in the d -> infinity ODE it is SGD with eta/(1-beta), etaV/(1-beta) and
+      /// kappa/(1-beta) (spec section 4.4; the velocity memory 1/(1-beta) steps is much shorter than d), so no extra
+      /// order parameters are needed in this limit. The simulator runs the real heavy-ball update.
       Momentum: float
       /// Teacher overlaps T (M x M) and second layer vT (M).
       T: float[,]
@@ -251,8 +252,10 @@ module Committee =
                     { cf with B4 = sm.B4 }
                 | Custom _ -> sampledMoments points.Value p c a
             let eta0 = match schedule with Some f -> f t | None -> p.Lr
+            // Heavy ball: the velocity remembers 1/(1-beta) = O(1) steps, much fewer than d, so every step size
+            // (eta, etaV and the decay kappa, which is part of the step) is divided by 1 - beta (spec 4.4).
             let eta = eta0 / (1.0 - p.Momentum)
-            let kap = p.WeightDecay
+            let kap = p.WeightDecay / (1.0 - p.Momentum)
             let noise = (eta * eta / float p.Batch)
             let mutable o = 0
             for i in 0 .. p.K - 1 do
@@ -272,7 +275,7 @@ module Committee =
                     let mutable e = 0.0
                     for q in 0 .. n - 1 do
                         e <- e + a[q] * mo.I2[i, q]
-                    dy[o + i] <- -etaV * e - kap * s.V[i]
+                    dy[o + i] <- -etaV / (1.0 - p.Momentum) * e - kap * s.V[i]
             | None -> ()
 
     [<CompiledName("Rhs")>]

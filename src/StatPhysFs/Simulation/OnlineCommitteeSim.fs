@@ -66,7 +66,12 @@ module OnlineCommitteeSim =
         let gradV = Array.zeroCreate p.K
         let coef = Array.zeroCreate p.K
         let decay = 1.0 - p.WeightDecay / float d
-        let eta = p.Lr / (1.0 - p.Momentum)
+        let eta = p.Lr
+        let beta = p.Momentum
+        // Heavy-ball velocities (used when beta > 0): vel <- beta vel - step; w <- w + vel.
+        let velW = if beta > 0.0 then Array.init p.K (fun _ -> Array.zeroCreate d) else [||]
+        let velV = Array.zeroCreate p.K
+        let plain = beta = 0.0 && p.Batch = 1
         let nt = times.Length
         let states = Array.zeroCreate nt
         let mutable diverged = None
@@ -80,9 +85,9 @@ module OnlineCommitteeSim =
             let target = int64 (Math.Round(times[k] * float d))
             let chunk = target - step
             while step < target && diverged.IsNone do
-                if p.Batch > 1 then
+                if not plain then
                     for i in 0 .. p.K - 1 do Array.Clear gradW[i]
-                    Array.Clear gradV
+                Array.Clear gradV
                 for _ in 1 .. p.Batch do
                     rng.FillNormal(Span x)
                     let mutable y = sigma * rng.NextNormal()
@@ -96,22 +101,28 @@ module OnlineCommitteeSim =
                     let delta = yhat - y
                     for i in 0 .. p.K - 1 do
                         coef[i] <- v[i] * Activation.derivative g lam[i] * delta
-                        if p.Batch = 1 then
-                            Blas.axpby (-eta / sd * coef[i]) (ReadOnlySpan x) decay (Span w[i])
-                        else
-                            Blas.axpby coef[i] (ReadOnlySpan x) 1.0 (Span gradW[i])
-                        gradV[i] <- (if p.Batch = 1 then 0.0 else gradV[i]) + Activation.value g lam[i] * delta
-                    if p.Batch = 1 then
-                        match p.LrSecond with
-                        | Some etaV -> for i in 0 .. p.K - 1 do v[i] <- v[i] * decay - etaV / float d * gradV[i]
-                        | None -> ()
-                if p.Batch > 1 then
-                    let b = float p.Batch
+                        gradV[i] <- gradV[i] + Activation.value g lam[i] * delta
+                        // Plain SGD updates in place; everything else accumulates the batch gradient first.
+                        if plain then Blas.axpby (-eta / sd * coef[i]) (ReadOnlySpan x) decay (Span w[i])
+                        else Blas.axpby coef[i] (ReadOnlySpan x) 1.0 (Span gradW[i])
+                let b = float p.Batch
+                if not plain then
                     for i in 0 .. p.K - 1 do
-                        Blas.axpby (-eta / (sd * b)) (ReadOnlySpan gradW[i]) decay (Span w[i])
-                    match p.LrSecond with
-                    | Some etaV -> for i in 0 .. p.K - 1 do v[i] <- v[i] * decay - etaV / (float d * b) * gradV[i]
-                    | None -> ()
+                        if beta = 0.0 then
+                            Blas.axpby (-eta / (sd * b)) (ReadOnlySpan gradW[i]) decay (Span w[i])
+                        else
+                            // vel <- beta vel - (eta/(B sqrt d)) grad - (kappa/d) w;  w <- w + vel
+                            Blas.axpby (-eta / (sd * b)) (ReadOnlySpan gradW[i]) beta (Span velW[i])
+                            Blas.axpby (-p.WeightDecay / float d) (ReadOnlySpan w[i]) 1.0 (Span velW[i])
+                            Blas.axpby 1.0 (ReadOnlySpan velW[i]) 1.0 (Span w[i])
+                match p.LrSecond with
+                | Some etaV ->
+                    for i in 0 .. p.K - 1 do
+                        if beta = 0.0 then v[i] <- v[i] * decay - etaV / (float d * b) * gradV[i]
+                        else
+                            velV[i] <- beta * velV[i] - etaV / (float d * b) * gradV[i] - p.WeightDecay / float d * v[i]
+                            v[i] <- v[i] + velV[i]
+                | None -> ()
                 step <- step + 1L
                 if step % int64 d = 0L then
                     ct.ThrowIfCancellationRequested()
