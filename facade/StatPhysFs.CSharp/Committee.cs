@@ -53,13 +53,18 @@ public sealed class TeacherStudentCommittee
     public double[,]? TeacherOverlaps { get; init; }
     /// <summary>Teacher second layer (M); null for ones.</summary>
     public double[]? TeacherSecondLayer { get; init; }
+    /// <summary>Fixed student pre-activation biases b (K); null for none.</summary>
+    public double[]? StudentBias { get; init; }
+    /// <summary>Fixed teacher pre-activation biases b* (M); null for none.</summary>
+    public double[]? TeacherBias { get; init; }
 
     internal CommitteeParams ToParams()
     {
         var b = FsCommittee.Create(K, M);
         return new CommitteeParams(K, M, Activation.Value, LearningRate,
             SecondLayerLearningRate is double v ? FSharpOption<double>.Some(v) : FSharpOption<double>.None,
-            NoiseVariance, WeightDecay, BatchSize, Momentum, TeacherOverlaps ?? b.T, TeacherSecondLayer ?? b.VTeacher);
+            NoiseVariance, WeightDecay, BatchSize, Momentum, TeacherOverlaps ?? b.T, TeacherSecondLayer ?? b.VTeacher,
+            StudentBias ?? Array.Empty<double>(), TeacherBias ?? Array.Empty<double>());
     }
 
     /// <summary>The generalisation error eg = (1/2) E[(yhat - y_clean)^2] at the given overlaps.</summary>

@@ -27,7 +27,8 @@ let usage =
   --init default: Q = diag(linspace(0.2, 0.3, K)) + 1e-4, R = 1e-4 (1 + index mod 3) (spec section 6.7);
   small: Q = 1e-3 I, R = 1e-5; informed: each student unit at overlap 0.9 with teacher unit k mod M;
   random: exact overlaps of Gaussian vectors in dimension --dim (default 1000) drawn with --seed;
-  FILE.json: {"Q": [[...]], "R": [[...]], "T": [[...]], "v": [...], "vTeacher": [...]} (T, v, vTeacher optional)."""
+  FILE.json: {"Q": [[...]], "R": [[...]], "T": [[...]], "v": [...], "vTeacher": [...], "b": [...], "bTeacher": [...]}
+  (T, v, vTeacher, b, bTeacher optional; biases are fixed pre-activation offsets, their integrals are sampled)."""
 
 let private valued =
     [ "K"; "M"; "student"; "teacher"; "lr"; "lr2"; "noise-var"; "ridge"; "batch"; "momentum"; "schedule"; "schedule-c"; "init"
@@ -75,7 +76,8 @@ let private readInit (path: string) (k: int) (m: int) =
             a
         | _ -> fallback
     let t = matrix "T" m m (Some(Array2D.init m m (fun i j -> if i = j then 1.0 else 0.0)))
-    { Q = matrix "Q" k k None; R = matrix "R" k m None; V = vector "v" k (Array.create k 1.0) }, t, vector "vTeacher" m (Array.create m 1.0)
+    { Q = matrix "Q" k k None; R = matrix "R" k m None; V = vector "v" k (Array.create k 1.0) }, t, vector "vTeacher" m (Array.create m 1.0),
+    vector "b" k [||], vector "bTeacher" m [||]
 
 let parse (argv: string list) =
     let a = Args.parse valued flags argv
@@ -90,14 +92,14 @@ let parse (argv: string list) =
     let lr = Args.float a "lr" 0.5
     let seed = Args.int a "seed" 1
     let baseP = Committee.create k m
-    let init, t, vT =
+    let init, t, vT, b, bT =
         match Args.string a "init" "default" with
-        | "default" -> defaultInit k m, baseP.T, baseP.VTeacher
-        | "small" -> { Q = Array2D.init k k (fun i j -> if i = j then 1e-3 else 0.0); R = Array2D.create k m 1e-5; V = Array.create k 1.0 }, baseP.T, baseP.VTeacher
+        | "default" -> defaultInit k m, baseP.T, baseP.VTeacher, [||], [||]
+        | "small" -> { Q = Array2D.init k k (fun i j -> if i = j then 1e-3 else 0.0); R = Array2D.create k m 1e-5; V = Array.create k 1.0 }, baseP.T, baseP.VTeacher, [||], [||]
         | "informed" ->
             { Q = Array2D.init k k (fun i j -> if i = j then 1.0 elif i % m = j % m then 0.81 else 0.0)
               R = Array2D.init k m (fun i n -> if i % m = n then 0.9 else 0.0)
-              V = Array.create k 1.0 }, baseP.T, baseP.VTeacher
+              V = Array.create k 1.0 }, baseP.T, baseP.VTeacher, [||], [||]
         | "random" ->
             // Exact overlaps of Gaussian student vectors (variance 1/4 per coordinate) with an orthonormal teacher.
             let d = Args.int a "dim" 1000
@@ -106,7 +108,7 @@ let parse (argv: string list) =
             let tv = Array.init m (fun n -> Array.init d (fun x -> if x = n then sqrt (float d) else 0.0))
             { Q = Array2D.init k k (fun i j -> Blas.dotArr w[i] w[j] / float d)
               R = Array2D.init k m (fun i n -> Blas.dotArr w[i] tv[n] / float d)
-              V = Array.create k 1.0 }, baseP.T, baseP.VTeacher
+              V = Array.create k 1.0 }, baseP.T, baseP.VTeacher, [||], [||]
         | file -> readInit file k m
     let ridge = Args.float a "ridge" 0.0
     let p =
@@ -119,7 +121,9 @@ let parse (argv: string list) =
             Batch = Args.int a "batch" 1
             Momentum = Args.float a "momentum" 0.0
             T = t
-            VTeacher = vT }
+            VTeacher = vT
+            Bias = b
+            BiasTeacher = bT }
     let schedule, scheduleName =
         match Args.choice a "schedule" [ "constant"; "inverse" ] "constant" with
         | "inverse" ->
@@ -188,16 +192,16 @@ let run (s: Settings) : Document =
     let analysis =
         let identityT = Seq.forall (fun (i, j) -> p.T[i, j] = (if i = j then 1.0 else 0.0)) (seq { for i in 0 .. p.M - 1 do for j in 0 .. p.M - 1 -> i, j })
         if p.K = p.M && identityT && p.LrSecond.IsNone && Array.forall ((=) 1.0) s.Init.V && Array.forall ((=) 1.0) p.VTeacher
-           && p.NoiseVar = 0.0 && p.WeightDecay = 0.0 && p.Activation = Erf then
+           && p.NoiseVar = 0.0 && p.WeightDecay = 0.0 && p.Activation = Erf && not (Committee.hasBias p) then
             let plateau =
                 match CommitteeAnalysis.plateau p with
                 | Some pl -> Obj [ "eg", Num pl.Eg; "Q", Num pl.State.Q[0, 0]; "C", Num (if p.K > 1 then pl.State.Q[0, 1] else nan); "R", Num pl.State.R[0, 0]; "S", Num (if p.K > 1 then pl.State.R[0, 1] else nan); "escape_rate", Num pl.EscapeRate ]
                 | None -> Str "no physical symmetric fixed point at this learning rate"
-            let etaOpt, rate = CommitteeAnalysis.optimalLearningRate p
+            let etaOpt, rate = try CommitteeAnalysis.optimalLearningRate p with :? ArgumentException -> nan, nan
             [ "analysis",
               Obj [ "plateau", plateau
                     "plateau_eg_small_lr", Num(CommitteeAnalysis.plateauErrorSmallLr p.K)
-                    "eta_max", Num(CommitteeAnalysis.maxLearningRate p)
+                    "eta_max", Num(try CommitteeAnalysis.maxLearningRate p with :? ArgumentException -> nan)
                     "eta_opt", Num etaOpt
                     "convergence_rate_at_eta_opt", Num rate
                     "convergence_rate", Num(CommitteeAnalysis.convergenceRate p) ] ]
@@ -212,13 +216,14 @@ let run (s: Settings) : Document =
           "lr2", (match p.LrSecond with Some x -> Num x | None -> Null); "noise_var", Num p.NoiseVar
           "weight_decay_per_step", Num p.WeightDecay; "batch", Int p.Batch; "momentum", Num p.Momentum; "schedule", Str s.ScheduleName
           "t_end", Num s.TEnd; "points", Int s.Points
-          "init", Obj [ "Q", matrixValue s.Init.Q; "R", matrixValue s.Init.R; "T", matrixValue p.T; "v", Arr(s.Init.V |> Array.map Num |> List.ofArray); "vTeacher", Arr(p.VTeacher |> Array.map Num |> List.ofArray) ] ]
+          "init", Obj [ "Q", matrixValue s.Init.Q; "R", matrixValue s.Init.R; "T", matrixValue p.T; "v", Arr(s.Init.V |> Array.map Num |> List.ofArray); "vTeacher", Arr(p.VTeacher |> Array.map Num |> List.ofArray)
+                        "b", Arr(p.Bias |> Array.map Num |> List.ofArray); "bTeacher", Arr(p.BiasTeacher |> Array.map Num |> List.ofArray) ] ]
       T = grid
       Series = [ "eg", eg ] @ overlaps @ simSeries
       Meta =
         [ "time_unit", Str "SGD steps / d"
           "conventions", Str "erf = erf(x/sqrt 2), I2 = (2/pi) asin(.); committee output sum_k v_k g(lambda_k) (not normalised); eg excludes label noise"
-          "integrals", Str(match p.Activation with Erf | Linear -> "closed forms" | Relu -> "closed I2, J2, I3; I4 bracket by common-random-number QMC" | Custom _ -> "common-random-number QMC")
+          "integrals", Str(match p.Activation with _ when Committee.hasBias p -> "common-random-number QMC (biases)" | Erf | Linear -> "closed forms" | Relu -> "closed I2, J2, I3; I4 bracket by common-random-number QMC" | Custom _ -> "common-random-number QMC")
           "solver", Obj [ "name", Str "dopri5"; "rtol", Num s.RelTol; "steps", Int sol.Stats.Steps; "rejected", Int sol.Stats.Rejected; "evaluations", Int sol.Stats.Evaluations; "wall_time_s", Num odeTime ] ]
         @ status @ analysis @ simMeta }
 

@@ -49,6 +49,26 @@ module Linalg =
                 let v = evd.EigenVectors
                 Array2D.init n n (fun i j -> v[i, j] * sqrt (max lam[j] 0.0))
 
+    /// A factor of the nearest PSD matrix (negative eigenvalues set to zero), never throwing. For right-hand sides:
+    /// an integrator's trial stage can leave the PSD cone by roundoff, and the closed forms clip the same way
+    /// (asin arguments, square roots), as the spec asks.
+    let psdFactorClipped (c: float[,]) : float[,] =
+        let n = Array2D.length1 c
+        let m = ofArray2D c
+        let chol =
+            try
+                let l = m.Cholesky().Factor
+                if l.Enumerate() |> Seq.forall System.Double.IsFinite then Some(l.ToArray()) else None
+            with _ ->
+                None
+        match chol with
+        | Some l -> l
+        | None ->
+            let evd = m.Evd(Symmetricity.Symmetric)
+            let v = evd.EigenVectors
+            let lam = evd.EigenValues |> Seq.map (fun z -> z.Real) |> Array.ofSeq
+            Array2D.init n n (fun i j -> v[i, j] * sqrt (max lam[j] 0.0))
+
     /// Maximum real part of the eigenvalues of a square matrix.
     let maxRealEigenvalue (a: float[,]) =
         (ofArray2D a).Evd().EigenValues |> Seq.map (fun z -> z.Real) |> Seq.max

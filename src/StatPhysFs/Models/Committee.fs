@@ -27,7 +27,11 @@ type CommitteeParams =
       Momentum: float
       /// Teacher overlaps T (M x M) and second layer vT (M).
       T: float[,]
-      VTeacher: float[] }
+      VTeacher: float[]
+      /// Fixed pre-activation biases: lambda_k = w_k.x/sqrt d + b_k, nu_n = w*_n.x/sqrt d + bT_n, so the fields are
+      /// Gaussian with mean (b, bT). Empty arrays mean no biases. With biases every integral is sampled.
+      Bias: float[]
+      BiasTeacher: float[] }
 
 /// The state: Q (K x K, symmetric), R (K x M), v (K).
 type CommitteeState = { Q: float[,]; R: float[,]; V: float[] }
@@ -40,7 +44,7 @@ module Committee =
     [<CompiledName("Create")>]
     let create (k: int) (m: int) =
         { K = k; M = m; Activation = Erf; Lr = 0.5; LrSecond = None; NoiseVar = 0.0; WeightDecay = 0.0; Batch = 1
-          Momentum = 0.0; T = identity m; VTeacher = Array.create m 1.0 }
+          Momentum = 0.0; T = identity m; VTeacher = Array.create m 1.0; Bias = [||]; BiasTeacher = [||] }
 
     [<CompiledName("Validate")>]
     let validate (p: CommitteeParams) =
@@ -55,6 +59,18 @@ module Committee =
         Check.that "T" (Array2D.length1 p.T = p.M && Array2D.length2 p.T = p.M) (sprintf "T must be %dx%d." p.M p.M)
         Check.that "vTeacher" (p.VTeacher.Length = p.M) (sprintf "vTeacher must have %d entries." p.M)
         Linalg.psdFactor "T" p.T |> ignore
+        Check.that "b" (p.Bias.Length = 0 || p.Bias.Length = p.K) (sprintf "b must be empty or have K = %d entries." p.K)
+        Check.that "bTeacher" (p.BiasTeacher.Length = 0 || p.BiasTeacher.Length = p.M) (sprintf "bTeacher must be empty or have M = %d entries." p.M)
+        Array.append p.Bias p.BiasTeacher |> Array.iteri (fun i x -> Check.finite (sprintf "bias[%d]" i) x)
+
+    /// True when some bias is non-zero (the closed forms assume centred fields).
+    let hasBias (p: CommitteeParams) = Array.exists ((<>) 0.0) p.Bias || Array.exists ((<>) 0.0) p.BiasTeacher
+
+    /// Field means (b, bT).
+    let fieldMean (p: CommitteeParams) =
+        Array.init (p.K + p.M) (fun i ->
+            if i < p.K then (if p.Bias.Length = 0 then 0.0 else p.Bias[i])
+            else (if p.BiasTeacher.Length = 0 then 0.0 else p.BiasTeacher[i - p.K]))
 
     /// Number of state components: K(K+1)/2 for Q, K M for R, and K for v when the second layer is trained.
     let size (p: CommitteeParams) = p.K * (p.K + 1) / 2 + p.K * p.M + (if p.LrSecond.IsSome then p.K else 0)
@@ -106,6 +122,28 @@ module Committee =
             | false, true -> s.R[b, a - p.K]
             | false, false -> p.T[a - p.K, b - p.K])
 
+    /// Halton points in dimension n mapped to N(0, I) (scrambling-free, fixed: common random numbers).
+    let private haltonNormal (n: int) (count: int) =
+        let primes = [| 2; 3; 5; 7; 11; 13; 17; 19; 23; 29; 31; 37; 41; 43; 47; 53; 59; 61; 67; 71; 73; 79; 83; 89; 97; 101; 103; 107; 109; 113 |]
+        Check.intInRange "K + M (sampled integrals)" 1 primes.Length n
+        Array.init count (fun i ->
+            Array.init n (fun j ->
+                let b = primes[j]
+                let mutable f = 1.0
+                let mutable r = 0.0
+                let mutable m = i + 1
+                while m > 0 do
+                    f <- f / float b
+                    r <- r + f * float (m % b)
+                    m <- m / b
+                MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, r)))
+
+    /// Number of quasi-Monte Carlo points of the sampled path.
+    let mutable sampledPoints = 1 <<< 15
+
+    let private pointCache = System.Collections.Concurrent.ConcurrentDictionary<struct (int * int), float[][]>()
+    let private points n = pointCache.GetOrAdd(struct (n, sampledPoints), fun (struct (n, c)) -> haltonNormal n c)
+
     let private i2 (g: Activation) (c: float[,]) a b =
         match g with
         | Erf -> CommitteeIntegrals.erfI2 c[a, a] c[a, b] c[b, b]
@@ -119,11 +157,26 @@ module Committee =
         let c = fieldCovariance p s
         let n = p.K + p.M
         let a = Array.init n (fun i -> if i < p.K then s.V[i] else -p.VTeacher[i - p.K])
-        let mutable e = 0.0
-        for i in 0 .. n - 1 do
-            for j in 0 .. n - 1 do
-                e <- e + a[i] * a[j] * i2 p.Activation c i j
-        0.5 * e
+        if hasBias p then
+            // (1/2) E[Delta^2] over the shifted fields, by the same fixed QMC points as the right-hand side.
+            let l = Linalg.psdFactorClipped c
+            let mu = fieldMean p
+            let mutable acc = 0.0
+            for z in points n do
+                let mutable delta = 0.0
+                for i in 0 .. n - 1 do
+                    let mutable f = mu[i]
+                    for j in 0 .. n - 1 do
+                        f <- f + l[i, j] * z[j]
+                    delta <- delta + a[i] * Activation.value p.Activation f
+                acc <- acc + delta * delta
+            0.5 * acc / float (points n).Length
+        else
+            let mutable e = 0.0
+            for i in 0 .. n - 1 do
+                for j in 0 .. n - 1 do
+                    e <- e + a[i] * a[j] * i2 p.Activation c i j
+            0.5 * e
 
     /// Expectations the right-hand side needs, for the current covariance c and output weights a = (v, -vT):
     /// a3[k, q] = E[g'(lambda_k) phi_q Delta], b4[i, k] = E[g'_i g'_k Delta^2], j2[i, k], i2[i, p],
@@ -175,9 +228,10 @@ module Committee =
     /// PSD factor of the current covariance, so the right-hand side is a deterministic, continuous function of the
     /// state (no noise injected into the ODE). Used for activations without closed forms, and for ReLU's I4.
     let private sampledMoments (points: float[][]) (p: CommitteeParams) (c: float[,]) (a: float[]) =
+        let mu = fieldMean p
         let n = p.K + p.M
         let k = p.K
-        let l = Linalg.psdFactor "field covariance" c
+        let l = Linalg.psdFactorClipped c
         let a3 = Array2D.zeroCreate k n
         let b4 = Array2D.zeroCreate k k
         let j2 = Array2D.zeroCreate k k
@@ -191,13 +245,14 @@ module Committee =
                 let mutable s = 0.0
                 for j in 0 .. n - 1 do
                     s <- s + l[i, j] * z[j]
+                // phi holds the centred field (the linear slot of I3); g sees the shifted one.
                 phi[i] <- s
-                gv[i] <- Activation.value g s
+                gv[i] <- Activation.value g (s + mu[i])
             let mutable delta = 0.0
             for i in 0 .. n - 1 do
                 delta <- delta + a[i] * gv[i]
             for i in 0 .. k - 1 do
-                dg[i] <- Activation.derivative g phi[i]
+                dg[i] <- Activation.derivative g (phi[i] + mu[i])
             for i in 0 .. k - 1 do
                 let w = dg[i] * delta
                 for q in 0 .. n - 1 do
@@ -211,24 +266,6 @@ module Committee =
         sc a3; sc b4; sc j2; sc i2m
         { A3 = a3; B4 = b4; J2 = j2; I2 = i2m }
 
-    /// Halton points in dimension n mapped to N(0, I) (scrambling-free, fixed: common random numbers).
-    let private haltonNormal (n: int) (count: int) =
-        let primes = [| 2; 3; 5; 7; 11; 13; 17; 19; 23; 29; 31; 37; 41; 43; 47; 53; 59; 61; 67; 71; 73; 79; 83; 89; 97; 101; 103; 107; 109; 113 |]
-        Check.intInRange "K + M (sampled integrals)" 1 primes.Length n
-        Array.init count (fun i ->
-            Array.init n (fun j ->
-                let b = primes[j]
-                let mutable f = 1.0
-                let mutable r = 0.0
-                let mutable m = i + 1
-                while m > 0 do
-                    f <- f / float b
-                    r <- r + f * float (m % b)
-                    m <- m / b
-                MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, r)))
-
-    /// Number of quasi-Monte Carlo points of the sampled path.
-    let mutable sampledPoints = 1 <<< 15
 
     /// The right-hand side of the general K x M ODE (spec section 3.1), with an optional learning-rate schedule
     /// eta(t) (None: constant eta). `v0` is the fixed second layer when it is not trained.
@@ -237,20 +274,20 @@ module Committee =
         validate p
         Check.that "v0" (v0.Length = p.K) (sprintf "v0 must have K = %d entries." p.K)
         let n = p.K + p.M
-        let points = lazy (haltonNormal n sampledPoints)
         fun t y dy ->
             let s = unpack p v0 y
             let c = fieldCovariance p s
             let a = Array.init n (fun i -> if i < p.K then s.V[i] else -p.VTeacher[i - p.K])
             let mo =
                 match p.Activation with
+                | _ when hasBias p -> sampledMoments (points n) p c a
                 | Erf | Linear -> closedMoments p c a
                 | Relu ->
                     // Closed I2, J2, I3; the I4 bracket has no closed form and is sampled.
                     let cf = closedMoments p c a
-                    let sm = sampledMoments points.Value p c a
+                    let sm = sampledMoments (points n) p c a
                     { cf with B4 = sm.B4 }
-                | Custom _ -> sampledMoments points.Value p c a
+                | Custom _ -> sampledMoments (points n) p c a
             let eta0 = match schedule with Some f -> f t | None -> p.Lr
             // Heavy ball: the velocity remembers 1/(1-beta) = O(1) steps, much fewer than d, so every step size
             // (eta, etaV and the decay kappa, which is part of the step) is divided by 1 - beta (spec 4.4).

@@ -65,6 +65,7 @@ module OnlineCommitteeSim =
         let gradW = Array.init p.K (fun _ -> Array.zeroCreate d)
         let gradV = Array.zeroCreate p.K
         let coef = Array.zeroCreate p.K
+        let mu = Committee.fieldMean p
         let decay = 1.0 - p.WeightDecay / float d
         let eta = p.Lr
         let beta = p.Momentum
@@ -92,11 +93,11 @@ module OnlineCommitteeSim =
                     rng.FillNormal(Span x)
                     let mutable y = sigma * rng.NextNormal()
                     for m in 0 .. p.M - 1 do
-                        nu[m] <- Blas.dotArr teacher[m] x / sd
+                        nu[m] <- Blas.dotArr teacher[m] x / sd + mu[p.K + m]
                         y <- y + p.VTeacher[m] * Activation.value g nu[m]
                     let mutable yhat = 0.0
                     for i in 0 .. p.K - 1 do
-                        lam[i] <- Blas.dotArr w[i] x / sd
+                        lam[i] <- Blas.dotArr w[i] x / sd + mu[i]
                         yhat <- yhat + v[i] * Activation.value g lam[i]
                     let delta = yhat - y
                     for i in 0 .. p.K - 1 do
