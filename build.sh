@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for users and CI:  ./build.sh demo [ARGS]   ./build.sh test   ./build.sh statphys ARGS
-#                                     ./build.sh bench   ./build.sh notebooks   ./build.sh build
+#                                     ./build.sh bench   ./build.sh notebooks   ./build.sh build   ./build.sh format
 # It installs the local dotnet tools, restores with Paket and builds, so a fresh clone needs only the .NET SDK.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -42,5 +42,6 @@ case "$cmd" in
   bench) build; dotnet "bench/StatPhysFs.Benchmarks/bin/$CONFIG/net10.0/StatPhysFs.Benchmarks.dll" "$@" ;;
   notebooks) build; bash notebooks/run.sh "$@" ;;
   test) build; bash .ci/test-all.sh "$CONFIG" ;;
-  *) echo "usage: ./build.sh demo|test|statphys ARGS|bench|notebooks|build" >&2; exit 2 ;;
+  format) prepare; dotnet fantomas src tests bench ;;
+  *) echo "usage: ./build.sh demo|test|statphys ARGS|bench|notebooks|build|format" >&2; exit 2 ;;
 esac

@@ -13,20 +13,31 @@ open StatPhysFs.Simulation
 
 let time (reps: int) (f: unit -> 'a) =
     f () |> ignore
+
     let ts =
         Array.init reps (fun _ ->
             let sw = Stopwatch.StartNew()
             f () |> ignore
             sw.Elapsed.TotalSeconds)
+
     Array.sort ts
     ts[reps / 2]
 
-let normalMoment k = if k % 2 = 1 then 0.0 else Seq.fold (fun s j -> s * float j) 1.0 (seq { k - 1 .. -2 .. 1 })
+let normalMoment k =
+    if k % 2 = 1 then
+        0.0
+    else
+        Seq.fold (fun s j -> s * float j) 1.0 (seq { k - 1 .. -2 .. 1 })
 
 let randomCov (d: int) (seed: int) =
     let rng = Rng(seed, 17)
     let a = Array2D.init d d (fun _ _ -> rng.NextNormal())
-    let c = Array2D.init d d (fun i j -> (Seq.sum (seq { for k in 0 .. d - 1 -> a[i, k] * a[j, k] })) / float d + (if i = j then 0.05 else 0.0))
+
+    let c =
+        Array2D.init d d (fun i j ->
+            (Seq.sum (seq { for k in 0 .. d - 1 -> a[i, k] * a[j, k] })) / float d
+            + (if i = j then 0.05 else 0.0))
+
     let top = Linalg.maxRealEigenvalue c
     Array2D.map (fun x -> x * 1.5 / top) c
 
@@ -34,70 +45,191 @@ let gaussHermite () =
     printfn "\n## Gauss-Hermite rules (oracle: normal moments (k-1)!!, E cos Z = e^-1/2)"
     printfn "| order | max rel. error, even moments <= 2n-2 | abs error E[cos Z] | build time |"
     printfn "|---|---|---|---|"
+
     for n in [ 5; 10; 20; 50; 100; 150 ] do
         let r = GaussHermite.rule n
+
         let worst =
-            [ 0 .. 2 .. min (2 * n - 2) 200 ]
-            |> List.map (fun k -> abs ((Array.fold2 (fun s x w -> s + w * x ** float k) 0.0 r.Nodes r.Weights) / normalMoment k - 1.0))
+            [ 0..2 .. min (2 * n - 2) 200 ]
+            |> List.map (fun k ->
+                abs (
+                    (Array.fold2 (fun s x w -> s + w * x ** float k) 0.0 r.Nodes r.Weights)
+                    / normalMoment k
+                    - 1.0
+                ))
             |> List.max
+
         let c = Array.fold2 (fun s x w -> s + w * cos x) 0.0 r.Nodes r.Weights
-        printfn "| %d | %.2e | %.2e | %.2f ms |" n worst (abs (c - exp -0.5)) (1e3 * time 5 (fun () -> GaussHermite.rule n))
+
+        printfn
+            "| %d | %.2e | %.2e | %.2f ms |"
+            n
+            worst
+            (abs (c - exp -0.5))
+            (1e3 * time 5 (fun () -> GaussHermite.rule n))
 
 let closedForms () =
     printfn "\n## Closed forms against independent evaluation (20 random covariances, largest eigenvalue 1.5)"
-    printfn "| integral | vs tensor Gauss-Hermite (order) max abs diff | vs Monte Carlo 1e6: max |diff|/s.e. | time per call |"
+
+    printfn
+        "| integral | vs tensor Gauss-Hermite (order) max abs diff | vs Monte Carlo 1e6: max |diff|/s.e. | time per call |"
+
     printfn "|---|---|---|---|"
     let zeros d = Array.zeroCreate<float> d
+
     let cases =
-        [ "erf I2", Erf, 2, CommitteeIntegrals.i2, (fun (a: Activation) (x: float[]) -> Activation.value a x[0] * Activation.value a x[1]), 60
-          "erf J2", Erf, 2, CommitteeIntegrals.j2, (fun a x -> Activation.derivative a x[0] * Activation.derivative a x[1]), 60
-          "erf I3", Erf, 3, CommitteeIntegrals.i3, (fun a x -> Activation.derivative a x[0] * x[1] * Activation.value a x[2]), 48
-          "erf I4", Erf, 4, CommitteeIntegrals.i4, (fun a x -> Activation.derivative a x[0] * Activation.derivative a x[1] * Activation.value a x[2] * Activation.value a x[3]), 28
-          "relu I2", Relu, 2, CommitteeIntegrals.i2, (fun a x -> Activation.value a x[0] * Activation.value a x[1]), 0
-          "relu J2", Relu, 2, CommitteeIntegrals.j2, (fun a x -> Activation.derivative a x[0] * Activation.derivative a x[1]), 0
-          "relu I3", Relu, 3, CommitteeIntegrals.i3, (fun a x -> Activation.derivative a x[0] * x[1] * Activation.value a x[2]), 0
-          "linear I4", Linear, 4, CommitteeIntegrals.i4, (fun a x -> x[2] * x[3]), 4 ]
+        [
+            "erf I2",
+            Erf,
+            2,
+            CommitteeIntegrals.i2,
+            (fun (a: Activation) (x: float[]) -> Activation.value a x[0] * Activation.value a x[1]),
+            60
+            "erf J2",
+            Erf,
+            2,
+            CommitteeIntegrals.j2,
+            (fun a x -> Activation.derivative a x[0] * Activation.derivative a x[1]),
+            60
+            "erf I3",
+            Erf,
+            3,
+            CommitteeIntegrals.i3,
+            (fun a x -> Activation.derivative a x[0] * x[1] * Activation.value a x[2]),
+            48
+            "erf I4",
+            Erf,
+            4,
+            CommitteeIntegrals.i4,
+            (fun a x ->
+                Activation.derivative a x[0]
+                * Activation.derivative a x[1]
+                * Activation.value a x[2]
+                * Activation.value a x[3]),
+            28
+            "relu I2", Relu, 2, CommitteeIntegrals.i2, (fun a x -> Activation.value a x[0] * Activation.value a x[1]), 0
+            "relu J2",
+            Relu,
+            2,
+            CommitteeIntegrals.j2,
+            (fun a x -> Activation.derivative a x[0] * Activation.derivative a x[1]),
+            0
+            "relu I3",
+            Relu,
+            3,
+            CommitteeIntegrals.i3,
+            (fun a x -> Activation.derivative a x[0] * x[1] * Activation.value a x[2]),
+            0
+            "linear I4", Linear, 4, CommitteeIntegrals.i4, (fun a x -> x[2] * x[3]), 4
+        ]
+
     for name, act, d, closed, integrand, order in cases do
         let covs = [ for s in 1..20 -> randomCov d (1000 + s) ]
+
         let quad =
-            if order = 0 then "n/a (kink: algebraic convergence)"
+            if order = 0 then
+                "n/a (kink: algebraic convergence)"
             else
                 let rule = GaussianRule.tensor d order
-                let e = covs |> List.map (fun c -> abs (closed act c - GaussianRule.expect rule (zeros d) c (integrand act))) |> List.max
+
+                let e =
+                    covs
+                    |> List.map (fun c -> abs (closed act c - GaussianRule.expect rule (zeros d) c (integrand act)))
+                    |> List.max
+
                 sprintf "%.1e (%d)" e order
+
         let mc =
-            covs |> List.take 5 |> List.mapi (fun i c ->
+            covs
+            |> List.take 5
+            |> List.mapi (fun i c ->
                 let est = GaussianMonteCarlo.estimate (i + 1) 1_000_000 (zeros d) c (integrand act)
                 abs (closed act c - est.Mean) / est.StdErr)
             |> List.max
+
         let c0 = covs.Head
-        let perCall = time 5 (fun () -> for _ in 1..100_000 do closed act c0 |> ignore) / 1e5
+
+        let perCall =
+            time 5 (fun () ->
+                for _ in 1..100_000 do
+                    closed act c0 |> ignore)
+            / 1e5
+
         printfn "| %s | %s | %.2f | %.0f ns |" name quad mc (perCall * 1e9)
 
 let orders () =
     printfn "\n## Convergence orders (y' = y cos t, y = exp(sin t), error at t = 2)"
     let p = Ode.problem (fun t y dy -> dy[0] <- y[0] * cos t) [| 1.0 |] 0.0 2.0
-    let err alg = let s = Ode.solve Ode.defaultOptions alg p in abs (s.Y[s.Y.Length - 1][0] - exp (sin 2.0))
+
+    let err alg =
+        let s = Ode.solve Ode.defaultOptions alg p in abs (s.Y[s.Y.Length - 1][0] - exp (sin 2.0))
+
     let hs = [| 0.1; 0.05; 0.025; 0.0125 |]
-    let slope f = Stats.logLogSlope hs (hs |> Array.map f)
+
+    let slope f =
+        Stats.logLogSlope hs (hs |> Array.map f)
+
     printfn "| scheme | observed order |"
     printfn "|---|---|"
     printfn "| Euler | %.3f |" (slope (fun h -> err (Euler h)))
     printfn "| RK4 | %.3f |" (slope (fun h -> err (RungeKutta4 h)))
     let hs2 = [| 0.2; 0.1; 0.05; 0.025 |]
-    printfn "| Dormand-Prince 5 (fixed step) | %.3f |" (Stats.logLogSlope hs2 (hs2 |> Array.map (fun h -> err (Dopri5 { RelTol = 1e10; AbsTol = 1e10; InitialStep = h; MaxStep = h }))))
+
+    printfn
+        "| Dormand-Prince 5 (fixed step) | %.3f |"
+        (Stats.logLogSlope
+            hs2
+            (hs2
+             |> Array.map (fun h ->
+                 err (
+                     Dopri5
+                         {
+                             RelTol = 1e10
+                             AbsTol = 1e10
+                             InitialStep = h
+                             MaxStep = h
+                         }
+                 ))))
 
 let linearOde () =
     printfn "\n## Online linear regression ODE (t_end = 10, 101 points) against its closed form"
-    let p = { OnlineLinear.defaults with Ridge = 0.01 }
+
+    let p =
+        { OnlineLinear.defaults with
+            Ridge = 0.01
+        }
+
     let grid = Grid.linear 0.0 10.0 101
+
     let run alg =
-        let s = Ode.solve { Ode.defaultOptions with SaveAt = grid; Dense = false } alg (OnlineLinear.problem p 10.0)
-        let e = Array.map2 (fun t (y: float[]) -> let c = OnlineLinear.closedForm p t in max (abs (y[0] - c.M)) (abs (y[1] - c.Q))) grid s.Y |> Array.max
+        let s =
+            Ode.solve
+                { Ode.defaultOptions with
+                    SaveAt = grid
+                    Dense = false
+                }
+                alg
+                (OnlineLinear.problem p 10.0)
+
+        let e =
+            Array.map2
+                (fun t (y: float[]) -> let c = OnlineLinear.closedForm p t in max (abs (y[0] - c.M)) (abs (y[1] - c.Q)))
+                grid
+                s.Y
+            |> Array.max
+
         e, s.Stats.Evaluations
+
     printfn "| solver | max abs error | RHS evaluations | time |"
     printfn "|---|---|---|---|"
-    for name, alg in [ "dopri5 rtol 1e-10", Ode.dopri5 1e-10 1e-12; "dopri5 rtol 1e-6", Ode.dopri5 1e-6 1e-8; "rk4 dt 0.01", RungeKutta4 0.01; "euler dt 0.01 (peers)", Euler 0.01 ] do
+
+    for name, alg in
+        [
+            "dopri5 rtol 1e-10", Ode.dopri5 1e-10 1e-12
+            "dopri5 rtol 1e-6", Ode.dopri5 1e-6 1e-8
+            "rk4 dt 0.01", RungeKutta4 0.01
+            "euler dt 0.01 (peers)", Euler 0.01
+        ] do
         let e, n = run alg
         printfn "| %s | %.1e | %d | %.3f ms |" name e n (1e3 * time 11 (fun () -> run alg))
 
@@ -106,76 +238,237 @@ let simulation () =
     let p = OnlineLinear.defaults
     printfn "| d | time per SGD step | per step / d |"
     printfn "|---|---|---|"
+
     for d in [ 1000; 4000; 16000 ] do
-        let o = { SimulationOptions.defaults with Dim = d; Seeds = 1; MaxParallelism = 1 }
-        let t = time 3 (fun () -> OnlineLinearSim.run o ignore CancellationToken.None p [| 0.0; 2.0 |]) / (2.0 * float d)
+        let o =
+            { SimulationOptions.defaults with
+                Dim = d
+                Seeds = 1
+                MaxParallelism = 1
+            }
+
+        let t =
+            time 3 (fun () -> OnlineLinearSim.run o ignore CancellationToken.None p [| 0.0; 2.0 |])
+            / (2.0 * float d)
+
         printfn "| %d | %.2f us | %.2f ns |" d (t * 1e6) (t * 1e9 / float d)
     // Same CLI workload: d = 1000, 5 seeds, t = 10.
-    let o = { SimulationOptions.defaults with Dim = 1000; Seeds = 5 }
-    printfn "simulation d=1000, 5 seeds, t_end=10, all cores: %.2f s" (time 3 (fun () -> OnlineLinearSim.run o ignore CancellationToken.None p (Grid.linear 0.0 10.0 101)))
+    let o =
+        { SimulationOptions.defaults with
+            Dim = 1000
+            Seeds = 5
+        }
+
+    printfn
+        "simulation d=1000, 5 seeds, t_end=10, all cores: %.2f s"
+        (time 3 (fun () -> OnlineLinearSim.run o ignore CancellationToken.None p (Grid.linear 0.0 10.0 101)))
+
     printfn "\n## Fluctuations against d (rms deviation of one run from the ODE, t in [0.5, 2], 16 seeds)"
-    let p = { OnlineLinear.defaults with Lr = 0.5; NoiseVar = 0.5; Q0 = 0.0 }
+
+    let p =
+        { OnlineLinear.defaults with
+            Lr = 0.5
+            NoiseVar = 0.5
+            Q0 = 0.0
+        }
+
     let times = Grid.linear 0.0 2.0 9
     let dims = [| 250.0; 1000.0; 4000.0; 16000.0 |]
+
     let rms =
-        dims |> Array.map (fun d ->
-            let r = OnlineLinearSim.run { SimulationOptions.defaults with Dim = int d; Seeds = 16; Seed = 3 } ignore CancellationToken.None p times
-            let devs = [| for run in r.EgPerRun do for j in 2 .. times.Length - 1 -> run[j] - (OnlineLinear.closedForm p times[j]).Eg |]
+        dims
+        |> Array.map (fun d ->
+            let r =
+                OnlineLinearSim.run
+                    { SimulationOptions.defaults with
+                        Dim = int d
+                        Seeds = 16
+                        Seed = 3
+                    }
+                    ignore
+                    CancellationToken.None
+                    p
+                    times
+
+            let devs =
+                [|
+                    for run in r.EgPerRun do
+                        for j in 2 .. times.Length - 1 -> run[j] - (OnlineLinear.closedForm p times[j]).Eg
+                |]
+
             sqrt (devs |> Array.averageBy (fun x -> x * x)))
-    for d, r in Array.zip dims rms do printfn "d = %6.0f: rms deviation %.3e" d r
+
+    for d, r in Array.zip dims rms do
+        printfn "d = %6.0f: rms deviation %.3e" d r
+
     printfn "fitted slope of log(rms) vs log(d): %.3f (theory -0.5)" (Stats.logLogSlope dims rms)
 
 let committee () =
     printfn "\n## Committee ODE (erf unless stated), spec section 6.7 initial state"
+
     let init k =
-        { Q = Array2D.init k k (fun i j -> if i = j then (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1)) else 1e-4)
-          R = Array2D.init k k (fun i n -> 1e-4 * (1.0 + float ((i * k + n) % 3)))
-          V = Array.create k 1.0 }
-    let egAt (p: CommitteeParams) (s0: CommitteeState) (sol: OdeSolution) = sol.Y |> Array.map (fun y -> Committee.generalisationError p (Committee.unpack p s0.V y))
+        {
+            Q =
+                Array2D.init k k (fun i j ->
+                    if i = j then
+                        (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1))
+                    else
+                        1e-4)
+            R = Array2D.init k k (fun i n -> 1e-4 * (1.0 + float ((i * k + n) % 3)))
+            V = Array.create k 1.0
+        }
+
+    let egAt (p: CommitteeParams) (s0: CommitteeState) (sol: OdeSolution) =
+        sol.Y
+        |> Array.map (fun y -> Committee.generalisationError p (Committee.unpack p s0.V y))
+
     let p2 = Committee.create 2 2
     let s2 = init 2
     let grid = Grid.log 0.0 1e4 301
-    let run alg = Ode.solve { Ode.defaultOptions with SaveAt = grid; Dense = false } alg (Committee.problem p2 s2 1e4)
+
+    let run alg =
+        Ode.solve
+            { Ode.defaultOptions with
+                SaveAt = grid
+                Dense = false
+            }
+            alg
+            (Committee.problem p2 s2 1e4)
+
     let reference = run (Ode.dopri5 1e-12 1e-14)
     let refEg = egAt p2 s2 reference
-    let crossing (eg: float[]) = grid[eg |> Array.findIndex (fun e -> e < 1e-3)]
-    printfn "| K = M = 2 to t = 1e4 | time | RHS evals | max |eg - ref| / ref over t <= 1e4 while eg > 1e-8 | first grid time with eg < 1e-3 |"
+
+    let crossing (eg: float[]) =
+        grid[eg |> Array.findIndex (fun e -> e < 1e-3)]
+
+    printfn
+        "| K = M = 2 to t = 1e4 | time | RHS evals | max |eg - ref| / ref over t <= 1e4 while eg > 1e-8 | first grid time with eg < 1e-3 |"
+
     printfn "|---|---|---|---|---|"
-    for name, alg in [ "reference dopri5 rtol 1e-12", Ode.dopri5 1e-12 1e-14; "dopri5 rtol 1e-8", Ode.dopri5 1e-8 1e-10; "rk4 dt 0.5", RungeKutta4 0.5; "euler dt 0.01 (peers)", Euler 0.01 ] do
+
+    for name, alg in
+        [
+            "reference dopri5 rtol 1e-12", Ode.dopri5 1e-12 1e-14
+            "dopri5 rtol 1e-8", Ode.dopri5 1e-8 1e-10
+            "rk4 dt 0.5", RungeKutta4 0.5
+            "euler dt 0.01 (peers)", Euler 0.01
+        ] do
         let t = time 3 (fun () -> run alg)
         let s = run alg
         let eg = egAt p2 s2 s
-        let rel = Array.map2 (fun a b -> if b > 1e-8 then abs (a - b) / b else 0.0) eg refEg |> Array.max
+
+        let rel =
+            Array.map2 (fun a b -> if b > 1e-8 then abs (a - b) / b else 0.0) eg refEg
+            |> Array.max
+
         printfn "| %s | %.3f s | %d | %.1e | %.2f |" name t s.Stats.Evaluations rel (crossing eg)
+
     for k in [ 3; 5; 10 ] do
         let p = Committee.create k k
         let s0 = init k
         let tEnd = 1e3
         let sol = ref Unchecked.defaultof<OdeSolution>
-        let t = time 1 (fun () -> sol.Value <- Ode.solve { Ode.defaultOptions with SaveAt = [| 0.0; tEnd |]; Dense = false } (Ode.dopri5 1e-8 1e-10) (Committee.problem p s0 tEnd))
+
+        let t =
+            time 1 (fun () ->
+                sol.Value <-
+                    Ode.solve
+                        { Ode.defaultOptions with
+                            SaveAt = [| 0.0; tEnd |]
+                            Dense = false
+                        }
+                        (Ode.dopri5 1e-8 1e-10)
+                        (Committee.problem p s0 tEnd))
+
         let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Value.Y[1])
-        printfn "K = M = %d to t = 1e3 (dopri5 rtol 1e-8): %.2f s, %d RHS evaluations, %.2f ms per RHS, eg(1e3) = %.3g" k t sol.Value.Stats.Evaluations (1e3 * t / float sol.Value.Stats.Evaluations) eg
-    let pt = { Committee.create 2 2 with Activation = Activation.tanh }
+
+        printfn
+            "K = M = %d to t = 1e3 (dopri5 rtol 1e-8): %.2f s, %d RHS evaluations, %.2f ms per RHS, eg(1e3) = %.3g"
+            k
+            t
+            sol.Value.Stats.Evaluations
+            (1e3 * t / float sol.Value.Stats.Evaluations)
+            eg
+
+    let pt =
+        { Committee.create 2 2 with
+            Activation = Activation.tanh
+        }
+
     let sol = ref Unchecked.defaultof<OdeSolution>
-    let t = time 1 (fun () -> sol.Value <- Ode.solve { Ode.defaultOptions with SaveAt = [| 0.0; 100.0 |]; Dense = false } (Ode.dopri5 1e-6 1e-8) (Committee.problem pt s2 100.0))
-    printfn "K = M = 2 tanh (QMC, %d points) to t = 100 (dopri5 rtol 1e-6): %.2f s, %d RHS evaluations" Committee.sampledPoints t sol.Value.Stats.Evaluations
+
+    let t =
+        time 1 (fun () ->
+            sol.Value <-
+                Ode.solve
+                    { Ode.defaultOptions with
+                        SaveAt = [| 0.0; 100.0 |]
+                        Dense = false
+                    }
+                    (Ode.dopri5 1e-6 1e-8)
+                    (Committee.problem pt s2 100.0))
+
+    printfn
+        "K = M = 2 tanh (QMC, %d points) to t = 100 (dopri5 rtol 1e-6): %.2f s, %d RHS evaluations"
+        Committee.sampledPoints
+        t
+        sol.Value.Stats.Evaluations
+
     printfn "\n## Committee simulation cost (K = M = 2 erf, one core)"
+
     for d in [ 1000; 10000 ] do
-        let o = { SimulationOptions.defaults with Dim = d; Seeds = 1; MaxParallelism = 1 }
-        let t = time 3 (fun () -> OnlineCommitteeSim.run o ignore CancellationToken.None p2 s2 [| 0.0; 1.0 |]) / float d
+        let o =
+            { SimulationOptions.defaults with
+                Dim = d
+                Seeds = 1
+                MaxParallelism = 1
+            }
+
+        let t =
+            time 3 (fun () -> OnlineCommitteeSim.run o ignore CancellationToken.None p2 s2 [| 0.0; 1.0 |])
+            / float d
+
         let x = Array.init d float
-        let pass = time 5 (fun () -> for _ in 1..1000 do Blas.dotArr x x |> ignore) / 1000.0
-        printfn "d = %d: %.2f us per SGD step = %.1f passes over one weight vector (%.2f us per dot product)" d (t * 1e6) (t / pass) (pass * 1e6)
+
+        let pass =
+            time 5 (fun () ->
+                for _ in 1..1000 do
+                    Blas.dotArr x x |> ignore)
+            / 1000.0
+
+        printfn
+            "d = %d: %.2f us per SGD step = %.1f passes over one weight vector (%.2f us per dot product)"
+            d
+            (t * 1e6)
+            (t / pass)
+            (pass * 1e6)
 
 [<EntryPoint>]
 let main argv =
     let all = argv.Length = 0
     let want (s: string) = all || Array.contains s argv
-    printfn "# StatPhysFs benchmarks (%d cores, %s)" Environment.ProcessorCount (Runtime.InteropServices.RuntimeInformation.FrameworkDescription)
-    if want "hermite" then gaussHermite ()
-    if want "integrals" then closedForms ()
-    if want "orders" then orders ()
-    if want "linear" then linearOde ()
-    if want "simulation" then simulation ()
-    if want "committee" then committee ()
+
+    printfn
+        "# StatPhysFs benchmarks (%d cores, %s)"
+        Environment.ProcessorCount
+        (Runtime.InteropServices.RuntimeInformation.FrameworkDescription)
+
+    if want "hermite" then
+        gaussHermite ()
+
+    if want "integrals" then
+        closedForms ()
+
+    if want "orders" then
+        orders ()
+
+    if want "linear" then
+        linearOde ()
+
+    if want "simulation" then
+        simulation ()
+
+    if want "committee" then
+        committee ()
+
     0

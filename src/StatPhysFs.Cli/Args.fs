@@ -8,8 +8,10 @@ open System.Globalization
 exception UsageError of string
 
 type Parsed =
-    { Values: Map<string, string>
-      Flags: Set<string> }
+    {
+        Values: Map<string, string>
+        Flags: Set<string>
+    }
 
 /// Parse `--name value` and `--flag` tokens. `valued` and `flags` list the allowed names (without dashes).
 let parse (valued: string list) (flags: string list) (argv: string list) =
@@ -18,20 +20,41 @@ let parse (valued: string list) (flags: string list) (argv: string list) =
         | [] -> acc
         | (a: string) :: rest when a.StartsWith "--" ->
             let name = a.Substring 2
-            if List.contains name flags then go { acc with Flags = acc.Flags.Add name } rest
+
+            if List.contains name flags then
+                go { acc with Flags = acc.Flags.Add name } rest
             elif List.contains name valued then
                 match rest with
                 | v :: rest' when not (v.StartsWith "--" && v.Length > 2 && Char.IsLetter v[2]) ->
-                    if acc.Values.ContainsKey name then raise (UsageError(sprintf "option --%s given twice" name))
-                    go { acc with Values = acc.Values.Add(name, v) } rest'
+                    if acc.Values.ContainsKey name then
+                        raise (UsageError(sprintf "option --%s given twice" name))
+
+                    go
+                        { acc with
+                            Values = acc.Values.Add(name, v)
+                        }
+                        rest'
                 | _ -> raise (UsageError(sprintf "option --%s needs a value" name))
             else
-                raise (UsageError(sprintf "unknown option %s (valid: %s)" a (valued @ flags |> List.map ((+) "--") |> String.concat ", ")))
+                raise (
+                    UsageError(
+                        sprintf
+                            "unknown option %s (valid: %s)"
+                            a
+                            (valued @ flags |> List.map ((+) "--") |> String.concat ", ")
+                    )
+                )
         | a :: _ -> raise (UsageError(sprintf "unexpected argument '%s'" a))
 
-    go { Values = Map.empty; Flags = Set.empty } argv
+    go
+        {
+            Values = Map.empty
+            Flags = Set.empty
+        }
+        argv
 
-let has (p: Parsed) name = p.Values.ContainsKey name || p.Flags.Contains name
+let has (p: Parsed) name =
+    p.Values.ContainsKey name || p.Flags.Contains name
 
 let float (p: Parsed) (name: string) (fallback: float) =
     match p.Values.TryFind name with
@@ -49,9 +72,13 @@ let int (p: Parsed) (name: string) (fallback: int) =
         | true, v -> v
         | _ -> raise (UsageError(sprintf "--%s expects an integer, got '%s'" name s))
 
-let string (p: Parsed) (name: string) (fallback: string) = p.Values.TryFind name |> Option.defaultValue fallback
+let string (p: Parsed) (name: string) (fallback: string) =
+    p.Values.TryFind name |> Option.defaultValue fallback
 
 let choice (p: Parsed) (name: string) (allowed: string list) (fallback: string) =
     let v = string p name fallback
-    if List.contains v allowed then v
-    else raise (UsageError(sprintf "--%s must be one of %s, got '%s'" name (String.concat "|" allowed) v))
+
+    if List.contains v allowed then
+        v
+    else
+        raise (UsageError(sprintf "--%s must be one of %s, got '%s'" name (String.concat "|" allowed) v))

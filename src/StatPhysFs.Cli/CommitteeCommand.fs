@@ -31,91 +31,196 @@ let usage =
   (T, v, vTeacher, b, bTeacher optional; biases are fixed pre-activation offsets, their integrals are sampled)."""
 
 let private valued =
-    [ "K"; "M"; "student"; "teacher"; "lr"; "lr2"; "noise-var"; "ridge"; "batch"; "momentum"; "schedule"; "schedule-c"; "init"
-      "seed"; "t-end"; "points"; "grid"; "rtol"; "dim"; "seeds"; "out"; "plot" ]
+    [
+        "K"
+        "M"
+        "student"
+        "teacher"
+        "lr"
+        "lr2"
+        "noise-var"
+        "ridge"
+        "batch"
+        "momentum"
+        "schedule"
+        "schedule-c"
+        "init"
+        "seed"
+        "t-end"
+        "points"
+        "grid"
+        "rtol"
+        "dim"
+        "seeds"
+        "out"
+        "plot"
+    ]
 
 let private flags = [ "simulate"; "progress" ]
 
 type Settings =
-    { Params: CommitteeParams
-      Init: CommitteeState
-      Schedule: (float -> float) option
-      ScheduleName: string
-      TEnd: float
-      Points: int
-      Grid: GridKind
-      RelTol: float
-      Simulation: SimulationOptions option
-      ForceProgress: bool }
+    {
+        Params: CommitteeParams
+        Init: CommitteeState
+        Schedule: (float -> float) option
+        ScheduleName: string
+        TEnd: float
+        Points: int
+        Grid: GridKind
+        RelTol: float
+        Simulation: SimulationOptions option
+        ForceProgress: bool
+    }
 
 let private defaultInit k m =
-    { Q = Array2D.init k k (fun i j -> if i = j then (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1)) else 1e-4)
-      R = Array2D.init k m (fun i n -> 1e-4 * (1.0 + float ((i * m + n) % 3)))
-      V = Array.create k 1.0 }
+    {
+        Q =
+            Array2D.init k k (fun i j ->
+                if i = j then
+                    (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1))
+                else
+                    1e-4)
+        R = Array2D.init k m (fun i n -> 1e-4 * (1.0 + float ((i * m + n) % 3)))
+        V = Array.create k 1.0
+    }
 
 let private readInit (path: string) (k: int) (m: int) =
-    if not (File.Exists path) then raise (Args.UsageError(sprintf "--init: no such file '%s'" path))
+    if not (File.Exists path) then
+        raise (Args.UsageError(sprintf "--init: no such file '%s'" path))
+
     use doc = JsonDocument.Parse(File.ReadAllText path)
     let root = doc.RootElement
+
     let matrix name rows cols (fallback: float[,] option) =
         match root.TryGetProperty(name: string) with
         | true, e ->
-            let a = e.EnumerateArray() |> Seq.map (fun r -> r.EnumerateArray() |> Seq.map (fun x -> x.GetDouble()) |> Array.ofSeq) |> Array.ofSeq
+            let a =
+                e.EnumerateArray()
+                |> Seq.map (fun r -> r.EnumerateArray() |> Seq.map (fun x -> x.GetDouble()) |> Array.ofSeq)
+                |> Array.ofSeq
+
             if a.Length <> rows || a |> Array.exists (fun r -> r.Length <> cols) then
                 raise (Args.UsageError(sprintf "--init: %s must be %dx%d" name rows cols))
+
             Array2D.init rows cols (fun i j -> a[i][j])
         | _ ->
             match fallback with
             | Some f -> f
             | None -> raise (Args.UsageError(sprintf "--init: %s is required" name))
+
     let vector name n fallback =
         match root.TryGetProperty(name: string) with
         | true, e ->
             let a = e.EnumerateArray() |> Seq.map (fun x -> x.GetDouble()) |> Array.ofSeq
-            if a.Length <> n then raise (Args.UsageError(sprintf "--init: %s must have %d entries" name n))
+
+            if a.Length <> n then
+                raise (Args.UsageError(sprintf "--init: %s must have %d entries" name n))
+
             a
         | _ -> fallback
-    let t = matrix "T" m m (Some(Array2D.init m m (fun i j -> if i = j then 1.0 else 0.0)))
-    { Q = matrix "Q" k k None; R = matrix "R" k m None; V = vector "v" k (Array.create k 1.0) }, t, vector "vTeacher" m (Array.create m 1.0),
-    vector "b" k [||], vector "bTeacher" m [||]
+
+    let t =
+        matrix "T" m m (Some(Array2D.init m m (fun i j -> if i = j then 1.0 else 0.0)))
+
+    {
+        Q = matrix "Q" k k None
+        R = matrix "R" k m None
+        V = vector "v" k (Array.create k 1.0)
+    },
+    t,
+    vector "vTeacher" m (Array.create m 1.0),
+    vector "b" k [||],
+    vector "bTeacher" m [||]
 
 let parse (argv: string list) =
     let a = Args.parse valued flags argv
     let k = Args.int a "K" 2
     let m = Args.int a "M" 2
-    if k < 1 || m < 1 then raise (Args.UsageError "--K and --M must be >= 1")
+
+    if k < 1 || m < 1 then
+        raise (Args.UsageError "--K and --M must be >= 1")
+
     let student = Args.string a "student" "erf"
     let teacher = Args.string a "teacher" student
+
     if student <> teacher then
-        raise (Args.UsageError(sprintf "--student %s and --teacher %s differ; this version needs one activation for both" student teacher))
-    let act = try Activation.ofName student with :? ArgumentException as e -> raise (Args.UsageError("--student: " + e.Message))
+        raise (
+            Args.UsageError(
+                sprintf
+                    "--student %s and --teacher %s differ; this version needs one activation for both"
+                    student
+                    teacher
+            )
+        )
+
+    let act =
+        try
+            Activation.ofName student
+        with :? ArgumentException as e ->
+            raise (Args.UsageError("--student: " + e.Message))
+
     let lr = Args.float a "lr" 0.5
     let seed = Args.int a "seed" 1
     let baseP = Committee.create k m
+
     let init, t, vT, b, bT =
         match Args.string a "init" "default" with
         | "default" -> defaultInit k m, baseP.T, baseP.VTeacher, [||], [||]
-        | "small" -> { Q = Array2D.init k k (fun i j -> if i = j then 1e-3 else 0.0); R = Array2D.create k m 1e-5; V = Array.create k 1.0 }, baseP.T, baseP.VTeacher, [||], [||]
+        | "small" ->
+            {
+                Q = Array2D.init k k (fun i j -> if i = j then 1e-3 else 0.0)
+                R = Array2D.create k m 1e-5
+                V = Array.create k 1.0
+            },
+            baseP.T,
+            baseP.VTeacher,
+            [||],
+            [||]
         | "informed" ->
-            { Q = Array2D.init k k (fun i j -> if i = j then 1.0 elif i % m = j % m then 0.81 else 0.0)
-              R = Array2D.init k m (fun i n -> if i % m = n then 0.9 else 0.0)
-              V = Array.create k 1.0 }, baseP.T, baseP.VTeacher, [||], [||]
+            {
+                Q =
+                    Array2D.init k k (fun i j ->
+                        if i = j then 1.0
+                        elif i % m = j % m then 0.81
+                        else 0.0)
+                R = Array2D.init k m (fun i n -> if i % m = n then 0.9 else 0.0)
+                V = Array.create k 1.0
+            },
+            baseP.T,
+            baseP.VTeacher,
+            [||],
+            [||]
         | "random" ->
             // Exact overlaps of Gaussian student vectors (variance 1/4 per coordinate) with an orthonormal teacher.
             let d = Args.int a "dim" 1000
             let rng = Rng(seed, 99)
             let w = Array.init k (fun _ -> Array.init d (fun _ -> 0.5 * rng.NextNormal()))
-            let tv = Array.init m (fun n -> Array.init d (fun x -> if x = n then sqrt (float d) else 0.0))
-            { Q = Array2D.init k k (fun i j -> Blas.dotArr w[i] w[j] / float d)
-              R = Array2D.init k m (fun i n -> Blas.dotArr w[i] tv[n] / float d)
-              V = Array.create k 1.0 }, baseP.T, baseP.VTeacher, [||], [||]
+
+            let tv =
+                Array.init m (fun n -> Array.init d (fun x -> if x = n then sqrt (float d) else 0.0))
+
+            {
+                Q = Array2D.init k k (fun i j -> Blas.dotArr w[i] w[j] / float d)
+                R = Array2D.init k m (fun i n -> Blas.dotArr w[i] tv[n] / float d)
+                V = Array.create k 1.0
+            },
+            baseP.T,
+            baseP.VTeacher,
+            [||],
+            [||]
         | file -> readInit file k m
+
     let ridge = Args.float a "ridge" 0.0
+
     let p =
         { baseP with
             Activation = act
             Lr = lr
-            LrSecond = (if a.Values.ContainsKey "lr2" then Some(Args.float a "lr2" 0.5) else None)
+            LrSecond =
+                (if a.Values.ContainsKey "lr2" then
+                     Some(Args.float a "lr2" 0.5)
+                 else
+                     None)
             NoiseVar = Args.float a "noise-var" 0.0
             WeightDecay = lr * ridge
             Batch = Args.int a "batch" 1
@@ -123,7 +228,9 @@ let parse (argv: string list) =
             T = t
             VTeacher = vT
             Bias = b
-            BiasTeacher = bT }
+            BiasTeacher = bT
+        }
+
     let schedule, scheduleName =
         match Args.choice a "schedule" [ "constant"; "inverse" ] "constant" with
         | "inverse" ->
@@ -131,112 +238,296 @@ let parse (argv: string list) =
             Check.positive "schedule-c" c
             Some(fun (time: float) -> if time * lr <= c then lr else c / time), sprintf "min(lr, %g/t)" c
         | _ -> None, "constant"
+
     let sim =
         if a.Flags.Contains "simulate" then
-            Some { SimulationOptions.defaults with Dim = Args.int a "dim" 1000; Seeds = Args.int a "seeds" 5; Seed = seed }
-        else None
-    if sim.IsSome && schedule.IsSome then raise (Args.UsageError "--simulate with --schedule is not supported yet")
-    { Params = p
-      Init = init
-      Schedule = schedule
-      ScheduleName = scheduleName
-      TEnd = Args.float a "t-end" 400.0
-      Points = Args.int a "points" 401
-      Grid = (if Args.choice a "grid" [ "linear"; "log" ] "linear" = "log" then LogGrid else LinearGrid)
-      RelTol = Args.float a "rtol" 1e-8
-      Simulation = sim
-      ForceProgress = a.Flags.Contains "progress" },
+            Some
+                { SimulationOptions.defaults with
+                    Dim = Args.int a "dim" 1000
+                    Seeds = Args.int a "seeds" 5
+                    Seed = seed
+                }
+        else
+            None
+
+    if sim.IsSome && schedule.IsSome then
+        raise (Args.UsageError "--simulate with --schedule is not supported yet")
+
+    {
+        Params = p
+        Init = init
+        Schedule = schedule
+        ScheduleName = scheduleName
+        TEnd = Args.float a "t-end" 400.0
+        Points = Args.int a "points" 401
+        Grid =
+            (if Args.choice a "grid" [ "linear"; "log" ] "linear" = "log" then
+                 LogGrid
+             else
+                 LinearGrid)
+        RelTol = Args.float a "rtol" 1e-8
+        Simulation = sim
+        ForceProgress = a.Flags.Contains "progress"
+    },
     a.Values.TryFind "out",
     a.Values.TryFind "plot"
 
 let private matrixValue (a: float[,]) =
-    Arr [ for i in 0 .. Array2D.length1 a - 1 -> Arr [ for j in 0 .. Array2D.length2 a - 1 -> Num a[i, j] ] ]
+    Arr
+        [
+            for i in 0 .. Array2D.length1 a - 1 -> Arr [ for j in 0 .. Array2D.length2 a - 1 -> Num a[i, j] ]
+        ]
 
 let run (s: Settings) : Document =
     let p = s.Params
     Check.positive "t-end" s.TEnd
     let grid = Grid.make s.Grid 0.0 s.TEnd s.Points
-    let problem = { Committee.problem p s.Init s.TEnd with Rhs = Committee.rhsWithSchedule p s.Schedule s.Init.V }
+
+    let problem =
+        { Committee.problem p s.Init s.TEnd with
+            Rhs = Committee.rhsWithSchedule p s.Schedule s.Init.V
+        }
+
     let bar = Progress.create (sprintf "integrating K=%d M=%d" p.K p.M) s.ForceProgress
     let sw = Stopwatch.StartNew()
+
     let sol =
-        Ode.solve { Ode.defaultOptions with SaveAt = grid; DivergenceBound = 1e8; Dense = false; Progress = Some bar.Report }
-            (Ode.dopri5 s.RelTol (s.RelTol * 1e-2)) problem
+        Ode.solve
+            { Ode.defaultOptions with
+                SaveAt = grid
+                DivergenceBound = 1e8
+                Dense = false
+                Progress = Some bar.Report
+            }
+            (Ode.dopri5 s.RelTol (s.RelTol * 1e-2))
+            problem
+
     bar.Done()
     let odeTime = sw.Elapsed.TotalSeconds
     let nt = grid.Length
-    let states = Array.init nt (fun j -> if j < sol.T.Length && sol.T[j] = grid[j] then Some(Committee.unpack p s.Init.V sol.Y[j]) else None)
-    let seriesOf f = states |> Array.map (function Some st -> f st | None -> nan)
+
+    let states =
+        Array.init nt (fun j ->
+            if j < sol.T.Length && sol.T[j] = grid[j] then
+                Some(Committee.unpack p s.Init.V sol.Y[j])
+            else
+                None)
+
+    let seriesOf f =
+        states
+        |> Array.map (function
+            | Some st -> f st
+            | None -> nan)
+
     let eg = seriesOf (Committee.generalisationError p)
+
     let overlaps =
-        [ for i in 0 .. p.K - 1 do
-              for j in i .. p.K - 1 -> sprintf "Q[%d,%d]" (i + 1) (j + 1), seriesOf (fun st -> st.Q[i, j])
-          for i in 0 .. p.K - 1 do
-              for n in 0 .. p.M - 1 -> sprintf "R[%d,%d]" (i + 1) (n + 1), seriesOf (fun st -> st.R[i, n])
-          if p.LrSecond.IsSome then
-              for i in 0 .. p.K - 1 -> sprintf "v[%d]" (i + 1), seriesOf (fun st -> st.V[i]) ]
+        [
+            for i in 0 .. p.K - 1 do
+                for j in i .. p.K - 1 -> sprintf "Q[%d,%d]" (i + 1) (j + 1), seriesOf (fun st -> st.Q[i, j])
+            for i in 0 .. p.K - 1 do
+                for n in 0 .. p.M - 1 -> sprintf "R[%d,%d]" (i + 1) (n + 1), seriesOf (fun st -> st.R[i, n])
+            if p.LrSecond.IsSome then
+                for i in 0 .. p.K - 1 -> sprintf "v[%d]" (i + 1), seriesOf (fun st -> st.V[i])
+        ]
+
     let simSeries, simMeta =
         match s.Simulation with
         | None -> [], []
         | Some o ->
-            let bar = Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
+            let bar =
+                Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
+
             let sw = Stopwatch.StartNew()
             let r = OnlineCommitteeSim.run o bar.Report CancellationToken.None p s.Init grid
             bar.Done()
+
             [ "eg_sim", r.Eg.Mean; "eg_sim_stderr", r.Eg.StdErr ],
-            [ "simulation",
-              Obj [ "dim", Int o.Dim; "seeds", Int o.Seeds; "seed", Int o.Seed
-                    "divergences", Arr(r.Divergences |> List.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ]))
-                    "wall_time_s", Num sw.Elapsed.TotalSeconds ] ]
+            [
+                "simulation",
+                Obj
+                    [
+                        "dim", Int o.Dim
+                        "seeds", Int o.Seeds
+                        "seed", Int o.Seed
+                        "divergences",
+                        Arr(
+                            r.Divergences
+                            |> List.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ])
+                        )
+                        "wall_time_s", Num sw.Elapsed.TotalSeconds
+                    ]
+            ]
     // Analyses defined for the realisable case the spec treats: K = M, T = I, v = vT = 1 fixed, no noise or decay.
     let analysis =
-        let identityT = Seq.forall (fun (i, j) -> p.T[i, j] = (if i = j then 1.0 else 0.0)) (seq { for i in 0 .. p.M - 1 do for j in 0 .. p.M - 1 -> i, j })
-        if p.K = p.M && identityT && p.LrSecond.IsNone && Array.forall ((=) 1.0) s.Init.V && Array.forall ((=) 1.0) p.VTeacher
-           && p.NoiseVar = 0.0 && p.WeightDecay = 0.0 && p.Activation = Erf && not (Committee.hasBias p) then
+        let identityT =
+            Seq.forall
+                (fun (i, j) -> p.T[i, j] = (if i = j then 1.0 else 0.0))
+                (seq {
+                    for i in 0 .. p.M - 1 do
+                        for j in 0 .. p.M - 1 -> i, j
+                })
+
+        if
+            p.K = p.M
+            && identityT
+            && p.LrSecond.IsNone
+            && Array.forall ((=) 1.0) s.Init.V
+            && Array.forall ((=) 1.0) p.VTeacher
+            && p.NoiseVar = 0.0
+            && p.WeightDecay = 0.0
+            && p.Activation = Erf
+            && not (Committee.hasBias p)
+        then
             let plateau =
                 match CommitteeAnalysis.plateau p with
-                | Some pl -> Obj [ "eg", Num pl.Eg; "Q", Num pl.State.Q[0, 0]; "C", Num (if p.K > 1 then pl.State.Q[0, 1] else nan); "R", Num pl.State.R[0, 0]; "S", Num (if p.K > 1 then pl.State.R[0, 1] else nan); "escape_rate", Num pl.EscapeRate ]
+                | Some pl ->
+                    Obj
+                        [
+                            "eg", Num pl.Eg
+                            "Q", Num pl.State.Q[0, 0]
+                            "C", Num(if p.K > 1 then pl.State.Q[0, 1] else nan)
+                            "R", Num pl.State.R[0, 0]
+                            "S", Num(if p.K > 1 then pl.State.R[0, 1] else nan)
+                            "escape_rate", Num pl.EscapeRate
+                        ]
                 | None -> Str "no physical symmetric fixed point at this learning rate"
-            let etaOpt, rate = try CommitteeAnalysis.optimalLearningRate p with :? ArgumentException -> nan, nan
-            [ "analysis",
-              Obj [ "plateau", plateau
-                    "plateau_eg_small_lr", Num(CommitteeAnalysis.plateauErrorSmallLr p.K)
-                    "eta_max", Num(try CommitteeAnalysis.maxLearningRate p with :? ArgumentException -> nan)
-                    "eta_opt", Num etaOpt
-                    "convergence_rate_at_eta_opt", Num rate
-                    "convergence_rate", Num(CommitteeAnalysis.convergenceRate p) ] ]
-        else []
+
+            let etaOpt, rate =
+                try
+                    CommitteeAnalysis.optimalLearningRate p
+                with :? ArgumentException ->
+                    nan, nan
+
+            [
+                "analysis",
+                Obj
+                    [
+                        "plateau", plateau
+                        "plateau_eg_small_lr", Num(CommitteeAnalysis.plateauErrorSmallLr p.K)
+                        "eta_max",
+                        Num(
+                            try
+                                CommitteeAnalysis.maxLearningRate p
+                            with :? ArgumentException ->
+                                nan
+                        )
+                        "eta_opt", Num etaOpt
+                        "convergence_rate_at_eta_opt", Num rate
+                        "convergence_rate", Num(CommitteeAnalysis.convergenceRate p)
+                    ]
+            ]
+        else
+            []
+
     let status =
         match sol.Status with
         | Completed -> [ "status", Str "completed" ]
-        | Diverged(t, why) -> [ "status", Str "diverged"; "divergence_time", Num t; "divergence_reason", Str why ]
+        | Diverged(t, why) ->
+            [
+                "status", Str "diverged"
+                "divergence_time", Num t
+                "divergence_reason", Str why
+            ]
         | other -> [ "status", Str(sprintf "%A" other) ]
-    { Parameters =
-        [ "model", Str "online-committee"; "K", Int p.K; "M", Int p.M; "activation", Str p.Activation.Name; "lr", Num p.Lr
-          "lr2", (match p.LrSecond with Some x -> Num x | None -> Null); "noise_var", Num p.NoiseVar
-          "weight_decay_per_step", Num p.WeightDecay; "batch", Int p.Batch; "momentum", Num p.Momentum; "schedule", Str s.ScheduleName
-          "t_end", Num s.TEnd; "points", Int s.Points
-          "init", Obj [ "Q", matrixValue s.Init.Q; "R", matrixValue s.Init.R; "T", matrixValue p.T; "v", Arr(s.Init.V |> Array.map Num |> List.ofArray); "vTeacher", Arr(p.VTeacher |> Array.map Num |> List.ofArray)
-                        "b", Arr(p.Bias |> Array.map Num |> List.ofArray); "bTeacher", Arr(p.BiasTeacher |> Array.map Num |> List.ofArray) ] ]
-      T = grid
-      Series = [ "eg", eg ] @ overlaps @ simSeries
-      Meta =
-        [ "time_unit", Str "SGD steps / d"
-          "conventions", Str "erf = erf(x/sqrt 2), I2 = (2/pi) asin(.); committee output sum_k v_k g(lambda_k) (not normalised); eg excludes label noise"
-          "integrals", Str(match p.Activation with _ when Committee.hasBias p -> "common-random-number QMC (biases)" | Erf | Linear -> "closed forms" | Relu -> "closed I2, J2, I3; I4 bracket by common-random-number QMC" | Custom _ -> "common-random-number QMC")
-          "solver", Obj [ "name", Str "dopri5"; "rtol", Num s.RelTol; "steps", Int sol.Stats.Steps; "rejected", Int sol.Stats.Rejected; "evaluations", Int sol.Stats.Evaluations; "wall_time_s", Num odeTime ] ]
-        @ status @ analysis @ simMeta }
+
+    {
+        Parameters =
+            [
+                "model", Str "online-committee"
+                "K", Int p.K
+                "M", Int p.M
+                "activation", Str p.Activation.Name
+                "lr", Num p.Lr
+                "lr2",
+                (match p.LrSecond with
+                 | Some x -> Num x
+                 | None -> Null)
+                "noise_var", Num p.NoiseVar
+                "weight_decay_per_step", Num p.WeightDecay
+                "batch", Int p.Batch
+                "momentum", Num p.Momentum
+                "schedule", Str s.ScheduleName
+                "t_end", Num s.TEnd
+                "points", Int s.Points
+                "init",
+                Obj
+                    [
+                        "Q", matrixValue s.Init.Q
+                        "R", matrixValue s.Init.R
+                        "T", matrixValue p.T
+                        "v", Arr(s.Init.V |> Array.map Num |> List.ofArray)
+                        "vTeacher", Arr(p.VTeacher |> Array.map Num |> List.ofArray)
+                        "b", Arr(p.Bias |> Array.map Num |> List.ofArray)
+                        "bTeacher", Arr(p.BiasTeacher |> Array.map Num |> List.ofArray)
+                    ]
+            ]
+        T = grid
+        Series = [ "eg", eg ] @ overlaps @ simSeries
+        Meta =
+            [
+                "time_unit", Str "SGD steps / d"
+                "conventions",
+                Str
+                    "erf = erf(x/sqrt 2), I2 = (2/pi) asin(.); committee output sum_k v_k g(lambda_k) (not normalised); eg excludes label noise"
+                "integrals",
+                Str(
+                    match p.Activation with
+                    | _ when Committee.hasBias p -> "common-random-number QMC (biases)"
+                    | Erf
+                    | Linear -> "closed forms"
+                    | Relu -> "closed I2, J2, I3; I4 bracket by common-random-number QMC"
+                    | Custom _ -> "common-random-number QMC"
+                )
+                "solver",
+                Obj
+                    [
+                        "name", Str "dopri5"
+                        "rtol", Num s.RelTol
+                        "steps", Int sol.Stats.Steps
+                        "rejected", Int sol.Stats.Rejected
+                        "evaluations", Int sol.Stats.Evaluations
+                        "wall_time_s", Num odeTime
+                    ]
+            ]
+            @ status
+            @ analysis
+            @ simMeta
+    }
 
 let plot (path: string) (d: Document) =
-    let get name = d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
+    let get name =
+        d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
+
     let curves =
-        [ yield Plot.line "theory (ODE)" d.T (get "eg").Value
-          match get "eg_sim", get "eg_sim_stderr" with
-          | Some y, Some e -> yield Plot.points "simulation (mean +- s.e.)" d.T y e
-          | _ -> () ]
-    let k = d.Parameters |> List.pick (fun (n, v) -> match n, v with "K", Int x -> Some x | _ -> None)
-    let m = d.Parameters |> List.pick (fun (n, v) -> match n, v with "M", Int x -> Some x | _ -> None)
-    Plot.save path (sprintf "Online SGD, committee K = %d, M = %d" k m) "t = steps / d" "generalisation error eg" true curves
+        [
+            yield Plot.line "theory (ODE)" d.T (get "eg").Value
+            match get "eg_sim", get "eg_sim_stderr" with
+            | Some y, Some e -> yield Plot.points "simulation (mean +- s.e.)" d.T y e
+            | _ -> ()
+        ]
+
+    let k =
+        d.Parameters
+        |> List.pick (fun (n, v) ->
+            match n, v with
+            | "K", Int x -> Some x
+            | _ -> None)
+
+    let m =
+        d.Parameters
+        |> List.pick (fun (n, v) ->
+            match n, v with
+            | "M", Int x -> Some x
+            | _ -> None)
+
+    Plot.save
+        path
+        (sprintf "Online SGD, committee K = %d, M = %d" k m)
+        "t = steps / d"
+        "generalisation error eg"
+        true
+        curves
 
 let main (argv: string list) =
     let settings, out, plotPath = parse argv

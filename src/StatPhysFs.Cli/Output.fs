@@ -18,11 +18,13 @@ type Value =
     | Obj of (string * Value) list
 
 type Document =
-    { Parameters: (string * Value) list
-      T: float[]
-      /// Ordered series; NaN entries are written as null (e.g. after a divergence).
-      Series: (string * float[]) list
-      Meta: (string * Value) list }
+    {
+        Parameters: (string * Value) list
+        T: float[]
+        /// Ordered series; NaN entries are written as null (e.g. after a divergence).
+        Series: (string * float[]) list
+        Meta: (string * Value) list
+    }
 
 let rec private writeValue (w: Utf8JsonWriter) (v: Value) =
     match v with
@@ -38,50 +40,90 @@ let rec private writeValue (w: Utf8JsonWriter) (v: Value) =
         w.WriteEndArray()
     | Obj kvs ->
         w.WriteStartObject()
+
         for k, x in kvs do
             w.WritePropertyName k
             writeValue w x
+
         w.WriteEndObject()
 
 let private writeArray (w: Utf8JsonWriter) (xs: float[]) =
     w.WriteStartArray()
+
     for x in xs do
-        if Double.IsFinite x then w.WriteNumberValue x else w.WriteNullValue()
+        if Double.IsFinite x then
+            w.WriteNumberValue x
+        else
+            w.WriteNullValue()
+
     w.WriteEndArray()
 
 let toJson (d: Document) =
     use ms = new MemoryStream()
-    (
-        use w = new Utf8JsonWriter(ms, JsonWriterOptions(Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
-        w.WriteStartObject()
-        w.WritePropertyName "parameters"
-        writeValue w (Obj d.Parameters)
-        w.WritePropertyName "t"
-        writeArray w d.T
-        w.WritePropertyName "series"
-        w.WriteStartObject()
-        for name, xs in d.Series do
-            w.WritePropertyName name
-            writeArray w xs
-        w.WriteEndObject()
-        w.WritePropertyName "meta"
-        writeValue w (Obj d.Meta)
-        w.WriteEndObject()
-    )
+
+    (use w =
+        new Utf8JsonWriter(
+            ms,
+            JsonWriterOptions(
+                Indented = true,
+                Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping
+            )
+        )
+
+     w.WriteStartObject()
+     w.WritePropertyName "parameters"
+     writeValue w (Obj d.Parameters)
+     w.WritePropertyName "t"
+     writeArray w d.T
+     w.WritePropertyName "series"
+     w.WriteStartObject()
+
+     for name, xs in d.Series do
+         w.WritePropertyName name
+         writeArray w xs
+
+     w.WriteEndObject()
+     w.WritePropertyName "meta"
+     writeValue w (Obj d.Meta)
+     w.WriteEndObject())
+
     Encoding.UTF8.GetString(ms.ToArray())
 
 /// One row per time; parameters and metadata go in leading '#' comment lines.
 let toCsv (d: Document) =
     let sb = StringBuilder()
-    let num (x: float) = if Double.IsFinite x then x.ToString("R", CultureInfo.InvariantCulture) else ""
-    let flat kvs = kvs |> List.map (fun (k, v) -> sprintf "%s=%s" k (match v with Num x -> num x | Int i -> string i | Str s -> s | Bool b -> string b | _ -> "...")) |> String.concat " "
+
+    let num (x: float) =
+        if Double.IsFinite x then
+            x.ToString("R", CultureInfo.InvariantCulture)
+        else
+            ""
+
+    let flat kvs =
+        kvs
+        |> List.map (fun (k, v) ->
+            sprintf
+                "%s=%s"
+                k
+                (match v with
+                 | Num x -> num x
+                 | Int i -> string i
+                 | Str s -> s
+                 | Bool b -> string b
+                 | _ -> "..."))
+        |> String.concat " "
+
     sb.AppendLine("# parameters: " + flat d.Parameters) |> ignore
     sb.AppendLine("t," + (d.Series |> List.map fst |> String.concat ",")) |> ignore
+
     for i in 0 .. d.T.Length - 1 do
         sb.Append(num d.T[i]) |> ignore
+
         for _, xs in d.Series do
             sb.Append(',').Append(num xs[i]) |> ignore
+
         sb.AppendLine() |> ignore
+
     sb.ToString()
 
 /// Write by extension (.json or .csv); None prints JSON to standard output.
@@ -91,6 +133,7 @@ let write (path: string option) (d: Document) =
     | Some p ->
         let dir = Path.GetDirectoryName(Path.GetFullPath p)
         Directory.CreateDirectory dir |> ignore
+
         match Path.GetExtension(p).ToLowerInvariant() with
         | ".json" -> File.WriteAllText(p, toJson d)
         | ".csv" -> File.WriteAllText(p, toCsv d)

@@ -14,12 +14,23 @@ commands:
 
 let dispatch (argv: string list) =
     match argv with
-    | [] | [ "help" ] | [ "--help" ] | [ "-h" ] -> printfn "%s" usage; 0
-    | "demo" :: rest when List.contains "--help" rest -> printfn "%s" Demo.usage; 0
+    | []
+    | [ "help" ]
+    | [ "--help" ]
+    | [ "-h" ] ->
+        printfn "%s" usage
+        0
+    | "demo" :: rest when List.contains "--help" rest ->
+        printfn "%s" Demo.usage
+        0
     | "demo" :: rest -> Demo.main rest
-    | "online" :: "linear" :: rest when List.contains "--help" rest -> printfn "%s" OnlineLinearCommand.usage; 0
+    | "online" :: "linear" :: rest when List.contains "--help" rest ->
+        printfn "%s" OnlineLinearCommand.usage
+        0
     | "online" :: "linear" :: rest -> OnlineLinearCommand.main rest
-    | "online" :: "committee" :: rest when List.contains "--help" rest -> printfn "%s" CommitteeCommand.usage; 0
+    | "online" :: "committee" :: rest when List.contains "--help" rest ->
+        printfn "%s" CommitteeCommand.usage
+        0
     | "online" :: "committee" :: rest -> CommitteeCommand.main rest
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))

@@ -12,17 +12,23 @@ type Bar(label: string, enabled: bool) =
     member _.Report(fraction: float) =
         if enabled then
             let pct = int (100.0 * max 0.0 (min 1.0 fraction))
+
             lock gate (fun () ->
                 if pct <> last then
                     last <- pct
                     let width = 30
                     let filled = pct * width / 100
+
                     let eta =
                         if pct > 0 && pct < 100 then
                             sprintf " ~%.0fs left" (sw.Elapsed.TotalSeconds * float (100 - pct) / float pct)
-                        else ""
+                        else
+                            ""
+
                     eprintf "\r%s [%s%s] %3d%%%s   " label (String('#', filled)) (String('.', width - filled)) pct eta
-                    if pct = 100 then eprintfn "")
+
+                    if pct = 100 then
+                        eprintfn "")
 
     member this.Done() = this.Report 1.0
 

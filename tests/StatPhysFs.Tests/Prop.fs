@@ -8,7 +8,8 @@ open StatPhysFs
 
 /// A property test: FsCheck runs `maxTest` cases and throws (failing the Expecto test) with the counter-example.
 let testProp (name: string) (maxTest: int) (property: 'a) =
-    testCase name <| fun () -> Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest), property)
+    testCase name
+    <| fun () -> Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest), property)
 
 /// Seeds for our own generator: the shrinkable FsCheck value is the seed, the object is built from it.
 let seeds = Gen.choose (0, System.Int32.MaxValue - 1)
@@ -18,10 +19,13 @@ let randomCov (d: int) (seed: int) =
     let rng = Rng(seed, 17)
     let a = Array2D.init d d (fun _ _ -> rng.NextNormal())
     let scale = 0.3 + 1.5 * rng.NextDouble()
+
     Array2D.init d d (fun i j ->
         let mutable s = 0.0
+
         for k in 0 .. d - 1 do
             s <- s + a[i, k] * a[j, k]
+
         scale * s / float d + (if i = j then 0.05 else 0.0))
 
 /// A random covariance rescaled so that its largest eigenvalue lies in [0.2, 2]: order parameters of order one, where
@@ -37,21 +41,31 @@ let moderateCov (d: int) (seed: int) =
 let randomSingularCov (d: int) (r: int) (seed: int) =
     let rng = Rng(seed, 29)
     let a = Array2D.init d r (fun _ _ -> rng.NextNormal())
+
     Array2D.init d d (fun i j ->
         let mutable s = 0.0
+
         for k in 0 .. r - 1 do
             s <- s + a[i, k] * a[j, k]
+
         s / float r)
 
-let covArb d = Arb.fromGen (seeds |> Gen.map (randomCov d))
-let moderateCovArb d = Arb.fromGen (seeds |> Gen.map (moderateCov d))
+let covArb d =
+    Arb.fromGen (seeds |> Gen.map (randomCov d))
+
+let moderateCovArb d =
+    Arb.fromGen (seeds |> Gen.map (moderateCov d))
 
 /// |a - b| <= tol * max(1, |b|): relative for large values, absolute near zero.
 let close (tol: float) (a: float) (b: float) = abs (a - b) <= tol * max 1.0 (abs b)
 
 let expectClose tol (a: float) (b: float) msg =
-    if not (close tol a b) then failtestf "%s: %.17g vs %.17g (diff %.3g, tol %.3g)" msg a b (a - b) tol
+    if not (close tol a b) then
+        failtestf "%s: %.17g vs %.17g (diff %.3g, tol %.3g)" msg a b (a - b) tol
 
 /// Double factorial (k-1)!!, the k-th moment of a standard normal for even k.
 let normalMoment (k: int) =
-    if k % 2 = 1 then 0.0 else Seq.fold (fun s j -> s * float j) 1.0 (seq { k - 1 .. -2 .. 1 })
+    if k % 2 = 1 then
+        0.0
+    else
+        Seq.fold (fun s j -> s * float j) 1.0 (seq { k - 1 .. -2 .. 1 })

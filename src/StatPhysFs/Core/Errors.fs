@@ -3,7 +3,8 @@ namespace StatPhysFs
 /// Argument validation that names the parameter and its valid range, so bad input never becomes a silent NaN.
 [<RequireQualifiedAccess>]
 module Check =
-    let private fail (name: string) (msg: string) = raise (System.ArgumentOutOfRangeException(name, msg))
+    let private fail (name: string) (msg: string) =
+        raise (System.ArgumentOutOfRangeException(name, msg))
 
     let finite (name: string) (x: float) =
         if System.Double.IsNaN x || System.Double.IsInfinity x then
@@ -11,24 +12,36 @@ module Check =
 
     let positive (name: string) (x: float) =
         finite name x
-        if not (x > 0.0) then fail name (sprintf "%s must be > 0, got %g." name x)
+
+        if not (x > 0.0) then
+            fail name (sprintf "%s must be > 0, got %g." name x)
 
     let nonNegative (name: string) (x: float) =
         finite name x
-        if not (x >= 0.0) then fail name (sprintf "%s must be >= 0, got %g." name x)
+
+        if not (x >= 0.0) then
+            fail name (sprintf "%s must be >= 0, got %g." name x)
 
     let greaterThan (name: string) (bound: float) (x: float) =
         finite name x
-        if not (x > bound) then fail name (sprintf "%s must be > %g, got %g." name bound x)
+
+        if not (x > bound) then
+            fail name (sprintf "%s must be > %g, got %g." name bound x)
 
     let inRange (name: string) (lo: float) (hi: float) (x: float) =
         finite name x
-        if not (x >= lo && x <= hi) then fail name (sprintf "%s must lie in [%g, %g], got %g." name lo hi x)
+
+        if not (x >= lo && x <= hi) then
+            fail name (sprintf "%s must lie in [%g, %g], got %g." name lo hi x)
 
     let positiveInt (name: string) (n: int) =
-        if n < 1 then fail name (sprintf "%s must be >= 1, got %d." name n)
+        if n < 1 then
+            fail name (sprintf "%s must be >= 1, got %d." name n)
 
     let intInRange (name: string) (lo: int) (hi: int) (n: int) =
-        if n < lo || n > hi then fail name (sprintf "%s must lie in [%d, %d], got %d." name lo hi n)
+        if n < lo || n > hi then
+            fail name (sprintf "%s must lie in [%d, %d], got %d." name lo hi n)
 
-    let that (name: string) (ok: bool) (msg: string) = if not ok then fail name msg
+    let that (name: string) (ok: bool) (msg: string) =
+        if not ok then
+            fail name msg

@@ -17,7 +17,18 @@ module Linalg =
                 Check.finite (sprintf "%s[%d,%d]" name i j) c[i, j]
 
                 if abs (c[i, j] - c[j, i]) > 1e-10 * scale then
-                    Check.that name false (sprintf "%s must be symmetric: entry [%d,%d] = %g but [%d,%d] = %g." name i j c[i, j] j i c[j, i])
+                    Check.that
+                        name
+                        false
+                        (sprintf
+                            "%s must be symmetric: entry [%d,%d] = %g but [%d,%d] = %g."
+                            name
+                            i
+                            j
+                            c[i, j]
+                            j
+                            i
+                            c[j, i])
 
     /// A factor L with L L^T = C for a symmetric positive semi-definite C. Cholesky when C is positive definite,
     /// otherwise V sqrt(max(Lambda, 0)) from the eigen-decomposition, so singular covariances (u = v, a frozen
@@ -30,7 +41,11 @@ module Linalg =
         let chol =
             try
                 let l = m.Cholesky().Factor
-                if l.Enumerate() |> Seq.forall System.Double.IsFinite then Some(l.ToArray()) else None
+
+                if l.Enumerate() |> Seq.forall System.Double.IsFinite then
+                    Some(l.ToArray())
+                else
+                    None
             with _ ->
                 None
 
@@ -55,12 +70,18 @@ module Linalg =
     let psdFactorClipped (c: float[,]) : float[,] =
         let n = Array2D.length1 c
         let m = ofArray2D c
+
         let chol =
             try
                 let l = m.Cholesky().Factor
-                if l.Enumerate() |> Seq.forall System.Double.IsFinite then Some(l.ToArray()) else None
+
+                if l.Enumerate() |> Seq.forall System.Double.IsFinite then
+                    Some(l.ToArray())
+                else
+                    None
             with _ ->
                 None
+
         match chol with
         | Some l -> l
         | None ->

@@ -11,6 +11,7 @@ module Special =
     [<CompiledName("Expm1")>]
     let expm1 (x: float) =
         let u = Math.Exp x
+
         if u = 1.0 then x
         elif u - 1.0 = -1.0 then -1.0
         elif Double.IsInfinity u then u

@@ -2,9 +2,11 @@ namespace StatPhysFs
 
 /// A Monte Carlo or across-seed estimate with its standard error.
 type Estimate =
-    { Mean: float
-      StdErr: float
-      Count: int }
+    {
+        Mean: float
+        StdErr: float
+        Count: int
+    }
 
 [<RequireQualifiedAccess>]
 module Stats =
@@ -26,7 +28,11 @@ module Stats =
 
     /// Least-squares line y = a + b x; returns (intercept, slope).
     let linearFit (xs: float[]) (ys: float[]) =
-        Check.that "xs" (xs.Length = ys.Length && xs.Length >= 2) "linearFit needs two or more (x, y) pairs of equal length."
+        Check.that
+            "xs"
+            (xs.Length = ys.Length && xs.Length >= 2)
+            "linearFit needs two or more (x, y) pairs of equal length."
+
         let mx = Array.average xs
         let my = Array.average ys
         let sxy = Array.fold2 (fun s x y -> s + (x - mx) * (y - my)) 0.0 xs ys

@@ -66,4 +66,10 @@ module Activation =
         | "linear" -> Linear
         | "tanh" -> tanh
         | "sigmoid" -> sigmoid
-        | _ -> raise (ArgumentException(sprintf "unknown activation '%s'; valid: erf, relu, linear, tanh, sigmoid." name, "activation"))
+        | _ ->
+            raise (
+                ArgumentException(
+                    sprintf "unknown activation '%s'; valid: erf, relu, linear, tanh, sigmoid." name,
+                    "activation"
+                )
+            )

@@ -28,31 +28,53 @@ module CommitteeIntegrals =
 
     let erfI4 c11 c12 c13 c14 c22 c23 c24 c33 c34 c44 =
         let l4 = (1.0 + c11) * (1.0 + c22) - c12 * c12
-        let l0 = l4 * c34 - c23 * c24 * (1.0 + c11) - c13 * c14 * (1.0 + c22) + c12 * c13 * c24 + c12 * c14 * c23
-        let l1 = l4 * (1.0 + c33) - c23 * c23 * (1.0 + c11) - c13 * c13 * (1.0 + c22) + 2.0 * c12 * c13 * c23
-        let l2 = l4 * (1.0 + c44) - c24 * c24 * (1.0 + c11) - c14 * c14 * (1.0 + c22) + 2.0 * c12 * c14 * c24
-        4.0 / (Math.PI * Math.PI) / sqrt (pos l4) * asin (clip (l0 / sqrt (pos (l1 * l2))))
+
+        let l0 =
+            l4 * c34 - c23 * c24 * (1.0 + c11) - c13 * c14 * (1.0 + c22)
+            + c12 * c13 * c24
+            + c12 * c14 * c23
+
+        let l1 =
+            l4 * (1.0 + c33) - c23 * c23 * (1.0 + c11) - c13 * c13 * (1.0 + c22)
+            + 2.0 * c12 * c13 * c23
+
+        let l2 =
+            l4 * (1.0 + c44) - c24 * c24 * (1.0 + c11) - c14 * c14 * (1.0 + c22)
+            + 2.0 * c12 * c14 * c24
+
+        4.0 / (Math.PI * Math.PI) / sqrt (pos l4)
+        * asin (clip (l0 / sqrt (pos (l1 * l2))))
 
     // ---------- ReLU ----------
     let reluI2 c11 c12 c22 =
         let p = c11 * c22
-        if p <= 0.0 then 0.0
+
+        if p <= 0.0 then
+            0.0
         else
             let c = clip (c12 / sqrt p)
             (sqrt (pos (p - c12 * c12)) + c12 * (Math.PI / 2.0 + asin c)) / (2.0 * Math.PI)
 
     let reluJ2 c11 c12 c22 =
         let p = c11 * c22
-        if p <= 0.0 then 0.0 // a frozen field sits at the kink: theta(0) = 0
-        else 0.25 + asin (clip (c12 / sqrt p)) / (2.0 * Math.PI)
+
+        if p <= 0.0 then
+            0.0 // a frozen field sits at the kink: theta(0) = 0
+        else
+            0.25 + asin (clip (c12 / sqrt p)) / (2.0 * Math.PI)
 
     let reluI3 c11 c12 c13 c22 c23 c33 =
         ignore c22
-        if c11 <= 0.0 then 0.0
-        elif c33 <= 0.0 then 0.0 // w = 0 almost surely, so relu(w) = 0
+
+        if c11 <= 0.0 then
+            0.0
+        elif c33 <= 0.0 then
+            0.0 // w = 0 almost surely, so relu(w) = 0
         else
             let c = clip (c13 / sqrt (c11 * c33))
-            c12 * sqrt (pos (c11 * c33 - c13 * c13)) / (2.0 * Math.PI * c11) + c23 * (0.25 + asin c / (2.0 * Math.PI))
+
+            c12 * sqrt (pos (c11 * c33 - c13 * c13)) / (2.0 * Math.PI * c11)
+            + c23 * (0.25 + asin c / (2.0 * Math.PI))
 
     // ---------- generic (tensor Gauss-Hermite) ----------
     /// Quadrature order per dimension for the generic path: accurate to ~1e-12 for smooth (analytic)
@@ -62,20 +84,29 @@ module CommitteeIntegrals =
     let private zeros n = Array.zeroCreate<float> n
 
     let genericI2 (a: Activation) order (c: float[,]) =
-        GaussianRule.expect (GaussianRule.tensor 2 order) (zeros 2) c (fun x -> Activation.value a x[0] * Activation.value a x[1])
+        GaussianRule.expect (GaussianRule.tensor 2 order) (zeros 2) c (fun x ->
+            Activation.value a x[0] * Activation.value a x[1])
 
     let genericJ2 (a: Activation) order (c: float[,]) =
-        GaussianRule.expect (GaussianRule.tensor 2 order) (zeros 2) c (fun x -> Activation.derivative a x[0] * Activation.derivative a x[1])
+        GaussianRule.expect (GaussianRule.tensor 2 order) (zeros 2) c (fun x ->
+            Activation.derivative a x[0] * Activation.derivative a x[1])
 
     let genericI3 (a: Activation) order (c: float[,]) =
-        GaussianRule.expect (GaussianRule.tensor 3 order) (zeros 3) c (fun x -> Activation.derivative a x[0] * x[1] * Activation.value a x[2])
+        GaussianRule.expect (GaussianRule.tensor 3 order) (zeros 3) c (fun x ->
+            Activation.derivative a x[0] * x[1] * Activation.value a x[2])
 
     let genericI4 (a: Activation) order (c: float[,]) =
         GaussianRule.expect (GaussianRule.tensor 4 order) (zeros 4) c (fun x ->
-            Activation.derivative a x[0] * Activation.derivative a x[1] * Activation.value a x[2] * Activation.value a x[3])
+            Activation.derivative a x[0]
+            * Activation.derivative a x[1]
+            * Activation.value a x[2]
+            * Activation.value a x[3])
 
     let private checkSize name n (c: float[,]) =
-        Check.that name (Array2D.length1 c = n && Array2D.length2 c = n) (sprintf "%s needs a %dx%d covariance." name n n)
+        Check.that
+            name
+            (Array2D.length1 c = n && Array2D.length2 c = n)
+            (sprintf "%s needs a %dx%d covariance." name n n)
 
     /// I2 = E[g(u) g(v)] for the 2x2 covariance c.
     [<CompiledName("I2")>]

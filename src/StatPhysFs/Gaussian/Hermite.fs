@@ -33,7 +33,10 @@ module GaussHermite =
         Check.intInRange "order" 1 2000 n
 
         if n = 1 then
-            { Nodes = [| 0.0 |]; Weights = [| 1.0 |] }
+            {
+                Nodes = [| 0.0 |]
+                Weights = [| 1.0 |]
+            }
         else
             let jac = Array2D.zeroCreate n n
 
@@ -41,7 +44,9 @@ module GaussHermite =
                 jac[k, k - 1] <- sqrt (float k)
                 jac[k - 1, k] <- sqrt (float k)
 
-            let evd = (Linalg.ofArray2D jac).Evd(MathNet.Numerics.LinearAlgebra.Symmetricity.Symmetric)
+            let evd =
+                (Linalg.ofArray2D jac).Evd(MathNet.Numerics.LinearAlgebra.Symmetricity.Symmetric)
+
             let x = evd.EigenValues |> Seq.map (fun z -> z.Real) |> Array.ofSeq |> Array.sort
             // Exact symmetry about zero: average each node with its mirror before polishing.
             for i in 0 .. n / 2 - 1 do
@@ -49,7 +54,8 @@ module GaussHermite =
                 x[i] <- -a
                 x[n - 1 - i] <- a
 
-            if n % 2 = 1 then x[n / 2] <- 0.0
+            if n % 2 = 1 then
+                x[n / 2] <- 0.0
 
             let w = Array.zeroCreate n
 
@@ -59,7 +65,8 @@ module GaussHermite =
                 for _ in 1..3 do
                     let pm, p = scaledPair n xi
                     // p_n' = sqrt(n) p_{n-1}; the e^{-x^2/4} scale cancels in the ratio.
-                    if pm <> 0.0 then xi <- xi - p / (sqrt (float n) * pm)
+                    if pm <> 0.0 then
+                        xi <- xi - p / (sqrt (float n) * pm)
 
                 x[i] <- xi
                 let pm, _ = scaledPair n xi
@@ -74,7 +81,9 @@ module GaussHermite =
                 w[i] <- b
                 w[n - 1 - i] <- b
 
-            if n % 2 = 1 then x[n / 2] <- 0.0
+            if n % 2 = 1 then
+                x[n / 2] <- 0.0
+
             { Nodes = x; Weights = w }
 
     /// E[f(Z)] for Z ~ N(0, 1) with the n-point rule.

@@ -13,7 +13,7 @@ module GaussianMonteCarlo =
         for i in 0 .. d - 1 do
             let mutable v = mean[i]
 
-            for j in 0 .. i do
+            for j in 0..i do
                 v <- v + l[i, j] * z[j]
 
             for j in i + 1 .. d - 1 do
@@ -61,9 +61,15 @@ module GaussianMonteCarlo =
         let n = float samples
         let m = Array.sum sums / n
         let var = max 0.0 (Array.sum sqs / n - m * m) * n / (n - 1.0)
-        { Mean = m; StdErr = sqrt (var / n); Count = samples }
 
-    let private primes = [| 2; 3; 5; 7; 11; 13; 17; 19; 23; 29; 31; 37; 41; 43; 47; 53; 59; 61; 67; 71 |]
+        {
+            Mean = m
+            StdErr = sqrt (var / n)
+            Count = samples
+        }
+
+    let private primes =
+        [| 2; 3; 5; 7; 11; 13; 17; 19; 23; 29; 31; 37; 41; 43; 47; 53; 59; 61; 67; 71 |]
 
     let private radicalInverse (b: int) (i: int) =
         let mutable f = 1.0
@@ -81,7 +87,14 @@ module GaussianMonteCarlo =
     /// Cranley-Patterson random shifts, mapped to the Gaussian by the inverse normal CDF. The standard error is the
     /// spread of the shifted estimates, so it is an honest error bar, not a heuristic.
     [<CompiledName("EstimateQuasi")>]
-    let estimateQuasi (seed: int) (points: int) (shifts: int) (mean: float[]) (cov: float[,]) (f: float[] -> float) : Estimate =
+    let estimateQuasi
+        (seed: int)
+        (points: int)
+        (shifts: int)
+        (mean: float[])
+        (cov: float[,])
+        (f: float[] -> float)
+        : Estimate =
         Check.intInRange "points" 1 Int32.MaxValue points
         Check.intInRange "shifts" 2 10_000 shifts
         let d = mean.Length
@@ -89,7 +102,10 @@ module GaussianMonteCarlo =
         Check.that "mean" (d = Array2D.length1 cov) "mean and cov must have matching sizes."
         let l = Linalg.psdFactor "cov" cov
         let rng = Rng(seed, 7919)
-        let shiftVecs = Array.init shifts (fun _ -> Array.init d (fun _ -> rng.NextDouble()))
+
+        let shiftVecs =
+            Array.init shifts (fun _ -> Array.init d (fun _ -> rng.NextDouble()))
+
         let est = Array.zeroCreate shifts
 
         Parallel.For(

@@ -7,14 +7,18 @@ open StatPhysFs
 /// A quadrature rule for a d-dimensional standard normal: E[f(Z)] ~ sum_k Weights[k] f(Nodes[k]).
 /// Sparse-grid weights can be negative.
 type RuleND =
-    { Dimension: int
-      Nodes: float[][]
-      Weights: float[] }
+    {
+        Dimension: int
+        Nodes: float[][]
+        Weights: float[]
+    }
 
 /// Multivariate Gaussian expectations E[f(X)], X ~ N(mean, cov), by deterministic rules.
 [<RequireQualifiedAccess>]
 module GaussianRule =
-    let private cache = System.Collections.Concurrent.ConcurrentDictionary<int, Rule1D>()
+    let private cache =
+        System.Collections.Concurrent.ConcurrentDictionary<int, Rule1D>()
+
     let rule1D n = cache.GetOrAdd(n, GaussHermite.rule)
 
     /// Tensor product of n-point Gauss-Hermite rules in d dimensions: n^d nodes, exact for polynomials of degree
@@ -24,7 +28,12 @@ module GaussianRule =
         Check.intInRange "dimension" 1 12 d
         Check.intInRange "order" 1 2000 n
         let total = pown (int64 n) d
-        Check.that "order" (total <= 50_000_000L) (sprintf "a tensor rule with %d^%d nodes is too large; use a sparse grid." n d)
+
+        Check.that
+            "order"
+            (total <= 50_000_000L)
+            (sprintf "a tensor rule with %d^%d nodes is too large; use a sparse grid." n d)
+
         let r = rule1D n
         let count = int total
         let nodes = Array.init count (fun _ -> Array.zeroCreate d)
@@ -39,7 +48,11 @@ module GaussianRule =
                 nodes[k][j] <- r.Nodes[i]
                 weights[k] <- weights[k] * r.Weights[i]
 
-        { Dimension = d; Nodes = nodes; Weights = weights }
+        {
+            Dimension = d
+            Nodes = nodes
+            Weights = weights
+        }
 
     /// Number of points of the 1-D rule used at Smolyak level i (i >= 1): 2i - 1, exact to degree 4i - 3.
     let sparsePoints (i: int) = 2 * i - 1
@@ -52,16 +65,27 @@ module GaussianRule =
         Check.intInRange "dimension" 1 12 d
         Check.intInRange "level" 1 12 level
         let q = d + level - 1
-        let acc = Dictionary<struct (int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64), int>()
+
+        let acc =
+            Dictionary<
+                struct (int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64 * int64),
+                int
+             >()
+
         let nodes = ResizeArray<float[]>()
         let weights = ResizeArray<float>()
+
         let key (x: float[]) =
-            let k j = if j < x.Length then int64 (Math.Round(x[j] * 1e10)) else 0L
+            let k j =
+                if j < x.Length then int64 (Math.Round(x[j] * 1e10)) else 0L
+
             struct (k 0, k 1, k 2, k 3, k 4, k 5, k 6, k 7, k 8, k 9, k 10, k 11)
 
         let binom n k =
-            if k < 0 || k > n then 0.0
-            else Seq.fold (fun s j -> s * float (n - k + j) / float j) 1.0 (seq { 1..k })
+            if k < 0 || k > n then
+                0.0
+            else
+                Seq.fold (fun s j -> s * float (n - k + j) / float j) 1.0 (seq { 1..k })
 
         // Enumerate multi-indices i >= 1 with q - d + 1 <= |i| <= q.
         let idx = Array.create d 1
@@ -101,11 +125,25 @@ module GaussianRule =
                     visit (j + 1) (sum + i)
 
         visit 0 0
-        let keep = [| for k in 0 .. nodes.Count - 1 do if weights[k] <> 0.0 then k |]
-        { Dimension = d; Nodes = keep |> Array.map (fun k -> nodes[k]); Weights = keep |> Array.map (fun k -> weights[k]) }
+
+        let keep =
+            [|
+                for k in 0 .. nodes.Count - 1 do
+                    if weights[k] <> 0.0 then
+                        k
+            |]
+
+        {
+            Dimension = d
+            Nodes = keep |> Array.map (fun k -> nodes[k])
+            Weights = keep |> Array.map (fun k -> weights[k])
+        }
 
     let private checkMeanCov (mean: float[]) (cov: float[,]) =
-        Check.that "mean" (mean.Length = Array2D.length1 cov) (sprintf "mean has length %d but cov is %dx%d." mean.Length (Array2D.length1 cov) (Array2D.length2 cov))
+        Check.that
+            "mean"
+            (mean.Length = Array2D.length1 cov)
+            (sprintf "mean has length %d but cov is %dx%d." mean.Length (Array2D.length1 cov) (Array2D.length2 cov))
 
     /// E[f(X)] for X ~ N(mean, cov) using a standard-normal rule and a PSD factor L (L L^T = cov), so singular
     /// covariances are fine. f receives a buffer it must not keep.
@@ -113,7 +151,12 @@ module GaussianRule =
     let expect (rule: RuleND) (mean: float[]) (cov: float[,]) (f: float[] -> float) =
         checkMeanCov mean cov
         let d = mean.Length
-        Check.that "rule" (rule.Dimension = d) (sprintf "rule has dimension %d but the Gaussian has %d." rule.Dimension d)
+
+        Check.that
+            "rule"
+            (rule.Dimension = d)
+            (sprintf "rule has dimension %d but the Gaussian has %d." rule.Dimension d)
+
         let l = Linalg.psdFactor "cov" cov
         let x = Array.zeroCreate d
         let mutable s = 0.0

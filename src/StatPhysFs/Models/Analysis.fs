@@ -15,6 +15,7 @@ module Analysis =
         let yp = Array.copy y
         let fp = Array.zeroCreate n
         let fm = Array.zeroCreate n
+
         for c in 0 .. n - 1 do
             let h = 1e-6 * (1.0 + abs y[c])
             yp[c] <- y[c] + h
@@ -22,14 +23,17 @@ module Analysis =
             yp[c] <- y[c] - h
             rhs 0.0 yp fm
             yp[c] <- y[c]
+
             for r in 0 .. n - 1 do
                 j[r, c] <- (fp[r] - fm[r]) / (2.0 * h)
+
         j
 
     /// Eigenvalues of the Jacobian at y, sorted by decreasing real part.
     [<CompiledName("Spectrum")>]
     let spectrum (rhs: Rhs) (y: float[]) =
-        (Linalg.ofArray2D (jacobian rhs y)).Evd().EigenValues.ToArray() |> Array.sortByDescending (fun z -> z.Real)
+        (Linalg.ofArray2D (jacobian rhs y)).Evd().EigenValues.ToArray()
+        |> Array.sortByDescending (fun z -> z.Real)
 
     /// Largest real part of the Jacobian's eigenvalues: the growth rate of the least stable mode.
     [<CompiledName("GrowthRate")>]
@@ -47,26 +51,41 @@ module Analysis =
         let mutable result = None
         let mutable iter = 0
         rhs 0.0 y f
+
         while result.IsNone && iter < 100 do
             iter <- iter + 1
             let fn = norm f
-            if fn < tol then result <- Some(Array.copy y)
+
+            if fn < tol then
+                result <- Some(Array.copy y)
             else
                 let j = Linalg.ofArray2D (jacobian rhs y)
-                let step = j.Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray f).ToArray()
+
+                let step =
+                    j.Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray f).ToArray()
                 // Backtracking: halve the Newton step until the residual decreases.
                 let mutable lam = 1.0
                 let mutable accepted = false
                 let trial = Array.zeroCreate n
                 let ft = Array.zeroCreate n
+
                 while not accepted && lam > 1e-6 do
-                    for i in 0 .. n - 1 do trial[i] <- y[i] - lam * step[i]
+                    for i in 0 .. n - 1 do
+                        trial[i] <- y[i] - lam * step[i]
+
                     rhs 0.0 trial ft
-                    if norm ft < fn && Array.forall Double.IsFinite ft then accepted <- true else lam <- lam / 2.0
-                if not accepted then iter <- 1000
+
+                    if norm ft < fn && Array.forall Double.IsFinite ft then
+                        accepted <- true
+                    else
+                        lam <- lam / 2.0
+
+                if not accepted then
+                    iter <- 1000
                 else
                     Array.blit trial 0 y 0 n
                     Array.blit ft 0 f 0 n
+
         result
 
     /// The parameter value in [lo, hi] where `growth` changes sign from negative to positive, by bisection.
@@ -76,7 +95,9 @@ module Analysis =
         Check.that "hi" (growth hi > 0.0) "growth must be positive at hi."
         let mutable a = lo
         let mutable b = hi
+
         for _ in 1..60 do
             let m = 0.5 * (a + b)
             if growth m < 0.0 then a <- m else b <- m
+
         0.5 * (a + b)

@@ -10,41 +10,58 @@ open StatPhysFs.Ode
 /// first-layer step eta/sqrt d, second-layer step etaV/d, per-step weight decay kappa/d (not multiplied by eta),
 /// time t = steps/d. The same activation g serves student and teacher.
 type CommitteeParams =
-    { K: int
-      M: int
-      Activation: Activation
-      /// First-layer learning rate eta (> 0).
-      Lr: float
-      /// Second-layer learning rate; None keeps the second layer fixed at V0.
-      LrSecond: float option
-      NoiseVar: float
-      /// Per-step weight decay kappa (nn2pp convention; kappa = eta * lambda for a loss-term ridge lambda).
-      WeightDecay: float
-      Batch: int
-      /// Heavy-ball momentum beta in [0, 1): in the d -> infinity ODE it is SGD with eta/(1-beta), etaV/(1-beta) and
-      /// kappa/(1-beta) (spec section 4.4; the velocity memory 1/(1-beta) steps is much shorter than d), so no extra
-      /// order parameters are needed in this limit. The simulator runs the real heavy-ball update.
-      Momentum: float
-      /// Teacher overlaps T (M x M) and second layer vT (M).
-      T: float[,]
-      VTeacher: float[]
-      /// Fixed pre-activation biases: lambda_k = w_k.x/sqrt d + b_k, nu_n = w*_n.x/sqrt d + bT_n, so the fields are
-      /// Gaussian with mean (b, bT). Empty arrays mean no biases. With biases every integral is sampled.
-      Bias: float[]
-      BiasTeacher: float[] }
+    {
+        K: int
+        M: int
+        Activation: Activation
+        /// First-layer learning rate eta (> 0).
+        Lr: float
+        /// Second-layer learning rate; None keeps the second layer fixed at V0.
+        LrSecond: float option
+        NoiseVar: float
+        /// Per-step weight decay kappa (nn2pp convention; kappa = eta * lambda for a loss-term ridge lambda).
+        WeightDecay: float
+        Batch: int
+        /// Heavy-ball momentum beta in [0, 1): in the d -> infinity ODE it is SGD with eta/(1-beta), etaV/(1-beta) and
+        /// kappa/(1-beta) (spec section 4.4; the velocity memory 1/(1-beta) steps is much shorter than d), so no extra
+        /// order parameters are needed in this limit. The simulator runs the real heavy-ball update.
+        Momentum: float
+        /// Teacher overlaps T (M x M) and second layer vT (M).
+        T: float[,]
+        VTeacher: float[]
+        /// Fixed pre-activation biases: lambda_k = w_k.x/sqrt d + b_k, nu_n = w*_n.x/sqrt d + bT_n, so the fields are
+        /// Gaussian with mean (b, bT). Empty arrays mean no biases. With biases every integral is sampled.
+        Bias: float[]
+        BiasTeacher: float[]
+    }
 
 /// The state: Q (K x K, symmetric), R (K x M), v (K).
-type CommitteeState = { Q: float[,]; R: float[,]; V: float[] }
+type CommitteeState =
+    { Q: float[,]; R: float[,]; V: float[] }
 
 [<RequireQualifiedAccess>]
 module Committee =
-    let private identity n = Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0)
+    let private identity n =
+        Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0)
 
     /// K = M, erf, eta = 0.5, fixed second layer v = vT = 1, T = I, no noise.
     [<CompiledName("Create")>]
     let create (k: int) (m: int) =
-        { K = k; M = m; Activation = Erf; Lr = 0.5; LrSecond = None; NoiseVar = 0.0; WeightDecay = 0.0; Batch = 1
-          Momentum = 0.0; T = identity m; VTeacher = Array.create m 1.0; Bias = [||]; BiasTeacher = [||] }
+        {
+            K = k
+            M = m
+            Activation = Erf
+            Lr = 0.5
+            LrSecond = None
+            NoiseVar = 0.0
+            WeightDecay = 0.0
+            Batch = 1
+            Momentum = 0.0
+            T = identity m
+            VTeacher = Array.create m 1.0
+            Bias = [||]
+            BiasTeacher = [||]
+        }
 
     [<CompiledName("Validate")>]
     let validate (p: CommitteeParams) =
@@ -55,42 +72,68 @@ module Committee =
         Check.nonNegative "noise-var" p.NoiseVar
         Check.nonNegative "weight decay" p.WeightDecay
         Check.positiveInt "batch" p.Batch
-        Check.that "momentum" (p.Momentum >= 0.0 && p.Momentum < 1.0) (sprintf "momentum must lie in [0, 1), got %g." p.Momentum)
+
+        Check.that
+            "momentum"
+            (p.Momentum >= 0.0 && p.Momentum < 1.0)
+            (sprintf "momentum must lie in [0, 1), got %g." p.Momentum)
+
         Check.that "T" (Array2D.length1 p.T = p.M && Array2D.length2 p.T = p.M) (sprintf "T must be %dx%d." p.M p.M)
         Check.that "vTeacher" (p.VTeacher.Length = p.M) (sprintf "vTeacher must have %d entries." p.M)
         Linalg.psdFactor "T" p.T |> ignore
-        Check.that "b" (p.Bias.Length = 0 || p.Bias.Length = p.K) (sprintf "b must be empty or have K = %d entries." p.K)
-        Check.that "bTeacher" (p.BiasTeacher.Length = 0 || p.BiasTeacher.Length = p.M) (sprintf "bTeacher must be empty or have M = %d entries." p.M)
-        Array.append p.Bias p.BiasTeacher |> Array.iteri (fun i x -> Check.finite (sprintf "bias[%d]" i) x)
+
+        Check.that
+            "b"
+            (p.Bias.Length = 0 || p.Bias.Length = p.K)
+            (sprintf "b must be empty or have K = %d entries." p.K)
+
+        Check.that
+            "bTeacher"
+            (p.BiasTeacher.Length = 0 || p.BiasTeacher.Length = p.M)
+            (sprintf "bTeacher must be empty or have M = %d entries." p.M)
+
+        Array.append p.Bias p.BiasTeacher
+        |> Array.iteri (fun i x -> Check.finite (sprintf "bias[%d]" i) x)
 
     /// True when some bias is non-zero (the closed forms assume centred fields).
-    let hasBias (p: CommitteeParams) = Array.exists ((<>) 0.0) p.Bias || Array.exists ((<>) 0.0) p.BiasTeacher
+    let hasBias (p: CommitteeParams) =
+        Array.exists ((<>) 0.0) p.Bias || Array.exists ((<>) 0.0) p.BiasTeacher
 
     /// Field means (b, bT).
     let fieldMean (p: CommitteeParams) =
         Array.init (p.K + p.M) (fun i ->
-            if i < p.K then (if p.Bias.Length = 0 then 0.0 else p.Bias[i])
-            else (if p.BiasTeacher.Length = 0 then 0.0 else p.BiasTeacher[i - p.K]))
+            if i < p.K then
+                (if p.Bias.Length = 0 then 0.0 else p.Bias[i])
+            else
+                (if p.BiasTeacher.Length = 0 then
+                     0.0
+                 else
+                     p.BiasTeacher[i - p.K]))
 
     /// Number of state components: K(K+1)/2 for Q, K M for R, and K for v when the second layer is trained.
-    let size (p: CommitteeParams) = p.K * (p.K + 1) / 2 + p.K * p.M + (if p.LrSecond.IsSome then p.K else 0)
+    let size (p: CommitteeParams) =
+        p.K * (p.K + 1) / 2 + p.K * p.M + (if p.LrSecond.IsSome then p.K else 0)
 
     /// Pack a state into the ODE vector: Q's upper triangle row by row, then R row-major, then v if trained.
     [<CompiledName("Pack")>]
     let pack (p: CommitteeParams) (s: CommitteeState) =
         let y = Array.zeroCreate (size p)
         let mutable o = 0
+
         for i in 0 .. p.K - 1 do
             for j in i .. p.K - 1 do
                 y[o] <- s.Q[i, j]
                 o <- o + 1
+
         for i in 0 .. p.K - 1 do
             for n in 0 .. p.M - 1 do
                 y[o] <- s.R[i, n]
                 o <- o + 1
+
         if p.LrSecond.IsSome then
             for i in 0 .. p.K - 1 do
                 y[o + i] <- s.V[i]
+
         y
 
     /// Unpack; `v0` supplies the fixed second layer when it is not trained.
@@ -99,22 +142,31 @@ module Committee =
         let q = Array2D.zeroCreate p.K p.K
         let r = Array2D.zeroCreate p.K p.M
         let mutable o = 0
+
         for i in 0 .. p.K - 1 do
             for j in i .. p.K - 1 do
                 q[i, j] <- y[o]
                 q[j, i] <- y[o]
                 o <- o + 1
+
         for i in 0 .. p.K - 1 do
             for n in 0 .. p.M - 1 do
                 r[i, n] <- y[o]
                 o <- o + 1
-        let v = if p.LrSecond.IsSome then Array.sub y o p.K else Array.copy v0
+
+        let v =
+            if p.LrSecond.IsSome then
+                Array.sub y o p.K
+            else
+                Array.copy v0
+
         { Q = q; R = r; V = v }
 
     /// The (K+M) x (K+M) covariance of the fields (lambda, nu): [[Q, R], [R^T, T]].
     [<CompiledName("FieldCovariance")>]
     let fieldCovariance (p: CommitteeParams) (s: CommitteeState) =
         let n = p.K + p.M
+
         Array2D.init n n (fun a b ->
             match a < p.K, b < p.K with
             | true, true -> s.Q[a, b]
@@ -124,25 +176,64 @@ module Committee =
 
     /// Halton points in dimension n mapped to N(0, I) (scrambling-free, fixed: common random numbers).
     let private haltonNormal (n: int) (count: int) =
-        let primes = [| 2; 3; 5; 7; 11; 13; 17; 19; 23; 29; 31; 37; 41; 43; 47; 53; 59; 61; 67; 71; 73; 79; 83; 89; 97; 101; 103; 107; 109; 113 |]
+        let primes =
+            [|
+                2
+                3
+                5
+                7
+                11
+                13
+                17
+                19
+                23
+                29
+                31
+                37
+                41
+                43
+                47
+                53
+                59
+                61
+                67
+                71
+                73
+                79
+                83
+                89
+                97
+                101
+                103
+                107
+                109
+                113
+            |]
+
         Check.intInRange "K + M (sampled integrals)" 1 primes.Length n
+
         Array.init count (fun i ->
             Array.init n (fun j ->
                 let b = primes[j]
                 let mutable f = 1.0
                 let mutable r = 0.0
                 let mutable m = i + 1
+
                 while m > 0 do
                     f <- f / float b
                     r <- r + f * float (m % b)
                     m <- m / b
+
                 MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, r)))
 
     /// Number of quasi-Monte Carlo points of the sampled path.
     let mutable sampledPoints = 1 <<< 15
 
-    let private pointCache = System.Collections.Concurrent.ConcurrentDictionary<struct (int * int), float[][]>()
-    let private points n = pointCache.GetOrAdd(struct (n, sampledPoints), fun (struct (n, c)) -> haltonNormal n c)
+    let private pointCache =
+        System.Collections.Concurrent.ConcurrentDictionary<struct (int * int), float[][]>()
+
+    let private points n =
+        pointCache.GetOrAdd(struct (n, sampledPoints), fun (struct (n, c)) -> haltonNormal n c)
 
     let private i2 (g: Activation) (c: float[,]) a b =
         match g with
@@ -157,31 +248,46 @@ module Committee =
         let c = fieldCovariance p s
         let n = p.K + p.M
         let a = Array.init n (fun i -> if i < p.K then s.V[i] else -p.VTeacher[i - p.K])
+
         if hasBias p then
             // (1/2) E[Delta^2] over the shifted fields, by the same fixed QMC points as the right-hand side.
             let l = Linalg.psdFactorClipped c
             let mu = fieldMean p
             let mutable acc = 0.0
+
             for z in points n do
                 let mutable delta = 0.0
+
                 for i in 0 .. n - 1 do
                     let mutable f = mu[i]
+
                     for j in 0 .. n - 1 do
                         f <- f + l[i, j] * z[j]
+
                     delta <- delta + a[i] * Activation.value p.Activation f
+
                 acc <- acc + delta * delta
+
             0.5 * acc / float (points n).Length
         else
             let mutable e = 0.0
+
             for i in 0 .. n - 1 do
                 for j in 0 .. n - 1 do
                     e <- e + a[i] * a[j] * i2 p.Activation c i j
+
             0.5 * e
 
     /// Expectations the right-hand side needs, for the current covariance c and output weights a = (v, -vT):
     /// a3[k, q] = E[g'(lambda_k) phi_q Delta], b4[i, k] = E[g'_i g'_k Delta^2], j2[i, k], i2[i, p],
     /// with Delta = sum_p a_p g(phi_p) the clean error.
-    type private Moments = { A3: float[,]; B4: float[,]; J2: float[,]; I2: float[,] }
+    type private Moments =
+        {
+            A3: float[,]
+            B4: float[,]
+            J2: float[,]
+            I2: float[,]
+        }
 
     let private closedMoments (p: CommitteeParams) (c: float[,]) (a: float[]) =
         let n = p.K + p.M
@@ -191,37 +297,59 @@ module Committee =
         let j2 = Array2D.zeroCreate k k
         let i2m = Array2D.zeroCreate k n
         let g = p.Activation
+
         for i in 0 .. k - 1 do
             for q in 0 .. n - 1 do
                 let mutable s = 0.0
+
                 for r in 0 .. n - 1 do
                     let v =
                         match g with
                         | Erf -> CommitteeIntegrals.erfI3 c[i, i] c[i, q] c[i, r] c[q, q] c[q, r] c[r, r]
                         | Linear -> c[q, r]
                         | _ -> CommitteeIntegrals.reluI3 c[i, i] c[i, q] c[i, r] c[q, q] c[q, r] c[r, r]
+
                     s <- s + a[r] * v
+
                 a3[i, q] <- s
                 i2m[i, q] <- i2 g c i q
+
         for i in 0 .. k - 1 do
             for l in i .. k - 1 do
                 let mutable s = 0.0
+
                 for r in 0 .. n - 1 do
                     for u in 0 .. n - 1 do
                         let v =
                             match g with
-                            | Erf -> CommitteeIntegrals.erfI4 c[i, i] c[i, l] c[i, r] c[i, u] c[l, l] c[l, r] c[l, u] c[r, r] c[r, u] c[u, u]
+                            | Erf ->
+                                CommitteeIntegrals.erfI4
+                                    c[i, i]
+                                    c[i, l]
+                                    c[i, r]
+                                    c[i, u]
+                                    c[l, l]
+                                    c[l, r]
+                                    c[l, u]
+                                    c[r, r]
+                                    c[r, u]
+                                    c[u, u]
                             | _ -> c[r, u]
+
                         s <- s + a[r] * a[u] * v
+
                 b4[i, l] <- s
                 b4[l, i] <- s
+
                 let jj =
                     match g with
                     | Erf -> CommitteeIntegrals.erfJ2 c[i, i] c[i, l] c[l, l]
                     | Linear -> 1.0
                     | _ -> CommitteeIntegrals.reluJ2 c[i, i] c[i, l] c[l, l]
+
                 j2[i, l] <- jj
                 j2[l, i] <- jj
+
         { A3 = a3; B4 = b4; J2 = j2; I2 = i2m }
 
     /// Common-random-number quasi-Monte Carlo over the whole field vector: a fixed Halton point set mapped by the
@@ -240,30 +368,45 @@ module Committee =
         let gv = Array.zeroCreate n
         let dg = Array.zeroCreate k
         let g = p.Activation
+
         for z in points do
             for i in 0 .. n - 1 do
                 let mutable s = 0.0
+
                 for j in 0 .. n - 1 do
                     s <- s + l[i, j] * z[j]
                 // phi holds the centred field (the linear slot of I3); g sees the shifted one.
                 phi[i] <- s
                 gv[i] <- Activation.value g (s + mu[i])
+
             let mutable delta = 0.0
+
             for i in 0 .. n - 1 do
                 delta <- delta + a[i] * gv[i]
+
             for i in 0 .. k - 1 do
                 dg[i] <- Activation.derivative g (phi[i] + mu[i])
+
             for i in 0 .. k - 1 do
                 let w = dg[i] * delta
+
                 for q in 0 .. n - 1 do
                     a3[i, q] <- a3[i, q] + w * phi[q]
                     i2m[i, q] <- i2m[i, q] + gv[i] * gv[q]
+
                 for j in 0 .. k - 1 do
                     b4[i, j] <- b4[i, j] + dg[i] * dg[j] * delta * delta
                     j2[i, j] <- j2[i, j] + dg[i] * dg[j]
+
         let inv = 1.0 / float points.Length
-        let sc (m: float[,]) = Array2D.iteri (fun i j x -> m[i, j] <- x * inv) m
-        sc a3; sc b4; sc j2; sc i2m
+
+        let sc (m: float[,]) =
+            Array2D.iteri (fun i j x -> m[i, j] <- x * inv) m
+
+        sc a3
+        sc b4
+        sc j2
+        sc i2m
         { A3 = a3; B4 = b4; J2 = j2; I2 = i2m }
 
 
@@ -274,44 +417,57 @@ module Committee =
         validate p
         Check.that "v0" (v0.Length = p.K) (sprintf "v0 must have K = %d entries." p.K)
         let n = p.K + p.M
+
         fun t y dy ->
             let s = unpack p v0 y
             let c = fieldCovariance p s
             let a = Array.init n (fun i -> if i < p.K then s.V[i] else -p.VTeacher[i - p.K])
+
             let mo =
                 match p.Activation with
                 | _ when hasBias p -> sampledMoments (points n) p c a
-                | Erf | Linear -> closedMoments p c a
+                | Erf
+                | Linear -> closedMoments p c a
                 | Relu ->
                     // Closed I2, J2, I3; the I4 bracket has no closed form and is sampled.
                     let cf = closedMoments p c a
                     let sm = sampledMoments (points n) p c a
                     { cf with B4 = sm.B4 }
                 | Custom _ -> sampledMoments (points n) p c a
-            let eta0 = match schedule with Some f -> f t | None -> p.Lr
+
+            let eta0 =
+                match schedule with
+                | Some f -> f t
+                | None -> p.Lr
             // Heavy ball: the velocity remembers 1/(1-beta) = O(1) steps, much fewer than d, so every step size
             // (eta, etaV and the decay kappa, which is part of the step) is divided by 1 - beta (spec 4.4).
             let eta = eta0 / (1.0 - p.Momentum)
             let kap = p.WeightDecay / (1.0 - p.Momentum)
             let noise = (eta * eta / float p.Batch)
             let mutable o = 0
+
             for i in 0 .. p.K - 1 do
                 for k in i .. p.K - 1 do
                     dy[o] <-
                         -eta * (s.V[i] * mo.A3[i, k] + s.V[k] * mo.A3[k, i])
                         + noise * s.V[i] * s.V[k] * (mo.B4[i, k] + p.NoiseVar * mo.J2[i, k])
                         - 2.0 * kap * s.Q[i, k]
+
                     o <- o + 1
+
             for i in 0 .. p.K - 1 do
                 for m in 0 .. p.M - 1 do
                     dy[o] <- -eta * s.V[i] * mo.A3[i, p.K + m] - kap * s.R[i, m]
                     o <- o + 1
+
             match p.LrSecond with
             | Some etaV ->
                 for i in 0 .. p.K - 1 do
                     let mutable e = 0.0
+
                     for q in 0 .. n - 1 do
                         e <- e + a[q] * mo.I2[i, q]
+
                     dy[o + i] <- -etaV / (1.0 - p.Momentum) * e - kap * s.V[i]
             | None -> ()
 
@@ -322,12 +478,20 @@ module Committee =
     [<CompiledName("Problem")>]
     let problem (p: CommitteeParams) (s0: CommitteeState) (tEnd: float) =
         validate p
-        Linalg.psdFactor "initial covariance [[Q, R], [R^T, T]]" (fieldCovariance p s0) |> ignore
+
+        Linalg.psdFactor "initial covariance [[Q, R], [R^T, T]]" (fieldCovariance p s0)
+        |> ignore
+
         let names =
-            [| for i in 1 .. p.K do
-                   for j in i .. p.K -> sprintf "Q[%d,%d]" i j
-               for i in 1 .. p.K do
-                   for n in 1 .. p.M -> sprintf "R[%d,%d]" i n
-               if p.LrSecond.IsSome then
-                   for i in 1 .. p.K -> sprintf "v[%d]" i |]
-        { Ode.problem (rhs p s0.V) (pack p s0) 0.0 tEnd with Names = names }
+            [|
+                for i in 1 .. p.K do
+                    for j in i .. p.K -> sprintf "Q[%d,%d]" i j
+                for i in 1 .. p.K do
+                    for n in 1 .. p.M -> sprintf "R[%d,%d]" i n
+                if p.LrSecond.IsSome then
+                    for i in 1 .. p.K -> sprintf "v[%d]" i
+            |]
+
+        { Ode.problem (rhs p s0.V) (pack p s0) 0.0 tEnd with
+            Names = names
+        }

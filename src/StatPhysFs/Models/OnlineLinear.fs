@@ -8,20 +8,22 @@ open StatPhysFs.Ode
 /// yhat = w.x/sqrt d, fresh x ~ N(0, I_d) at every step, mini-batch B, loss Delta^2/2 + (lambda/2)|w|^2/d.
 /// Order parameters m = w.w*/d, q = w.w/d, rho = w*.w*/d; time t = steps/d.
 type OnlineLinearParams =
-    { /// Teacher norm rho = |w*|^2/d (> 0).
-      Rho: float
-      /// Label-noise variance sigma^2 (>= 0).
-      NoiseVar: float
-      /// Learning rate eta (> 0); the SGD step is eta/sqrt d on the first-layer weights.
-      Lr: float
-      /// Ridge lambda of the loss term (lambda/2)|w|^2/d, multiplied by eta (per-step decay eta*lambda/d).
-      Ridge: float
-      /// Mini-batch size B (>= 1): B fresh samples per step, gradient averaged.
-      Batch: int
-      /// Initial teacher overlap m(0).
-      M0: float
-      /// Initial self-overlap q(0) (>= m0^2/rho).
-      Q0: float }
+    {
+        /// Teacher norm rho = |w*|^2/d (> 0).
+        Rho: float
+        /// Label-noise variance sigma^2 (>= 0).
+        NoiseVar: float
+        /// Learning rate eta (> 0); the SGD step is eta/sqrt d on the first-layer weights.
+        Lr: float
+        /// Ridge lambda of the loss term (lambda/2)|w|^2/d, multiplied by eta (per-step decay eta*lambda/d).
+        Ridge: float
+        /// Mini-batch size B (>= 1): B fresh samples per step, gradient averaged.
+        Batch: int
+        /// Initial teacher overlap m(0).
+        M0: float
+        /// Initial self-overlap q(0) (>= m0^2/rho).
+        Q0: float
+    }
 
 /// (m, q) at one time, with the generalisation error eg = (rho - 2m + q)/2.
 type LinearState = { M: float; Q: float; Eg: float }
@@ -33,7 +35,15 @@ type Threshold = { Value: float; Convention: string }
 module OnlineLinear =
     [<CompiledName("Defaults")>]
     let defaults =
-        { Rho = 1.0; NoiseVar = 0.1; Lr = 0.5; Ridge = 0.0; Batch = 1; M0 = 0.0; Q0 = 0.1 }
+        {
+            Rho = 1.0
+            NoiseVar = 0.1
+            Lr = 0.5
+            Ridge = 0.0
+            Batch = 1
+            M0 = 0.0
+            Q0 = 0.1
+        }
 
     [<CompiledName("Validate")>]
     let validate (p: OnlineLinearParams) =
@@ -44,8 +54,14 @@ module OnlineLinear =
         Check.positiveInt "batch" p.Batch
         Check.finite "m0" p.M0
         Check.nonNegative "q0" p.Q0
-        Check.that "q0" (p.M0 * p.M0 <= p.Rho * p.Q0 * (1.0 + 1e-12))
-            (sprintf "q0 must be >= m0^2/rho = %g (Cauchy-Schwarz: the overlaps of real vectors), got %g." (p.M0 * p.M0 / p.Rho) p.Q0)
+
+        Check.that
+            "q0"
+            (p.M0 * p.M0 <= p.Rho * p.Q0 * (1.0 + 1e-12))
+            (sprintf
+                "q0 must be >= m0^2/rho = %g (Cauchy-Schwarz: the overlaps of real vectors), got %g."
+                (p.M0 * p.M0 / p.Rho)
+                p.Q0)
 
     [<CompiledName("GeneralisationError")>]
     let generalisationError (p: OnlineLinearParams) (m: float) (q: float) = 0.5 * (p.Rho - 2.0 * m + q)
@@ -58,7 +74,14 @@ module OnlineLinear =
     let coefficients (p: OnlineLinearParams) =
         let eta, l, b = p.Lr, p.Ridge, float p.Batch
         let n = eta * eta / b
-        let a = array2D [ [ -eta * (1.0 + l); 0.0 ]; [ 2.0 * eta - 2.0 * n; -2.0 * eta * (1.0 + l) + n ] ]
+
+        let a =
+            array2D
+                [
+                    [ -eta * (1.0 + l); 0.0 ]
+                    [ 2.0 * eta - 2.0 * n; -2.0 * eta * (1.0 + l) + n ]
+                ]
+
         a, [| eta * p.Rho; n * (p.Rho + p.NoiseVar) |]
 
     /// The right-hand side on the state [| m; q |].
@@ -66,24 +89,35 @@ module OnlineLinear =
     let rhs (p: OnlineLinearParams) : Rhs =
         validate p
         let a, b = coefficients p
+
         fun _ y dy ->
             dy[0] <- a[0, 0] * y[0] + b[0]
             dy[1] <- a[1, 0] * y[0] + a[1, 1] * y[1] + b[1]
 
     [<CompiledName("Problem")>]
     let problem (p: OnlineLinearParams) (tEnd: float) =
-        { Ode.problem (rhs p) [| p.M0; p.Q0 |] 0.0 tEnd with Names = [| "m"; "q" |] }
+        { Ode.problem (rhs p) [| p.M0; p.Q0 |] 0.0 tEnd with
+            Names = [| "m"; "q" |]
+        }
 
     /// The steady state (m*, q*), or None when the learning rate is at or above the critical one.
     [<CompiledName("SteadyState")>]
     let steadyState (p: OnlineLinearParams) =
         validate p
         let a, b = coefficients p
-        if a[1, 1] >= 0.0 then None
+
+        if a[1, 1] >= 0.0 then
+            None
         else
             let m = -b[0] / a[0, 0]
             let q = -(a[1, 0] * m + b[1]) / a[1, 1]
-            Some { M = m; Q = q; Eg = generalisationError p m q }
+
+            Some
+                {
+                    M = m
+                    Q = q
+                    Eg = generalisationError p m q
+                }
 
     let private expm1OverX = Special.expm1OverX
 
@@ -112,7 +146,11 @@ module OnlineLinear =
                 let c = a21 * mStar + b[1]
                 p.Q0 + c * t + a21 * dm0 * t * expm1OverX (a1 * t)
 
-        { M = m; Q = q; Eg = generalisationError p m q }
+        {
+            M = m
+            Q = q
+            Eg = generalisationError p m q
+        }
 
     /// The critical learning rate computed from the model as integrated: the eta at which the largest eigenvalue
     /// of the coefficient matrix A(eta) crosses zero, found by bisection on A itself (not on a formula).
@@ -122,15 +160,28 @@ module OnlineLinear =
     [<CompiledName("CriticalLearningRate")>]
     let criticalLearningRate (p: OnlineLinearParams) =
         validate p
-        let growth eta = Linalg.maxRealEigenvalue (fst (coefficients { p with Lr = eta }))
+
+        let growth eta =
+            Linalg.maxRealEigenvalue (fst (coefficients { p with Lr = eta }))
+
         let mutable lo = 1e-9
         let mutable hi = 1.0
-        while growth hi < 0.0 do hi <- 2.0 * hi
+
+        while growth hi < 0.0 do
+            hi <- 2.0 * hi
+
         for _ in 1..200 do
             let mid = 0.5 * (lo + hi)
             if growth mid < 0.0 then lo <- mid else hi <- mid
-        { Value = 0.5 * (lo + hi)
-          Convention = sprintf "eta_c for loss-term ridge lambda = %g (per-step decay eta*lambda/d), unit-variance inputs, batch B = %d: 2B(1+lambda)" p.Ridge p.Batch }
+
+        {
+            Value = 0.5 * (lo + hi)
+            Convention =
+                sprintf
+                    "eta_c for loss-term ridge lambda = %g (per-step decay eta*lambda/d), unit-variance inputs, batch B = %d: 2B(1+lambda)"
+                    p.Ridge
+                    p.Batch
+        }
 
     /// The other convention: online SGD on inputs of variance c_x (or gradient descent on a quadratic of
     /// curvature c_x) is stable iff eta < 2/c_x. With c_x = 1 + lambda this is the 2/(1+lambda) quoted by some
@@ -138,8 +189,14 @@ module OnlineLinear =
     [<CompiledName("CriticalLearningRateInputVariance")>]
     let criticalLearningRateInputVariance (inputVariance: float) =
         Check.positive "inputVariance" inputVariance
-        { Value = 2.0 / inputVariance
-          Convention = sprintf "eta_c = 2/c_x for inputs of variance c_x = %g and no ridge (curvature convention)" inputVariance }
+
+        {
+            Value = 2.0 / inputVariance
+            Convention =
+                sprintf
+                    "eta_c = 2/c_x for inputs of variance c_x = %g and no ridge (curvature convention)"
+                    inputVariance
+        }
 
     /// The greedy optimal learning rate of spec section 4.3 (no ridge): minimising dD/dt with
     /// dD/dt = -2 eta D + (eta^2/B)(D + sigma^2) gives eta*(t) = B D / (D + sigma^2), D = rho - 2m + q = 2 eg.
@@ -154,13 +211,17 @@ module OnlineLinear =
         validate p
         Check.that "ridge" (p.Ridge = 0.0) "the greedy schedule of spec 4.3 is derived without ridge; set ridge = 0."
         Check.positive "noise-var" p.NoiseVar
+
         let rhs: Rhs =
             fun _ y dy ->
                 let eta = greedyLearningRate p y[0] y[1]
                 let a, b = coefficients { p with Lr = max eta 1e-300 }
                 dy[0] <- a[0, 0] * y[0] + b[0]
                 dy[1] <- a[1, 0] * y[0] + a[1, 1] * y[1] + b[1]
-        { Ode.problem rhs [| p.M0; p.Q0 |] 0.0 tEnd with Names = [| "m"; "q" |] }
+
+        { Ode.problem rhs [| p.M0; p.Q0 |] 0.0 tEnd with
+            Names = [| "m"; "q" |]
+        }
 
     /// Under the greedy schedule dD/dt = -B D^2/(D + sigma^2), solved implicitly:
     /// t(D) = (sigma^2/D - sigma^2/D0 + ln(D0/D)) / B. Asymptotically D ~ sigma^2/(B t), eg ~ sigma^2/(2 B t).

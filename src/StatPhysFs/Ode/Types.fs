@@ -7,12 +7,14 @@ type Rhs = float -> float[] -> float[] -> unit
 
 /// An initial-value problem: a value, solved by `Ode.solve`.
 type OdeProblem =
-    { Rhs: Rhs
-      Y0: float[]
-      T0: float
-      TEnd: float
-      /// Component names, for output and error messages.
-      Names: string[] }
+    {
+        Rhs: Rhs
+        Y0: float[]
+        T0: float
+        TEnd: float
+        /// Component names, for output and error messages.
+        Names: string[]
+    }
 
 type EventDirection =
     | Rising
@@ -21,12 +23,19 @@ type EventDirection =
 
 /// Stop (or just record) when an observable g(t, y) crosses zero.
 type OdeEvent =
-    { Name: string
-      Observable: float -> float[] -> float
-      Direction: EventDirection
-      Terminal: bool }
+    {
+        Name: string
+        Observable: float -> float[] -> float
+        Direction: EventDirection
+        Terminal: bool
+    }
 
-type EventHit = { Event: string; Time: float; State: float[] }
+type EventHit =
+    {
+        Event: string
+        Time: float
+        State: float[]
+    }
 
 /// How an integration ended.
 type OdeStatus =
@@ -38,17 +47,21 @@ type OdeStatus =
     | Cancelled of time: float
 
 type OdeStats =
-    { Steps: int
-      Rejected: int
-      Evaluations: int }
+    {
+        Steps: int
+        Rejected: int
+        Evaluations: int
+    }
 
 type Dopri5Options =
-    { RelTol: float
-      AbsTol: float
-      /// 0 chooses the first step automatically (Hairer's estimate).
-      InitialStep: float
-      /// Largest step; infinity for none.
-      MaxStep: float }
+    {
+        RelTol: float
+        AbsTol: float
+        /// 0 chooses the first step automatically (Hairer's estimate).
+        InitialStep: float
+        /// Largest step; infinity for none.
+        MaxStep: float
+    }
 
 /// The integrator: adaptive Dormand-Prince 5(4), or the fixed-step schemes peers use.
 type OdeAlgorithm =
@@ -57,32 +70,50 @@ type OdeAlgorithm =
     | Euler of dt: float
 
 type SolveOptions =
-    { /// Output times; empty means every accepted step.
-      SaveAt: float[]
-      Events: OdeEvent list
-      /// The run is reported as divergent when any |y_i| exceeds this, or a NaN appears.
-      DivergenceBound: float
-      MaxSteps: int
-      /// Keep the interpolation data of every step, for `OdeSolution.Evaluate`.
-      Dense: bool
-      CancellationToken: CancellationToken
-      /// Called with the fraction of [T0, TEnd] done, at most ~100 times per run.
-      Progress: (float -> unit) option }
+    {
+        /// Output times; empty means every accepted step.
+        SaveAt: float[]
+        Events: OdeEvent list
+        /// The run is reported as divergent when any |y_i| exceeds this, or a NaN appears.
+        DivergenceBound: float
+        MaxSteps: int
+        /// Keep the interpolation data of every step, for `OdeSolution.Evaluate`.
+        Dense: bool
+        CancellationToken: CancellationToken
+        /// Called with the fraction of [T0, TEnd] done, at most ~100 times per run.
+        Progress: (float -> unit) option
+    }
 
 /// The trajectory: values at the output times, the end status, events and statistics, and dense output.
-type OdeSolution(t: float[], y: float[][], status: OdeStatus, events: EventHit list, stats: OdeStats,
-                 dense: (float -> float[]) option) =
+type OdeSolution
+    (
+        t: float[],
+        y: float[][],
+        status: OdeStatus,
+        events: EventHit list,
+        stats: OdeStats,
+        dense: (float -> float[]) option
+    ) =
     member _.T = t
     member _.Y = y
     member _.Status = status
     member _.Events = events
     member _.Stats = stats
-    member _.Succeeded = (match status with Completed | TerminatedByEvent _ -> true | _ -> false)
+
+    member _.Succeeded =
+        (match status with
+         | Completed
+         | TerminatedByEvent _ -> true
+         | _ -> false)
+
     /// Component i along the output times.
     member _.Component(i: int) = y |> Array.map (fun s -> s[i])
+
     /// The state at any time inside the integrated range, from the method's own interpolant
     /// (Dormand-Prince: 4th-order continuous extension; fixed-step: cubic Hermite).
     member _.Evaluate(time: float) =
         match dense with
         | Some f -> f time
-        | None -> invalidOp "this solution was computed with Dense = false; solve again with Dense = true to evaluate it between output times."
+        | None ->
+            invalidOp
+                "this solution was computed with Dense = false; solve again with Dense = true to evaluate it between output times."

@@ -8,15 +8,17 @@ open StatPhysFs.Gaussian
 open StatPhysFs.Models
 
 type CommitteeSimResult =
-    { T: float[]
-      /// Generalisation error measured from the exact overlaps of each run (not estimated from samples).
-      Eg: SeriesEstimate
-      EgPerRun: float[][]
-      /// Overlaps averaged over runs: Q[i,j], R[i,n], v[i] along T.
-      Q: SeriesEstimate[,]
-      R: SeriesEstimate[,]
-      V: SeriesEstimate[]
-      Divergences: (int * float) list }
+    {
+        T: float[]
+        /// Generalisation error measured from the exact overlaps of each run (not estimated from samples).
+        Eg: SeriesEstimate
+        EgPerRun: float[][]
+        /// Overlaps averaged over runs: Q[i,j], R[i,n], v[i] along T.
+        Q: SeriesEstimate[,]
+        R: SeriesEstimate[,]
+        V: SeriesEstimate[]
+        Divergences: (int * float) list
+    }
 
 /// Finite-d online SGD for the two-layer teacher-student network with the conventions of `Committee`:
 ///   w_k <- w_k - (eta/sqrt d) v_k g'(lambda_k) Delta x - (kappa/d) w_k,  v_k <- v_k - (etaV/d) g(lambda_k) Delta - (kappa/d) v_k
@@ -35,23 +37,41 @@ module OnlineCommitteeSim =
             for j in 0 .. i - 1 do
                 let c = Blas.dotArr basis[i] basis[j] / float d
                 Blas.axpby (-c) (ReadOnlySpan basis[j]) 1.0 (Span basis[i])
+
             let s = sqrt (float d / Blas.dotArr basis[i] basis[i])
-            for x in 0 .. d - 1 do basis[i][x] <- basis[i][x] * s
+
+            for x in 0 .. d - 1 do
+                basis[i][x] <- basis[i][x] * s
+
         let c = Committee.fieldCovariance p s0
         // Order teacher first so that T's factor does not depend on the student's.
         let perm = Array.init n (fun i -> if i < p.M then p.K + i else i - p.M)
         let g = Array2D.init n n (fun i j -> c[perm[i], perm[j]])
         let l = Linalg.psdFactor "initial covariance [[Q, R], [R^T, T]]" g
-        let vecs = Array.init n (fun i ->
-            let v = Array.zeroCreate d
-            for j in 0 .. n - 1 do
-                if l[i, j] <> 0.0 then Blas.axpby l[i, j] (ReadOnlySpan basis[j]) 1.0 (Span v)
-            v)
+
+        let vecs =
+            Array.init n (fun i ->
+                let v = Array.zeroCreate d
+
+                for j in 0 .. n - 1 do
+                    if l[i, j] <> 0.0 then
+                        Blas.axpby l[i, j] (ReadOnlySpan basis[j]) 1.0 (Span v)
+
+                v)
+
         let teacher = Array.init p.M (fun m -> vecs[m])
         let student = Array.init p.K (fun k -> vecs[p.M + k])
         teacher, student
 
-    let private runOne (p: CommitteeParams) (s0: CommitteeState) (o: SimulationOptions) (times: float[]) (run: int) (ct: CancellationToken) (tick: int64 -> unit) =
+    let private runOne
+        (p: CommitteeParams)
+        (s0: CommitteeState)
+        (o: SimulationOptions)
+        (times: float[])
+        (run: int)
+        (ct: CancellationToken)
+        (tick: int64 -> unit)
+        =
         let d = o.Dim
         let rng = Rng(o.Seed, run)
         let teacher, w = initialWeights p s0 d rng
@@ -70,7 +90,12 @@ module OnlineCommitteeSim =
         let eta = p.Lr
         let beta = p.Momentum
         // Heavy-ball velocities (used when beta > 0): vel <- beta vel - step; w <- w + vel.
-        let velW = if beta > 0.0 then Array.init p.K (fun _ -> Array.zeroCreate d) else [||]
+        let velW =
+            if beta > 0.0 then
+                Array.init p.K (fun _ -> Array.zeroCreate d)
+            else
+                [||]
+
         let velV = Array.zeroCreate p.K
         let plain = beta = 0.0 && p.Batch = 1
         let nt = times.Length
@@ -78,35 +103,52 @@ module OnlineCommitteeSim =
         let mutable diverged = None
         let mutable step = 0L
         let mutable k = 0
+
         let measure () =
-            { Q = Array2D.init p.K p.K (fun i j -> Blas.dotArr w[i] w[j] / float d)
-              R = Array2D.init p.K p.M (fun i n -> Blas.dotArr w[i] teacher[n] / float d)
-              V = Array.copy v }
+            {
+                Q = Array2D.init p.K p.K (fun i j -> Blas.dotArr w[i] w[j] / float d)
+                R = Array2D.init p.K p.M (fun i n -> Blas.dotArr w[i] teacher[n] / float d)
+                V = Array.copy v
+            }
+
         while k < nt && diverged.IsNone do
             let target = int64 (Math.Round(times[k] * float d))
             let chunk = target - step
+
             while step < target && diverged.IsNone do
                 if not plain then
-                    for i in 0 .. p.K - 1 do Array.Clear gradW[i]
+                    for i in 0 .. p.K - 1 do
+                        Array.Clear gradW[i]
+
                 Array.Clear gradV
+
                 for _ in 1 .. p.Batch do
                     rng.FillNormal(Span x)
                     let mutable y = sigma * rng.NextNormal()
+
                     for m in 0 .. p.M - 1 do
                         nu[m] <- Blas.dotArr teacher[m] x / sd + mu[p.K + m]
                         y <- y + p.VTeacher[m] * Activation.value g nu[m]
+
                     let mutable yhat = 0.0
+
                     for i in 0 .. p.K - 1 do
                         lam[i] <- Blas.dotArr w[i] x / sd + mu[i]
                         yhat <- yhat + v[i] * Activation.value g lam[i]
+
                     let delta = yhat - y
+
                     for i in 0 .. p.K - 1 do
                         coef[i] <- v[i] * Activation.derivative g lam[i] * delta
                         gradV[i] <- gradV[i] + Activation.value g lam[i] * delta
                         // Plain SGD updates in place; everything else accumulates the batch gradient first.
-                        if plain then Blas.axpby (-eta / sd * coef[i]) (ReadOnlySpan x) decay (Span w[i])
-                        else Blas.axpby coef[i] (ReadOnlySpan x) 1.0 (Span gradW[i])
+                        if plain then
+                            Blas.axpby (-eta / sd * coef[i]) (ReadOnlySpan x) decay (Span w[i])
+                        else
+                            Blas.axpby coef[i] (ReadOnlySpan x) 1.0 (Span gradW[i])
+
                 let b = float p.Batch
+
                 if not plain then
                     for i in 0 .. p.K - 1 do
                         if beta = 0.0 then
@@ -116,45 +158,90 @@ module OnlineCommitteeSim =
                             Blas.axpby (-eta / (sd * b)) (ReadOnlySpan gradW[i]) beta (Span velW[i])
                             Blas.axpby (-p.WeightDecay / float d) (ReadOnlySpan w[i]) 1.0 (Span velW[i])
                             Blas.axpby 1.0 (ReadOnlySpan velW[i]) 1.0 (Span w[i])
+
                 match p.LrSecond with
                 | Some etaV ->
                     for i in 0 .. p.K - 1 do
-                        if beta = 0.0 then v[i] <- v[i] * decay - etaV / (float d * b) * gradV[i]
+                        if beta = 0.0 then
+                            v[i] <- v[i] * decay - etaV / (float d * b) * gradV[i]
                         else
-                            velV[i] <- beta * velV[i] - etaV / (float d * b) * gradV[i] - p.WeightDecay / float d * v[i]
+                            velV[i] <-
+                                beta * velV[i]
+                                - etaV / (float d * b) * gradV[i]
+                                - p.WeightDecay / float d * v[i]
+
                             v[i] <- v[i] + velV[i]
                 | None -> ()
+
                 step <- step + 1L
+
                 if step % int64 d = 0L then
                     ct.ThrowIfCancellationRequested()
                     let q0 = Blas.dotArr w[0] w[0] / float d
-                    if not (q0 <= o.DivergenceBound) then diverged <- Some(float step / float d)
+
+                    if not (q0 <= o.DivergenceBound) then
+                        diverged <- Some(float step / float d)
+
             tick chunk
-            if diverged.IsNone then states[k] <- Some(measure ())
+
+            if diverged.IsNone then
+                states[k] <- Some(measure ())
+
             k <- k + 1
+
         states, diverged
 
     /// Runs `Seeds` independent simulations in parallel; overlaps are measured exactly at the requested times.
     [<CompiledName("Run")>]
-    let run (o: SimulationOptions) (progress: float -> unit) (ct: CancellationToken) (p: CommitteeParams) (s0: CommitteeState) (times: float[]) =
+    let run
+        (o: SimulationOptions)
+        (progress: float -> unit)
+        (ct: CancellationToken)
+        (p: CommitteeParams)
+        (s0: CommitteeState)
+        (times: float[])
+        =
         Committee.validate p
         SimulationOptions.validate o
-        let total = float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
+
+        let total =
+            float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
+
         let mutable done' = 0L
         let gate = obj ()
+
         let tick (n: int64) =
             let f = float (Interlocked.Add(&done', n)) / total
             lock gate (fun () -> progress (min 1.0 f))
+
         let results = Array.zeroCreate o.Seeds
-        let po = ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
-        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne p s0 o times r ct tick) |> ignore
+
+        let po =
+            ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
+
+        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne p s0 o times r ct tick)
+        |> ignore
+
         let series (f: CommitteeState -> float) =
-            results |> Array.map (fun (st: CommitteeState option[], _) -> st |> Array.map (function Some s -> f s | None -> nan))
+            results
+            |> Array.map (fun (st: CommitteeState option[], _) ->
+                st
+                |> Array.map (function
+                    | Some s -> f s
+                    | None -> nan))
+
         let egRuns = series (Committee.generalisationError p)
-        { T = Array.copy times
-          Eg = SeriesEstimate.ofRuns egRuns
-          EgPerRun = egRuns
-          Q = Array2D.init p.K p.K (fun i j -> SeriesEstimate.ofRuns (series (fun s -> s.Q[i, j])))
-          R = Array2D.init p.K p.M (fun i n -> SeriesEstimate.ofRuns (series (fun s -> s.R[i, n])))
-          V = Array.init p.K (fun i -> SeriesEstimate.ofRuns (series (fun s -> s.V[i])))
-          Divergences = results |> Array.mapi (fun r (_, dv) -> dv |> Option.map (fun t -> r, t)) |> Array.choose id |> List.ofArray }
+
+        {
+            T = Array.copy times
+            Eg = SeriesEstimate.ofRuns egRuns
+            EgPerRun = egRuns
+            Q = Array2D.init p.K p.K (fun i j -> SeriesEstimate.ofRuns (series (fun s -> s.Q[i, j])))
+            R = Array2D.init p.K p.M (fun i n -> SeriesEstimate.ofRuns (series (fun s -> s.R[i, n])))
+            V = Array.init p.K (fun i -> SeriesEstimate.ofRuns (series (fun s -> s.V[i])))
+            Divergences =
+                results
+                |> Array.mapi (fun r (_, dv) -> dv |> Option.map (fun t -> r, t))
+                |> Array.choose id
+                |> List.ofArray
+        }

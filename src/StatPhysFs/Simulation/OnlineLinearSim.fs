@@ -8,35 +8,46 @@ open StatPhysFs.Models
 
 /// Finite-dimension settings shared by the simulators.
 type SimulationOptions =
-    { /// Input dimension d.
-      Dim: int
-      /// Number of independent runs averaged.
-      Seeds: int
-      /// Base seed; run r uses the stream (Seed, r), so results do not depend on the thread count.
-      Seed: int
-      /// A run whose q exceeds this (or turns NaN) is stopped and reported as divergent.
-      DivergenceBound: float
-      /// Largest number of runs in flight at once (1 = sequential); does not change the numbers.
-      MaxParallelism: int }
+    {
+        /// Input dimension d.
+        Dim: int
+        /// Number of independent runs averaged.
+        Seeds: int
+        /// Base seed; run r uses the stream (Seed, r), so results do not depend on the thread count.
+        Seed: int
+        /// A run whose q exceeds this (or turns NaN) is stopped and reported as divergent.
+        DivergenceBound: float
+        /// Largest number of runs in flight at once (1 = sequential); does not change the numbers.
+        MaxParallelism: int
+    }
 
 /// One observable across seeds: mean and standard error at each time (NaN once any seed has diverged).
 type SeriesEstimate = { Mean: float[]; StdErr: float[] }
 
 type LinearSimResult =
-    { T: float[]
-      M: SeriesEstimate
-      Q: SeriesEstimate
-      Eg: SeriesEstimate
-      /// eg of each run along T (rows: runs).
-      EgPerRun: float[][]
-      /// (run, time) for every run that diverged.
-      Divergences: (int * float) list
-      Options: SimulationOptions }
+    {
+        T: float[]
+        M: SeriesEstimate
+        Q: SeriesEstimate
+        Eg: SeriesEstimate
+        /// eg of each run along T (rows: runs).
+        EgPerRun: float[][]
+        /// (run, time) for every run that diverged.
+        Divergences: (int * float) list
+        Options: SimulationOptions
+    }
 
 [<RequireQualifiedAccess>]
 module SimulationOptions =
     [<CompiledName("Defaults")>]
-    let defaults = { Dim = 1000; Seeds = 5; Seed = 1; DivergenceBound = 1e8; MaxParallelism = Environment.ProcessorCount }
+    let defaults =
+        {
+            Dim = 1000
+            Seeds = 5
+            Seed = 1
+            DivergenceBound = 1e8
+            MaxParallelism = Environment.ProcessorCount
+        }
 
     let validate (o: SimulationOptions) =
         Check.intInRange "dim" 2 100_000_000 o.Dim
@@ -49,12 +60,26 @@ module SeriesEstimate =
     let ofRuns (runs: float[][]) =
         let nt = runs[0].Length
         let col j = runs |> Array.map (fun r -> r[j])
-        let est = Array.init nt (fun j ->
-            let c = col j
-            if c |> Array.exists Double.IsNaN then { Mean = nan; StdErr = nan; Count = c.Length }
-            elif c.Length = 1 then { Mean = c[0]; StdErr = 0.0; Count = 1 }
-            else Stats.estimate c)
-        { Mean = est |> Array.map (fun e -> e.Mean); StdErr = est |> Array.map (fun e -> e.StdErr) }
+
+        let est =
+            Array.init nt (fun j ->
+                let c = col j
+
+                if c |> Array.exists Double.IsNaN then
+                    {
+                        Mean = nan
+                        StdErr = nan
+                        Count = c.Length
+                    }
+                elif c.Length = 1 then
+                    { Mean = c[0]; StdErr = 0.0; Count = 1 }
+                else
+                    Stats.estimate c)
+
+        {
+            Mean = est |> Array.map (fun e -> e.Mean)
+            StdErr = est |> Array.map (fun e -> e.StdErr)
+        }
 
 /// Online SGD on linear regression at finite d, with the conventions of `OnlineLinear`: the step is
 ///   w <- (1 - eta lambda / d) w - (eta / (B sqrt d)) sum_b Delta_b x_b,  Delta = w.x/sqrt d - y,
@@ -65,18 +90,30 @@ module OnlineLinearSim =
     let initialWeights (p: OnlineLinearParams) (d: int) (rng: Rng) =
         let wStar = Array.init d (fun _ -> rng.NextNormal())
         let scale = sqrt (p.Rho * float d / Blas.dotArr wStar wStar)
-        for i in 0 .. d - 1 do wStar[i] <- wStar[i] * scale
+
+        for i in 0 .. d - 1 do
+            wStar[i] <- wStar[i] * scale
         // u: Gaussian, orthogonal to w*, |u|^2/d = 1.
         let u = Array.init d (fun _ -> rng.NextNormal())
         let proj = Blas.dotArr u wStar / Blas.dotArr wStar wStar
-        for i in 0 .. d - 1 do u[i] <- u[i] - proj * wStar[i]
+
+        for i in 0 .. d - 1 do
+            u[i] <- u[i] - proj * wStar[i]
+
         let un = sqrt (float d / Blas.dotArr u u)
         let perp = sqrt (max 0.0 (p.Q0 - p.M0 * p.M0 / p.Rho))
         let w = Array.init d (fun i -> p.M0 / p.Rho * wStar[i] + perp * un * u[i])
         wStar, w
 
     /// One run: m, q along the requested times (NaN after divergence) and the divergence time if any.
-    let runOne (p: OnlineLinearParams) (o: SimulationOptions) (times: float[]) (run: int) (ct: CancellationToken) (tick: int64 -> unit) =
+    let runOne
+        (p: OnlineLinearParams)
+        (o: SimulationOptions)
+        (times: float[])
+        (run: int)
+        (ct: CancellationToken)
+        (tick: int64 -> unit)
+        =
         let d = o.Dim
         let rng = Rng(o.Seed, run)
         let wStar, w = initialWeights p d rng
@@ -92,6 +129,7 @@ module OnlineLinearSim =
         let mutable diverged = None
         let mutable step = 0L
         let mutable k = 0
+
         let record j =
             m[j] <- Blas.dotArr w wStar / float d
             q[j] <- Blas.dotArr w w / float d
@@ -99,6 +137,7 @@ module OnlineLinearSim =
         while k < nt && diverged.IsNone do
             let target = int64 (Math.Round(times[k] * float d))
             let chunk = target - step
+
             while step < target && diverged.IsNone do
                 if p.Batch = 1 then
                     rng.FillNormal(Span x)
@@ -108,21 +147,32 @@ module OnlineLinearSim =
                     Blas.axpby (-stepScale * delta) (ReadOnlySpan x) decay (Span w)
                 else
                     Array.Clear g
+
                     for _ in 1 .. p.Batch do
                         rng.FillNormal(Span x)
                         let delta = (Blas.dotArr w x - Blas.dotArr wStar x) / sd - sigma * rng.NextNormal()
                         Blas.axpby delta (ReadOnlySpan x) 1.0 (Span g)
+
                     Blas.axpby (-stepScale) (ReadOnlySpan g) decay (Span w)
+
                 step <- step + 1L
                 // Checking q costs a pass over w: do it every d steps (one unit of time) and at record times.
                 if step % int64 d = 0L then
                     let qq = Blas.dotArr w w / float d
-                    if not (qq <= o.DivergenceBound) then diverged <- Some(float step / float d)
+
+                    if not (qq <= o.DivergenceBound) then
+                        diverged <- Some(float step / float d)
+
                     ct.ThrowIfCancellationRequested()
+
             tick chunk
+
             if diverged.IsNone then
                 record k
-                if not (q[k] <= o.DivergenceBound) then diverged <- Some(times[k])
+
+                if not (q[k] <= o.DivergenceBound) then
+                    diverged <- Some(times[k])
+
             k <- k + 1
 
         m, q, diverged
@@ -130,27 +180,57 @@ module OnlineLinearSim =
     /// Runs `Seeds` independent simulations in parallel and averages m, q and eg at the given times.
     /// `progress` receives the fraction of all SGD steps done.
     [<CompiledName("Run")>]
-    let run (o: SimulationOptions) (progress: float -> unit) (ct: CancellationToken) (p: OnlineLinearParams) (times: float[]) =
+    let run
+        (o: SimulationOptions)
+        (progress: float -> unit)
+        (ct: CancellationToken)
+        (p: OnlineLinearParams)
+        (times: float[])
+        =
         OnlineLinear.validate p
         SimulationOptions.validate o
-        Check.that "times" (times.Length > 0 && times[0] >= 0.0 && Array.forall2 (<) times[.. times.Length - 2] times[1..])
+
+        Check.that
+            "times"
+            (times.Length > 0
+             && times[0] >= 0.0
+             && Array.forall2 (<) times[.. times.Length - 2] times[1..])
             "times must be non-negative and strictly increasing."
-        let totalSteps = float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
+
+        let totalSteps =
+            float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
+
         let mutable done' = 0L
         let lockObj = obj ()
+
         let tick (n: int64) =
             let f = float (Interlocked.Add(&done', n)) / totalSteps
             lock lockObj (fun () -> progress (min 1.0 f))
+
         let results = Array.zeroCreate o.Seeds
-        let po = ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
-        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne p o times r ct tick) |> ignore
+
+        let po =
+            ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
+
+        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne p o times r ct tick)
+        |> ignore
+
         let ms = results |> Array.map (fun (m, _, _) -> m)
         let qs = results |> Array.map (fun (_, q, _) -> q)
-        let egs = Array.map2 (Array.map2 (fun m q -> OnlineLinear.generalisationError p m q)) ms qs
-        { T = Array.copy times
-          M = SeriesEstimate.ofRuns ms
-          Q = SeriesEstimate.ofRuns qs
-          Eg = SeriesEstimate.ofRuns egs
-          EgPerRun = egs
-          Divergences = results |> Array.mapi (fun r (_, _, dv) -> dv |> Option.map (fun t -> r, t)) |> Array.choose id |> List.ofArray
-          Options = o }
+
+        let egs =
+            Array.map2 (Array.map2 (fun m q -> OnlineLinear.generalisationError p m q)) ms qs
+
+        {
+            T = Array.copy times
+            M = SeriesEstimate.ofRuns ms
+            Q = SeriesEstimate.ofRuns qs
+            Eg = SeriesEstimate.ofRuns egs
+            EgPerRun = egs
+            Divergences =
+                results
+                |> Array.mapi (fun r (_, _, dv) -> dv |> Option.map (fun t -> r, t))
+                |> Array.choose id
+                |> List.ofArray
+            Options = o
+        }
