@@ -306,17 +306,7 @@ let simulation () =
 let committee () =
     printfn "\n## Committee ODE (erf unless stated), spec section 6.7 initial state"
 
-    let init k =
-        {
-            Q =
-                Array2D.init k k (fun i j ->
-                    if i = j then
-                        (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1))
-                    else
-                        1e-4)
-            R = Array2D.init k k (fun i n -> 1e-4 * (1.0 + float ((i * k + n) % 3)))
-            V = Array.create k 1.0
-        }
+    let init k = Committee.specInitialState k k
 
     let egAt (p: CommitteeParams) (s0: CommitteeState) (sol: OdeSolution) =
         sol.Y

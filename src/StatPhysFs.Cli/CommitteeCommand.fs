@@ -72,18 +72,6 @@ type Settings =
         ForceProgress: bool
     }
 
-let private defaultInit k m =
-    {
-        Q =
-            Array2D.init k k (fun i j ->
-                if i = j then
-                    (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1))
-                else
-                    1e-4)
-        R = Array2D.init k m (fun i n -> 1e-4 * (1.0 + float ((i * m + n) % 3)))
-        V = Array.create k 1.0
-    }
-
 let private readInit (path: string) (k: int) (m: int) =
     if not (File.Exists path) then
         raise (Args.UsageError(sprintf "--init: no such file '%s'" path))
@@ -165,7 +153,7 @@ let parse (argv: string list) =
 
     let init, t, vT, b, bT =
         match Args.string a "init" "default" with
-        | "default" -> defaultInit k m, baseP.T, baseP.VTeacher, [||], [||]
+        | "default" -> Committee.specInitialState k m, baseP.T, baseP.VTeacher, [||], [||]
         | "small" ->
             {
                 Q = Array2D.init k k (fun i j -> if i = j then 1e-3 else 0.0)
@@ -343,21 +331,7 @@ let run (s: Settings) : Document =
             bar.Done()
 
             [ "eg_sim", r.Eg.Mean; "eg_sim_stderr", r.Eg.StdErr ],
-            [
-                "simulation",
-                Obj
-                    [
-                        "dim", Int o.Dim
-                        "seeds", Int o.Seeds
-                        "seed", Int o.Seed
-                        "divergences",
-                        Arr(
-                            r.Divergences
-                            |> List.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ])
-                        )
-                        "wall_time_s", Num sw.Elapsed.TotalSeconds
-                    ]
-            ]
+            Output.simulation o r.Divergences sw.Elapsed.TotalSeconds
     // Analyses defined for the realisable case the spec treats: K = M, T = I, v = vT = 1 fixed, no noise or decay.
     let analysis =
         let identityT =
@@ -420,17 +394,6 @@ let run (s: Settings) : Document =
         else
             []
 
-    let status =
-        match sol.Status with
-        | Completed -> [ "status", Str "completed" ]
-        | Diverged(t, why) ->
-            [
-                "status", Str "diverged"
-                "divergence_time", Num t
-                "divergence_reason", Str why
-            ]
-        | other -> [ "status", Str(sprintf "%A" other) ]
-
     {
         Parameters =
             [
@@ -490,7 +453,7 @@ let run (s: Settings) : Document =
                         "wall_time_s", Num odeTime
                     ]
             ]
-            @ status
+            @ Output.status sol.Status
             @ analysis
             @ simMeta
     }

@@ -121,19 +121,6 @@ let parse (argv: string list) =
     a.Values.TryFind "out",
     a.Values.TryFind "plot"
 
-let private statusValue (s: OdeStatus) =
-    match s with
-    | Completed -> [ "status", Str "completed" ]
-    | Diverged(t, why) ->
-        [
-            "status", Str "diverged"
-            "divergence_time", Num t
-            "divergence_reason", Str why
-        ]
-    | TerminatedByEvent(n, t) -> [ "status", Str "event"; "event", Str n; "event_time", Num t ]
-    | MaxStepsReached t -> [ "status", Str "max-steps"; "stopped_at", Num t ]
-    | Cancelled t -> [ "status", Str "cancelled"; "stopped_at", Num t ]
-
 /// Run the theory (and the simulation if asked) and build the output document.
 let run (s: Settings) : Document =
     let p = s.Params
@@ -209,21 +196,7 @@ let run (s: Settings) : Document =
                 "eg_sim", r.Eg.Mean
                 "eg_sim_stderr", r.Eg.StdErr
             ],
-            [
-                "simulation",
-                Obj
-                    [
-                        "dim", Int o.Dim
-                        "seeds", Int o.Seeds
-                        "seed", Int o.Seed
-                        "divergences",
-                        Arr(
-                            r.Divergences
-                            |> List.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ])
-                        )
-                        "wall_time_s", Num sw.Elapsed.TotalSeconds
-                    ]
-            ]
+            Output.simulation o r.Divergences sw.Elapsed.TotalSeconds
 
     {
         Parameters =
@@ -268,7 +241,7 @@ let run (s: Settings) : Document =
                 Str "2/c_x for inputs of variance c_x (curvature convention); not this model's threshold"
                 "steady_state", steady
             ]
-            @ statusValue sol.Status
+            @ Output.status sol.Status
             @ simMeta
     }
 

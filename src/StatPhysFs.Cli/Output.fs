@@ -26,6 +26,34 @@ type Document =
         Meta: (string * Value) list
     }
 
+/// How an integration ended, as metadata entries.
+let status (s: StatPhysFs.Ode.OdeStatus) =
+    match s with
+    | StatPhysFs.Ode.Completed -> [ "status", Str "completed" ]
+    | StatPhysFs.Ode.Diverged(t, why) ->
+        [
+            "status", Str "diverged"
+            "divergence_time", Num t
+            "divergence_reason", Str why
+        ]
+    | StatPhysFs.Ode.TerminatedByEvent(n, t) -> [ "status", Str "event"; "event", Str n; "event_time", Num t ]
+    | StatPhysFs.Ode.MaxStepsReached t -> [ "status", Str "max-steps"; "stopped_at", Num t ]
+    | StatPhysFs.Ode.Cancelled t -> [ "status", Str "cancelled"; "stopped_at", Num t ]
+
+/// The simulation's settings, divergences and wall time, as one metadata entry.
+let simulation (o: StatPhysFs.Simulation.SimulationOptions) (divergences: (int * float) list) (wallSeconds: float) =
+    [
+        "simulation",
+        Obj
+            [
+                "dim", Int o.Dim
+                "seeds", Int o.Seeds
+                "seed", Int o.Seed
+                "divergences", Arr(divergences |> List.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ]))
+                "wall_time_s", Num wallSeconds
+            ]
+    ]
+
 let rec private writeValue (w: Utf8JsonWriter) (v: Value) =
     match v with
     | Num x when Double.IsFinite x -> w.WriteNumberValue x

@@ -51,6 +51,56 @@ let private rhsAt (p: CommitteeParams) (s: CommitteeState) =
     Committee.rhs p s.V 0.0 y dy
     dy
 
+/// The ODE and the finite-d simulation from the same overlaps; fails when eg differs anywhere by more than
+/// 4.5 standard errors plus `slack` (the finite-d bias allowance). Returns both for further checks.
+let private odeAgainstSimulation
+    label
+    (p: CommitteeParams)
+    (s0: CommitteeState)
+    (times: float[])
+    rtol
+    dim
+    seeds
+    seed
+    slack
+    =
+    let tEnd = times[times.Length - 1]
+
+    let sol =
+        Ode.solve
+            { Ode.defaultOptions with
+                SaveAt = times
+            }
+            (Ode.dopri5 rtol (rtol * 1e-2))
+            (Committee.problem p s0 tEnd)
+
+    let sim =
+        OnlineCommitteeSim.run
+            { SimulationOptions.defaults with
+                Dim = dim
+                Seeds = seeds
+                Seed = seed
+            }
+            ignore
+            CancellationToken.None
+            p
+            s0
+            times
+
+    for j in 1 .. times.Length - 1 do
+        let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
+
+        if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + slack then
+            failtestf
+                "%s t=%g: simulation %.5f +- %.5f vs ODE %.5f"
+                label
+                times[j]
+                sim.Eg.Mean[j]
+                sim.Eg.StdErr[j]
+                theory
+
+    sol, sim
+
 let private shapes =
     Arb.fromGen (Gen.zip3 (Gen.choose (1, 3)) (Gen.choose (1, 3)) seeds)
 
@@ -397,39 +447,9 @@ let simulation =
 
                 let times = Grid.linear 0.0 40.0 5
 
-                let sol =
-                    Ode.solve
-                        { Ode.defaultOptions with
-                            SaveAt = times
-                        }
-                        (Ode.dopri5 1e-9 1e-11)
-                        (Committee.problem p s0 40.0)
-
-                let sim =
-                    OnlineCommitteeSim.run
-                        { SimulationOptions.defaults with
-                            Dim = 1000
-                            Seeds = 6
-                            Seed = 4
-                        }
-                        ignore
-                        CancellationToken.None
-                        p
-                        s0
-                        times
+                let _, sim = odeAgainstSimulation "K = M = 2 erf" p s0 times 1e-9 1000 6 4 5e-4
 
                 expectClose 1e-12 sim.Eg.Mean[0] (Committee.generalisationError p s0) "exact initial overlaps"
-
-                for j in 1 .. times.Length - 1 do
-                    let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
-
-                    if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + 5e-4 then
-                        failtestf
-                            "t=%g: simulation %.5f +- %.5f vs ODE %.5f"
-                            times[j]
-                            sim.Eg.Mean[j]
-                            sim.Eg.StdErr[j]
-                            theory
 
             testCase "trained second layer and mini-batch: simulation against the ODE"
             <| fun () ->
@@ -763,38 +783,7 @@ let sampledPath =
 
                     let times = [| 0.0; 3.0; 10.0; 30.0 |]
 
-                    let sol =
-                        Ode.solve
-                            { Ode.defaultOptions with
-                                SaveAt = times
-                            }
-                            (Ode.dopri5 1e-6 1e-8)
-                            (Committee.problem p s0 30.0)
-
-                    let sim =
-                        OnlineCommitteeSim.run
-                            { SimulationOptions.defaults with
-                                Dim = 1000
-                                Seeds = 6
-                                Seed = 5
-                            }
-                            ignore
-                            CancellationToken.None
-                            p
-                            s0
-                            times
-
-                    for j in 1 .. times.Length - 1 do
-                        let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
-
-                        if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + 5e-4 then
-                            failtestf
-                                "%s t=%g: simulation %.5f +- %.5f vs ODE %.5f"
-                                act.Name
-                                times[j]
-                                sim.Eg.Mean[j]
-                                sim.Eg.StdErr[j]
-                                theory
+                    odeAgainstSimulation act.Name p s0 times 1e-6 1000 6 5 5e-4 |> ignore
         ]
 
 [<Tests>]
@@ -938,41 +927,11 @@ let biases =
 
                 let times = [| 0.0; 3.0; 10.0; 25.0 |]
 
-                let sol =
-                    Ode.solve
-                        { Ode.defaultOptions with
-                            SaveAt = times
-                        }
-                        (Ode.dopri5 1e-6 1e-8)
-                        (Committee.problem p s0 25.0)
-
-                let sim =
-                    OnlineCommitteeSim.run
-                        { SimulationOptions.defaults with
-                            Dim = 1000
-                            Seeds = 6
-                            Seed = 13
-                        }
-                        ignore
-                        CancellationToken.None
-                        p
-                        s0
-                        times
+                let _, sim = odeAgainstSimulation "biases" p s0 times 1e-6 1000 6 13 5e-4
 
                 expectClose
                     1e-3
                     sim.Eg.Mean[0]
                     (Committee.generalisationError p s0)
                     "initial eg (QMC vs exact overlaps)"
-
-                for j in 1 .. times.Length - 1 do
-                    let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
-
-                    if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + 5e-4 then
-                        failtestf
-                            "t=%g: simulation %.5f +- %.5f vs ODE %.5f"
-                            times[j]
-                            sim.Eg.Mean[j]
-                            sim.Eg.StdErr[j]
-                            theory
         ]

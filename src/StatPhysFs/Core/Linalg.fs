@@ -1,5 +1,6 @@
 namespace StatPhysFs
 
+open System
 open MathNet.Numerics.LinearAlgebra
 
 /// Small dense linear algebra over MathNet.Numerics, in the shapes the Gaussian toolbox needs.
@@ -30,65 +31,58 @@ module Linalg =
                             i
                             c[j, i])
 
+    /// Cholesky factor, or None when C is not numerically positive definite (a tiny pivot counts as failure,
+    /// because the factor of a nearly singular C is inaccurate).
+    let private tryCholesky (c: float[,]) =
+        let n = Array2D.length1 c
+
+        try
+            let l = (ofArray2D c).Cholesky().Factor.ToArray()
+
+            if
+                Seq.forall
+                    (fun i -> Double.IsFinite l[i, i] && l[i, i] > 1e-7 * sqrt (abs c[i, i] + 1e-300))
+                    [ 0 .. n - 1 ]
+            then
+                Some l
+            else
+                None
+        with _ ->
+            None
+
+    /// Eigen-decomposition of a symmetric matrix: eigenvalues and the factor V sqrt(max(Lambda, 0)).
+    let private eigenFactor (c: float[,]) =
+        let n = Array2D.length1 c
+        let evd = (ofArray2D c).Evd(Symmetricity.Symmetric)
+        let lam = evd.EigenValues |> Seq.map (fun z -> z.Real) |> Array.ofSeq
+        let v = evd.EigenVectors
+        lam, Array2D.init n n (fun i j -> v[i, j] * sqrt (max lam[j] 0.0))
+
     /// A factor L with L L^T = C for a symmetric positive semi-definite C. Cholesky when C is positive definite,
     /// otherwise V sqrt(max(Lambda, 0)) from the eigen-decomposition, so singular covariances (u = v, a frozen
     /// field) are handled exactly. Eigenvalues below -1e-10 * max|Lambda| are rejected as not PSD.
     let psdFactor (name: string) (c: float[,]) : float[,] =
         checkSymmetric name c
-        let n = Array2D.length1 c
-        let m = ofArray2D c
 
-        let chol =
-            try
-                let l = m.Cholesky().Factor
-
-                if l.Enumerate() |> Seq.forall System.Double.IsFinite then
-                    Some(l.ToArray())
-                else
-                    None
-            with _ ->
-                None
-
-        match chol with
-        | Some l when Seq.forall (fun i -> l[i, i] > 1e-7 * sqrt (abs c[i, i] + 1e-300)) [ 0 .. n - 1 ] -> l
-        | _ ->
-            let evd = m.Evd(Symmetricity.Symmetric)
-            let lam = evd.EigenValues |> Seq.map (fun z -> z.Real) |> Array.ofSeq
+        match tryCholesky c with
+        | Some l -> l
+        | None ->
+            let lam, l = eigenFactor c
             let top = lam |> Array.map abs |> Array.max |> max 1e-300
 
-            match lam |> Array.tryFindIndex (fun l -> l < -1e-10 * top) with
-            | Some k ->
-                Check.that name false (sprintf "%s must be positive semi-definite; it has eigenvalue %g." name lam[k])
-                failwith "unreachable"
-            | None ->
-                let v = evd.EigenVectors
-                Array2D.init n n (fun i j -> v[i, j] * sqrt (max lam[j] 0.0))
+            match lam |> Array.tryFind (fun x -> x < -1e-10 * top) with
+            | Some bad ->
+                Check.that name false (sprintf "%s must be positive semi-definite; it has eigenvalue %g." name bad)
+                l
+            | None -> l
 
     /// A factor of the nearest PSD matrix (negative eigenvalues set to zero), never throwing. For right-hand sides:
     /// an integrator's trial stage can leave the PSD cone by roundoff, and the closed forms clip the same way
     /// (asin arguments, square roots), as the spec asks.
     let psdFactorClipped (c: float[,]) : float[,] =
-        let n = Array2D.length1 c
-        let m = ofArray2D c
-
-        let chol =
-            try
-                let l = m.Cholesky().Factor
-
-                if l.Enumerate() |> Seq.forall System.Double.IsFinite then
-                    Some(l.ToArray())
-                else
-                    None
-            with _ ->
-                None
-
-        match chol with
+        match tryCholesky c with
         | Some l -> l
-        | None ->
-            let evd = m.Evd(Symmetricity.Symmetric)
-            let v = evd.EigenVectors
-            let lam = evd.EigenValues |> Seq.map (fun z -> z.Real) |> Array.ofSeq
-            Array2D.init n n (fun i j -> v[i, j] * sqrt (max lam[j] 0.0))
+        | None -> snd (eigenFactor c)
 
     /// Maximum real part of the eigenvalues of a square matrix.
     let maxRealEigenvalue (a: float[,]) =

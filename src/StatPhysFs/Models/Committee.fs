@@ -63,6 +63,21 @@ module Committee =
             BiasTeacher = [||]
         }
 
+    /// The initial state of spec section 6.7: Q = diag(linspace(0.2, 0.3, K)) + 1e-4 off the diagonal,
+    /// R = 1e-4 (1 + index mod 3), v = 1. A small asymmetry, so the plateau is visited and left.
+    [<CompiledName("SpecInitialState")>]
+    let specInitialState (k: int) (m: int) =
+        {
+            Q =
+                Array2D.init k k (fun i j ->
+                    if i = j then
+                        (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1))
+                    else
+                        1e-4)
+            R = Array2D.init k m (fun i n -> 1e-4 * (1.0 + float ((i * m + n) % 3)))
+            V = Array.create k 1.0
+        }
+
     [<CompiledName("Validate")>]
     let validate (p: CommitteeParams) =
         Check.intInRange "K" 1 1000 p.K

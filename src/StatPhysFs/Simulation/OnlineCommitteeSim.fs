@@ -202,25 +202,9 @@ module OnlineCommitteeSim =
         (times: float[])
         =
         Committee.validate p
-        SimulationOptions.validate o
 
-        let total =
-            float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
-
-        let mutable done' = 0L
-        let gate = obj ()
-
-        let tick (n: int64) =
-            let f = float (Interlocked.Add(&done', n)) / total
-            lock gate (fun () -> progress (min 1.0 f))
-
-        let results = Array.zeroCreate o.Seeds
-
-        let po =
-            ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
-
-        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne p s0 o times r ct tick)
-        |> ignore
+        let results =
+            Seeds.run o progress ct times (fun r tick -> runOne p s0 o times r ct tick)
 
         let series (f: CommitteeState -> float) =
             results

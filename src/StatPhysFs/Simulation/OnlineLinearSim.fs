@@ -6,24 +6,6 @@ open System.Threading.Tasks
 open StatPhysFs
 open StatPhysFs.Models
 
-/// Finite-dimension settings shared by the simulators.
-type SimulationOptions =
-    {
-        /// Input dimension d.
-        Dim: int
-        /// Number of independent runs averaged.
-        Seeds: int
-        /// Base seed; run r uses the stream (Seed, r), so results do not depend on the thread count.
-        Seed: int
-        /// A run whose q exceeds this (or turns NaN) is stopped and reported as divergent.
-        DivergenceBound: float
-        /// Largest number of runs in flight at once (1 = sequential); does not change the numbers.
-        MaxParallelism: int
-    }
-
-/// One observable across seeds: mean and standard error at each time (NaN once any seed has diverged).
-type SeriesEstimate = { Mean: float[]; StdErr: float[] }
-
 type LinearSimResult =
     {
         T: float[]
@@ -36,50 +18,6 @@ type LinearSimResult =
         Divergences: (int * float) list
         Options: SimulationOptions
     }
-
-[<RequireQualifiedAccess>]
-module SimulationOptions =
-    [<CompiledName("Defaults")>]
-    let defaults =
-        {
-            Dim = 1000
-            Seeds = 5
-            Seed = 1
-            DivergenceBound = 1e8
-            MaxParallelism = Environment.ProcessorCount
-        }
-
-    let validate (o: SimulationOptions) =
-        Check.intInRange "dim" 2 100_000_000 o.Dim
-        Check.intInRange "seeds" 1 1_000_000 o.Seeds
-        Check.positive "divergence bound" o.DivergenceBound
-        Check.positiveInt "max parallelism" o.MaxParallelism
-
-[<RequireQualifiedAccess>]
-module SeriesEstimate =
-    let ofRuns (runs: float[][]) =
-        let nt = runs[0].Length
-        let col j = runs |> Array.map (fun r -> r[j])
-
-        let est =
-            Array.init nt (fun j ->
-                let c = col j
-
-                if c |> Array.exists Double.IsNaN then
-                    {
-                        Mean = nan
-                        StdErr = nan
-                        Count = c.Length
-                    }
-                elif c.Length = 1 then
-                    { Mean = c[0]; StdErr = 0.0; Count = 1 }
-                else
-                    Stats.estimate c)
-
-        {
-            Mean = est |> Array.map (fun e -> e.Mean)
-            StdErr = est |> Array.map (fun e -> e.StdErr)
-        }
 
 /// Online SGD on linear regression at finite d, with the conventions of `OnlineLinear`: the step is
 ///   w <- (1 - eta lambda / d) w - (eta / (B sqrt d)) sum_b Delta_b x_b,  Delta = w.x/sqrt d - y,
@@ -188,32 +126,9 @@ module OnlineLinearSim =
         (times: float[])
         =
         OnlineLinear.validate p
-        SimulationOptions.validate o
 
-        Check.that
-            "times"
-            (times.Length > 0
-             && times[0] >= 0.0
-             && Array.forall2 (<) times[.. times.Length - 2] times[1..])
-            "times must be non-negative and strictly increasing."
-
-        let totalSteps =
-            float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
-
-        let mutable done' = 0L
-        let lockObj = obj ()
-
-        let tick (n: int64) =
-            let f = float (Interlocked.Add(&done', n)) / totalSteps
-            lock lockObj (fun () -> progress (min 1.0 f))
-
-        let results = Array.zeroCreate o.Seeds
-
-        let po =
-            ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
-
-        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne p o times r ct tick)
-        |> ignore
+        let results =
+            Seeds.run o progress ct times (fun r tick -> runOne p o times r ct tick)
 
         let ms = results |> Array.map (fun (m, _, _) -> m)
         let qs = results |> Array.map (fun (_, q, _) -> q)
