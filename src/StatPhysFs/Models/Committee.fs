@@ -333,25 +333,27 @@ module Committee =
             for l in i .. k - 1 do
                 let mutable s = 0.0
 
-                for r in 0 .. n - 1 do
-                    for u in 0 .. n - 1 do
-                        let v =
-                            match g with
-                            | Erf ->
-                                CommitteeIntegrals.erfI4
-                                    c[i, i]
-                                    c[i, l]
-                                    c[i, r]
-                                    c[i, u]
-                                    c[l, l]
-                                    c[l, r]
-                                    c[l, u]
-                                    c[r, r]
-                                    c[r, u]
-                                    c[u, u]
-                            | _ -> c[r, u]
+                // ReLU's I4 has no closed form: the caller samples that bracket, so it is not computed here.
+                if g <> Relu then
+                    for r in 0 .. n - 1 do
+                        for u in 0 .. n - 1 do
+                            let v =
+                                match g with
+                                | Erf ->
+                                    CommitteeIntegrals.erfI4
+                                        c[i, i]
+                                        c[i, l]
+                                        c[i, r]
+                                        c[i, u]
+                                        c[l, l]
+                                        c[l, r]
+                                        c[l, u]
+                                        c[r, r]
+                                        c[r, u]
+                                        c[u, u]
+                                | _ -> c[r, u]
 
-                        s <- s + a[r] * a[u] * v
+                            s <- s + a[r] * a[u] * v
 
                 b4[i, l] <- s
                 b4[l, i] <- s
