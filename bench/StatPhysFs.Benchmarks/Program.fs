@@ -328,11 +328,31 @@ let committee () =
     let reference = run (Ode.dopri5 1e-12 1e-14)
     let refEg = egAt p2 s2 reference
 
-    let crossing (eg: float[]) =
-        grid[eg |> Array.findIndex (fun e -> e < 1e-3)]
+    // The escape time: when eg first falls below 1e-3, located by an event on each method's own interpolant.
+    let crossing (alg: OdeAlgorithm) =
+        let ev =
+            {
+                Name = "eg < 1e-3"
+                Observable = (fun _ y -> Committee.generalisationError p2 (Committee.unpack p2 s2.V y) - 1e-3)
+                Direction = Falling
+                Terminal = true
+            }
+
+        match
+            (Ode.solve
+                { Ode.defaultOptions with
+                    Events = [ ev ]
+                    Dense = false
+                }
+                alg
+                (Committee.problem p2 s2 1e4))
+                .Status
+        with
+        | TerminatedByEvent(_, t) -> t
+        | _ -> nan
 
     printfn
-        "| K = M = 2 to t = 1e4 | time | RHS evals | max |eg - ref| / ref over t <= 1e4 while eg > 1e-8 | first grid time with eg < 1e-3 |"
+        "| K = M = 2 to t = 1e4 | time | RHS evals | max |eg - ref| / ref on 301 log-spaced times while eg > 1e-6 | time eg crosses 1e-3 (event) |"
 
     printfn "|---|---|---|---|---|"
 
@@ -348,10 +368,10 @@ let committee () =
         let eg = egAt p2 s2 s
 
         let rel =
-            Array.map2 (fun a b -> if b > 1e-8 then abs (a - b) / b else 0.0) eg refEg
+            Array.map2 (fun a b -> if b > 1e-6 then abs (a - b) / b else 0.0) eg refEg
             |> Array.max
 
-        printfn "| %s | %.3f s | %d | %.1e | %.2f |" name t s.Stats.Evaluations rel (crossing eg)
+        printfn "| %s | %.3f s | %d | %.1e | %.4f |" name t s.Stats.Evaluations rel (crossing alg)
 
     for k in [ 3; 5; 10 ] do
         let p = Committee.create k k
