@@ -292,6 +292,17 @@ let run (s: Settings) : Document =
 
     bar.Done()
     let odeTime = sw.Elapsed.TotalSeconds
+
+    let early =
+        EarlyStopping.find
+            { Ode.defaultOptions with
+                DivergenceBound = 1e8
+                Dense = false
+            }
+            (Ode.dopri5 s.RelTol (s.RelTol * 1e-2))
+            (fun y -> Committee.generalisationError p (Committee.unpack p s.Init.V y))
+            problem
+
     let nt = grid.Length
 
     let states =
@@ -454,6 +465,7 @@ let run (s: Settings) : Document =
                     ]
             ]
             @ Output.status sol.Status
+            @ Output.earlyStopping early
             @ analysis
             @ simMeta
     }

@@ -141,6 +141,17 @@ let run (s: Settings) : Document =
             (OnlineLinear.problem p s.TEnd)
 
     let odeTime = sw.Elapsed.TotalSeconds
+
+    let early =
+        EarlyStopping.find
+            { Ode.defaultOptions with
+                DivergenceBound = s.DivergenceBound
+                Dense = false
+            }
+            s.Algorithm
+            (fun y -> OnlineLinear.generalisationError p y[0] y[1])
+            (OnlineLinear.problem p s.TEnd)
+
     let nt = grid.Length
 
     let series i =
@@ -242,6 +253,7 @@ let run (s: Settings) : Document =
                 "steady_state", steady
             ]
             @ Output.status sol.Status
+            @ Output.earlyStopping early
             @ simMeta
     }
 

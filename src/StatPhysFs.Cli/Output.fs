@@ -40,6 +40,15 @@ let status (s: StatPhysFs.Ode.OdeStatus) =
     | StatPhysFs.Ode.MaxStepsReached t -> [ "status", Str "max-steps"; "stopped_at", Num t ]
     | StatPhysFs.Ode.Cancelled t -> [ "status", Str "cancelled"; "stopped_at", Num t ]
 
+/// The early-stopping entry: the lowest interior minimum of eg(t), or null when eg(t) has none on the run.
+let earlyStopping (found: (float * float) option) =
+    [
+        "early_stopping",
+        match found with
+        | Some(t, eg) -> Obj [ "time", Num t; "eg", Num eg ]
+        | None -> Null
+    ]
+
 /// The simulation's settings, divergences and wall time, as one metadata entry.
 let simulation (o: StatPhysFs.Simulation.SimulationOptions) (divergences: (int * float) list) (wallSeconds: float) =
     [

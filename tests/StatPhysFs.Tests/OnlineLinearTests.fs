@@ -421,3 +421,63 @@ let simulation =
 
                 Expect.isTrue (Double.IsNaN r.Eg.Mean[r.Eg.Mean.Length - 1]) "no mean is reported past divergence"
         ]
+
+[<Tests>]
+let earlyStopping =
+    testList
+        "early stopping"
+        [
+            // With ridge, q relaxes faster than m, so eg can dip below its stationary value. Oracle: golden-section
+            // minimisation of the closed form eg(t).
+            testCase "the interior minimum of eg(t) matches the closed form's argmin"
+            <| fun () ->
+                let p =
+                    {
+                        Rho = 1.0
+                        NoiseVar = 0.41
+                        Lr = 0.89
+                        Ridge = 0.64
+                        Batch = 1
+                        M0 = 0.889
+                        Q0 = 1.95
+                    }
+
+                let found =
+                    EarlyStopping.find
+                        Ode.defaultOptions
+                        (Ode.dopri5 1e-11 1e-13)
+                        (fun y -> OnlineLinear.generalisationError p y[0] y[1])
+                        (OnlineLinear.problem p 30.0)
+
+                let eg t = (OnlineLinear.closedForm p t).Eg
+                let mutable a, b = 0.0, 30.0
+                let g = (sqrt 5.0 - 1.0) / 2.0
+
+                for _ in 1..200 do
+                    let c, d = b - g * (b - a), a + g * (b - a)
+                    if eg c < eg d then b <- d else a <- c
+
+                let tStar = 0.5 * (a + b)
+
+                match found with
+                | Some(t, v) ->
+                    expectClose 1e-5 t tStar "time of the minimum"
+                    expectClose 1e-10 v (eg tStar) "eg at the minimum"
+                | None -> failtest "no interior minimum found"
+
+            testCase "a monotone learning curve has no early-stopping time"
+            <| fun () ->
+                let p =
+                    { OnlineLinear.defaults with
+                        Ridge = 0.0
+                    }
+
+                let found =
+                    EarlyStopping.find
+                        Ode.defaultOptions
+                        (Ode.dopri5 1e-10 1e-12)
+                        (fun y -> OnlineLinear.generalisationError p y[0] y[1])
+                        (OnlineLinear.problem p 30.0)
+
+                Expect.isNone found "D obeys a closed linear ODE without ridge: monotone"
+        ]

@@ -101,3 +101,47 @@ module Analysis =
             if growth m < 0.0 then a <- m else b <- m
 
         0.5 * (a + b)
+
+/// The early-stopping time: where an observable of the trajectory (a test error) has its lowest interior minimum.
+[<RequireQualifiedAccess>]
+module EarlyStopping =
+    open StatPhysFs.Ode
+
+    /// d g(y(t))/dt along the flow, by a central difference along f(t, y): g(y + h f) - g(y - h f) over 2h.
+    let private rate (rhs: Rhs) (g: float[] -> float) =
+        fun (t: float) (y: float[]) ->
+            let f = Array.zeroCreate y.Length
+            rhs t y f
+            let scale = f |> Array.fold (fun s x -> max s (abs x)) 1e-300
+            let h = 1e-6 / max 1.0 scale
+            let yp = Array.init y.Length (fun i -> y[i] + h * f[i])
+            let ym = Array.init y.Length (fun i -> y[i] - h * f[i])
+            (g yp - g ym) / (2.0 * h)
+
+    /// Integrates the problem and returns (time, value) of the lowest interior local minimum of `observable`
+    /// (its rate crossing zero upwards, located on the interpolant), or None when the curve has no interior
+    /// minimum on [T0, TEnd] (monotone curves, or minima only at the ends).
+    [<CompiledName("Find")>]
+    let find (options: SolveOptions) (algorithm: OdeAlgorithm) (observable: float[] -> float) (problem: OdeProblem) =
+        let ev =
+            {
+                Name = "minimum"
+                Observable = rate problem.Rhs observable
+                Direction = Rising
+                Terminal = false
+            }
+
+        let sol =
+            Ode.solve
+                { options with
+                    Events = ev :: options.Events
+                }
+                algorithm
+                problem
+
+        sol.Events
+        |> List.filter (fun e -> e.Event = "minimum" && e.Time > problem.T0 && e.Time < problem.TEnd)
+        |> List.map (fun e -> e.Time, observable e.State)
+        |> function
+            | [] -> None
+            | hits -> Some(List.minBy snd hits)
