@@ -450,7 +450,7 @@ let run (s: Settings) : Document =
                     | _ when Committee.hasBias p -> "common-random-number QMC (biases)"
                     | Erf
                     | Linear -> "closed forms"
-                    | Relu -> "closed I2, J2, I3; I4 bracket by common-random-number QMC"
+                    | Relu -> "closed I2, J2, I3; I4 by Stein + Plackett (1-D Gauss-Legendre)"
                     | Custom _ -> "common-random-number QMC"
                 )
                 "solver",

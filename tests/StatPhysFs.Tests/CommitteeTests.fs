@@ -720,12 +720,13 @@ let phenomena =
 [<Tests>]
 let sampledPath =
     testList
-        "committee: activations without closed forms"
+        "committee: ReLU (reduced I4) and tanh (sampled)"
         [
-            // The eta^2 part of dQ_ik is v_i v_k E[g'(lambda_i) g'(lambda_k) Delta^2] (sigma = 0); the RHS samples it by QMC
-            // for ReLU. Extract it as (RHS(2 eta) - 2 RHS(eta)) / (2 eta^2) and compare with plain Monte Carlo at 1e6
-            // samples (independent generator), within 5 standard errors plus the QMC error (~1e-4 relative).
-            testCase "ReLU I4 bracket (sampled) against independent Monte Carlo"
+            // The eta^2 part of dQ_ik is v_i v_k E[g'(lambda_i) g'(lambda_k) Delta^2] (sigma = 0); for ReLU the RHS builds it
+            // from ReluI4 (Stein + Plackett), including the singular u = v terms of Q's diagonal. Extract it as
+            // (RHS(2 eta) - 2 RHS(eta)) / (2 eta^2) and compare with plain Monte Carlo at 1e6 samples, 5 standard errors
+            // (plus 2e-4 relative for the finite-difference extraction).
+            testCase "ReLU I4 bracket in the RHS (Stein + Plackett) against independent Monte Carlo"
             <| fun () ->
                 for seed in 1..3 do
                     let s, t = randomState 2 2 (40 + seed)

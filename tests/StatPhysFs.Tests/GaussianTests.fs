@@ -337,3 +337,94 @@ let committee =
                 let v = CommitteeIntegrals.i3 t c
                 Expect.isLessThan (abs (v - est.Mean)) (5.0 * est.StdErr) "tanh I3 within 5 standard errors"
         ]
+
+[<Tests>]
+let reluI4 =
+    testList
+        "ReLU I4 (Stein + Plackett)"
+        [
+            // Exact orthant probabilities: 1/16 (independent), 1/(d+1) = 1/5 (equicorrelation 1/2), and a product of two
+            // bivariate orthants for a block-diagonal correlation.
+            testCase "4-D orthant probability against exact values"
+            <| fun () ->
+                let eq r =
+                    Array2D.init 4 4 (fun i j -> if i = j then 1.0 else r)
+
+                expectClose 1e-14 (ReluI4.orthant4 (eq 0.0)) (1.0 / 16.0) "independent"
+                expectClose 1e-14 (ReluI4.orthant4 (eq 0.5)) 0.2 "equicorrelated 1/2"
+
+                let bd =
+                    array2D
+                        [
+                            [ 1.0; 0.3; 0.0; 0.0 ]
+                            [ 0.3; 1.0; 0.0; 0.0 ]
+                            [ 0.0; 0.0; 1.0; -0.6 ]
+                            [ 0.0; 0.0; -0.6; 1.0 ]
+                        ]
+
+                expectClose
+                    1e-14
+                    (ReluI4.orthant4 bd)
+                    (ReluI4.orthant2 0.3 * ReluI4.orthant2 -0.6)
+                    "two independent pairs"
+
+            // Oracle: Monte Carlo at 2e6 samples (fixed seeds), 5 standard errors. The old tensor-GH(16) path missed by
+            // up to 20% on such covariances (kinks converge algebraically).
+            testCase "ReLU I4 against Monte Carlo"
+            <| fun () ->
+                for s in 1..4 do
+                    let c = randomCov 4 (500 + s)
+
+                    let mc =
+                        GaussianMonteCarlo.estimate s 2_000_000 (Array.zeroCreate 4) c (fun x ->
+                            if x[0] > 0.0 && x[1] > 0.0 && x[2] > 0.0 && x[3] > 0.0 then
+                                x[2] * x[3]
+                            else
+                                0.0)
+
+                    let v = CommitteeIntegrals.i4 Relu c
+
+                    if abs (v - mc.Mean) > 5.0 * mc.StdErr then
+                        failtestf "seed %d: I4 %.8g vs MC %.8g +- %.2g" s v mc.Mean mc.StdErr
+
+            // The committee needs singular covariances: u = v on Q's diagonal, and student fields that are also value fields.
+            testCase "ReLU I4 on singular covariances (u = v, w = z, u = w, u = v = w) against Monte Carlo"
+            <| fun () ->
+                let c3 = randomCov 3 5
+
+                for name, idx in
+                    [
+                        "u=v", [| 0; 0; 1; 2 |]
+                        "w=z", [| 0; 1; 2; 2 |]
+                        "u=w", [| 0; 1; 0; 2 |]
+                        "u=v=w", [| 0; 0; 0; 1 |]
+                    ] do
+                    let c = Array2D.init 4 4 (fun i j -> c3[idx[i], idx[j]])
+
+                    let mc =
+                        GaussianMonteCarlo.estimate 3 2_000_000 (Array.zeroCreate 4) c (fun x ->
+                            if x[0] > 0.0 && x[1] > 0.0 && x[2] > 0.0 && x[3] > 0.0 then
+                                x[2] * x[3]
+                            else
+                                0.0)
+
+                    let v = ReluI4.evaluate c
+
+                    if abs (v - mc.Mean) > 5.0 * mc.StdErr then
+                        failtestf "%s: I4 %.8g vs MC %.8g +- %.2g" name v mc.Mean mc.StdErr
+
+            testProp "ReLU I4 is symmetric under u <-> v and w <-> z" 50
+            <| Prop.forAll (covArb 4) (fun c ->
+                let perm (p: int[]) =
+                    Array2D.init 4 4 (fun i j -> c[p[i], p[j]])
+
+                let v = ReluI4.evaluate c
+
+                close 1e-12 v (ReluI4.evaluate (perm [| 1; 0; 2; 3 |]))
+                && close 1e-12 v (ReluI4.evaluate (perm [| 0; 1; 3; 2 |])))
+
+            testCase "degenerate variances give zero"
+            <| fun () ->
+                let c = Array2D.init 4 4 (fun i j -> if i = j && i <> 2 then 1.0 else 0.0)
+                Expect.equal (ReluI4.evaluate c) 0.0 "relu(w) = 0 when w = 0 almost surely"
+        ]

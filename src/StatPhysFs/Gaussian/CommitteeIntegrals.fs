@@ -7,8 +7,9 @@ open StatPhysFs
 ///   I2 = E[g(u) g(v)],  J2 = E[g'(u) g'(v)],  I3 = E[g'(u) v g(w)] (the middle variable enters linearly),
 ///   I4 = E[g'(u) g'(v) g(w) g(z)].
 /// Convention: g = erf(x/sqrt 2) and I2 = (2/pi) asin(.) (Saad-Solla / nn2pp). Some peers use half of that I2.
-/// Closed forms are used where they exist (erf: all four; linear: all four; ReLU: I2, J2, I3); everything else
-/// goes through tensor Gauss-Hermite on the PSD factor of C (`generic*`).
+/// Closed forms are used where they exist (erf: all four; linear: all four; ReLU: I2, J2, I3, and I4 reduced to a
+/// 1-D quadrature of closed forms by `ReluI4`); everything else goes through tensor Gauss-Hermite on the PSD
+/// factor of C (`generic*`).
 [<RequireQualifiedAccess>]
 module CommitteeIntegrals =
     let private clip x = max -1.0 (min 1.0 x)
@@ -141,8 +142,8 @@ module CommitteeIntegrals =
         | Relu -> reluI3 c[0, 0] c[0, 1] c[0, 2] c[1, 1] c[1, 2] c[2, 2]
         | Custom _ -> genericI3 a defaultOrder c
 
-    /// I4 = E[g'(u) g'(v) g(w) g(z)] for the 4x4 covariance c of (u, v, w, z). ReLU has no closed form and
-    /// goes through quadrature here.
+    /// I4 = E[g'(u) g'(v) g(w) g(z)] for the 4x4 covariance c of (u, v, w, z). ReLU's has no elementary closed form:
+    /// `ReluI4` reduces it to closed forms and one 1-D Gauss-Legendre quadrature (~1e-12).
     [<CompiledName("I4")>]
     let i4 (a: Activation) (c: float[,]) =
         checkSize "I4" 4 c
@@ -150,5 +151,5 @@ module CommitteeIntegrals =
         match a with
         | Erf -> erfI4 c[0, 0] c[0, 1] c[0, 2] c[0, 3] c[1, 1] c[1, 2] c[1, 3] c[2, 2] c[2, 3] c[3, 3]
         | Linear -> c[2, 3]
-        | Relu
+        | Relu -> ReluI4.evaluate c
         | Custom _ -> genericI4 a (min defaultOrder 16) c

@@ -333,27 +333,28 @@ module Committee =
             for l in i .. k - 1 do
                 let mutable s = 0.0
 
-                // ReLU's I4 has no closed form: the caller samples that bracket, so it is not computed here.
-                if g <> Relu then
-                    for r in 0 .. n - 1 do
-                        for u in 0 .. n - 1 do
-                            let v =
-                                match g with
-                                | Erf ->
-                                    CommitteeIntegrals.erfI4
-                                        c[i, i]
-                                        c[i, l]
-                                        c[i, r]
-                                        c[i, u]
-                                        c[l, l]
-                                        c[l, r]
-                                        c[l, u]
-                                        c[r, r]
-                                        c[r, u]
-                                        c[u, u]
-                                | _ -> c[r, u]
+                for r in 0 .. n - 1 do
+                    for u in 0 .. n - 1 do
+                        let v =
+                            match g with
+                            | Erf ->
+                                CommitteeIntegrals.erfI4
+                                    c[i, i]
+                                    c[i, l]
+                                    c[i, r]
+                                    c[i, u]
+                                    c[l, l]
+                                    c[l, r]
+                                    c[l, u]
+                                    c[r, r]
+                                    c[r, u]
+                                    c[u, u]
+                            | Relu ->
+                                let idx = [| i; l; r; u |]
+                                ReluI4.evaluate (Array2D.init 4 4 (fun x y -> c[idx[x], idx[y]]))
+                            | _ -> c[r, u]
 
-                            s <- s + a[r] * a[u] * v
+                        s <- s + a[r] * a[u] * v
 
                 b4[i, l] <- s
                 b4[l, i] <- s
@@ -371,7 +372,7 @@ module Committee =
 
     /// Common-random-number quasi-Monte Carlo over the whole field vector: a fixed Halton point set mapped by the
     /// PSD factor of the current covariance, so the right-hand side is a deterministic, continuous function of the
-    /// state (no noise injected into the ODE). Used for activations without closed forms, and for ReLU's I4.
+    /// state (no noise injected into the ODE). Used for activations without closed forms, and with biases.
     let private sampledMoments (points: float[][]) (p: CommitteeParams) (c: float[,]) (a: float[]) =
         let mu = fieldMean p
         let n = p.K + p.M
@@ -444,12 +445,8 @@ module Committee =
                 match p.Activation with
                 | _ when hasBias p -> sampledMoments (points n) p c a
                 | Erf
-                | Linear -> closedMoments p c a
-                | Relu ->
-                    // Closed I2, J2, I3; the I4 bracket has no closed form and is sampled.
-                    let cf = closedMoments p c a
-                    let sm = sampledMoments (points n) p c a
-                    { cf with B4 = sm.B4 }
+                | Linear
+                | Relu -> closedMoments p c a
                 | Custom _ -> sampledMoments (points n) p c a
 
             let eta0 =
