@@ -418,6 +418,39 @@ let committee () =
                     (Ode.dopri5 1e-6 1e-8)
                     (Committee.problem pt s2 100.0))
 
+    let pr =
+        { Committee.create 2 2 with
+            Activation = Relu
+        }
+
+    let solR = ref Unchecked.defaultof<OdeSolution>
+
+    let tr =
+        time 1 (fun () ->
+            solR.Value <-
+                Ode.solve
+                    { Ode.defaultOptions with
+                        SaveAt = [| 0.0; 100.0 |]
+                        Dense = false
+                    }
+                    (Ode.dopri5 1e-8 1e-10)
+                    (Committee.problem pr s2 100.0))
+
+    printfn
+        "K = M = 2 ReLU (I4 by Stein + Plackett) to t = 100 (dopri5 rtol 1e-8): %.2f s, %d RHS evaluations"
+        tr
+        solR.Value.Stats.Evaluations
+
+    let cR = Array2D.init 4 4 (fun i j -> if i = j then 1.0 else 0.3)
+
+    printfn
+        "ReLU I4, one call: %.1f us"
+        (1e6
+         * time 5 (fun () ->
+             for _ in 1..1000 do
+                 ReluI4.evaluate cR |> ignore)
+         / 1000.0)
+
     printfn
         "K = M = 2 tanh (QMC, %d points) to t = 100 (dopri5 rtol 1e-6): %.2f s, %d RHS evaluations"
         Committee.sampledPoints

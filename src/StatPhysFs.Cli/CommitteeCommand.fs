@@ -20,8 +20,9 @@ let usage =
                                   [--init default|small|informed|random|FILE.json] [--seed 1]
                                   [--t-end 400] [--points 401] [--grid linear|log] [--rtol 1e-8]
                                   [--simulate [--dim 1000] [--seeds 5]]
-                                  [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress]
+                                  [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress] [--normalised]
   Activations: erf (= erf(x/sqrt 2)), relu, linear, tanh, sigmoid; student and teacher share one.
+  --normalised: the normalised committee (outputs (1/K) sum g and (1/M) sum g) instead of the plain sum.
   --lr2 absent: fixed second layer. --ridge lambda is a loss term: per-step decay kappa = lr * lambda.
   --schedule inverse: eta(t) = min(lr, C/t) (the annealed eta0/t family).
   --init default: Q = diag(linspace(0.2, 0.3, K)) + 1e-4, R = 1e-4 (1 + index mod 3) (spec section 6.7);
@@ -56,7 +57,7 @@ let private valued =
         "plot"
     ]
 
-let private flags = [ "simulate"; "progress" ]
+let private flags = [ "simulate"; "progress"; "normalised" ]
 
 type Settings =
     {
@@ -69,6 +70,7 @@ type Settings =
         Grid: GridKind
         RelTol: float
         Simulation: SimulationOptions option
+        Normalised: bool
         ForceProgress: bool
     }
 
@@ -198,6 +200,16 @@ let parse (argv: string list) =
             [||]
         | file -> readInit file k m
 
+    // The normalised committee: outputs (1/K) sum g and (1/M) sum g, i.e. v = 1/K and vT = 1/M, fixed.
+    let init, vT =
+        if a.Flags.Contains "normalised" then
+            { init with
+                V = Array.create k (1.0 / float k)
+            },
+            Array.create m (1.0 / float m)
+        else
+            init, vT
+
     let ridge = Args.float a "ridge" 0.0
 
     let p =
@@ -255,6 +267,7 @@ let parse (argv: string list) =
                  LinearGrid)
         RelTol = Args.float a "rtol" 1e-8
         Simulation = sim
+        Normalised = a.Flags.Contains "normalised"
         ForceProgress = a.Flags.Contains "progress"
     },
     a.Values.TryFind "out",
@@ -437,10 +450,21 @@ let run (s: Settings) : Document =
                     ]
             ]
         T = grid
-        Series = [ "eg", eg ] @ overlaps @ simSeries
+        Series =
+            [ "eg", eg; "train_loss", eg |> Array.map (fun e -> e + 0.5 * p.NoiseVar) ]
+            @ overlaps
+            @ simSeries
         Meta =
             [
                 "time_unit", Str "SGD steps / d"
+                "output_convention",
+                Str(
+                    if s.Normalised then
+                        "normalised committee: (1/K) sum_k g(lambda_k), teacher (1/M) sum_n g(nu_n)"
+                    else
+                        "plain sum: sum_k v_k g(lambda_k), teacher sum_n vT_n g(nu_n)"
+                )
+                "train_loss_definition", Str "expected training loss per sample = eg + noise_var/2"
                 "conventions",
                 Str
                     "erf = erf(x/sqrt 2), I2 = (2/pi) asin(.); committee output sum_k v_k g(lambda_k) (not normalised); eg excludes label noise"

@@ -936,3 +936,39 @@ let biases =
                     (Committee.generalisationError p s0)
                     "initial eg (QMC vs exact overlaps)"
         ]
+
+[<Tests>]
+let conventions =
+    testList
+        "committee: output conventions"
+        [
+            // With K = M every output weight is scaled by 1/K, so a = (v, -vT) scales by 1/K and eg by 1/K^2.
+            testProp "the normalised committee's eg is the plain one over K^2 (K = M)" 30
+            <| Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (1, 4)) seeds)) (fun (k, seed) ->
+                let s, t = randomState k k seed
+                let plain = { Committee.create k k with T = t }
+                let norm = { Committee.normalised k k with T = t }
+                let sPlain = { s with V = Array.create k 1.0 }
+
+                let sNorm =
+                    { s with
+                        V = Array.create k (1.0 / float k)
+                    }
+
+                close
+                    1e-12
+                    (Committee.generalisationError norm sNorm)
+                    (Committee.generalisationError plain sPlain / float (k * k)))
+
+            testCase "training loss is eg + sigma^2/2"
+            <| fun () ->
+                let s, t = randomState 2 2 3
+
+                let p =
+                    { Committee.create 2 2 with
+                        T = t
+                        NoiseVar = 0.3
+                    }
+
+                expectClose 1e-15 (Committee.trainingLoss p s) (Committee.generalisationError p s + 0.15) "train loss"
+        ]

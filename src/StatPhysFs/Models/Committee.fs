@@ -63,6 +63,15 @@ module Committee =
             BiasTeacher = [||]
         }
 
+    /// The normalised committee convention (pyscm's `normalise`, Arnaboldi et al., Veiga et al.): outputs
+    /// (1/K) sum_k g(lambda_k) and (1/M) sum_n g(nu_n), i.e. fixed v = 1/K and vT = 1/M. Errors, plateau heights and
+    /// critical rates rescale against the plain-sum convention of `create`: map before comparing numbers.
+    [<CompiledName("Normalised")>]
+    let normalised (k: int) (m: int) =
+        { create k m with
+            VTeacher = Array.create m (1.0 / float m)
+        }
+
     /// The initial state of spec section 6.7: Q = diag(linspace(0.2, 0.3, K)) + 1e-4 off the diagonal,
     /// R = 1e-4 (1 + index mod 3), v = 1. A small asymmetry, so the plateau is visited and left.
     [<CompiledName("SpecInitialState")>]
@@ -292,6 +301,12 @@ module Committee =
                     e <- e + a[i] * a[j] * i2 p.Activation c i j
 
             0.5 * e
+
+    /// The expected training loss per sample, E[(yhat - y)^2]/2 = eg + sigma^2/2 (spec 1.3); the test MSE against noisy
+    /// labels is 2 eg + sigma^2.
+    [<CompiledName("TrainingLoss")>]
+    let trainingLoss (p: CommitteeParams) (s: CommitteeState) =
+        generalisationError p s + 0.5 * p.NoiseVar
 
     /// Expectations the right-hand side needs, for the current covariance c and output weights a = (v, -vT):
     /// a3[k, q] = E[g'(lambda_k) phi_q Delta], b4[i, k] = E[g'_i g'_k Delta^2], j2[i, k], i2[i, p],
