@@ -495,42 +495,13 @@ let run (s: Settings) : Document =
     }
 
 let plot (path: string) (d: Document) =
-    let get name =
-        d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
-
-    let curves =
-        [
-            yield Plot.line "theory (ODE)" d.T (get "eg").Value
-            match get "eg_sim", get "eg_sim_stderr" with
-            | Some y, Some e -> yield Plot.points "simulation (mean +- s.e.)" d.T y e
-            | _ -> ()
-        ]
-
-    let k =
+    let size name =
         d.Parameters
         |> List.pick (fun (n, v) ->
             match n, v with
-            | "K", Int x -> Some x
+            | n', Int x when n' = name -> Some x
             | _ -> None)
 
-    let m =
-        d.Parameters
-        |> List.pick (fun (n, v) ->
-            match n, v with
-            | "M", Int x -> Some x
-            | _ -> None)
+    Plot.learningCurve path (sprintf "Online SGD, committee K = %d, M = %d" (size "K") (size "M")) d
 
-    Plot.save
-        path
-        (sprintf "Online SGD, committee K = %d, M = %d" k m)
-        "t = steps / d"
-        "generalisation error eg"
-        true
-        curves
-
-let main (argv: string list) =
-    let settings, out, plotPath = parse argv
-    let doc = run settings
-    Output.write out doc
-    plotPath |> Option.iter (fun p -> plot p doc)
-    0
+let main (argv: string list) = Plot.execute parse run plot argv

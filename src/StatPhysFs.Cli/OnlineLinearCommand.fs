@@ -259,9 +259,6 @@ let run (s: Settings) : Document =
 
 /// The standard figure: eg(t) theory, and simulation with error bars when present.
 let plot (path: string) (d: Document) =
-    let get name =
-        d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
-
     let lr =
         d.Parameters
         |> List.pick (fun (k, v) ->
@@ -269,25 +266,6 @@ let plot (path: string) (d: Document) =
             | "lr", Num x -> Some x
             | _ -> None)
 
-    let curves =
-        [
-            yield Plot.line "theory (ODE)" d.T (get "eg").Value
-            match get "eg_sim", get "eg_sim_stderr" with
-            | Some y, Some e -> yield Plot.points "simulation (mean +- s.e.)" d.T y e
-            | _ -> ()
-        ]
+    Plot.learningCurve path (sprintf "Online SGD, linear regression, lr = %g" lr) d
 
-    Plot.save
-        path
-        (sprintf "Online SGD, linear regression, lr = %g" lr)
-        "t = steps / d"
-        "generalisation error eg"
-        true
-        curves
-
-let main (argv: string list) =
-    let settings, out, plotPath = parse argv
-    let doc = run settings
-    Output.write out doc
-    plotPath |> Option.iter (fun p -> plot p doc)
-    0
+let main (argv: string list) = Plot.execute parse run plot argv

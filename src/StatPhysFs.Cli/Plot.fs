@@ -125,3 +125,32 @@ let save (path: string) (title: string) (xLabel: string) (yLabel: string) (logY:
     | ".png" -> plt.SavePng(path, 900, 560) |> ignore
     | ".svg" -> plt.SaveSvg(path, 900, 560) |> ignore
     | ext -> raise (Args.UsageError(sprintf "--plot must end in .png or .svg, got '%s'" ext))
+
+/// The standard learning-curve figure of an output document: eg from theory as a line, and the simulation's mean
+/// with standard-error bars when the document has one.
+let learningCurve (path: string) (title: string) (d: Output.Document) =
+    let get name =
+        d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
+
+    let curves =
+        [
+            yield line "theory (ODE)" d.T (get "eg").Value
+            match get "eg_sim", get "eg_sim_stderr" with
+            | Some y, Some e -> yield points "simulation (mean +- s.e.)" d.T y e
+            | _ -> ()
+        ]
+
+    save path title "t = steps / d" "generalisation error eg" true curves
+
+/// A command's main: parse, run, write the document (JSON to stdout without --out), draw the figure if asked.
+let execute
+    (parse: string list -> 's * string option * string option)
+    (run: 's -> Output.Document)
+    (plot: string -> Output.Document -> unit)
+    (argv: string list)
+    =
+    let settings, out, plotPath = parse argv
+    let doc = run settings
+    Output.write out doc
+    plotPath |> Option.iter (fun p -> plot p doc)
+    0
