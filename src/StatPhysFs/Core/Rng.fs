@@ -2,6 +2,26 @@ namespace StatPhysFs
 
 open System
 
+/// Tables of the 128-layer ziggurat for the standard normal (Marsaglia & Tsang 2000, in Doornik's 2005 ZIGNOR
+/// form, which draws the layer and the abscissa from separate random bits).
+module internal Ziggurat =
+    let r = 3.442619855899
+    let v = 9.91256303526217e-3
+
+    /// x[i]: layer edges, x[128] = 0; ratio[i] = x[i+1]/x[i].
+    let x, ratio =
+        let x = Array.zeroCreate 129
+        let mutable f = exp (-0.5 * r * r)
+        x[0] <- v / f
+        x[1] <- r
+
+        for i in 2..127 do
+            x[i] <- sqrt (-2.0 * log (v / x[i - 1] + f))
+            f <- exp (-0.5 * x[i] * x[i])
+
+        x[128] <- 0.0
+        x, Array.init 128 (fun i -> x[i + 1] / x[i])
+
 /// xoshiro256** with SplitMix64 seeding. We own the generator (rather than System.Random) so that a seed gives the
 /// same numbers on every .NET version and every thread count: each independent stream is derived from
 /// (seed, stream index), never from the thread that happens to run it.
@@ -11,8 +31,6 @@ type Rng(seed: uint64, stream: uint64) =
     let mutable s1 = 0UL
     let mutable s2 = 0UL
     let mutable s3 = 0UL
-    let mutable spare = 0.0
-    let mutable hasSpare = false
 
     do
         let mutable z = seed ^^^ (stream * 0xD1B54A32D192ED03UL) ^^^ 0x9E3779B97F4A7C15UL
@@ -47,25 +65,47 @@ type Rng(seed: uint64, stream: uint64) =
     member this.NextDouble() =
         float (this.NextUInt64() >>> 11) * (1.0 / 9007199254740992.0)
 
-    /// Standard normal by Marsaglia's polar method.
+    /// Uniform on the open interval (0, 1), for logarithms.
+    member this.NextOpenDouble() =
+        (float (this.NextUInt64() >>> 11) + 0.5) * (1.0 / 9007199254740992.0)
+
+    /// Standard normal by the ziggurat: one 64-bit draw gives the layer (low 7 bits) and a signed abscissa (top 53
+    /// bits); about 98.8% of draws return from the first comparison, which is why it beats the polar method ~3x.
     member this.NextNormal() =
-        if hasSpare then
-            hasSpare <- false
-            spare
-        else
-            let mutable u = 0.0
-            let mutable v = 0.0
-            let mutable s = 2.0
+        let mutable result = nan
+        let mutable go = true
 
-            while s >= 1.0 || s = 0.0 do
-                u <- 2.0 * this.NextDouble() - 1.0
-                v <- 2.0 * this.NextDouble() - 1.0
-                s <- u * u + v * v
+        while go do
+            let bits = this.NextUInt64()
+            let i = int (bits &&& 127UL)
+            let u = 2.0 * (float (bits >>> 11) * (1.0 / 9007199254740992.0)) - 1.0
 
-            let f = Math.Sqrt(-2.0 * Math.Log s / s)
-            spare <- v * f
-            hasSpare <- true
-            u * f
+            if abs u < Ziggurat.ratio[i] then
+                result <- u * Ziggurat.x[i]
+                go <- false
+            elif i = 0 then
+                // The base layer's tail beyond r (Marsaglia's exponential rejection).
+                let mutable t = 0.0
+                let mutable y = 0.0
+                let mutable accepted = false
+
+                while not accepted do
+                    t <- log (this.NextOpenDouble()) / Ziggurat.r
+                    y <- log (this.NextOpenDouble())
+                    accepted <- -2.0 * y >= t * t
+
+                result <- if u < 0.0 then t - Ziggurat.r else Ziggurat.r - t
+                go <- false
+            else
+                let xx = u * Ziggurat.x[i]
+                let f0 = exp (-0.5 * (Ziggurat.x[i] * Ziggurat.x[i] - xx * xx))
+                let f1 = exp (-0.5 * (Ziggurat.x[i + 1] * Ziggurat.x[i + 1] - xx * xx))
+
+                if f1 + this.NextDouble() * (f0 - f1) < 1.0 then
+                    result <- xx
+                    go <- false
+
+        result
 
     member this.FillNormal(target: Span<float>) =
         for i in 0 .. target.Length - 1 do
