@@ -35,8 +35,10 @@ public sealed class TeacherStudentCommittee
     public int K { get; init; } = 2;
     /// <summary>Teacher hidden units.</summary>
     public int M { get; init; } = 2;
-    /// <summary>Activation of student and teacher.</summary>
+    /// <summary>Activation of the student (and of the teacher unless <see cref="TeacherActivation"/> is set).</summary>
     public Activation Activation { get; init; } = Activation.Erf;
+    /// <summary>The teacher's activation when it differs from the student's; null for the same.</summary>
+    public Activation? TeacherActivation { get; init; }
     /// <summary>First-layer learning rate eta.</summary>
     public double LearningRate { get; init; } = 0.5;
     /// <summary>Second-layer learning rate; null keeps the second layer fixed.</summary>
@@ -64,7 +66,8 @@ public sealed class TeacherStudentCommittee
         return new CommitteeParams(K, M, Activation.Value, LearningRate,
             SecondLayerLearningRate is double v ? FSharpOption<double>.Some(v) : FSharpOption<double>.None,
             NoiseVariance, WeightDecay, BatchSize, Momentum, TeacherOverlaps ?? b.T, TeacherSecondLayer ?? b.VTeacher,
-            StudentBias ?? Array.Empty<double>(), TeacherBias ?? Array.Empty<double>());
+            StudentBias ?? Array.Empty<double>(), TeacherBias ?? Array.Empty<double>(),
+            TeacherActivation is null ? FSharpOption<StatPhysFs.Gaussian.Activation>.None : FSharpOption<StatPhysFs.Gaussian.Activation>.Some(TeacherActivation.Value));
     }
 
     /// <summary>The generalisation error eg = (1/2) E[(yhat - y_clean)^2] at the given overlaps.</summary>

@@ -21,7 +21,8 @@ let usage =
                                   [--t-end 400] [--points 401] [--grid linear|log] [--rtol 1e-8]
                                   [--simulate [--dim 1000] [--seeds 5]]
                                   [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress] [--normalised]
-  Activations: erf (= erf(x/sqrt 2)), relu, linear, tanh, sigmoid; student and teacher share one.
+  Activations: erf (= erf(x/sqrt 2)), relu, linear, tanh, sigmoid; --teacher defaults to --student, and a
+  different teacher activation is integrated by common-random-number QMC.
   --normalised: the normalised committee (outputs (1/K) sum g and (1/M) sum g) instead of the plain sum.
   --lr2 absent: fixed second layer. --ridge lambda is a loss term: per-step decay kappa = lr * lambda.
   --schedule inverse: eta(t) = min(lr, C/t) (the annealed eta0/t family).
@@ -133,21 +134,14 @@ let parse (argv: string list) =
     let student = Args.string a "student" "erf"
     let teacher = Args.string a "teacher" student
 
-    if student <> teacher then
-        raise (
-            Args.UsageError(
-                sprintf
-                    "--student %s and --teacher %s differ; this version needs one activation for both"
-                    student
-                    teacher
-            )
-        )
-
-    let act =
+    let activation flag name =
         try
-            Activation.ofName student
+            Activation.ofName name
         with :? ArgumentException as e ->
-            raise (Args.UsageError("--student: " + e.Message))
+            raise (Args.UsageError(sprintf "--%s: %s" flag e.Message))
+
+    let act = activation "student" student
+    let teacherAct = activation "teacher" teacher
 
     let lr = Args.float a "lr" 0.5
     let seed = Args.int a "seed" 1
@@ -215,6 +209,7 @@ let parse (argv: string list) =
     let p =
         { baseP with
             Activation = act
+            TeacherActivation = (if teacher = student then None else Some teacherAct)
             Lr = lr
             LrSecond =
                 (if a.Values.ContainsKey "lr2" then
@@ -375,7 +370,7 @@ let run (s: Settings) : Document =
             && p.NoiseVar = 0.0
             && p.WeightDecay = 0.0
             && p.Activation = Erf
-            && not (Committee.hasBias p)
+            && not (Committee.needsSampling p)
         then
             let plateau =
                 match CommitteeAnalysis.plateau p with
@@ -425,6 +420,7 @@ let run (s: Settings) : Document =
                 "K", Int p.K
                 "M", Int p.M
                 "activation", Str p.Activation.Name
+                "teacher_activation", Str (Committee.teacherActivation p).Name
                 "lr", Num p.Lr
                 "lr2",
                 (match p.LrSecond with
@@ -472,6 +468,8 @@ let run (s: Settings) : Document =
                 Str(
                     match p.Activation with
                     | _ when Committee.hasBias p -> "common-random-number QMC (biases)"
+                    | _ when Committee.needsSampling p ->
+                        "common-random-number QMC (student and teacher activations differ)"
                     | Erf
                     | Linear -> "closed forms"
                     | Relu -> "closed I2, J2, I3; I4 by Stein + Plackett (1-D Gauss-Legendre)"

@@ -80,3 +80,18 @@ public class CommitteeAnalysisTests
         Assert.True(rate > 0);
     }
 }
+
+public class MixedActivationTests
+{
+    [Fact]
+    public void TeacherActivationMayDifferFromTheStudents()
+    {
+        var init = new CommitteeOverlaps(new[,] { { 0.5, 0.1 }, { 0.1, 0.4 } }, new[,] { { 0.3, 0.05 }, { 0.02, 0.2 } }, new[] { 1.0, 1.0 });
+        var same = new TeacherStudentCommittee { K = 2, M = 2, TeacherActivation = Activation.Erf };
+        var linear = new TeacherStudentCommittee { K = 2, M = 2, TeacherActivation = Activation.Linear };
+        // Same activation named twice is the closed-form model; a linear teacher changes the error.
+        Assert.Equal(new TeacherStudentCommittee { K = 2, M = 2 }.GeneralisationError(init), same.GeneralisationError(init), 14);
+        Assert.NotEqual(same.GeneralisationError(init), linear.GeneralisationError(init), 3);
+        Assert.Equal(OdeStatus.Completed, linear.Integrate(init, 5, 3).Status);
+    }
+}

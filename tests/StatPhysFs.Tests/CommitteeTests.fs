@@ -972,3 +972,54 @@ let conventions =
 
                 expectClose 1e-15 (Committee.trainingLoss p s) (Committee.generalisationError p s + 0.15) "train loss"
         ]
+
+[<Tests>]
+let mixedActivations =
+    testList
+        "committee: student and teacher activations differ"
+        [
+            // A teacher given as erf written by hand is a different activation object, so the sampled (QMC) path runs;
+            // it must reproduce the closed-form erf right-hand side and eg to the QMC accuracy (1e-3 relative).
+            testCase "the sampled mixed path reproduces the closed forms when both are erf"
+            <| fun () ->
+                let handErf = Custom("erf by hand", Activation.value Erf, Activation.derivative Erf)
+                let s, t = randomState 2 2 21
+
+                let closed =
+                    { Committee.create 2 2 with
+                        T = t
+                        Lr = 0.6
+                        NoiseVar = 0.1
+                        LrSecond = Some 0.3
+                    }
+
+                let mixed =
+                    { closed with
+                        TeacherActivation = Some handErf
+                    }
+
+                Expect.isTrue (Committee.needsSampling mixed) "the mixed model takes the sampled path"
+                expectClose 1e-3 (Committee.generalisationError mixed s) (Committee.generalisationError closed s) "eg"
+                let d1, d2 = rhsAt closed s, rhsAt mixed s
+
+                for o in 0 .. d1.Length - 1 do
+                    expectClose 1e-3 d2[o] d1[o] (sprintf "RHS component %d" o)
+
+            testCase "erf student learning a linear teacher: simulation against the ODE"
+            <| fun () ->
+                let p =
+                    { Committee.create 2 2 with
+                        Lr = 0.4
+                        TeacherActivation = Some Linear
+                    }
+
+                let s0 =
+                    {
+                        Q = array2D [ [ 0.5; 0.1 ]; [ 0.1; 0.4 ] ]
+                        R = array2D [ [ 0.3; 0.05 ]; [ 0.02; 0.2 ] ]
+                        V = [| 1.0; 1.0 |]
+                    }
+
+                odeAgainstSimulation "erf/linear" p s0 [| 0.0; 3.0; 10.0; 20.0 |] 1e-6 1000 6 17 5e-4
+                |> ignore
+        ]

@@ -33,6 +33,8 @@ type CommitteeParams =
         /// Gaussian with mean (b, bT). Empty arrays mean no biases. With biases every integral is sampled.
         Bias: float[]
         BiasTeacher: float[]
+        /// The teacher\'s activation when it differs from the student\'s (None: the same). Mixed pairs are sampled.
+        TeacherActivation: Activation option
     }
 
 /// The state: Q (K x K, symmetric), R (K x M), v (K).
@@ -60,6 +62,7 @@ module Committee =
             T = identity m
             VTeacher = Array.create m 1.0
             Bias = [||]
+            TeacherActivation = None
             BiasTeacher = [||]
         }
 
@@ -122,6 +125,18 @@ module Committee =
     /// True when some bias is non-zero (the closed forms assume centred fields).
     let hasBias (p: CommitteeParams) =
         Array.exists ((<>) 0.0) p.Bias || Array.exists ((<>) 0.0) p.BiasTeacher
+
+    /// The teacher's activation.
+    let teacherActivation (p: CommitteeParams) =
+        defaultArg p.TeacherActivation p.Activation
+
+    /// The activation of field i (students first, then teachers).
+    let fieldActivation (p: CommitteeParams) (i: int) =
+        if i < p.K then p.Activation else teacherActivation p
+
+    /// True when the closed forms do not apply: biases, or a teacher activation different from the student's.
+    let needsSampling (p: CommitteeParams) =
+        hasBias p || teacherActivation p <> p.Activation
 
     /// Field means (b, bT).
     let fieldMean (p: CommitteeParams) =
@@ -273,7 +288,7 @@ module Committee =
         let n = p.K + p.M
         let a = Array.init n (fun i -> if i < p.K then s.V[i] else -p.VTeacher[i - p.K])
 
-        if hasBias p then
+        if needsSampling p then
             // (1/2) E[Delta^2] over the shifted fields, by the same fixed QMC points as the right-hand side.
             let l = Linalg.psdFactorClipped c
             let mu = fieldMean p
@@ -288,7 +303,7 @@ module Committee =
                     for j in 0 .. n - 1 do
                         f <- f + l[i, j] * z[j]
 
-                    delta <- delta + a[i] * Activation.value p.Activation f
+                    delta <- delta + a[i] * Activation.value (fieldActivation p i) f
 
                 acc <- acc + delta * delta
 
@@ -410,7 +425,7 @@ module Committee =
                     s <- s + l[i, j] * z[j]
                 // phi holds the centred field (the linear slot of I3); g sees the shifted one.
                 phi[i] <- s
-                gv[i] <- Activation.value g (s + mu[i])
+                gv[i] <- Activation.value (fieldActivation p i) (s + mu[i])
 
             let mutable delta = 0.0
 
@@ -458,7 +473,7 @@ module Committee =
 
             let mo =
                 match p.Activation with
-                | _ when hasBias p -> sampledMoments (points n) p c a
+                | _ when needsSampling p -> sampledMoments (points n) p c a
                 | Erf
                 | Linear
                 | Relu -> closedMoments p c a

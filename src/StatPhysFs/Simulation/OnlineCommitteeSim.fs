@@ -80,6 +80,7 @@ module OnlineCommitteeSim =
         let sd = sqrt (float d)
         let sigma = sqrt p.NoiseVar
         let g = p.Activation
+        let gT = Committee.teacherActivation p
         let lam = Array.zeroCreate p.K
         let nu = Array.zeroCreate p.M
         let gradW = Array.init p.K (fun _ -> Array.zeroCreate d)
@@ -128,7 +129,7 @@ module OnlineCommitteeSim =
 
                     for m in 0 .. p.M - 1 do
                         nu[m] <- Blas.dotArr teacher[m] x / sd + mu[p.K + m]
-                        y <- y + p.VTeacher[m] * Activation.value g nu[m]
+                        y <- y + p.VTeacher[m] * Activation.value gT nu[m]
 
                     let mutable yhat = 0.0
 
