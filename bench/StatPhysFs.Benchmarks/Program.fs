@@ -486,6 +486,55 @@ let committee () =
             (t / pass)
             (pass * 1e6)
 
+/// Simulation against the ODE at d = 4000 (too slow for CI): K = M = 2 from the spec 6.7 state, into the plateau.
+let validation () =
+    printfn "\n## Committee simulation at d = 4000 against the ODE (4 seeds, spec 6.7 initial state, lr = 0.5)"
+    printfn "| activation | t | ODE eg | simulation eg +- s.e. | deviation / s.e. |"
+    printfn "|---|---|---|---|---|"
+
+    for act in [ Erf; Relu ] do
+        let p =
+            { Committee.create 2 2 with
+                Activation = act
+                Lr = 0.5
+            }
+
+        let s0 = Committee.specInitialState 2 2
+        let times = [| 0.0; 5.0; 20.0; 60.0 |]
+
+        let sol =
+            Ode.solve
+                { Ode.defaultOptions with
+                    SaveAt = times
+                }
+                (Ode.dopri5 1e-8 1e-10)
+                (Committee.problem p s0 60.0)
+
+        let sim =
+            OnlineCommitteeSim.run
+                { SimulationOptions.defaults with
+                    Dim = 4000
+                    Seeds = 4
+                    Seed = 8
+                }
+                ignore
+                CancellationToken.None
+                p
+                s0
+                times
+
+        for j in 1 .. times.Length - 1 do
+            let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
+
+            printfn
+                "| %s | %g | %.5f | %.5f +- %.5f | %.1f |"
+                act.Name
+                times[j]
+                eg
+                sim.Eg.Mean[j]
+                sim.Eg.StdErr[j]
+                ((sim.Eg.Mean[j] - eg) / sim.Eg.StdErr[j])
+
 [<EntryPoint>]
 let main argv =
     let all = argv.Length = 0
