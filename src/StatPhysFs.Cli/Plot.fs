@@ -62,7 +62,7 @@ let points label (x: float[]) (y: float[]) (err: float[]) =
 
 /// Draw curves on one axis; `logY` plots log10 of positive values with decade ticks.
 let save (path: string) (title: string) (xLabel: string) (yLabel: string) (logY: bool) (curves: Curve list) =
-    let plt = Plot()
+    use plt = new Plot()
     fontFamily.Value |> Option.iter (fun f -> plt.Font.Set(f) |> ignore)
     let palette = ScottPlot.Palettes.Category10()
 
