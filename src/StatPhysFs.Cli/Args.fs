@@ -82,3 +82,10 @@ let choice (p: Parsed) (name: string) (allowed: string list) (fallback: string) 
         v
     else
         raise (UsageError(sprintf "--%s must be one of %s, got '%s'" name (String.concat "|" allowed) v))
+
+/// --grid linear|log (default linear).
+let grid (p: Parsed) =
+    if choice p "grid" [ "linear"; "log" ] "linear" = "log" then
+        StatPhysFs.LogGrid
+    else
+        StatPhysFs.LinearGrid

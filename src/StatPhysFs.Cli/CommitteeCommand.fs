@@ -255,11 +255,7 @@ let parse (argv: string list) =
         ScheduleName = scheduleName
         TEnd = Args.float a "t-end" 400.0
         Points = Args.int a "points" 401
-        Grid =
-            (if Args.choice a "grid" [ "linear"; "log" ] "linear" = "log" then
-                 LogGrid
-             else
-                 LinearGrid)
+        Grid = Args.grid a
         RelTol = Args.float a "rtol" 1e-8
         Simulation = sim
         Normalised = a.Flags.Contains "normalised"
@@ -287,6 +283,10 @@ let run (s: Settings) : Document =
     let bar = Progress.create (sprintf "integrating K=%d M=%d" p.K p.M) s.ForceProgress
     let sw = Stopwatch.StartNew()
 
+    let egOf (y: float[]) =
+        Committee.generalisationError p (Committee.unpack p s.Init.V y)
+
+    // The early-stopping event rides on this one integration.
     let sol =
         Ode.solve
             { Ode.defaultOptions with
@@ -294,6 +294,7 @@ let run (s: Settings) : Document =
                 DivergenceBound = 1e8
                 Dense = false
                 Progress = Some bar.Report
+                Events = [ EarlyStopping.event problem.Rhs egOf ]
             }
             (Ode.dopri5 s.RelTol (s.RelTol * 1e-2))
             problem
@@ -301,15 +302,7 @@ let run (s: Settings) : Document =
     bar.Done()
     let odeTime = sw.Elapsed.TotalSeconds
 
-    let early =
-        EarlyStopping.find
-            { Ode.defaultOptions with
-                DivergenceBound = 1e8
-                Dense = false
-            }
-            (Ode.dopri5 s.RelTol (s.RelTol * 1e-2))
-            (fun y -> Committee.generalisationError p (Committee.unpack p s.Init.V y))
-            problem
+    let early = EarlyStopping.ofSolution egOf 0.0 s.TEnd sol
 
     let nt = grid.Length
 

@@ -108,11 +108,7 @@ let parse (argv: string list) =
         Params = p
         TEnd = Args.float a "t-end" 10.0
         Points = Args.int a "points" 101
-        Grid =
-            (if Args.choice a "grid" [ "linear"; "log" ] "linear" = "log" then
-                 LogGrid
-             else
-                 LinearGrid)
+        Grid = Args.grid a
         Algorithm = alg
         Simulation = sim
         DivergenceBound = Args.float a "divergence-bound" 1e8
@@ -130,27 +126,26 @@ let run (s: Settings) : Document =
     let sw = Stopwatch.StartNew()
     Check.positive "divergence-bound" s.DivergenceBound
 
+    let problem = OnlineLinear.problem p s.TEnd
+
+    let egOf (y: float[]) =
+        OnlineLinear.generalisationError p y[0] y[1]
+
+    // The early-stopping event rides on this one integration.
     let sol =
         Ode.solve
             { Ode.defaultOptions with
                 SaveAt = grid
                 DivergenceBound = s.DivergenceBound
                 Dense = false
+                Events = [ EarlyStopping.event problem.Rhs egOf ]
             }
             s.Algorithm
-            (OnlineLinear.problem p s.TEnd)
+            problem
 
     let odeTime = sw.Elapsed.TotalSeconds
 
-    let early =
-        EarlyStopping.find
-            { Ode.defaultOptions with
-                DivergenceBound = s.DivergenceBound
-                Dense = false
-            }
-            s.Algorithm
-            (fun y -> OnlineLinear.generalisationError p y[0] y[1])
-            (OnlineLinear.problem p s.TEnd)
+    let early = EarlyStopping.ofSolution egOf 0.0 s.TEnd sol
 
     let nt = grid.Length
 

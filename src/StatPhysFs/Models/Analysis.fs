@@ -118,30 +118,38 @@ module EarlyStopping =
             let ym = Array.init y.Length (fun i -> y[i] - h * f[i])
             (g yp - g ym) / (2.0 * h)
 
-    /// Integrates the problem and returns (time, value) of the lowest interior local minimum of `observable`
-    /// (its rate crossing zero upwards, located on the interpolant), or None when the curve has no interior
-    /// minimum on [T0, TEnd] (monotone curves, or minima only at the ends).
-    [<CompiledName("Find")>]
-    let find (options: SolveOptions) (algorithm: OdeAlgorithm) (observable: float[] -> float) (problem: OdeProblem) =
-        let ev =
-            {
-                Name = "minimum"
-                Observable = rate problem.Rhs observable
-                Direction = Rising
-                Terminal = false
-            }
+    let private eventName = "minimum"
 
-        let sol =
-            Ode.solve
-                { options with
-                    Events = ev :: options.Events
-                }
-                algorithm
-                problem
+    /// The non-terminal event marking local minima of `observable` (its rate crossing zero upwards), to add to a
+    /// solve the caller runs anyway, so the minimum costs no second integration.
+    [<CompiledName("Event")>]
+    let event (rhs: Rhs) (observable: float[] -> float) =
+        {
+            Name = eventName
+            Observable = rate rhs observable
+            Direction = Rising
+            Terminal = false
+        }
 
-        sol.Events
-        |> List.filter (fun e -> e.Event = "minimum" && e.Time > problem.T0 && e.Time < problem.TEnd)
+    /// (time, value) of the lowest interior minimum recorded by `event` in a solution over [t0, tEnd], or None
+    /// when the curve has none there (monotone curves, or minima only at the ends).
+    [<CompiledName("OfSolution")>]
+    let ofSolution (observable: float[] -> float) (t0: float) (tEnd: float) (solution: OdeSolution) =
+        solution.Events
+        |> List.filter (fun e -> e.Event = eventName && e.Time > t0 && e.Time < tEnd)
         |> List.map (fun e -> e.Time, observable e.State)
         |> function
             | [] -> None
             | hits -> Some(List.minBy snd hits)
+
+    /// Integrates the problem and returns (time, value) of its lowest interior minimum of `observable` (see
+    /// `ofSolution`).
+    [<CompiledName("Find")>]
+    let find (options: SolveOptions) (algorithm: OdeAlgorithm) (observable: float[] -> float) (problem: OdeProblem) =
+        Ode.solve
+            { options with
+                Events = event problem.Rhs observable :: options.Events
+            }
+            algorithm
+            problem
+        |> ofSolution observable problem.T0 problem.TEnd
