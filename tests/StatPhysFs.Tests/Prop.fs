@@ -6,10 +6,37 @@ open FsCheck
 open FsCheck.FSharp
 open StatPhysFs
 
+/// FNV-1a of the test name: a stable per-test seed (string.GetHashCode is randomised per process).
+let private stableHash (s: string) =
+    let mutable h = 14695981039346656037UL
+
+    for c in s do
+        h <- (h ^^^ uint64 c) * 1099511628211UL
+
+    h
+
+/// The cases are reproducible: each property draws from a fixed seed derived from its name (and from
+/// STATPHYS_FSCHECK_SEED, an integer, when set), so CI is deterministic. STATPHYS_FSCHECK_SEED=random explores
+/// fresh cases on every run; a failure prints its replay seed either way.
+let private replayFor (name: string) =
+    match System.Environment.GetEnvironmentVariable "STATPHYS_FSCHECK_SEED" with
+    | "random" -> None
+    | v ->
+        let salt =
+            match System.UInt64.TryParse v with
+            | true, n -> n
+            | _ -> 0UL
+
+        Some
+            {
+                Rnd = Rnd(stableHash name ^^^ (salt * 0x9E3779B97F4A7C15UL), 0x9E3779B97F4A7C15UL)
+                Size = None
+            }
+
 /// A property test: FsCheck runs `maxTest` cases and throws (failing the Expecto test) with the counter-example.
 let testProp (name: string) (maxTest: int) (property: 'a) =
     testCase name
-    <| fun () -> Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest), property)
+    <| fun () -> Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest).WithReplay(replayFor name), property)
 
 /// Seeds for our own generator: the shrinkable FsCheck value is the seed, the object is built from it.
 let seeds = Gen.choose (0, System.Int32.MaxValue - 1)
