@@ -35,16 +35,18 @@ type internal Columns(p: DmftProblem) =
     let m, ms = DmftProblem.widths p
     let n = p.Steps + 1
     let mm = m * m
-    let c = Array.zeroCreate<float> (n * n * mm)
-    let r = Array.zeroCreate<float> (n * n * mm)
-    let mOver = Array.zeroCreate<float> (n * m * ms)
-    let rg = Array.zeroCreate<float> (n * n * mm)
-    let mu = Array.zeroCreate<float> (n * m * ms)
-    let su = Array.zeroCreate<float> (n * n * mm)
+    let c = Array.zeroCreate<float>(n * n * mm)
+    let r = Array.zeroCreate<float>(n * n * mm)
+    let mOver = Array.zeroCreate<float>(n * m * ms)
+    let rg = Array.zeroCreate<float>(n * n * mm)
+    let mu = Array.zeroCreate<float>(n * m * ms)
+    let su = Array.zeroCreate<float>(n * n * mm)
     let rho = Array.init (ms * ms) (fun i -> p.Rho[i / ms, i % ms])
 
     let rhoInv =
-        let inv = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.DenseOfArray(p.Rho).Inverse()
+        let inv =
+            MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.DenseOfArray(p.Rho).Inverse()
+
         Array.init (ms * ms) (fun i -> inv[i / ms, i % ms])
 
     let reset () =
@@ -95,18 +97,18 @@ type internal Columns(p: DmftProblem) =
         for e in 0 .. m * ms - 1 do
             mOver[mo + e] <- dec * mOver[k * m * ms + e]
 
-        for j in 0 .. k do
+        for j in 0..k do
             Small.mulAdd -1.0 rg (ix k j) mOver (j * m * ms) false mOver mo m m ms
 
         Small.mulAdd -1.0 mu (k * m * ms) rho 0 false mOver mo m ms ms
         // C(k+1, i) for i <= k + 1; C(j, k+1) = C(k+1, j)^T is filled as soon as it is known.
-        for i in 0 .. k1 do
+        for i in 0..k1 do
             let o = ix k1 i
 
             for e in 0 .. mm - 1 do
                 c[o + e] <- dec * c[ix k i + e]
 
-            for j in 0 .. k do
+            for j in 0..k do
                 Small.mulAdd -1.0 rg (ix k j) c (ix j i) false c o m m m
             // - mu_k M(i)^T
             Small.mulAdd -1.0 mu (k * m * ms) mOver (i * m * ms) true c o m ms m
@@ -135,7 +137,7 @@ type internal Columns(p: DmftProblem) =
         for e in 0 .. m * ms - 1 do
             tmp[e] <- p.Dt * lwStar[e]
 
-        for l in 0 .. k do
+        for l in 0..k do
             Small.mulAdd -1.0 rg (this.Index k l) mOver (l * m * ms) false tmp 0 m m ms
 
         Array.Clear(mu, k * m * ms, m * ms)
@@ -148,7 +150,12 @@ type internal Columns(p: DmftProblem) =
 
         for a in 0 .. m - 1 do
             let v = c[o + a * m + a]
-            s <- if Double.IsFinite v then max s (abs v) else Double.PositiveInfinity
+
+            s <-
+                if Double.IsFinite v then
+                    max s (abs v)
+                else
+                    Double.PositiveInfinity
 
         s
 
@@ -166,7 +173,7 @@ type internal GaussianPath(columns: Columns) =
     let m = columns.Width
     let ms = columns.TeacherWidth
     let dim = ms + m * columns.Points
-    let l = Array.zeroCreate<float> (dim * dim)
+    let l = Array.zeroCreate<float>(dim * dim)
 
     let cov (i: int) (j: int) =
         // i >= j in the global ordering.
@@ -181,7 +188,7 @@ type internal GaussianPath(columns: Columns) =
             columns.C[columns.Index k q + a * m + b]
 
     let addRow (i: int) =
-        for j in 0 .. i do
+        for j in 0..i do
             let mutable s = cov i j
 
             for p in 0 .. j - 1 do
@@ -196,7 +203,10 @@ type internal GaussianPath(columns: Columns) =
 
     member _.Dimension = dim
     member _.Factor = l
-    member _.AddTeacher() = for i in 0 .. ms - 1 do addRow i
+
+    member _.AddTeacher() =
+        for i in 0 .. ms - 1 do
+            addRow i
 
     /// Add the rows of w_k (needs C(k, 0..k) and M(k)).
     member _.AddStep(k: int) =

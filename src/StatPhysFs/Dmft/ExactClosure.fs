@@ -29,7 +29,7 @@ type internal ExactClosure(p: DmftProblem, columns: Columns) =
 
     /// Row statistics at step k; sets the kernels of row k in `columns` and returns the train loss E[l_k^2].
     member _.Step(k: int) =
-        for l in 0 .. k do
+        for l in 0..k do
             let mutable v = cAt k l - mAt k - mAt l + rho + p.NoiseVar
 
             for j in 0 .. l - 1 do
@@ -45,7 +45,7 @@ type internal ExactClosure(p: DmftProblem, columns: Columns) =
 
             x[k, l] <- v
 
-        for l in 0 .. k do
+        for l in 0..k do
             let mutable v = zb[k, l]
 
             for j in 0 .. k - 1 do
@@ -77,7 +77,7 @@ type internal ExactClosure(p: DmftProblem, columns: Columns) =
 
             ed[k, l] <- v
 
-        for l in 0 .. k do
+        for l in 0..k do
             columns.Rg[columns.Index k l] <- dt * ed[k, l]
             columns.Su[columns.Index k l] <- s[k, l] / delta
 

@@ -68,7 +68,11 @@ module LeastSquaresSgf =
     /// The Euler-Maruyama a_k(s) = (1 - (1 - dt(s+lambda))^k)/(s + lambda) = dt sum_{j<k} (1 - dt(s+lambda))^j.
     let private aDisc lambda dt (k: int) s =
         let x = s + lambda
-        if x = 0.0 then float k * dt else (1.0 - (1.0 - dt * x) ** float k) / x
+
+        if x = 0.0 then
+            float k * dt
+        else
+            (1.0 - (1.0 - dt * x) ** float k) / x
 
     /// (e, L_tr, m) of gradient flow given a(s) and the decay factor of the initial condition, decay(s) = e^{-(s+l)t}.
     let private gfFrom (p: LeastSquaresParams) (law: MarchenkoPastur) (a: float -> float) (decay: float -> float) =
@@ -83,7 +87,11 @@ module LeastSquaresSgf =
             let at = a s
             let one = 1.0 - s * at
             let dec = decay s
-            e <- e + w * (p.Rho * one * one + p.NoiseVar / p.Alpha * s * at * at + p.Q0 * dec * dec)
+
+            e <-
+                e
+                + w * (p.Rho * one * one + p.NoiseVar / p.Alpha * s * at * at + p.Q0 * dec * dec)
+
             ltr <- ltr + w * (p.Rho * s * one * one + p.Q0 * s * dec * dec)
             fitted <- fitted + w * (1.0 - one * one)
             m <- m + w * p.Rho * s * at
@@ -141,13 +149,19 @@ module LeastSquaresSgf =
     [<CompiledName("CriticalTau")>]
     let criticalTau (law: MarchenkoPastur) (ridge: float) =
         Check.nonNegative "ridge" ridge
-        2.0 / (law |> MarchenkoPastur.expect (fun s -> s * s / (s + ridge)))
+        // The atom at s = 0 (alpha < 1) contributes 0 even when ridge = 0.
+        2.0
+        / (law
+           |> MarchenkoPastur.expect (fun s -> if s = 0.0 then 0.0 else s * s / (s + ridge)))
 
     /// Stationary (e_inf, L_inf) of the SGF for tau < tau_c (spec section 4.4); None at or above tau_c.
     [<CompiledName("Stationary")>]
     let stationary (law: MarchenkoPastur) (p: LeastSquaresParams) =
         validate p
-        let k2 = law |> MarchenkoPastur.expect (fun s -> s * s / (s + p.Ridge))
+
+        let k2 =
+            law
+            |> MarchenkoPastur.expect (fun s -> if s = 0.0 then 0.0 else s * s / (s + p.Ridge))
 
         if p.Tau * k2 / 2.0 >= 1.0 then
             None

@@ -285,6 +285,9 @@ type DmftSolution =
         Correlation: Kernel
         /// Response R(t,s) (causal: zero for t <= s, identity at t = s + Dt), mean over replicas.
         Response: Kernel
+        /// Noise covariance Sigma_u(t,s) of the column process (symmetric), mean over replicas; its sum over the
+        /// grid is the Sigma_U of the continuous theory (spec section 3.3).
+        NoiseCovariance: Kernel
         Status: Ode.OdeStatus
         /// How it was solved (strategy, samples, iterations).
         Method: string

@@ -9,7 +9,8 @@ open StatPhysFs.Gaussian
 /// so these are the same functions of the overlaps for the DMFT and for a finite-d simulation (spec section 2.7).
 [<RequireQualifiedAccess>]
 module Observables =
-    let private normalCdf (x: float) = 0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-x / sqrt 2.0)
+    let private normalCdf (x: float) =
+        0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-x / sqrt 2.0)
 
     let private rule1 = lazy (GaussHermite.rule 200)
 
@@ -63,7 +64,10 @@ module Observables =
                             normalCdf (m / q * w / sqrt v)
 
                 r[0] <- w
-                acc <- acc + rule.Weights[i] * (pPos * model.Loss r 1.0 + (1.0 - pPos) * model.Loss r -1.0)
+
+                acc <-
+                    acc
+                    + rule.Weights[i] * (pPos * model.Loss r 1.0 + (1.0 - pPos) * model.Loss r -1.0)
 
             acc
         | _ ->

@@ -23,7 +23,12 @@ module RowModel =
     let private logistic (r: float) (y: float) (l: float[]) (jac: float[]) =
         let z = y * r
         // sigma(-z) = 1/(1 + e^z), written to stay finite for any z.
-        let sMinus = if z > 0.0 then exp (-z) / (1.0 + exp (-z)) else 1.0 / (1.0 + exp z)
+        let sMinus =
+            if z > 0.0 then
+                exp (-z) / (1.0 + exp (-z))
+            else
+                1.0 / (1.0 + exp z)
+
         l[0] <- -y * sMinus
         jac[0] <- y * y * sMinus * (1.0 - sMinus)
 
@@ -107,9 +112,7 @@ module RowModel =
                         let db = net.V[b] * Activation.derivative net.Student r[b]
                         jac[a * m + b] <- da * db
 
-                    jac[a * m + a] <-
-                        jac[a * m + a]
-                        + err * net.V[a] * Activation.secondDerivative net.Student r[a]
+                    jac[a * m + a] <- jac[a * m + a] + err * net.V[a] * Activation.secondDerivative net.Student r[a]
 
                 0.5 * err * err
 

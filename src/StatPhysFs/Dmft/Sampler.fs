@@ -6,9 +6,9 @@ open StatPhysFs
 
 /// Sums of one row of kernels over samples: sum J D(k,l), sum l w*^T, sum g_k g_l^T, sum of losses.
 type internal RowSums(points: int, m: int, ms: int) =
-    member val Rg = Array.zeroCreate<float> (points * m * m)
-    member val LwStar = Array.zeroCreate<float> (m * ms)
-    member val Su = Array.zeroCreate<float> (points * m * m)
+    member val Rg = Array.zeroCreate<float>(points * m * m)
+    member val LwStar = Array.zeroCreate<float>(m * ms)
+    member val Su = Array.zeroCreate<float>(points * m * m)
     member val Loss = 0.0 with get, set
     member val Count = 0 with get, set
 
@@ -37,17 +37,20 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
     let z = Array.init size (fun _ -> Array.zeroCreate<float> dim)
     let ws = Array.init size (fun _ -> Array.zeroCreate<float> ms)
     let y = Array.zeroCreate<float> size
-    let g = Array.init size (fun _ -> Array.zeroCreate<float> (points * m))
-    let gp = Array.init size (fun _ -> Array.zeroCreate<float> (points * mm))
-    let d = Array.init size (fun _ -> Array.zeroCreate<float> (points * (points + 1) / 2 * mm))
+    let g = Array.init size (fun _ -> Array.zeroCreate<float>(points * m))
+    let gp = Array.init size (fun _ -> Array.zeroCreate<float>(points * mm))
+
+    let d =
+        Array.init size (fun _ -> Array.zeroCreate<float>(points * (points + 1) / 2 * mm))
+
     let sums = RowSums(points, m, ms)
     // Scratch.
     let w = Array.zeroCreate<float> m
     let r = Array.zeroCreate<float> m
     let l = Array.zeroCreate<float> m
     let jac = Array.zeroCreate<float> mm
-    let e = Array.zeroCreate<float> (points * mm)
-    let acc = Array.zeroCreate<float> (points * mm)
+    let e = Array.zeroCreate<float>(points * mm)
+    let acc = Array.zeroCreate<float>(points * mm)
 
     member _.Sums = sums
 
@@ -70,7 +73,7 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
                 for b in 0 .. ms - 1 do
                     let mutable v = 0.0
 
-                    for q in 0 .. b do
+                    for q in 0..b do
                         v <- v + lf[b * dim + q] * zs[q]
 
                     ws[s][b] <- v
@@ -135,7 +138,7 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
                 for j in 0 .. k - 1 do
                     let tj = j * (j + 1) / 2
 
-                    for q in 0 .. j do
+                    for q in 0..j do
                         Small.mulAdd 1.0 e (j * mm) ds ((tj + q) * mm) false acc (q * mm) m m m
 
                 for q in 0 .. k - 1 do
@@ -147,7 +150,7 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
                 for a in 0 .. m - 1 do
                     ds[(tri + k) * mm + a * m + a] <- 1.0
             // Sums: J D(k, l), l w*^T, g_k g_l^T.
-            for q in 0 .. k do
+            for q in 0..k do
                 Small.mulAdd 1.0 jac 0 ds ((tri + q) * mm) false sums.Rg (q * mm) m m m
 
                 for a in 0 .. m - 1 do
@@ -164,8 +167,15 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
 /// A population of row samples in fixed-size chunks, each with its own stream, run in parallel and summed in chunk
 /// order: the same seed gives the same numbers at any thread count.
 type internal RowSampler
-    (p: DmftProblem, model: RowModel, columns: Columns, path: GaussianPath, samples: int, rngFor: int -> Rng, parallelism: int)
-    =
+    (
+        p: DmftProblem,
+        model: RowModel,
+        columns: Columns,
+        path: GaussianPath,
+        samples: int,
+        rngFor: int -> Rng,
+        parallelism: int
+    ) =
     static member ChunkSize = 256
     member val Total = RowSums(columns.Points, columns.Width, columns.TeacherWidth)
 

@@ -24,7 +24,7 @@ module Dmft =
     let private setRow (p: DmftProblem) (columns: Columns) (k: int) (rgSum: float[]) (suSum: float[]) (lw: float[]) =
         let mm = columns.Width * columns.Width
 
-        for l in 0 .. k do
+        for l in 0..k do
             let o = columns.Index k l
 
             for e in 0 .. mm - 1 do
@@ -117,7 +117,7 @@ module Dmft =
             let estLoss = Array.copy train0
 
             for k in 0 .. n - 1 do
-                for l in 0 .. k do
+                for l in 0..k do
                     for e in 0 .. mm - 1 do
                         estRg[(k * n + l) * mm + e] <- columns.Rg[columns.Index k l + e] / p.Dt
                         estSu[(k * n + l) * mm + e] <- columns.Su[columns.Index k l + e] * p.Alpha
@@ -125,7 +125,7 @@ module Dmft =
                 let tmp = Array.zeroCreate (m * ms)
                 Small.mulAdd 1.0 columns.Mu (k * m * ms) columns.Rho 0 false tmp 0 m ms ms
 
-                for l in 0 .. k do
+                for l in 0..k do
                     Small.mulAdd 1.0 columns.Rg (columns.Index k l) columns.M (l * m * ms) false tmp 0 m m ms
 
                 for e in 0 .. m * ms - 1 do
@@ -261,9 +261,14 @@ module Dmft =
                 for l in 0 .. points - 1 do
                     for e in 0 .. mm - 1 do
                         data[(k * points + l) * mm + e] <-
-                            data[(k * points + l) * mm + e] + run[(k * full + l) * mm + e] / float runs.Length
+                            data[(k * points + l) * mm + e]
+                            + run[(k * full + l) * mm + e] / float runs.Length
 
-        { Points = points; Width = m; Data = data }
+        {
+            Points = points
+            Width = m
+            Data = data
+        }
 
     /// Solve the discrete DMFT of the SGF (dmft-sgf.md section 3) for every replica and average. Throws
     /// OperationCanceledException when the token is cancelled.
@@ -352,14 +357,18 @@ module Dmft =
         let series (f: ReplicaRun -> int -> float) =
             SeriesEstimate.ofRuns (runs |> Array.map (fun r -> Array.init reached (f r)))
 
-        let qs = Array2D.init m m (fun a b -> series (fun r k -> r.Columns.C[r.Columns.Index k k + a * m + b]))
-        let mss = Array2D.init m ms (fun a b -> series (fun r k -> r.Columns.M[k * m * ms + a * ms + b]))
-        let test = series (fun r k -> Observables.testLoss p (r.Columns.QAt k) (r.Columns.MAt k))
+        let qs =
+            Array2D.init m m (fun a b -> series (fun r k -> r.Columns.C[r.Columns.Index k k + a * m + b]))
+
+        let mss =
+            Array2D.init m ms (fun a b -> series (fun r k -> r.Columns.M[k * m * ms + a * ms + b]))
+
+        let test =
+            series (fun r k -> Observables.testLoss p (r.Columns.QAt k) (r.Columns.MAt k))
 
         let testError =
             match Observables.testError p (runs[0].Columns.QAt 0) (runs[0].Columns.MAt 0) with
-            | Some _ ->
-                Some(series (fun r k -> (Observables.testError p (r.Columns.QAt k) (r.Columns.MAt k)).Value))
+            | Some _ -> Some(series (fun r k -> (Observables.testError p (r.Columns.QAt k) (r.Columns.MAt k)).Value))
             | None -> None
 
         let samples =
@@ -377,6 +386,23 @@ module Dmft =
             TestError = testError
             Correlation = kernelOf reached m (runs |> Array.map (fun r -> r.Columns.C)) n
             Response = kernelOf reached m (runs |> Array.map (fun r -> r.Columns.R)) n
+            NoiseCovariance =
+                kernelOf
+                    reached
+                    m
+                    (runs
+                     |> Array.map (fun r ->
+                         let su = Array.copy r.Columns.Su
+                         let mm = m * m
+                         // Only l <= k is estimated; Sigma_u(l, k) = Sigma_u(k, l)^T.
+                         for k in 0 .. n - 1 do
+                             for l in k + 1 .. n - 1 do
+                                 for a in 0 .. m - 1 do
+                                     for b in 0 .. m - 1 do
+                                         su[(k * n + l) * mm + a * m + b] <- su[(l * n + k) * mm + b * m + a]
+
+                         su))
+                    n
             Status = status
             Method = sprintf "%s, %s" runs[0].Detail samples
         }
