@@ -443,6 +443,7 @@ let run (s: Settings) : Document =
             [ "eg", eg; "train_loss", eg |> Array.map (fun e -> e + 0.5 * p.NoiseVar) ]
             @ overlaps
             @ simSeries
+        Kernels = []
         Meta =
             [
                 "time_unit", Str "SGD steps / d"

@@ -226,6 +226,7 @@ let run (s: Settings) : Document =
             ]
         T = grid
         Series = [ "m", m; "q", q; "eg", eg ] @ simSeries
+        Kernels = []
         Meta =
             [
                 "time_unit", Str "SGD steps / d"

@@ -23,6 +23,8 @@ type Document =
         T: float[]
         /// Ordered series; NaN entries are written as null (e.g. after a divergence).
         Series: (string * float[]) list
+        /// Two-time kernels K[i][j] on the grid T (JSON only, under "kernels"; omitted when empty).
+        Kernels: (string * float[,]) list
         Meta: (string * Value) list
     }
 
@@ -120,6 +122,22 @@ let toJson (d: Document) =
          writeArray w xs
 
      w.WriteEndObject()
+
+     if not d.Kernels.IsEmpty then
+         w.WritePropertyName "kernels"
+         w.WriteStartObject()
+
+         for name, k in d.Kernels do
+             w.WritePropertyName name
+             w.WriteStartArray()
+
+             for i in 0 .. Array2D.length1 k - 1 do
+                 writeArray w (Array.init (Array2D.length2 k) (fun j -> k[i, j]))
+
+             w.WriteEndArray()
+
+         w.WriteEndObject()
+
      w.WritePropertyName "meta"
      writeValue w (Obj d.Meta)
      w.WriteEndObject())

@@ -10,6 +10,9 @@ commands:
   statphys demo [--out DIR]              the showcase: theory against simulation, data and figures in DIR
   statphys online linear [options]       online SGD on linear regression (statphys online linear --help)
   statphys online committee [options]    two-layer teacher-student networks, K x M (statphys online committee --help)
+  statphys dmft glm [options]            multi-pass SGD on a GLM: DMFT of the SGF (statphys dmft glm --help)
+  statphys dmft committee [options]      multi-pass SGD on a two-layer network: DMFT (k x k kernels)
+  statphys simulate sgf|sgd [options]    the finite-d SGF or real mini-batch SGD on n = alpha d samples
   statphys help                          this text"""
 
 let dispatch (argv: string list) =
@@ -32,6 +35,20 @@ let dispatch (argv: string list) =
         printfn "%s" CommitteeCommand.usage
         0
     | "online" :: "committee" :: rest -> CommitteeCommand.main rest
+    | "dmft" :: "glm" :: rest when List.contains "--help" rest ->
+        printfn "%s" DmftCommand.usageGlm
+        0
+    | "dmft" :: "glm" :: rest -> DmftCommand.mainGlm rest
+    | "dmft" :: "committee" :: rest when List.contains "--help" rest ->
+        printfn "%s" DmftCommand.usageCommittee
+        0
+    | "dmft" :: "committee" :: rest -> DmftCommand.mainCommittee rest
+    | "dmft" :: _ -> raise (UsageError "statphys dmft needs a model: glm or committee")
+    | "simulate" :: kind :: rest when List.contains "--help" rest && (kind = "sgf" || kind = "sgd") ->
+        printfn "%s" DmftCommand.usageSimulate
+        0
+    | "simulate" :: ("sgf" | "sgd" as kind) :: rest -> DmftCommand.mainSimulate kind rest
+    | "simulate" :: _ -> raise (UsageError "statphys simulate needs a process: sgf or sgd")
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
 

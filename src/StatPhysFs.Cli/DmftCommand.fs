@@ -1,0 +1,454 @@
+/// `statphys dmft glm|committee` and `statphys simulate sgf|sgd`: multi-pass SGD on n = alpha d samples, the DMFT
+/// of its stochastic gradient flow, and the finite-d processes it describes.
+module StatPhysFs.Cli.DmftCommand
+
+open System
+open System.Diagnostics
+open System.Threading
+open StatPhysFs
+open StatPhysFs.Dmft
+open StatPhysFs.Gaussian
+open StatPhysFs.Simulation
+open StatPhysFs.Cli.Output
+
+let private common =
+    """  problem:  [--alpha 2] [--tau 1] [--ridge 0] [--noise-var 0.25] [--dt 0.1] [--t-end 6] [--q0 0]
+  DMFT:     [--samples 20000] [--replicas 4] [--seed 1] [--strategy auto|sweep|fixed-point]
+            [--fp-batch 2000] [--damping 0.5] [--iterations 10]
+  overlay:  [--simulate [--dim 2000] [--seeds 4]] [--sgd [--batch 1] [--sampling with|without]]
+  output:   [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress] [--no-kernels]
+  alpha = n/d (delta in the spec), tau = eta/B, time t = SGD steps x eta/d (epochs = t/(tau alpha)).
+  Series: m, q (GLM) or Q<ab>, M<ab> (committee), train_loss, test_loss, test_error (sign teacher), each with
+  <name>_stderr; square-loss losses are mean squared residuals (no 1/2). Kernels C, R (and Sigma_u) under "kernels"."""
+
+let usageGlm =
+    """usage: statphys dmft glm [--loss square|logistic|hinge] [--teacher linear|sign] [--rho 1]
+                        [--exact [--continuous]]
+"""
+    + common
+    + """
+  --exact: the least-squares closure (square loss, linear teacher; no Monte Carlo), exact for the Euler-Maruyama
+  step --dt; with --continuous the continuous-time Volterra equation (trapezoid, error O(dt^2))."""
+
+let usageCommittee =
+    """usage: statphys dmft committee [--student tanh|erf|relu|linear|sigmoid] [--teacher tanh|...]
+                              [--v 1,0.5] [--v-teacher 1,1]
+"""
+    + common
+    + """
+  Two-layer network with fixed readout v (width k = len v) trained on its first layer, square loss, teacher of
+  width len(v-teacher) with identity Gram matrix; theta_0 rows N(0, q0 I) (default q0 0.25, ridge 0.01,
+  noise-var 0.01, dt 0.2)."""
+
+let usageSimulate =
+    """usage: statphys simulate sgf|sgd [--model glm|committee] [GLM or committee options] [--dim 2000] [--seeds 4]
+                               [--batch 1] [--sampling with|without]
+  The finite-d process alone: the SGF by Euler-Maruyama with step --dt (sgf), or real mini-batch SGD with
+  eta = tau B (sgd), on one data set of n = alpha d samples per seed; observed at t = k dt."""
+
+let private valued =
+    [
+        "loss"
+        "teacher"
+        "student"
+        "v"
+        "v-teacher"
+        "rho"
+        "alpha"
+        "tau"
+        "ridge"
+        "noise-var"
+        "dt"
+        "t-end"
+        "q0"
+        "samples"
+        "replicas"
+        "seed"
+        "strategy"
+        "fp-batch"
+        "damping"
+        "iterations"
+        "dim"
+        "seeds"
+        "batch"
+        "sampling"
+        "model"
+        "out"
+        "plot"
+    ]
+
+let private flags =
+    [ "exact"; "continuous"; "simulate"; "sgd"; "progress"; "no-kernels" ]
+
+let private vector (a: Args.Parsed) (name: string) (fallback: float[]) =
+    match a.Values.TryFind name with
+    | None -> fallback
+    | Some s ->
+        try
+            s.Split(',')
+            |> Array.map (fun x -> Double.Parse(x, Globalization.CultureInfo.InvariantCulture))
+        with _ ->
+            raise (Args.UsageError(sprintf "--%s needs comma-separated numbers, got '%s'" name s))
+
+/// The problem from the options: a GLM or a committee.
+let private problem (a: Args.Parsed) (committee: bool) =
+    let dt0, ridge0, noise0, q00 =
+        if committee then
+            0.2, 0.01, 0.01, 0.25
+        else
+            0.1, 0.0, 0.25, 0.0
+
+    let dt = Args.float a "dt" dt0
+    let tEnd = Args.float a "t-end" 6.0
+    Check.positive "dt" dt
+    Check.positive "t-end" tEnd
+    let steps = int (Math.Round(tEnd / dt))
+
+    let baseP =
+        if committee then
+            let net =
+                {
+                    Student = Activation.ofName (Args.string a "student" "tanh")
+                    V = vector a "v" [| 1.0; 0.5 |]
+                    Teacher = Activation.ofName (Args.string a "teacher" "tanh")
+                    VTeacher = vector a "v-teacher" [| 1.0; 1.0 |]
+                }
+
+            DmftProblem.twoLayer net (Args.float a "q0" q00)
+        else
+            let loss =
+                match Args.choice a "loss" [ "square"; "logistic"; "hinge" ] "square" with
+                | "logistic" -> GlmLoss.Logistic
+                | "hinge" -> GlmLoss.Hinge
+                | _ -> GlmLoss.Square
+
+            let teacher =
+                match Args.choice a "teacher" [ "linear"; "sign" ] "linear" with
+                | "sign" -> GlmTeacher.Sign
+                | _ -> GlmTeacher.Linear
+
+            DmftProblem.glm loss teacher
+            |> DmftProblem.withRho (Args.float a "rho" 1.0)
+            |> DmftProblem.withQ0 (Args.float a "q0" q00)
+
+    { baseP with
+        Alpha = Args.float a "alpha" 2.0
+        Tau = Args.float a "tau" 1.0
+        Ridge = Args.float a "ridge" ridge0
+        NoiseVar = Args.float a "noise-var" noise0
+        Dt = dt
+        Steps = max 1 steps
+    }
+
+let private parameters (p: DmftProblem) =
+    let model =
+        match p.Model with
+        | Glm(l, t) ->
+            [
+                "model", Str "glm"
+                "loss", Str l.Name
+                "teacher", Str t.Name
+                "rho", Num p.Rho[0, 0]
+            ]
+        | TwoLayer n ->
+            [
+                "model", Str "committee"
+                "student", Str n.Student.Name
+                "teacher", Str n.Teacher.Name
+                "v", Arr(n.V |> Array.map Num |> List.ofArray)
+                "v_teacher", Arr(n.VTeacher |> Array.map Num |> List.ofArray)
+            ]
+
+    model
+    @ [
+        "alpha", Num p.Alpha
+        "tau", Num p.Tau
+        "ridge", Num p.Ridge
+        "noise_var", Num p.NoiseVar
+        "q0", Num p.Q0[0, 0]
+        "dt", Num p.Dt
+        "steps", Int p.Steps
+    ]
+
+/// Named order-parameter series: m, q for a GLM; Q<ab>, M<ab> (1-based) for a committee.
+let private overlapSeries (p: DmftProblem) suffix (q: SeriesEstimate[,]) (m: SeriesEstimate[,]) withErr =
+    let one name (s: SeriesEstimate) =
+        [
+            yield name + suffix, s.Mean
+            if withErr then
+                yield name + suffix + "_stderr", s.StdErr
+        ]
+
+    match p.Model with
+    | Glm _ -> one "m" m[0, 0] @ one "q" q[0, 0]
+    | TwoLayer _ ->
+        [
+            for a in 0 .. Array2D.length1 q - 1 do
+                for b in a .. Array2D.length2 q - 1 do
+                    yield! one (sprintf "Q%d%d" (a + 1) (b + 1)) q[a, b]
+            for a in 0 .. Array2D.length1 m - 1 do
+                for b in 0 .. Array2D.length2 m - 1 do
+                    yield! one (sprintf "M%d%d" (a + 1) (b + 1)) m[a, b]
+        ]
+
+let private lossSeries suffix (train: SeriesEstimate) (test: SeriesEstimate) (err: SeriesEstimate option) withErr =
+    let one name (s: SeriesEstimate) =
+        [
+            yield name + suffix, s.Mean
+            if withErr then
+                yield name + suffix + "_stderr", s.StdErr
+        ]
+
+    one "train_loss" train
+    @ one "test_loss" test
+    @ (match err with
+       | Some e -> one "test_error" e
+       | None -> [])
+
+let private simOptions (a: Args.Parsed) =
+    { SimulationOptions.defaults with
+        Dim = Args.int a "dim" 2000
+        Seeds = Args.int a "seeds" 4
+        Seed = Args.int a "seed" 1
+    }
+
+let private sgdProcess (a: Args.Parsed) =
+    let sampling =
+        match Args.choice a "sampling" [ "with"; "without" ] "with" with
+        | "without" -> WithoutReplacement
+        | _ -> WithReplacement
+
+    Sgd(Args.int a "batch" 1, sampling)
+
+let private simulate (a: Args.Parsed) (p: DmftProblem) (proc: MultiPassProcess) (label: string) suffix =
+    let o = simOptions a
+
+    let bar =
+        Progress.create (sprintf "%s d=%d, %d seeds" label o.Dim o.Seeds) (a.Flags.Contains "progress")
+
+    let sw = Stopwatch.StartNew()
+    let r = MultiPassSim.run o bar.Report CancellationToken.None proc p
+    bar.Done()
+
+    overlapSeries p suffix r.Q r.M true
+    @ lossSeries suffix r.TrainLoss r.TestLoss r.TestError true,
+    [
+        (if suffix = "" then "simulation" else "simulation" + suffix),
+        Obj(
+            [
+                "process", Str label
+                "dim", Int o.Dim
+                "seeds", Int o.Seeds
+                "seed", Int o.Seed
+                "n", Int(int (Math.Round(p.Alpha * float o.Dim)))
+                "divergences",
+                Arr(
+                    r.Divergences
+                    |> Array.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ])
+                    |> List.ofArray
+                )
+                "wall_time_s", Num sw.Elapsed.TotalSeconds
+            ]
+        )
+    ]
+
+/// A simulation overlay's length may differ from the theory's (divergence): pad with NaN to the grid.
+let private fit (n: int) (series: (string * float[]) list) =
+    series
+    |> List.map (fun (k, v) -> k, Array.init n (fun i -> if i < v.Length then v[i] else nan))
+
+let private leastSquaresMeta (p: DmftProblem) =
+    match p.Model with
+    | Glm(GlmLoss.Square, GlmTeacher.Linear) ->
+        let law = MarchenkoPastur.ofAlpha p.Alpha
+
+        let ls =
+            {
+                Alpha = p.Alpha
+                Tau = p.Tau
+                Ridge = p.Ridge
+                Rho = p.Rho[0, 0]
+                NoiseVar = p.NoiseVar
+                Q0 = p.Q0[0, 0]
+            }
+            : LeastSquaresParams
+
+        let tc = LeastSquaresSgf.criticalTau law p.Ridge
+
+        [
+            "tau_c", Num tc
+            "stationary",
+            (match LeastSquaresSgf.stationary law ls with
+             | Some(e, l) -> Obj [ "e", Num e; "test_loss", Num(e + p.NoiseVar); "train_loss", Num l ]
+             | None -> Null)
+        ]
+    | _ -> []
+
+let private runDmft (a: Args.Parsed) (committee: bool) =
+    let p = problem a committee
+    let sw = Stopwatch.StartNew()
+    let exactFlag = a.Flags.Contains "exact"
+
+    if a.Flags.Contains "continuous" && not exactFlag then
+        raise (Args.UsageError "--continuous needs --exact")
+
+    let bar = Progress.create "DMFT" (a.Flags.Contains "progress")
+
+    let theory, kernels, t, status, methodName =
+        if exactFlag && a.Flags.Contains "continuous" then
+            match p.Model with
+            | Glm(GlmLoss.Square, GlmTeacher.Linear) -> ()
+            | _ -> raise (Args.UsageError "--exact needs --loss square --teacher linear")
+
+            let ls =
+                {
+                    Alpha = p.Alpha
+                    Tau = p.Tau
+                    Ridge = p.Ridge
+                    Rho = p.Rho[0, 0]
+                    NoiseVar = p.NoiseVar
+                    Q0 = p.Q0[0, 0]
+                }
+                : LeastSquaresParams
+
+            let c = LeastSquaresSgf.continuous (MarchenkoPastur.ofAlpha p.Alpha) p.Dt p.Steps ls
+            bar.Done()
+
+            [ "m", c.M; "q", c.Q; "train_loss", c.TrainLoss; "test_loss", c.TestLoss ],
+            [],
+            c.T,
+            c.Status,
+            "continuous-time Volterra equation over Marchenko-Pastur (trapezoid, O(dt^2))"
+        else
+            let strategy =
+                if exactFlag then
+                    ExactClosure
+                else
+                    match Args.choice a "strategy" [ "auto"; "sweep"; "fixed-point" ] "auto" with
+                    | "sweep" -> ForwardSweep
+                    | "fixed-point" ->
+                        FixedPoint(Args.int a "fp-batch" 2000, Args.float a "damping" 0.5, Args.int a "iterations" 10)
+                    | _ -> Auto
+
+            if exactFlag then
+                match p.Model with
+                | Glm(GlmLoss.Square, GlmTeacher.Linear) -> ()
+                | _ -> raise (Args.UsageError "--exact needs --loss square --teacher linear")
+
+            let s =
+                Dmft.solve
+                    { DmftSettings.defaults with
+                        Samples = Args.int a "samples" 20000
+                        Replicas = Args.int a "replicas" 4
+                        Seed = Args.int a "seed" 1
+                        Strategy = strategy
+                        Progress = bar.Report
+                    }
+                    p
+
+            bar.Done()
+            let mc = not exactFlag
+
+            overlapSeries p "" s.Q s.M mc
+            @ lossSeries "" s.TrainLoss s.TestLoss s.TestError mc,
+            (if a.Flags.Contains "no-kernels" then
+                 []
+             else
+                 let named (name: string) (k: Kernel) =
+                     [
+                         for x in 0 .. k.Width - 1 do
+                             for y in 0 .. k.Width - 1 ->
+                                 (if k.Width = 1 then
+                                      name
+                                  else
+                                      sprintf "%s%d%d" name (x + 1) (y + 1)),
+                                 Array2D.init k.Points k.Points (fun i j -> k[i, j, x, y])
+                     ]
+
+                 named "C" s.Correlation
+                 @ named "R" s.Response
+                 @ named "Sigma_u" s.NoiseCovariance),
+            s.T,
+            s.Status,
+            s.Method
+
+    let theoryTime = sw.Elapsed.TotalSeconds
+    let n = t.Length
+
+    let simSeries, simMeta =
+        if a.Flags.Contains "simulate" then
+            simulate a p Sgf "sgf" "_sim"
+        else
+            [], []
+
+    let sgdSeries, sgdMeta =
+        if a.Flags.Contains "sgd" then
+            simulate a p (sgdProcess a) "sgd" "_sgd"
+        else
+            [], []
+
+    {
+        Parameters = parameters p
+        T = t
+        Series = theory @ fit n simSeries @ fit n sgdSeries
+        Kernels = kernels
+        Meta =
+            [
+                "time_unit", Str "SGF time t = SGD steps x eta / d"
+                "method", Str methodName
+                "wall_time_s", Num theoryTime
+            ]
+            @ leastSquaresMeta p
+            @ Output.status status
+            @ simMeta
+            @ sgdMeta
+    }
+
+let private runSimulation (a: Args.Parsed) (kind: string) =
+    let committee = Args.choice a "model" [ "glm"; "committee" ] "glm" = "committee"
+    let p = problem a committee
+
+    let proc = if kind = "sgd" then sgdProcess a else Sgf
+
+    let series, meta = simulate a p proc kind ""
+
+    {
+        Parameters = parameters p
+        T = Array.init (p.Steps + 1) (fun k -> float k * p.Dt)
+        Series = series
+        Kernels = []
+        Meta = [ "time_unit", Str "SGF time t = SGD steps x eta / d" ] @ meta
+    }
+
+/// Train and test curves; simulation overlays as points with error bars.
+let plot (path: string) (d: Document) =
+    let get name =
+        d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
+
+    let curves =
+        [
+            for name in [ "train_loss"; "test_loss" ] do
+                match get name with
+                | Some y -> yield Plot.line (name.Replace('_', ' ')) d.T y
+                | None -> ()
+
+                for suffix, label in [ "_sim", "SGF sim"; "_sgd", "SGD sim" ] do
+                    match get (name + suffix), get (name + suffix + "_stderr") with
+                    | Some y, Some e -> yield Plot.points (sprintf "%s (%s)" (name.Replace('_', ' ')) label) d.T y e
+                    | _ -> ()
+        ]
+
+    Plot.save path "multi-pass SGD: DMFT of the SGF" "SGF time t" "loss" false curves
+
+let private parseWith (argv: string list) =
+    let a = Args.parse valued flags argv
+    a, a.Values.TryFind "out", a.Values.TryFind "plot"
+
+let mainGlm (argv: string list) =
+    Plot.execute parseWith (fun a -> runDmft a false) plot argv
+
+let mainCommittee (argv: string list) =
+    Plot.execute parseWith (fun a -> runDmft a true) plot argv
+
+let mainSimulate (kind: string) (argv: string list) =
+    Plot.execute parseWith (fun a -> runSimulation a kind) plot argv
