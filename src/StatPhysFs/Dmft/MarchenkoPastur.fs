@@ -56,15 +56,16 @@ module MarchenkoPastur =
                 let sp = sin phi
                 s, h * b * b * sp * sp / (2.0 * Math.PI * c * s))
 
-        // The midpoint sum of the band mass is exact only to the quadrature error; renormalise so the total mass
-        // (and the mean, checked in the tests) match to roundoff.
-        let bandMass = min 1.0 alpha
-        let raw = band |> Array.sumBy snd
-        let band = band |> Array.map (fun (s, w) -> s, w * bandMass / raw)
+        // With raw weights the rule is exact for int s^j d nu, j >= 1 (the 1/s cancels: a trigonometric polynomial)
+        // but the mass int sin^2/s converges slowly when alpha is near 1 (s- -> 0). Rescaling the weights would break
+        // the exactness for j >= 1, so the mass defect goes into a node at s = 0, which touches nothing else: the
+        // rule is then exact for every polynomial of degree < ~2 nodes (the atom of alpha < 1 already sits there).
+        let defect = min 1.0 alpha - (band |> Array.sumBy snd)
+        let atom = (if alpha < 1.0 then 1.0 - alpha else 0.0) + defect
 
         let all =
-            if alpha < 1.0 then
-                Array.append [| 0.0, 1.0 - alpha |] band
+            if alpha < 1.0 || abs defect > 1e-16 then
+                Array.append [| 0.0, atom |] band
             else
                 band
 
