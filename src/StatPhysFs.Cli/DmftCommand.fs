@@ -452,3 +452,7 @@ let mainCommittee (argv: string list) =
 
 let mainSimulate (kind: string) (argv: string list) =
     Plot.execute parseWith (fun a -> runSimulation a kind) plot argv
+
+/// Run `dmft glm` (committee = false) or `dmft committee` from argument tokens, returning the document.
+let runArgs (committee: bool) (argv: string list) =
+    runDmft (Args.parse valued flags argv) committee
