@@ -116,8 +116,8 @@ let gradientFlow =
 
             test "alpha = 1: e(t)/sqrt t rises toward 2(2 - sqrt 2)/sqrt pi sigma^2 over decades" {
                 // Oracle: spec section 4.2. Convergence is slow, so we test the trend: the ratio increases over
-                // t = 1e2 .. 1e5 and is within 10% of the constant at t = 1e5 (its measured value, 0.63x at 1e2
-                // rising to 0.96x at 1e5, with a law of 4000 nodes to resolve e^{-st} near s = 0).
+                // t = 1e2 .. 1e5 and is within 1% of the constant at t = 1e5 (measured 0.950, 0.979, 0.993, 0.998
+                // with a law of 4000 nodes to resolve e^{-st} near s = 0; at t = 10 it is still 1.015, above).
                 let law = MarchenkoPastur.create 4000 1.0
                 let p = { ls with Alpha = 1.0; Tau = 0.0 }
                 let c = 2.0 * (2.0 - sqrt 2.0) / sqrt Math.PI * p.NoiseVar
@@ -130,8 +130,7 @@ let gradientFlow =
                     (ratios |> List.pairwise |> List.forall (fun (a, b) -> b > a))
                     (sprintf "increasing: %A" ratios)
 
-                Expect.isGreaterThan (List.last ratios) 0.9 (sprintf "close to the asymptote: %A" ratios)
-                Expect.isLessThan (List.last ratios) 1.05 (sprintf "not beyond it: %A" ratios)
+                Expect.isLessThan (abs (List.last ratios - 1.0)) 0.01 (sprintf "close to the asymptote: %A" ratios)
             }
 
             test "the Euler-Maruyama recursion converges to the continuous closed form at rate O(dt)" {
