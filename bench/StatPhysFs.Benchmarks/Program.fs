@@ -535,7 +535,8 @@ let validation () =
                 sim.Eg.StdErr[j]
                 ((sim.Eg.Mean[j] - eg) / sim.Eg.StdErr[j])
 
-/// Peak managed heap while f runs, sampled every 20 ms (the pathwise responses dominate and live for the whole run).
+/// Peak live managed heap while f runs: a full collection every 100 ms (GC.GetTotalMemory(true)), so garbage
+/// awaiting collection is not counted. Time it separately: the forced collections slow f down.
 let peakMemory (f: unit -> 'a) =
     GC.Collect()
     GC.WaitForPendingFinalizers()
@@ -546,8 +547,8 @@ let peakMemory (f: unit -> 'a) =
     let sampler =
         Threading.Thread(fun () ->
             while running do
-                peak <- max peak (GC.GetTotalMemory false)
-                Threading.Thread.Sleep 20)
+                peak <- max peak (GC.GetTotalMemory true)
+                Threading.Thread.Sleep 100)
 
     sampler.Start()
     let r = f ()
@@ -557,6 +558,7 @@ let peakMemory (f: unit -> 'a) =
 
 let dmft () =
     printfn "\n## Multi-pass SGD: DMFT of the SGF"
+
     let logistic steps =
         { Dmft.DmftProblem.glm Dmft.GlmLoss.Logistic Dmft.GlmTeacher.Sign with
             Alpha = 2.0
@@ -574,27 +576,61 @@ let dmft () =
             Strategy = strategy
         }
 
-    let t60 = time 3 (fun () -> Dmft.Dmft.solve (one 20000 Dmft.ForwardSweep) (logistic 60))
+    let t60 =
+        time 3 (fun () -> Dmft.Dmft.solve (one 20000 Dmft.ForwardSweep) (logistic 60))
+
     printfn "logistic, 60 steps, 20000 samples, forward sweep: %.2f s (median of 3, 2 threads)" t60
-    let t60s = time 3 (fun () -> Dmft.Dmft.solve { one 20000 Dmft.ForwardSweep with MaxParallelism = 1 } (logistic 60))
+
+    let t60s =
+        time 3 (fun () ->
+            Dmft.Dmft.solve
+                { one 20000 Dmft.ForwardSweep with
+                    MaxParallelism = 1
+                }
+                (logistic 60))
+
     printfn "  same on 1 thread: %.2f s (parallel speed-up %.2f)" t60s (t60s / t60)
-    let sq = { Dmft.DmftProblem.glm Dmft.GlmLoss.Square Dmft.GlmTeacher.Linear with Steps = 1000; Dt = 0.01 }
-    let tEx = time 3 (fun () -> Dmft.Dmft.solve { Dmft.DmftSettings.defaults with Strategy = Dmft.ExactClosure } sq)
+
+    let sq =
+        { Dmft.DmftProblem.glm Dmft.GlmLoss.Square Dmft.GlmTeacher.Linear with
+            Steps = 1000
+            Dt = 0.01
+        }
+
+    let tEx =
+        time 3 (fun () ->
+            Dmft.Dmft.solve
+                { Dmft.DmftSettings.defaults with
+                    Strategy = Dmft.ExactClosure
+                }
+                sq)
+
     let law = Dmft.MarchenkoPastur.ofAlpha 2.0
-    let tVd = time 3 (fun () -> Dmft.LeastSquaresSgf.discrete law 0.01 1000 Dmft.LeastSquaresSgf.defaults)
-    let tVc = time 3 (fun () -> Dmft.LeastSquaresSgf.continuous law 0.01 1000 Dmft.LeastSquaresSgf.defaults)
-    printfn "least squares, 1000 steps: exact DMFT closure %.3f s; discrete Volterra %.3f s; continuous Volterra %.3f s" tEx tVd tVc
+
+    let tVd =
+        time 3 (fun () -> Dmft.LeastSquaresSgf.discrete law 0.01 1000 Dmft.LeastSquaresSgf.defaults)
+
+    let tVc =
+        time 3 (fun () -> Dmft.LeastSquaresSgf.continuous law 0.01 1000 Dmft.LeastSquaresSgf.defaults)
+
+    printfn
+        "least squares, 1000 steps: exact DMFT closure %.3f s; discrete Volterra %.3f s; continuous Volterra %.3f s"
+        tEx
+        tVd
+        tVc
     // Peak memory of both strategies at 400 steps (N = 1000 samples so that the sweep fits comfortably).
     let p400 = logistic 400
-    let (_, mSweep), tSweep =
-        let sw = Stopwatch.StartNew()
-        let r = peakMemory (fun () -> Dmft.Dmft.solve (one 1000 Dmft.ForwardSweep) p400)
-        r, sw.Elapsed.TotalSeconds
 
-    let (_, mFp), tFp =
-        let sw = Stopwatch.StartNew()
-        let r = peakMemory (fun () -> Dmft.Dmft.solve (one 1000 (Dmft.FixedPoint(250, 0.5, 4))) p400)
-        r, sw.Elapsed.TotalSeconds
+    let _, mSweep =
+        peakMemory (fun () -> Dmft.Dmft.solve (one 1000 Dmft.ForwardSweep) p400)
+
+    let _, mFp =
+        peakMemory (fun () -> Dmft.Dmft.solve (one 1000 (Dmft.FixedPoint(250, 0.5, 4))) p400)
+
+    let tSweep = time 1 (fun () -> Dmft.Dmft.solve (one 1000 Dmft.ForwardSweep) p400)
+
+    let tFp =
+        time 1 (fun () -> Dmft.Dmft.solve (one 1000 (Dmft.FixedPoint(250, 0.5, 4))) p400)
 
     printfn
         "400 steps, N = 1000: forward sweep peak %.0f MB (predicted D storage %.0f MB), %.1f s; fixed point (batch 250, 4 iterations) peak %.0f MB, %.1f s"
@@ -607,10 +643,26 @@ let dmft () =
     printfn "\n### DMFT (N = 20000 x 4 replicas) against the SGF and real SGD (B = 1) simulated at d = 2000, 4 seeds"
     printfn "| case | t | obs | DMFT | SGF sim | (DMFT-SGF)/se | SGD sim | (SGD-SGF)/SGF |"
     printfn "|---|---|---|---|---|---|---|---|"
-    let o = { SimulationOptions.defaults with Dim = 2000; Seeds = 4 }
 
-    let compare (name: string) (p: Dmft.DmftProblem) (obs: (string * (Dmft.DmftSolution -> SeriesEstimate) * (MultiPassSimResult -> SeriesEstimate)) list) =
-        let th = Dmft.Dmft.solve { Dmft.DmftSettings.defaults with Samples = 20000; Replicas = 4 } p
+    let o =
+        { SimulationOptions.defaults with
+            Dim = 2000
+            Seeds = 4
+        }
+
+    let compare
+        (name: string)
+        (p: Dmft.DmftProblem)
+        (obs: (string * (Dmft.DmftSolution -> SeriesEstimate) * (MultiPassSimResult -> SeriesEstimate)) list)
+        =
+        let th =
+            Dmft.Dmft.solve
+                { Dmft.DmftSettings.defaults with
+                    Samples = 20000
+                    Replicas = 4
+                }
+                p
+
         let sgf = MultiPassSim.run o ignore CancellationToken.None Sgf p
 
         let sgd =
@@ -626,7 +678,8 @@ let dmft () =
 
                 let sgdText =
                     match sgd with
-                    | Some r -> sprintf "%.4f | %+.2f%%" (fs r).Mean[k] (100.0 * ((fs r).Mean[k] - b.Mean[k]) / b.Mean[k])
+                    | Some r ->
+                        sprintf "%.4f | %+.2f%%" (fs r).Mean[k] (100.0 * ((fs r).Mean[k] - b.Mean[k]) / b.Mean[k])
                     | None -> "- | -"
 
                 printfn
@@ -649,7 +702,13 @@ let dmft () =
         ]
 
     for a, tau in [ 2.0, 0.0; 2.0, 1.0; 0.7, 2.0 ] do
-        compare (sprintf "logistic alpha=%g tau=%g" a tau) { logistic 60 with Alpha = a; Tau = tau } glmObs
+        compare
+            (sprintf "logistic alpha=%g tau=%g" a tau)
+            { logistic 60 with
+                Alpha = a
+                Tau = tau
+            }
+            glmObs
 
     let net =
         {
@@ -662,7 +721,10 @@ let dmft () =
     for tau in [ 0.0; 1.0 ] do
         compare
             (sprintf "tanh k=2 tau=%g" tau)
-            { Dmft.DmftProblem.twoLayer net 0.25 with Tau = tau; Steps = 30 }
+            { Dmft.DmftProblem.twoLayer net 0.25 with
+                Tau = tau
+                Steps = 30
+            }
             [
                 "C11", (fun s -> s.Q[0, 0]), (fun r -> r.Q[0, 0])
                 "C12", (fun s -> s.Q[0, 1]), (fun r -> r.Q[0, 1])
@@ -671,7 +733,8 @@ let dmft () =
             ]
 
     let sim4000 =
-        time 1 (fun () -> MultiPassSim.run { o with Dim = 4000; Seeds = 2 } ignore CancellationToken.None Sgf (logistic 60))
+        time 1 (fun () ->
+            MultiPassSim.run { o with Dim = 4000; Seeds = 2 } ignore CancellationToken.None Sgf (logistic 60))
 
     printfn "SGF simulation, logistic, d = 4000 (n = 8000), 60 steps, 2 seeds: %.1f s" sim4000
 

@@ -87,3 +87,31 @@ module Linalg =
     /// Maximum real part of the eigenvalues of a square matrix.
     let maxRealEigenvalue (a: float[,]) =
         (ofArray2D a).Evd().EigenValues |> Seq.map (fun z -> z.Real) |> Seq.max
+
+    /// The matrix exponential e^A by scaling and squaring with an 18-term Taylor series on A/2^s, |A/2^s|_1 <= 1/4
+    /// (truncation ~1e-28 relative; the squarings dominate the rounding error). For the small generators of moment
+    /// ODEs (dimension up to a few hundred).
+    [<CompiledName("Expm")>]
+    let expm (a: float[,]) =
+        let m = ofArray2D a
+        let norm = m.L1Norm()
+
+        let s =
+            if norm <= 0.25 then
+                0
+            else
+                int (Math.Ceiling(Math.Log2(norm / 0.25)))
+
+        let b = m / Math.Pow(2.0, float s)
+        let id = Matrix<float>.Build.DenseIdentity(m.RowCount)
+        let mutable term = id
+        let mutable sum = id
+
+        for k in 1..18 do
+            term <- term * b / float k
+            sum <- sum + term
+
+        for _ in 1..s do
+            sum <- sum * sum
+
+        sum.ToArray()

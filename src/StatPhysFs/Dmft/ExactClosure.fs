@@ -1,5 +1,8 @@
 namespace StatPhysFs.Dmft
 
+open System
+open StatPhysFs
+
 /// The Monte-Carlo-free row side for an affine l (square loss, linear teacher, m = 1): every second moment of the
 /// row process closes (dmft-sgf.md section 5.3). With b_k = w_k - y, f_k = Delta - sqrt(tau delta Delta) xi_k
 /// (E f = Delta, E f^2 = Delta^2 + tau delta Delta, f_k independent of everything before step k) and
@@ -16,70 +19,63 @@ type internal ExactClosure(p: DmftProblem, columns: Columns) =
     let delta = p.Alpha
     let f2 = dt * dt + p.Tau * delta * dt
     let rho = p.Rho[0, 0]
-    let zb = Array2D.zeroCreate<float> n n
-    let x = Array2D.zeroCreate<float> n n
-    let pp = Array2D.zeroCreate<float> n n
-    let s = Array2D.zeroCreate<float> n n
-    let ed = Array2D.zeroCreate<float> n n
+    // Flat n x n arrays, row-major; P and S are kept symmetric so that every sum below runs along a row.
+    let zb = Array.zeroCreate<float>(n * n)
+    let x = Array.zeroCreate<float>(n * n)
+    let pp = Array.zeroCreate<float>(n * n)
+    let s = Array.zeroCreate<float>(n * n)
+    let ed = Array.zeroCreate<float>(n * n)
+    let acc = Array.zeroCreate<float> n
     let wst = Array.zeroCreate<float> n
+    let r = columns.R
+    let row i = i * n
 
-    let cAt k l = columns.C[columns.Index k l]
-    let rAt k j = columns.R[columns.Index k j]
-    let mAt k = columns.M[k]
+    let dot (a: float[]) ao (b: float[]) bo len =
+        Blas.dot (ReadOnlySpan(a, ao, len)) (ReadOnlySpan(b, bo, len))
 
     /// Row statistics at step k; sets the kernels of row k in `columns` and returns the train loss E[l_k^2].
     member _.Step(k: int) =
-        for l in 0..k do
-            let mutable v = cAt k l - mAt k - mAt l + rho + p.NoiseVar
-
-            for j in 0 .. l - 1 do
-                v <- v - dt / delta * rAt l j * zb[k, j]
-
-            zb[k, l] <- v
-
-        for l in 0 .. k - 1 do
-            let mutable v = dt * zb[k, l]
-
-            for j in 0 .. k - 1 do
-                v <- v - rAt k j * s[j, l] / delta
-
-            x[k, l] <- v
+        let c = columns.C
+        let mv = columns.M
+        let rk = row k
 
         for l in 0..k do
-            let mutable v = zb[k, l]
-
-            for j in 0 .. k - 1 do
-                let e = if j >= l then dt * pp[j, l] else x[l, j]
-                v <- v - rAt k j * e / delta
-
-            pp[k, l] <- v
-            pp[l, k] <- v
+            zb[rk + l] <-
+                c[rk + l] - mv[k] - mv[l] + rho + p.NoiseVar
+                - dt / delta * dot r (row l) zb rk l
 
         for l in 0 .. k - 1 do
-            s[k, l] <- dt * x[k, l]
-            s[l, k] <- s[k, l]
+            x[rk + l] <- dt * zb[rk + l] - dot r rk s (row l) k / delta
 
-        s[k, k] <- f2 * pp[k, k]
+        for l in 0..k do
+            // sum_{j<k} R(k,j) E[l_l l_j f_j]: X(l, j) for j < l, Delta P(l, j) for l <= j < k.
+            let v =
+                zb[rk + l]
+                - (dot r rk x (row l) l + dt * dot r (rk + l) pp (row l + l) (k - l)) / delta
 
-        let mutable w = mAt k - rho
+            pp[rk + l] <- v
+            pp[row l + k] <- v
+
+        for l in 0 .. k - 1 do
+            s[rk + l] <- dt * x[rk + l]
+            s[row l + k] <- s[rk + l]
+
+        s[rk + k] <- f2 * pp[rk + k]
+        wst[k] <- mv[k] - rho - dt / delta * dot r rk wst 0 k
+        // E[D(k, l)] = -(Delta/delta) sum_{j=l}^{k-1} R(k, j) E[D(j, l)], accumulated row by row.
+        Array.Clear(acc, 0, k)
 
         for j in 0 .. k - 1 do
-            w <- w - dt / delta * rAt k j * wst[j]
-
-        wst[k] <- w
-        ed[k, k] <- 1.0
+            Blas.axpby r[rk + j] (ReadOnlySpan(ed, row j, j + 1)) 1.0 (Span(acc, 0, j + 1))
 
         for l in 0 .. k - 1 do
-            let mutable v = 0.0
+            ed[rk + l] <- -dt / delta * acc[l]
 
-            for j in l .. k - 1 do
-                v <- v - dt / delta * rAt k j * ed[j, l]
-
-            ed[k, l] <- v
+        ed[rk + k] <- 1.0
 
         for l in 0..k do
-            columns.Rg[columns.Index k l] <- dt * ed[k, l]
-            columns.Su[columns.Index k l] <- s[k, l] / delta
+            columns.Rg[columns.Index k l] <- dt * ed[rk + l]
+            columns.Su[columns.Index k l] <- s[rk + l] / delta
 
-        columns.SetMu(k, [| w |])
-        pp[k, k]
+        columns.SetMu(k, [| wst[k] |])
+        pp[rk + k]
