@@ -282,6 +282,31 @@ let main (argv: string list) =
         (onlineDoc.Series[2] |> snd |> Array.last)
         (Array.last online)
 
+    // SDE models of SGD (issue 5): the weak error against eta on exact least-squares oracles.
+    let weak = SdeCommand.runWeakOrderArgs []
+    let wname = "sde-weak-order"
+
+    for ext in [ ".json"; ".csv" ] do
+        Output.write (Some(Path.Combine(dir, wname + ext))) weak
+
+    for ext in [ ".png"; ".svg" ] do
+        SdeCommand.plotWeakOrder (Path.Combine(dir, wname + ext)) weak
+
+    written.AddRange [ Path.Combine(dir, wname + ".json"); Path.Combine(dir, wname + ".png") ]
+
+    let slopes =
+        match weak.Meta |> List.tryFind (fst >> (=) "slopes") with
+        | Some(_, Obj kv) ->
+            kv
+            |> List.map (fun (k, v) ->
+                match v with
+                | Num x -> sprintf "%s %.2f" k x
+                | _ -> k)
+            |> String.concat ", "
+        | _ -> ""
+
+    printfn "  SDE weak-order slopes (exact least-squares oracles): %s" slopes
+
     printfn "wrote %d files to %s in %.1f s:" (written.Count * 2) (Path.GetFullPath dir) sw.Elapsed.TotalSeconds
 
     for f in written do

@@ -13,6 +13,8 @@ commands:
   statphys dmft glm [options]            multi-pass SGD on a GLM: DMFT of the SGF (statphys dmft glm --help)
   statphys dmft committee [options]      multi-pass SGD on a two-layer network: DMFT (k x k kernels)
   statphys simulate sgf|sgd [options]    the finite-d SGF or real mini-batch SGD on n = alpha d samples
+  statphys sde [options]                 SGD against its SME / SMF at small learning rate (statphys sde --help)
+  statphys sde weak-order [options]      weak-order slopes of GF, SME, SMF on exact oracles, with a log-log plot
   statphys help                          this text"""
 
 let dispatch (argv: string list) =
@@ -49,6 +51,10 @@ let dispatch (argv: string list) =
         0
     | "simulate" :: ("sgf" | "sgd" as kind) :: rest -> DmftCommand.mainSimulate kind rest
     | "simulate" :: _ -> raise (UsageError "statphys simulate needs a process: sgf or sgd")
+    | "sde" :: rest when List.contains "--help" rest ->
+        printfn "%s" SdeCommand.usage
+        0
+    | "sde" :: rest -> SdeCommand.main rest
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
 

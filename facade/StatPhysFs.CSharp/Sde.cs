@@ -1,0 +1,134 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.FSharp.Core;
+using StatPhysFs.Sde;
+using StatPhysFs.Simulation;
+using FsFlows = StatPhysFs.Sde.Flows;
+using FsProblem = StatPhysFs.Sde.FiniteSumProblem;
+using FsProblems = StatPhysFs.Sde.FiniteSumProblemModule;
+using FsModel = StatPhysFs.Sde.SdeModel;
+using FsOracle = StatPhysFs.Sde.LeastSquaresOracle;
+
+namespace StatPhysFs.CSharp;
+
+/// <summary>Diffusion models of SGD at small learning rate (time t = steps x eta).</summary>
+public enum SdeKind
+{
+    /// <summary>dX = -grad F dt.</summary>
+    GradientFlow,
+    /// <summary>SME of first order (noise Sigma^{1/2} dW, shared W across points).</summary>
+    Sme1,
+    /// <summary>SME of second order.</summary>
+    Sme2,
+    /// <summary>First-order stochastic modified flow (one Brownian motion per data point).</summary>
+    Smf1,
+    /// <summary>Second-order stochastic modified flow: weak order 2, also for multi-point statistics.</summary>
+    Smf2,
+}
+
+/// <summary>Time-stepping scheme for the SDE models, step h = eta / subSteps.</summary>
+public enum SdeSchemeKind
+{
+    /// <summary>Euler-Maruyama (weak order 1 in h).</summary>
+    EulerMaruyama,
+    /// <summary>Euler-Maruyama with Richardson extrapolation (weak order 2 in h); the recommended default.</summary>
+    EulerRichardson,
+    /// <summary>Heun drift with Euler noise.</summary>
+    HeunDrift,
+}
+
+/// <summary>A Monte Carlo estimate: mean and standard error.</summary>
+public readonly record struct Estimate(double Mean, double StdErr);
+
+/// <summary>A finite data set of per-sample losses f_i on parameters x in R^d, with gradients.</summary>
+public sealed class FiniteSumLosses
+{
+    internal FiniteSumLosses(FsProblem p) { Value = p; }
+    internal FsProblem Value { get; }
+    /// <summary>Parameter dimension d.</summary>
+    public int Dimension => Value.Dim;
+    /// <summary>Number of data points n.</summary>
+    public int Samples => Value.Samples;
+
+    /// <summary>f_i(x) = (a_i.x - y_i)^2/2 + ridge |x|^2/2.</summary>
+    public static FiniteSumLosses LeastSquares(double[][] a, double[] y, double ridge = 0) => new(FsProblems.LeastSquares(ridge, a, y));
+
+    /// <summary>f_i(x) = log(1 + exp(-c_i.x)) + ridge_i |x|^2/2.</summary>
+    public static FiniteSumLosses Logistic(double[][] c, double[] ridge) => new(FsProblems.Logistic(ridge, c));
+
+    /// <summary>Any problem: gradient(i, x, out) writes grad f_i(x); Hessian-vector products by central differences.</summary>
+    public static FiniteSumLosses Custom(string name, int dimension, int samples, Action<int, double[], double[]> gradient,
+        Func<int, double[], double> loss)
+    {
+        ArgumentNullException.ThrowIfNull(gradient);
+        ArgumentNullException.ThrowIfNull(loss);
+        return new(FsProblems.Custom(name, dimension, samples,
+            FuncConvert.FromFunc<int, double[], double[], Unit>((i, x, o) => { gradient(i, x, o); return null!; }),
+            FuncConvert.FromFunc<int, double[], double>(loss)));
+    }
+}
+
+/// <summary>SGD and its SME / SMF on a finite data set, from one or several initial points driven by the same samples
+/// (multi-point motion). Set parameters with an object initialiser.</summary>
+public sealed class SgdDiffusion
+{
+    /// <summary>Learning rate eta.</summary>
+    public double LearningRate { get; init; } = 0.05;
+    /// <summary>Horizon T (floor(T/eta) SGD steps).</summary>
+    public double Horizon { get; init; } = 1.0;
+    /// <summary>Sub-steps per eta for the SDE schemes.</summary>
+    public int SubSteps { get; init; } = 2;
+    /// <summary>Scheme for the SDE models.</summary>
+    public SdeSchemeKind Scheme { get; init; } = SdeSchemeKind.EulerRichardson;
+    /// <summary>Mini-batch size (with replacement).</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>Monte Carlo paths.</summary>
+    public int Paths { get; init; } = 10000;
+    /// <summary>Seed; path r uses the stream (seed, r).</summary>
+    public int Seed { get; init; } = 1;
+
+    private SdeSettings Settings(CancellationToken ct) => new(LearningRate, Horizon, SubSteps,
+        Scheme switch
+        {
+            SdeSchemeKind.EulerMaruyama => SdeScheme.EulerMaruyama,
+            SdeSchemeKind.HeunDrift => SdeScheme.HeunDrift,
+            _ => SdeScheme.EulerRichardson,
+        }, BatchSize, Paths, Seed, Environment.ProcessorCount, ct);
+
+    private static FSharpFunc<double[][], double>[] Obs(IEnumerable<Func<double[][], double>> observables) =>
+        observables.Select(f => FuncConvert.FromFunc(f)).ToArray();
+
+    /// <summary>Monte Carlo of SGD (with or without replacement): each observable of the points at the horizon.</summary>
+    public IReadOnlyList<Estimate> Sgd(FiniteSumLosses problem, double[][] initialPoints,
+        IEnumerable<Func<double[][], double>> observables, bool withReplacement = true, CancellationToken cancellationToken = default) =>
+        FsFlows.Sgd(Settings(cancellationToken), withReplacement ? BatchSampling.WithReplacement : BatchSampling.WithoutReplacement,
+            problem.Value, initialPoints, Obs(observables)).Select(e => new Estimate(e.Mean, e.StdErr)).ToArray();
+
+    /// <summary>Monte Carlo of a diffusion model: each observable of the points at the horizon.</summary>
+    public IReadOnlyList<Estimate> Simulate(SdeKind model, FiniteSumLosses problem, double[][] initialPoints,
+        IEnumerable<Func<double[][], double>> observables, CancellationToken cancellationToken = default) =>
+        FsFlows.Simulate(Settings(cancellationToken), ToModel(model), problem.Value, initialPoints, Obs(observables))
+            .Select(e => new Estimate(e.Mean, e.StdErr)).ToArray();
+
+    internal static FsModel ToModel(SdeKind k) => k switch
+    {
+        SdeKind.GradientFlow => FsModel.GradientFlow,
+        SdeKind.Sme1 => FsModel.NewSme(1, true),
+        SdeKind.Sme2 => FsModel.NewSme(2, true),
+        SdeKind.Smf1 => FsModel.NewSmf(1),
+        _ => FsModel.NewSmf(2),
+    };
+
+    /// <summary>Exact moments for least squares (no Monte Carlo): tr E[x x^T] of the first point and, with two points,
+    /// E|x - y|^2, for SGD (exact recursion) or a model (moment ODE by the matrix exponential).</summary>
+    public static (double TraceSecondMoment, double? TwoPointDistance) ExactLeastSquares(SdeKind? model, double[][] a, double[] y,
+        double learningRate, double horizon, double[][] initialPoints, double ridge = 0)
+    {
+        var m = model is null
+            ? FsOracle.Sgd(ridge, a, y, learningRate, horizon, initialPoints)
+            : FsOracle.Moments(ToModel(model.Value), ridge, a, y, learningRate, horizon, initialPoints);
+        return (m.TraceSecond(0), initialPoints.Length > 1 ? m.TwoPoint(0, 1) : null);
+    }
+}

@@ -1,0 +1,67 @@
+using System;
+using System.Linq;
+using Xunit;
+
+namespace StatPhysFs.CSharp.Tests;
+
+public class SdeTests
+{
+    private static (double[][] A, double[] Y) Data()
+    {
+        var rng = new Random(3);
+        double N() => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+        var a = Enumerable.Range(0, 6).Select(_ => Enumerable.Range(0, 3).Select(_ => N() / Math.Sqrt(3)).ToArray()).ToArray();
+        var y = Enumerable.Range(0, 6).Select(_ => N()).ToArray();
+        return (a, y);
+    }
+
+    private static readonly double[][] X0 = { new[] { 1.0, -0.5, 0.3 }, new[] { -0.4, 0.8, 0.1 } };
+
+    [Fact]
+    public void SecondOrderSmfHasWeakOrderTwoOnExactOracles()
+    {
+        var (a, y) = Data();
+        double Err(SdeKind k, double eta) =>
+            Math.Abs(SgdDiffusion.ExactLeastSquares(null, a, y, eta, 2, X0).TwoPointDistance!.Value
+                     - SgdDiffusion.ExactLeastSquares(k, a, y, eta, 2, X0).TwoPointDistance!.Value);
+        // Halving eta divides the SMF2 error by ~4 and the first-order SMF error by ~2.
+        var r2 = Err(SdeKind.Smf2, 1.0 / 64) / Err(SdeKind.Smf2, 1.0 / 128);
+        var r1 = Err(SdeKind.Smf1, 1.0 / 64) / Err(SdeKind.Smf1, 1.0 / 128);
+        Assert.InRange(r2, 3.5, 4.5);
+        Assert.InRange(r1, 1.7, 2.3);
+    }
+
+    [Fact]
+    public void MonteCarloSgdMatchesItsExactRecursion()
+    {
+        var (a, y) = Data();
+        var sim = new SgdDiffusion { LearningRate = 0.1, Horizon = 2, Paths = 6000 };
+        var est = sim.Sgd(FiniteSumLosses.LeastSquares(a, y), X0, new Func<double[][], double>[] { xs => xs[0].Sum(v => v * v) });
+        var exact = SgdDiffusion.ExactLeastSquares(null, a, y, 0.1, 2, X0).TraceSecondMoment;
+        Assert.True(Math.Abs(est[0].Mean - exact) < 4 * est[0].StdErr, $"{est[0].Mean} +- {est[0].StdErr} vs {exact}");
+    }
+
+    [Fact]
+    public void CustomProblemFromCSharpDelegatesEqualsTheBuiltIn()
+    {
+        var (a, y) = Data();
+        var custom = FiniteSumLosses.Custom("ls", 3, 6,
+            (i, x, g) => { var r = a[i].Zip(x, (u, v) => u * v).Sum() - y[i]; for (var j = 0; j < 3; j++) g[j] = a[i][j] * r; },
+            (i, x) => 0.5 * Math.Pow(a[i].Zip(x, (u, v) => u * v).Sum() - y[i], 2));
+        var sim = new SgdDiffusion { LearningRate = 0.1, Horizon = 1, Paths = 500, Scheme = SdeSchemeKind.EulerMaruyama };
+        Func<double[][], double>[] obs = { xs => xs[0][0] };
+        var viaCustom = sim.Simulate(SdeKind.Smf2, custom, X0, obs)[0];
+        var builtIn = sim.Simulate(SdeKind.Smf2, FiniteSumLosses.LeastSquares(a, y), X0, obs)[0];
+        // Same noise stream; the custom problem's Hessian-vector product is a finite difference (~1e-10 relative).
+        Assert.True(Math.Abs(viaCustom.Mean - builtIn.Mean) < 1e-7, $"{viaCustom.Mean} vs {builtIn.Mean}");
+    }
+
+    [Fact]
+    public void BadLearningRateNamesTheParameter()
+    {
+        var (a, y) = Data();
+        var ex = Assert.ThrowsAny<ArgumentException>(() =>
+            new SgdDiffusion { LearningRate = 0 }.Simulate(SdeKind.Smf2, FiniteSumLosses.LeastSquares(a, y), X0, new Func<double[][], double>[] { xs => 0 }));
+        Assert.Contains("eta", ex.Message);
+    }
+}

@@ -1,0 +1,228 @@
+module StatPhysFs.Tests.SdeTests
+
+open System
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open StatPhysFs
+open StatPhysFs.Sde
+open StatPhysFs.Simulation
+open StatPhysFs.Tests.Prop
+
+/// The V5 fixture of sme-smf.md: d = 3, n = 6, random a_i (scaled by 1/sqrt d so that eta |a_i|^2 is small on the
+/// grid) and y_i, two initial points.
+let private fixture =
+    let rng = Rng(7, 1)
+    let d, n = 3, 6
+    let a = Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal() / sqrt 3.0))
+    let y = Array.init n (fun _ -> rng.NextNormal())
+    a, y, [| [| 1.0; -0.5; 0.3 |]; [| -0.4; 0.8; 0.1 |] |]
+
+let private etas = [| 1.0 / 32.0; 1.0 / 64.0; 1.0 / 128.0; 1.0 / 256.0 |]
+
+/// Weak-error slopes of one model against SGD on the exact oracles: (tr E[x x^T], E[x_1], two-point tr Q).
+let private slopes (model: SdeModel) (points: int) =
+    let a, y, x0 = fixture
+    let x0 = x0[.. points - 1]
+
+    let errs =
+        etas
+        |> Array.map (fun eta ->
+            let s = LeastSquaresOracle.sgd 0.0 a y eta 2.0 x0
+            let m = LeastSquaresOracle.moments model 0.0 a y eta 2.0 x0
+
+            abs (s.TraceSecond 0 - m.TraceSecond 0),
+            abs (s.Mean[0] - m.Mean[0]),
+            (if points > 1 then
+                 abs (s.TwoPoint(0, 1) - m.TwoPoint(0, 1))
+             else
+                 nan))
+
+    let sl f =
+        Stats.logLogSlope etas (errs |> Array.map f)
+
+    sl (fun (t, _, _) -> t), sl (fun (_, m, _) -> m), (if points > 1 then sl (fun (_, _, q) -> q) else nan)
+
+[<Tests>]
+let sde =
+    testList
+        "SME and SMF"
+        [
+            testProp "the matrix exponential: e^A e^{-A} = I and e^{diag} = diag(e) to 1e-12" 40
+            <| Prop.forAll (Arb.fromGen seeds) (fun seed ->
+                let rng = Rng(seed, 4)
+                let n = 2 + seed % 6
+                let a = Array2D.init n n (fun _ _ -> 2.0 * rng.NextNormal())
+                let e = Linalg.ofArray2D (Linalg.expm a)
+                let em = Linalg.ofArray2D (Linalg.expm (Array2D.map (fun v -> -v) a))
+                let prod = e * em
+                let diag = Array.init n (fun i -> rng.NextNormal())
+                let ed = Linalg.expm (Array2D.init n n (fun i j -> if i = j then diag[i] else 0.0))
+
+                Seq.forall
+                    (fun (i, j) ->
+                        abs (prod[i, j] - (if i = j then 1.0 else 0.0)) <
+                            1e-10 * max 1.0 (e.L1Norm() * em.L1Norm() / 1e3))
+                    (seq {
+                        for i in 0 .. n - 1 do
+                            for j in 0 .. n - 1 -> i, j
+                    })
+                && Seq.forall (fun i -> close 1e-12 ed[i, i] (exp diag[i])) (seq { 0 .. n - 1 }))
+
+            testProp "convention identity: the first-order SMF's Euler step with the sample increment is SGD's step" 100
+            <| Prop.forAll (Arb.fromGen seeds) (fun seed ->
+                // Oracle: x - eta grad f_i(x) computed directly. Equal to rounding (the SMF step adds and subtracts
+                // eta grad F): 1e-14 relative.
+                let rng = Rng(seed, 9)
+                let n, d = 5, 4
+                let c = Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal()))
+                let p = FiniteSumProblem.logistic (Array.init n (fun i -> 0.1 * float i)) c
+                let x = Array.init d (fun _ -> rng.NextNormal())
+                let i = seed % n
+                let eta = 0.01 + rng.NextDouble()
+                let g = Array.zeroCreate d
+                p.Gradient i x g
+                let smf = Flows.firstOrderSmfSampleStep p eta i x
+
+                Array.forall2
+                    (fun (s: float) (xj: float) -> close 1e-14 s xj)
+                    smf
+                    (Array.map2 (fun xv gv -> xv - eta * gv) x g))
+
+            testProp
+                "the SMF's two-point noise covariance equals Sigma(x, y) of the affine least-squares noise field"
+                60
+            <| Prop.forAll (Arb.fromGen seeds) (fun seed ->
+                // Oracle: for least squares G_i(x) = (H - A_i) x - (b - a_i y_i) in closed form.
+                let rng = Rng(seed, 10)
+                let n, d = 6, 3
+                let a = Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal()))
+                let y = Array.init n (fun _ -> rng.NextNormal())
+                let p = FiniteSumProblem.leastSquares 0.3 a y
+                let x = Array.init d (fun _ -> rng.NextNormal())
+                let z = Array.init d (fun _ -> rng.NextNormal())
+
+                let h =
+                    Array2D.init d d (fun r s -> (a |> Array.sumBy (fun ai -> ai[r] * ai[s])) / float n)
+
+                let b =
+                    Array.init d (fun r ->
+                        (Array.map2 (fun (ai: float[]) yi -> ai[r] * yi) a y |> Array.sum) / float n)
+
+                let gi i (v: float[]) =
+                    Array.init d (fun r ->
+                        Seq.sum (seq { for s in 0 .. d - 1 -> (h[r, s] - a[i][r] * a[i][s]) * v[s] })
+                        - (b[r] - a[i][r] * y[i]))
+
+                let sigma = Flows.noiseCovariance p x z
+                let sigmaT = Flows.noiseCovariance p z x
+
+                Seq.forall
+                    (fun (r, s) ->
+                        let direct =
+                            (Seq.sum (seq { for i in 0 .. n - 1 -> (gi i x)[r] * (gi i z)[s] })) / float n
+
+                        close 1e-12 sigma[r, s] direct && close 1e-14 sigmaT[s, r] sigma[r, s])
+                    (seq {
+                        for r in 0 .. d - 1 do
+                            for s in 0 .. d - 1 -> r, s
+                    }))
+
+            test "Monte Carlo SGD and SMF (EM + Richardson) agree with the exact oracles, one and two points" {
+                // Tolerance: 4 standard errors; the Richardson scheme's O(h^2) bias at h = eta/2 is far below it.
+                let a, y, x0 = fixture
+                let p = FiniteSumProblem.leastSquares 0.0 a y
+                let eta = 0.1
+
+                let s =
+                    { SdeSettings.defaults with
+                        Eta = eta
+                        Horizon = 2.0
+                        Paths = 8000
+                    }
+
+                let obs =
+                    [|
+                        (fun (xs: float[][]) -> xs[0] |> Array.sumBy (fun v -> v * v))
+                        (fun xs -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum)
+                    |]
+
+                let sgd = Flows.sgd s WithReplacement p x0 obs
+                let so = LeastSquaresOracle.sgd 0.0 a y eta 2.0 x0
+                let smf = Flows.simulate s (Smf 2) p x0 obs
+                let mo = LeastSquaresOracle.moments (Smf 2) 0.0 a y eta 2.0 x0
+
+                for (name, est: Estimate, exact) in
+                    [
+                        "SGD tr", sgd[0], so.TraceSecond 0
+                        "SGD two-point", sgd[1], so.TwoPoint(0, 1)
+                        "SMF tr", smf[0], mo.TraceSecond 0
+                        "SMF two-point", smf[1], mo.TwoPoint(0, 1)
+                    ] do
+                    Expect.isLessThan
+                        (abs (est.Mean - exact))
+                        (4.0 * est.StdErr)
+                        (sprintf "%s: %g +- %g vs exact %g" name est.Mean est.StdErr exact)
+            }
+
+            test "weak orders on the exact least-squares oracles (spec V5): SMF 2; GF, SME1, first-order SMF 1" {
+                // Slopes fitted over eta = 1/32 .. 1/256 (at eta = 1/8 the first-order errors are pre-asymptotic,
+                // as the spec warns); tolerance +-0.15 as the spec's test list.
+                let inRange lo hi (v: float) name =
+                    Expect.isTrue (v > lo && v < hi) (sprintf "%s slope %.3f" name v)
+
+                let t2, m2, q2 = slopes (Smf 2) 2
+                inRange 1.85 2.15 t2 "SMF tr E xx^T"
+                inRange 1.85 2.15 m2 "SMF mean"
+                inRange 1.85 2.15 q2 "SMF two-point"
+                let t1, m1, q1 = slopes (Smf 1) 2
+                inRange 0.85 1.15 t1 "first-order SMF tr"
+                inRange 0.85 1.15 m1 "first-order SMF mean"
+                inRange 0.85 1.15 q1 "first-order SMF two-point"
+                let tg, mg, _ = slopes GradientFlow 1
+                inRange 0.85 1.15 tg "GF tr"
+                inRange 0.85 1.15 mg "GF mean"
+                let ts, _, _ = slopes (Sme(1, true)) 1
+                inRange 0.85 1.15 ts "SME1 tr"
+            }
+
+            test "sign of the second-order drift: on a 1-D quadratic the SMF mean is e^{-(l + eta l^2/2) t} x0" {
+                // One data point f = l x^2 / 2 (no noise): SGD is (1 - eta l)^k x0 = e^{-t l - t eta l^2/2 - ...};
+                // the SMF must match to O(eta^2), a flipped sign would leave O(eta).
+                let l = 1.3
+                let a, y = [| [| sqrt l |] |], [| 0.0 |]
+
+                let gap eta =
+                    let smf = LeastSquaresOracle.moments (Smf 2) 0.0 a y eta 1.0 [| [| 1.0 |] |]
+                    let t = Math.Floor(1.0 / eta + 1e-9) * eta
+                    expectClose 1e-12 smf.Mean[0] (exp (-(l + eta * l * l / 2.0) * t)) "closed form"
+                    abs (smf.Mean[0] - (1.0 - eta * l) ** (t / eta))
+
+                let ratio = gap 0.02 / gap 0.01
+
+                Expect.isTrue
+                    (ratio > 3.6 && ratio < 4.4)
+                    (sprintf "SGD - SMF gap shrinks 4x per halving (got %g)" ratio)
+            }
+
+            test "bad input names the parameter" {
+                let a, y, x0 = fixture
+                let p = FiniteSumProblem.leastSquares 0.0 a y
+
+                let msg =
+                    Expect.throwsC
+                        (fun () ->
+                            Flows.simulate { SdeSettings.defaults with Eta = -1.0 } (Smf 2) p x0 [||]
+                            |> ignore)
+                        (fun e -> e.Message)
+
+                Expect.stringContains msg "eta" "names eta"
+
+                let msg2 =
+                    Expect.throwsC
+                        (fun () -> Flows.simulate SdeSettings.defaults (Smf 2) p [| [| 1.0 |] |] [||] |> ignore)
+                        (fun e -> e.Message)
+
+                Expect.stringContains msg2 "x0" "names x0"
+            }
+        ]
