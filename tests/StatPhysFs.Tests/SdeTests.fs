@@ -226,3 +226,92 @@ let sde =
                 Expect.stringContains msg2 "x0" "names x0"
             }
         ]
+
+[<Tests>]
+let quadraticOracles =
+    testList
+        "SME and SMF: quadratic closed forms"
+        [
+            test "the exact modified OU has SGD's mean and variance at every grid time (12 digits)" {
+                // Oracle: SGD's AR(1) recursion iterated directly.
+                let eta, lambda, c, e0 = 0.1, 2.0, 1.0, 1.5
+                let lt, ct = AdditiveNoiseQuadratic.modifiedOu eta lambda c
+                let mutable m, v = e0, 0.0
+
+                for k in 1..50 do
+                    m <- (1.0 - eta * lambda) * m
+                    v <- (1.0 - eta * lambda) ** 2.0 * v + eta * eta * c
+                    let om, ov = AdditiveNoiseQuadratic.ouMoments eta lt ct e0 (float k * eta)
+                    let sm, sv = AdditiveNoiseQuadratic.sgdMoments eta lambda c e0 k
+                    expectClose 1e-12 om m (sprintf "mean at k = %d" k)
+                    expectClose 1e-12 ov v (sprintf "variance at k = %d" k)
+                    expectClose 1e-12 sm m "closed-form SGD mean"
+                    expectClose 1e-12 sv v "closed-form SGD variance"
+            }
+
+            testProp "stationary variances: SGD > SME1 > SMF, SGD's equals the iterated AR(1) recursion" 60
+            <| Prop.forAll (Arb.fromGen seeds) (fun seed ->
+                let r = Rng(seed, 12)
+                let lambda = 0.2 + 2.0 * r.NextDouble()
+                let eta = (0.05 + 1.8 * r.NextDouble()) / lambda
+                let c = 0.1 + r.NextDouble()
+                let sgd, sme1, smf = AdditiveNoiseQuadratic.stationaryVariances eta lambda c
+                let mutable v = 0.0
+
+                for _ in 1..20000 do
+                    v <- (1.0 - eta * lambda) ** 2.0 * v + eta * eta * c
+
+                sgd > sme1 && sme1 > smf && close 1e-10 v sgd)
+
+            test "skewed noise: SGD's stationary third cumulant equals its recursion at stationarity" {
+                let eta, lambda, k3 = 0.1, 2.0, 0.7
+                let mutable kappa = 0.0
+
+                for _ in 1..5000 do
+                    kappa <- (1.0 - eta * lambda) ** 3.0 * kappa - eta ** 3.0 * k3
+
+                expectClose 1e-12 (AdditiveNoiseQuadratic.stationaryThirdCumulant eta lambda k3) kappa "kappa3"
+            }
+
+            test "online Gaussian least squares: the sigma table equals the dynamics run to stationarity (1e-10)" {
+                // The spec's point: eta = 0.1, lambda = (1, .5, .25, .1), s^2 = 0.2; 20000 steps (t = 2000).
+                let lambdas = [| 1.0; 0.5; 0.25; 0.1 |]
+                let eta, s2 = 0.1, 0.2
+                let p0 = [| 1.0; 1.0; 1.0; 1.0 |]
+                let values = Collections.Generic.List<float>()
+
+                for dyn in [ OnlineGaussianLeastSquares.Sgd; OnlineGaussianLeastSquares.Sme1; OnlineGaussianLeastSquares.Smf ] do
+                    let table = (OnlineGaussianLeastSquares.stationaryExcess dyn eta lambdas s2).Value
+                    let run = OnlineGaussianLeastSquares.excess dyn eta lambdas s2 p0 20000
+                    expectClose 1e-10 run table (sprintf "%A" dyn)
+                    values.Add table
+                // The three differ at relative O(eta).
+                Expect.isGreaterThan (abs (values[0] - values[2]) / values[0]) 0.01 "SGD and SMF differ"
+            }
+
+            testProp "the finite noise reduction reproduces Sigma(x, y) = (e_x.H e_y) H + H e_y e_x^T H + s^2 H (1e-14)" 60
+            <| Prop.forAll (Arb.fromGen seeds) (fun seed ->
+                let r = Rng(seed, 13)
+                let d = 1 + seed % 5
+                let lambdas = Array.init d (fun _ -> 0.1 + r.NextDouble())
+                let s = 0.1 + r.NextDouble()
+                let ex = Array.init d (fun _ -> r.NextNormal())
+                let ey = Array.init d (fun _ -> r.NextNormal())
+                let cx = OnlineGaussianLeastSquares.noiseCoefficients lambdas s ex
+                let cy = OnlineGaussianLeastSquares.noiseCoefficients lambdas s ey
+                let ehe = Seq.sum (seq { for j in 0 .. d - 1 -> ex[j] * lambdas[j] * ey[j] })
+
+                Seq.forall
+                    (fun (a, b) ->
+                        let viaBasis = Array.fold2 (fun acc (u: float[]) (v: float[]) -> acc + u[a] * v[b]) 0.0 cx cy
+
+                        let closed =
+                            (if a = b then (ehe + s * s) * lambdas[a] else 0.0)
+                            + lambdas[a] * ey[a] * ex[b] * lambdas[b]
+
+                        close 1e-14 viaBasis closed)
+                    (seq {
+                        for a in 0 .. d - 1 do
+                            for b in 0 .. d - 1 -> a, b
+                    }))
+        ]
