@@ -16,6 +16,10 @@ type SdeModel =
     /// SMF of order 1 or 2: noise sqrt(eta/n) sum_i G_i(X) d beta^i, one Brownian motion per data point, common to
     /// every point of a multi-point motion.
     | Smf of order: int
+    /// A deliberately wrong SMF for particle systems: an independent noise xi in R^n for every block of `block`
+    /// coordinates (one particle), instead of one xi common to all. Its fluctuations average out over particles;
+    /// the data reject it (sme-smf.md V4).
+    | SmfPerBlock of order: int * block: int
 
 /// Time stepping with step h = eta / SubSteps.
 type SdeScheme =
@@ -257,6 +261,14 @@ module Flows =
             | GradientFlow -> 1
             | Sme(o, _) -> o
             | Smf o -> o
+            | SmfPerBlock(o, b) ->
+                Check.that "block" (b >= 1 && d % b = 0) (sprintf "block must divide the dimension %d." d)
+                o
+
+        let xiBlocks =
+            match model with
+            | SmfPerBlock(_, b) -> Array.init (d / b) (fun _ -> Array.zeroCreate n)
+            | _ -> [||]
 
         Check.intInRange "order" 1 2 order
 
@@ -264,6 +276,9 @@ module Flows =
             match model with
             | Smf _ -> rng.FillNormal(Span xi)
             | Sme(_, true) -> rng.FillNormal(Span zeta)
+            | SmfPerBlock _ ->
+                for xb in xiBlocks do
+                    rng.FillNormal(Span xb)
             | _ -> ()
 
             for j in 0 .. xs.Length - 1 do
@@ -281,6 +296,17 @@ module Flows =
 
                         for i in 0 .. n - 1 do
                             v <- v + (w.Full[a] - w.Grads[i][a]) * xi[i]
+
+                        w.Incr[a] <- c * v
+                | SmfPerBlock(_, blk) ->
+                    let c = amp / sqrt (float n)
+
+                    for a in 0 .. d - 1 do
+                        let xb = xiBlocks[a / blk]
+                        let mutable v = 0.0
+
+                        for i in 0 .. n - 1 do
+                            v <- v + (w.Full[a] - w.Grads[i][a]) * xb[i]
 
                         w.Incr[a] <- c * v
                 | Sme(_, shared) ->

@@ -150,6 +150,8 @@ module LeastSquaresOracle =
                 Check.that "x0" (mp = 1) "the SME's multi-point moments do not close; use one point."
                 o, true
             | Smf o -> o, true
+            | SmfPerBlock _ ->
+                invalidArg "model" "the per-block SMF is a particle-system diagnostic, not a least-squares model."
 
         // Drift z' = A z + c; with order 2, A = -(I + eta/2 H) H and c = (I + eta/2 H) b.
         let hM = Linalg.ofArray2D st.H

@@ -17,7 +17,10 @@ module AdditiveNoiseQuadratic =
     [<CompiledName("StationaryVariances")>]
     let stationaryVariances (eta: float) (lambda: float) (c: float) =
         check eta lambda
-        eta * c / (lambda * (2.0 - eta * lambda)), eta * c / (2.0 * lambda), eta * c / (2.0 * lambda * (1.0 + eta * lambda / 2.0))
+
+        eta * c / (lambda * (2.0 - eta * lambda)),
+        eta * c / (2.0 * lambda),
+        eta * c / (2.0 * lambda * (1.0 + eta * lambda / 2.0))
 
     /// SGD's exact mean and variance after k steps from a deterministic e0 (the AR(1) recursion in closed form).
     [<CompiledName("SgdMoments")>]
@@ -78,7 +81,9 @@ module OnlineGaussianLeastSquares =
     [<CompiledName("Excess")>]
     let excess (dyn: Dynamics) (eta: float) (lambdas: float[]) (s2: float) (p0: float[]) (k: int) =
         let p = Array.copy p0
-        let e () = Array.fold2 (fun acc l pj -> acc + l * pj) 0.0 lambdas p
+
+        let e () =
+            Array.fold2 (fun acc l pj -> acc + l * pj) 0.0 lambdas p
 
         match dyn with
         | Sgd ->
@@ -93,7 +98,9 @@ module OnlineGaussianLeastSquares =
 
             let rhs (q: float[]) =
                 let tot = Array.fold2 (fun acc l qj -> acc + l * qj) 0.0 lambdas q + s2
-                Array.init q.Length (fun j -> let l = lambdas[j] in -2.0 * l * q[j] + extra * eta * l * l * q[j] + eta * l * tot)
+
+                Array.init q.Length (fun j ->
+                    let l = lambdas[j] in -2.0 * l * q[j] + extra * eta * l * l * q[j] + eta * l * tot)
 
             let h = eta / 20.0
 
@@ -118,7 +125,9 @@ module OnlineGaussianLeastSquares =
         let d = lambdas.Length
         let sq = lambdas |> Array.map sqrt
         let u = Array.init d (fun j -> sq[j] * e[j])
-        let unit j (v: float) = Array.init d (fun r -> if r = j then v else 0.0)
+
+        let unit j (v: float) =
+            Array.init d (fun r -> if r = j then v else 0.0)
 
         [|
             for j in 0 .. d - 1 do
