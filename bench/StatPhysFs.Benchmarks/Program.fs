@@ -738,6 +738,87 @@ let dmft () =
 
     printfn "SGF simulation, logistic, d = 4000 (n = 8000), 60 steps, 2 seeds: %.1f s" sim4000
 
+let sde () =
+    printfn "\n## SME / SMF"
+    let rng = Rng(7, 1)
+    let d, n = 3, 6
+    let a = Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal() / sqrt 3.0))
+    let y = Array.init n (fun _ -> rng.NextNormal())
+    let x0 = [| [| 1.0; -0.5; 0.3 |]; [| -0.4; 0.8; 0.1 |] |]
+
+    let etas =
+        [| 1.0 / 8.0; 1.0 / 16.0; 1.0 / 32.0; 1.0 / 64.0; 1.0 / 128.0; 1.0 / 256.0 |]
+
+    let weak () =
+        [ Sde.GradientFlow; Sde.Sme(1, true); Sde.Smf 1; Sde.Smf 2 ]
+        |> List.map (fun model ->
+            etas
+            |> Array.map (fun eta ->
+                let s = Sde.LeastSquaresOracle.sgd 0.0 a y eta 2.0 x0
+
+                let pts =
+                    match model with
+                    | Sde.Sme _
+                    | Sde.GradientFlow -> x0[..0]
+                    | _ -> x0
+
+                let s =
+                    if pts.Length = 1 then
+                        Sde.LeastSquaresOracle.sgd 0.0 a y eta 2.0 pts
+                    else
+                        s
+
+                let m = Sde.LeastSquaresOracle.moments model 0.0 a y eta 2.0 pts
+                abs (s.TraceSecond 0 - m.TraceSecond 0)))
+
+    let tWeak = time 3 weak
+    let errs = weak ()
+    let tail (v: float[]) = v[v.Length - 3 ..]
+
+    printfn
+        "weak-order measurement on the exact least-squares oracles (4 models x 6 etas, T = 2): %.3f s; slopes GF %.3f, SME1 %.3f, SMF1 %.3f, SMF2 %.3f"
+        tWeak
+        (Stats.logLogSlope (tail etas) (tail errs[0]))
+        (Stats.logLogSlope (tail etas) (tail errs[1]))
+        (Stats.logLogSlope (tail etas) (tail errs[2]))
+        (Stats.logLogSlope (tail etas) (tail errs[3]))
+    // Cost per simulated step against one SGD step on the same problem: 20000 paths, T = 1, eta = 0.05 (20 SGD
+    // steps per path), one point.
+    for name, p, pts in
+        [
+            "least squares d=3 n=6", Sde.FiniteSumProblem.leastSquares 0.0 a y, [| x0[0] |]
+            "mean field N=100 (d=300) n=8",
+            Sde.MeanField.problem (fst (Sde.MeanField.fixture 100 5)),
+            [| snd (Sde.MeanField.fixture 100 5) |]
+        ] do
+        let paths = if p.Dim > 10 then 500 else 20000
+
+        let s =
+            { Sde.SdeSettings.defaults with
+                Eta = 0.05
+                Horizon = 1.0
+                Paths = paths
+                SubSteps = 1
+                Scheme = Sde.EulerMaruyama
+            }
+
+        let obs = [| (fun (xs: float[][]) -> xs[0][0]) |]
+        let steps = float paths * 20.0
+        let tSgd = time 3 (fun () -> Sde.Flows.sgd s WithReplacement p pts obs) / steps
+
+        let per model =
+            time 3 (fun () -> Sde.Flows.simulate s model p pts obs) / steps
+
+        printfn
+            "%s: SGD step %.2f us; per SDE step (EM): GF %.2f us, SMF1 %.2f us, SMF2 %.2f us (%.0fx SGD), SME1 %.2f us"
+            name
+            (1e6 * tSgd)
+            (1e6 * per Sde.GradientFlow)
+            (1e6 * per (Sde.Smf 1))
+            (1e6 * per (Sde.Smf 2))
+            (per (Sde.Smf 2) / tSgd)
+            (if p.Dim <= 10 then 1e6 * per (Sde.Sme(1, true)) else nan)
+
 [<EntryPoint>]
 let main argv =
     let all = argv.Length = 0
@@ -768,5 +849,8 @@ let main argv =
 
     if want "dmft" then
         dmft ()
+
+    if want "sde" then
+        sde ()
 
     0
