@@ -382,3 +382,40 @@ let meanField =
                     Expect.isLessThan (variance indep[o]) (variance sgd[o] / 10.0) "independent noise is rejected"
             }
         ]
+
+[<Tests>]
+let kolmogorov =
+    testList
+        "SME and SMF: deterministic 1-D oracle (spec V1)"
+        [
+            test "the Chebyshev oracle converges: degree 120 vs 170 and R = 6 vs 8 agree to 1e-11" {
+                let p = Kolmogorov1D.logisticFixture
+
+                for phi in [ (fun (x: float) -> x * x); (fun x -> cos (2.0 * x)) ] do
+                    let a = Kolmogorov1D.model 120 6.0 p (Smf 2) 0.05 1.0 2.0 phi
+                    let b = Kolmogorov1D.model 170 6.0 p (Smf 2) 0.05 1.0 2.0 phi
+                    let c = Kolmogorov1D.model 120 8.0 p (Smf 2) 0.05 1.0 2.0 phi
+                    Expect.isLessThan (abs (a - b)) 1e-11 "degree"
+                    Expect.isLessThan (abs (a - c)) 1e-11 "radius"
+                    let s1 = Kolmogorov1D.sgd 120 6.0 p 0.05 1.0 2.0 phi
+                    let s2 = Kolmogorov1D.sgd 170 6.0 p 0.05 1.0 2.0 phi
+                    Expect.isLessThan (abs (s1 - s2)) 1e-11 "SGD transfer operator"
+            }
+
+            test "1-D regularised logistic regression: weak slopes GF 1, SME1 1, SMF/SME2 2 (x^2 and cos 2x)" {
+                // Measured: GF 1.06 / 1.00, SME1 0.99 / 0.99, SMF 2.02 / 2.00 on eta = 1/16 .. 1/256 (the spec's V1).
+                let p = Kolmogorov1D.logisticFixture
+                let etas = [| 1.0 / 16.0; 1.0 / 32.0; 1.0 / 64.0; 1.0 / 128.0; 1.0 / 256.0 |]
+
+                for phi, pname in [ (fun (x: float) -> x * x), "x^2"; (fun x -> cos (2.0 * x)), "cos 2x" ] do
+                    let sg = etas |> Array.map (fun eta -> Kolmogorov1D.sgd 120 6.0 p eta 1.0 2.0 phi)
+
+                    for name, m, expected in [ "GF", GradientFlow, 1.0; "SME1", Sme(1, true), 1.0; "SMF", Smf 2, 2.0 ] do
+                        let e =
+                            etas
+                            |> Array.mapi (fun k eta -> abs (sg[k] - Kolmogorov1D.model 120 6.0 p m eta 1.0 2.0 phi))
+
+                        let s = Stats.logLogSlope etas e
+                        Expect.isLessThan (abs (s - expected)) 0.15 (sprintf "%s, %s: slope %.3f" pname name s)
+            }
+        ]
