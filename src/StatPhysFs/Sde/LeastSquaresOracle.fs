@@ -231,3 +231,54 @@ module LeastSquaresOracle =
             Mean = v[0 .. md - 1]
             Second = Array2D.init md md (fun p q -> v[sIx p q])
         }
+
+    /// Stationary covariance P of x - x* (sme-smf.md section 6.2, g_i = A_i x* - b_i): SGD solves
+    /// P = (1/n) sum (I - eta A_i) P (I - eta A_i) + (eta^2/n) sum g_i g_i^T, the SMF of the given order solves
+    /// M P + P M - eta [(1/n) sum A_i P A_i - H P H] = (eta/n) sum g_i g_i^T (M = H or (I + eta H/2) H). Both by
+    /// vectorisation; None when SGD is not mean-square stable (spectral radius of (1/n) sum T_i (x) T_i >= 1).
+    [<CompiledName("StationaryCovariance")>]
+    let stationaryCovariance (model: SdeModel option) (ridge: float) (a: float[][]) (y: float[]) (eta: float) =
+        let st = setup ridge a y
+        let d = st.D
+        let dd = d * d
+        let hM = Linalg.ofArray2D st.H
+        let xStar = hM.Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray st.Bbar)
+        let gs = Array.init st.N (fun i -> (Linalg.ofArray2D st.At[i] * xStar).ToArray() |> Array.mapi (fun p v -> v - st.Ay[i][p]))
+        let kron (x: float[,]) (z: float[,]) = Array2D.init dd dd (fun r c -> x[r / d, c / d] * z[r % d, c % d])
+        let rhs scale = Array.init dd (fun r -> scale * (gs |> Array.sumBy (fun g -> g[r / d] * g[r % d])) / float st.N)
+        let eye = Array2D.init d d (fun p q -> if p = q then 1.0 else 0.0)
+
+        let solve (op: float[,]) (b: float[]) =
+            let x = (Linalg.ofArray2D op).Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray b)
+            Some(Array2D.init d d (fun p q -> x[p * d + q]))
+
+        match model with
+        | None ->
+            let sumKron =
+                st.At
+                |> Array.map (fun ai -> let t = Array2D.init d d (fun p q -> eye[p, q] - eta * ai[p, q]) in kron t t)
+                |> Array.reduce (fun x z -> Array2D.init dd dd (fun r c -> x[r, c] + z[r, c]))
+                |> Array2D.map (fun v -> v / float st.N)
+
+            let rho = (Linalg.ofArray2D sumKron).Evd().EigenValues |> Seq.map (fun z -> z.Magnitude) |> Seq.max
+
+            if rho >= 1.0 then
+                None
+            else
+                solve (Array2D.init dd dd (fun r c -> (if r = c then 1.0 else 0.0) - sumKron[r, c])) (rhs (eta * eta))
+        | Some m ->
+            let order =
+                match m with
+                | Smf o
+                | Sme(o, _) -> o
+                | _ -> invalidArg "model" "stationary covariances exist for the SME and SMF (GF has none)."
+
+            let mm = if order = 2 then (hM + hM * hM * (eta / 2.0)).ToArray() else st.H
+            let avgAA = st.At |> Array.map (fun ai -> kron ai ai) |> Array.reduce (fun x z -> Array2D.init dd dd (fun r c -> x[r, c] + z[r, c]))
+
+            let op =
+                Array2D.init dd dd (fun r c ->
+                    (kron mm eye)[r, c] + (kron eye mm)[r, c]
+                    - eta * (avgAA[r, c] / float st.N - (kron st.H st.H)[r, c]))
+
+            solve op (rhs eta)
