@@ -474,3 +474,37 @@ let stationaryAndHvp =
                 let scale = o1 |> Array.map abs |> Array.max
                 Array.forall2 (fun (u: float) w -> abs (u - w) <= 1e-8 * scale) o1 o2)
         ]
+
+[<Tests>]
+let twoLayerProblem =
+    testProp "two-layer network: exact gradient and Hessian-vector product against finite differences (1e-7)" 30
+    <| Prop.forAll (Arb.fromGen seeds) (fun seed ->
+        // Oracle: central differences of the losses (for the gradient) and of the full gradient (for the HVP).
+        let r = Rng(seed, 15)
+        let k, nIn, n = 2, 5, 7
+        let inputs = Array.init n (fun _ -> Array.init nIn (fun _ -> r.NextNormal()))
+        let labels = Array.init n (fun _ -> r.NextNormal())
+        let p = FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 0.7 |] inputs labels
+        let x = Array.init (k * nIn) (fun _ -> r.NextNormal())
+        let v = Array.init (k * nIn) (fun _ -> r.NextNormal())
+        let i = seed % n
+        let g = Array.zeroCreate (k * nIn)
+        p.Gradient i x g
+        let h = 1e-6
+
+        let gradOk =
+            Seq.forall
+                (fun j ->
+                    let xp = Array.copy x
+                    let xm = Array.copy x
+                    xp[j] <- xp[j] + h
+                    xm[j] <- xm[j] - h
+                    let fd = (p.Loss i xp - p.Loss i xm) / (2.0 * h)
+                    abs (fd - g[j]) <= 1e-7 * max 1.0 (abs g[j]))
+                (seq { 0 .. k * nIn - 1 })
+
+        let o1, o2 = Array.zeroCreate (k * nIn), Array.zeroCreate (k * nIn)
+        FiniteSumProblem.hessianVector p x v o1
+        FiniteSumProblem.hessianVector { p with HessianVector = None } x v o2
+        let scale = o1 |> Array.map abs |> Array.max |> max 1e-3
+        gradOk && Array.forall2 (fun (u: float) w -> abs (u - w) <= 1e-7 * scale) o1 o2)

@@ -102,6 +102,62 @@ module FiniteSumProblem =
                             out[j] <- out[j] + w * c[i][j] + ridge[i] * v[j] / float n)
         }
 
+    /// The two-layer teacher-student network of online-sgd.md on a finite data set: parameters x = the K x N
+    /// first-layer weights W (row-major), fixed readout v, per-sample loss f_i = (sum_k v_k g(w_k.x_i/sqrt N) - y_i)^2/2,
+    /// with the exact gradient and the exact Hessian-vector product (g, g', g'' of the activation).
+    [<CompiledName("TwoLayer")>]
+    let twoLayer (activation: Gaussian.Activation) (v: float[]) (inputs: float[][]) (labels: float[]) =
+        Check.that "inputs" (inputs.Length > 0 && inputs.Length = labels.Length) "inputs and labels need the same positive length."
+        let k = v.Length
+        let nIn = inputs[0].Length
+        let n = inputs.Length
+        let sq = sqrt (float nIn)
+        let pre (x: float[]) (i: int) = Array.init k (fun a -> (Blas.dot (ReadOnlySpan(x, a * nIn, nIn)) (ReadOnlySpan inputs[i])) / sq)
+
+        let err (lam: float[]) (i: int) =
+            (Array.map2 (fun va l -> va * Gaussian.Activation.value activation l) v lam |> Array.sum) - labels[i]
+
+        {
+            Name = "two-layer network"
+            Dim = k * nIn
+            Samples = n
+            Gradient =
+                fun i x out ->
+                    let lam = pre x i
+                    let e = err lam i
+
+                    for a in 0 .. k - 1 do
+                        let c = e * v[a] * Gaussian.Activation.derivative activation lam[a] / sq
+
+                        for j in 0 .. nIn - 1 do
+                            out[a * nIn + j] <- c * inputs[i][j]
+            Loss =
+                fun i x ->
+                    let e = err (pre x i) i
+                    0.5 * e * e
+            HessianVector =
+                Some(fun x dv out ->
+                    Array.Clear out
+
+                    for i in 0 .. n - 1 do
+                        let lam = pre x i
+                        let e = err lam i
+                        // Directional derivative of each pre-activation along dv.
+                        let dl = pre dv i
+                        let gp = lam |> Array.map (Gaussian.Activation.derivative activation)
+                        let dOut = Array.fold2 (fun acc (va: float) (g, d) -> acc + va * g * d) 0.0 v (Array.zip gp dl)
+
+                        for a in 0 .. k - 1 do
+                            let c =
+                                (v[a] * gp[a] * dOut
+                                 + e * v[a] * Gaussian.Activation.secondDerivative activation lam[a] * dl[a])
+                                / sq
+                                / float n
+
+                            for j in 0 .. nIn - 1 do
+                                out[a * nIn + j] <- out[a * nIn + j] + c * inputs[i][j])
+        }
+
     /// Any problem from per-sample gradients (and losses); Hessian-vector products by finite differences.
     [<CompiledName("Custom")>]
     let custom
