@@ -429,9 +429,18 @@ let stationaryAndHvp =
                 let a, y, _ = fixture
                 let eta = 0.1
                 let d = 3
-                let h = Array2D.init d d (fun r s -> (a |> Array.sumBy (fun ai -> ai[r] * ai[s])) / 6.0)
-                let b = Array.init d (fun r -> (Array.map2 (fun (ai: float[]) yi -> ai[r] * yi) a y |> Array.sum) / 6.0)
-                let xs = (Linalg.ofArray2D h).Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray b).ToArray()
+
+                let h =
+                    Array2D.init d d (fun r s -> (a |> Array.sumBy (fun ai -> ai[r] * ai[s])) / 6.0)
+
+                let b =
+                    Array.init d (fun r -> (Array.map2 (fun (ai: float[]) yi -> ai[r] * yi) a y |> Array.sum) / 6.0)
+
+                let xs =
+                    (Linalg.ofArray2D h)
+                        .Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray b)
+                        .ToArray()
+
                 let start = [| Array.copy xs |]
 
                 let centred (m: PointMoments) =
@@ -453,7 +462,10 @@ let stationaryAndHvp =
                 // Both models are off at relative O(eta) (spec 6.1 item 3): not equal to SGD's.
                 let tr (p: float[,]) = p[0, 0] + p[1, 1] + p[2, 2]
                 let sgd = tr (LeastSquaresOracle.stationaryCovariance None 0.0 a y eta).Value
-                let smf = tr (LeastSquaresOracle.stationaryCovariance (Some(Smf 2)) 0.0 a y eta).Value
+
+                let smf =
+                    tr (LeastSquaresOracle.stationaryCovariance (Some(Smf 2)) 0.0 a y eta).Value
+
                 Expect.isGreaterThan (abs (sgd - smf) / sgd) 1e-4 "SGD and SMF stationary covariances differ"
             }
 
@@ -484,7 +496,10 @@ let twoLayerProblem =
         let k, nIn, n = 2, 5, 7
         let inputs = Array.init n (fun _ -> Array.init nIn (fun _ -> r.NextNormal()))
         let labels = Array.init n (fun _ -> r.NextNormal())
-        let p = FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 0.7 |] inputs labels
+
+        let p =
+            FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 0.7 |] inputs labels
+
         let x = Array.init (k * nIn) (fun _ -> r.NextNormal())
         let v = Array.init (k * nIn) (fun _ -> r.NextNormal())
         let i = seed % n
@@ -508,3 +523,46 @@ let twoLayerProblem =
         FiniteSumProblem.hessianVector { p with HessianVector = None } x v o2
         let scale = o1 |> Array.map abs |> Array.max |> max 1e-3
         gradOk && Array.forall2 (fun (u: float) w -> abs (u - w) <= 1e-7 * scale) o1 o2)
+
+[<Tests>]
+let online =
+    test "online Gaussian least squares: fresh-sample SGD and SMF match their exact moment dynamics" {
+        // Oracles: the SGD recursion and the SMF moment ODE of spec 6.3 (OnlineGaussianLeastSquares.excess).
+        // Tolerance: 4 standard errors (8000 paths); the SMF uses 4 fresh samples per step and EM + Richardson.
+        let lambdas = [| 1.0; 0.5; 0.25; 0.1 |]
+        let s2 = 0.2
+        let p = Online.gaussianLeastSquares lambdas s2
+        let x0 = [| [| 1.0; 1.0; 1.0; 1.0 |] |]
+
+        let obs =
+            [|
+                (fun (xs: float[][]) -> Array.fold2 (fun acc l x -> acc + l * x * x) 0.0 lambdas xs[0])
+            |]
+
+        let s =
+            { SdeSettings.defaults with
+                Eta = 0.1
+                Horizon = 2.0
+                Paths = 8000
+            }
+
+        let sgd = (Online.sgd s p x0 obs)[0]
+        let smf = (Online.smf s 2 4 p x0 obs)[0]
+        let p0 = [| 1.0; 1.0; 1.0; 1.0 |]
+
+        let eSgd =
+            OnlineGaussianLeastSquares.excess OnlineGaussianLeastSquares.Sgd 0.1 lambdas s2 p0 20
+
+        let eSmf =
+            OnlineGaussianLeastSquares.excess OnlineGaussianLeastSquares.Smf 0.1 lambdas s2 p0 20
+
+        Expect.isLessThan
+            (abs (sgd.Mean - eSgd))
+            (4.0 * sgd.StdErr)
+            (sprintf "SGD %g +- %g vs %g" sgd.Mean sgd.StdErr eSgd)
+
+        Expect.isLessThan
+            (abs (smf.Mean - eSmf))
+            (4.0 * smf.StdErr)
+            (sprintf "SMF %g +- %g vs %g" smf.Mean smf.StdErr eSmf)
+    }

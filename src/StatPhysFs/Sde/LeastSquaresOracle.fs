@@ -242,14 +242,27 @@ module LeastSquaresOracle =
         let d = st.D
         let dd = d * d
         let hM = Linalg.ofArray2D st.H
-        let xStar = hM.Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray st.Bbar)
-        let gs = Array.init st.N (fun i -> (Linalg.ofArray2D st.At[i] * xStar).ToArray() |> Array.mapi (fun p v -> v - st.Ay[i][p]))
-        let kron (x: float[,]) (z: float[,]) = Array2D.init dd dd (fun r c -> x[r / d, c / d] * z[r % d, c % d])
-        let rhs scale = Array.init dd (fun r -> scale * (gs |> Array.sumBy (fun g -> g[r / d] * g[r % d])) / float st.N)
+
+        let xStar =
+            hM.Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray st.Bbar)
+
+        let gs =
+            Array.init st.N (fun i ->
+                (Linalg.ofArray2D st.At[i] * xStar).ToArray()
+                |> Array.mapi (fun p v -> v - st.Ay[i][p]))
+
+        let kron (x: float[,]) (z: float[,]) =
+            Array2D.init dd dd (fun r c -> x[r / d, c / d] * z[r % d, c % d])
+
+        let rhs scale =
+            Array.init dd (fun r -> scale * (gs |> Array.sumBy (fun g -> g[r / d] * g[r % d])) / float st.N)
+
         let eye = Array2D.init d d (fun p q -> if p = q then 1.0 else 0.0)
 
         let solve (op: float[,]) (b: float[]) =
-            let x = (Linalg.ofArray2D op).Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray b)
+            let x =
+                (Linalg.ofArray2D op).Solve(MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray b)
+
             Some(Array2D.init d d (fun p q -> x[p * d + q]))
 
         match model with
@@ -260,7 +273,10 @@ module LeastSquaresOracle =
                 |> Array.reduce (fun x z -> Array2D.init dd dd (fun r c -> x[r, c] + z[r, c]))
                 |> Array2D.map (fun v -> v / float st.N)
 
-            let rho = (Linalg.ofArray2D sumKron).Evd().EigenValues |> Seq.map (fun z -> z.Magnitude) |> Seq.max
+            let rho =
+                (Linalg.ofArray2D sumKron).Evd().EigenValues
+                |> Seq.map (fun z -> z.Magnitude)
+                |> Seq.max
 
             if rho >= 1.0 then
                 None
@@ -273,8 +289,16 @@ module LeastSquaresOracle =
                 | Sme(o, _) -> o
                 | _ -> invalidArg "model" "stationary covariances exist for the SME and SMF (GF has none)."
 
-            let mm = if order = 2 then (hM + hM * hM * (eta / 2.0)).ToArray() else st.H
-            let avgAA = st.At |> Array.map (fun ai -> kron ai ai) |> Array.reduce (fun x z -> Array2D.init dd dd (fun r c -> x[r, c] + z[r, c]))
+            let mm =
+                if order = 2 then
+                    (hM + hM * hM * (eta / 2.0)).ToArray()
+                else
+                    st.H
+
+            let avgAA =
+                st.At
+                |> Array.map (fun ai -> kron ai ai)
+                |> Array.reduce (fun x z -> Array2D.init dd dd (fun r c -> x[r, c] + z[r, c]))
 
             let op =
                 Array2D.init dd dd (fun r c ->

@@ -107,15 +107,23 @@ module FiniteSumProblem =
     /// with the exact gradient and the exact Hessian-vector product (g, g', g'' of the activation).
     [<CompiledName("TwoLayer")>]
     let twoLayer (activation: Gaussian.Activation) (v: float[]) (inputs: float[][]) (labels: float[]) =
-        Check.that "inputs" (inputs.Length > 0 && inputs.Length = labels.Length) "inputs and labels need the same positive length."
+        Check.that
+            "inputs"
+            (inputs.Length > 0 && inputs.Length = labels.Length)
+            "inputs and labels need the same positive length."
+
         let k = v.Length
         let nIn = inputs[0].Length
         let n = inputs.Length
         let sq = sqrt (float nIn)
-        let pre (x: float[]) (i: int) = Array.init k (fun a -> (Blas.dot (ReadOnlySpan(x, a * nIn, nIn)) (ReadOnlySpan inputs[i])) / sq)
+
+        let pre (x: float[]) (i: int) =
+            Array.init k (fun a -> (Blas.dot (ReadOnlySpan(x, a * nIn, nIn)) (ReadOnlySpan inputs[i])) / sq)
 
         let err (lam: float[]) (i: int) =
-            (Array.map2 (fun va l -> va * Gaussian.Activation.value activation l) v lam |> Array.sum) - labels[i]
+            (Array.map2 (fun va l -> va * Gaussian.Activation.value activation l) v lam
+             |> Array.sum)
+            - labels[i]
 
         {
             Name = "two-layer network"
@@ -145,7 +153,9 @@ module FiniteSumProblem =
                         // Directional derivative of each pre-activation along dv.
                         let dl = pre dv i
                         let gp = lam |> Array.map (Gaussian.Activation.derivative activation)
-                        let dOut = Array.fold2 (fun acc (va: float) (g, d) -> acc + va * g * d) 0.0 v (Array.zip gp dl)
+
+                        let dOut =
+                            Array.fold2 (fun acc (va: float) (g, d) -> acc + va * g * d) 0.0 v (Array.zip gp dl)
 
                         for a in 0 .. k - 1 do
                             let c =
