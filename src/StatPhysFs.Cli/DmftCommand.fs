@@ -257,21 +257,23 @@ let private fit (n: int) (series: (string * float[]) list) =
     series
     |> List.map (fun (k, v) -> k, Array.init n (fun i -> if i < v.Length then v[i] else nan))
 
+/// The least-squares parameters of a square-loss, linear-teacher GLM problem.
+let private leastSquaresOf (p: DmftProblem) : LeastSquaresParams =
+    {
+        Alpha = p.Alpha
+        Tau = p.Tau
+        Ridge = p.Ridge
+        Rho = p.Rho[0, 0]
+        NoiseVar = p.NoiseVar
+        Q0 = p.Q0[0, 0]
+    }
+
 let private leastSquaresMeta (p: DmftProblem) =
     match p.Model with
     | Glm(GlmLoss.Square, GlmTeacher.Linear) ->
         let law = MarchenkoPastur.ofAlpha p.Alpha
 
-        let ls =
-            {
-                Alpha = p.Alpha
-                Tau = p.Tau
-                Ridge = p.Ridge
-                Rho = p.Rho[0, 0]
-                NoiseVar = p.NoiseVar
-                Q0 = p.Q0[0, 0]
-            }
-            : LeastSquaresParams
+        let ls = leastSquaresOf p
 
         let tc = LeastSquaresSgf.criticalTau law p.Ridge
 
@@ -300,16 +302,7 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
             | Glm(GlmLoss.Square, GlmTeacher.Linear) -> ()
             | _ -> raise (Args.UsageError "--exact needs --loss square --teacher linear")
 
-            let ls =
-                {
-                    Alpha = p.Alpha
-                    Tau = p.Tau
-                    Ridge = p.Ridge
-                    Rho = p.Rho[0, 0]
-                    NoiseVar = p.NoiseVar
-                    Q0 = p.Q0[0, 0]
-                }
-                : LeastSquaresParams
+            let ls = leastSquaresOf p
 
             let c = LeastSquaresSgf.continuous (MarchenkoPastur.ofAlpha p.Alpha) p.Dt p.Steps ls
             bar.Done()

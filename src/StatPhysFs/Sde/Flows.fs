@@ -76,11 +76,11 @@ module SdeSettings =
 /// motion of sme-smf.md section 1), returning each observable's mean and standard error at the horizon.
 [<RequireQualifiedAccess>]
 module Flows =
-    let private steps (s: SdeSettings) =
+    let internal steps (s: SdeSettings) =
         int (Math.Floor(s.Horizon / s.Eta + 1e-9))
 
     /// Paths in parallel, path r drawing from the stream (Seed, r): the same numbers at any thread count.
-    let private monteCarlo
+    let internal monteCarlo
         (s: SdeSettings)
         (stream: int)
         (observables: (float[][] -> float)[])
@@ -333,6 +333,25 @@ module Flows =
 
         xs
 
+    /// Run a scheme: `run stream h steps` once (EM, Heun) or at h and h/2 on independent streams combined as
+    /// 2 E^{h/2} - E^h (EulerRichardson), standard errors combined accordingly.
+    let internal schemeEstimates (s: SdeSettings) (run: int -> float -> int -> Estimate[]) =
+        let k = steps s * s.SubSteps
+        let h = s.Eta / float s.SubSteps
+
+        match s.Scheme with
+        | EulerRichardson ->
+            Array.map2
+                (fun (c: Estimate) (f: Estimate) ->
+                    {
+                        Mean = 2.0 * f.Mean - c.Mean
+                        StdErr = sqrt (4.0 * f.StdErr * f.StdErr + c.StdErr * c.StdErr)
+                        Count = c.Count + f.Count
+                    })
+                (run 1 h k)
+                (run 2 (h / 2.0) (2 * k))
+        | _ -> run 1 h k
+
     /// Monte Carlo of an SDE model at the horizon: E[observable] with standard errors. EulerRichardson combines
     /// independent runs at h and h/2 as 2 E^{h/2} - E^h (standard errors combined accordingly).
     [<CompiledName("Simulate")>]
@@ -345,27 +364,8 @@ module Flows =
         =
         SdeSettings.validate s
         checkPoints p x0
-        let k = steps s
-        let h = s.Eta / float s.SubSteps
 
-        let run stream h nSteps =
-            monteCarlo s stream observables (sdePath s model p x0 h nSteps)
-
-        match s.Scheme with
-        | EulerRichardson ->
-            let coarse = run 1 h (k * s.SubSteps)
-            let fine = run 2 (h / 2.0) (2 * k * s.SubSteps)
-
-            Array.map2
-                (fun (c: Estimate) (f: Estimate) ->
-                    {
-                        Mean = 2.0 * f.Mean - c.Mean
-                        StdErr = sqrt (4.0 * f.StdErr * f.StdErr + c.StdErr * c.StdErr)
-                        Count = c.Count + f.Count
-                    })
-                coarse
-                fine
-        | _ -> run 1 h (k * s.SubSteps)
+        schemeEstimates s (fun stream h nSteps -> monteCarlo s stream observables (sdePath s model p x0 h nSteps))
 
     /// The first-order SMF's Euler step with h = eta and the single-sample increment eta G(x, theta_i) in place of
     /// the Gaussian one (sme-smf.md 5.1): x - eta grad F + eta (grad F - grad f_i). It is SGD's step to rounding.

@@ -58,31 +58,8 @@ module Online =
                         out[j] <- lambdas[j] * v[j]
         }
 
-    let private steps (s: SdeSettings) =
-        int (Math.Floor(s.Horizon / s.Eta + 1e-9))
-
-    let private monteCarlo (s: SdeSettings) stream (observables: (float[][] -> float)[]) (path: Rng -> float[][]) =
-        let values = Array.init observables.Length (fun _ -> Array.zeroCreate s.Paths)
-
-        let po =
-            Threading.Tasks.ParallelOptions(
-                MaxDegreeOfParallelism = s.MaxParallelism,
-                CancellationToken = s.CancellationToken
-            )
-
-        Threading.Tasks.Parallel.For(
-            0,
-            s.Paths,
-            po,
-            fun r ->
-                let xs = path (Rng(s.Seed, stream * 100_000_000 + r))
-
-                for o in 0 .. observables.Length - 1 do
-                    values[o][r] <- observables[o] xs
-        )
-        |> ignore
-
-        values |> Array.map Stats.estimate
+    let private steps = Flows.steps
+    let private monteCarlo = Flows.monteCarlo
 
     /// SGD with a fresh sample per step (batch B averages B fresh samples), every point using the same samples.
     [<CompiledName("Sgd")>]
@@ -167,21 +144,4 @@ module Online =
 
                 xs)
 
-        let k = steps s
-        let h = s.Eta / float s.SubSteps
-
-        match s.Scheme with
-        | EulerRichardson ->
-            let coarse = run 1 h (k * s.SubSteps)
-            let fine = run 2 (h / 2.0) (2 * k * s.SubSteps)
-
-            Array.map2
-                (fun (c: Estimate) (f: Estimate) ->
-                    {
-                        Mean = 2.0 * f.Mean - c.Mean
-                        StdErr = sqrt (4.0 * f.StdErr * f.StdErr + c.StdErr * c.StdErr)
-                        Count = c.Count + f.Count
-                    })
-                coarse
-                fine
-        | _ -> run 1 h (k * s.SubSteps)
+        Flows.schemeEstimates s run
