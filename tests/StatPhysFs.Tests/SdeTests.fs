@@ -566,3 +566,40 @@ let online =
             (4.0 * smf.StdErr)
             (sprintf "SMF %g +- %g vs %g" smf.Mean smf.StdErr eSmf)
     }
+
+[<Tests>]
+let smeTwoPoint =
+    test "two points: the SME with a shared W has weak order 1 (Monte Carlo against the exact SGD recursion)" {
+        // The SME's two-point moments do not close, so its error is measured by Monte Carlo (EM + Richardson, 10000
+        // paths) against SGD's exact two-point recursion, E|x - y|^2 at T = 1, eta = 0.1, 0.05, 0.025. Measured
+        // errors 0.104, 0.049, 0.023 (slope 1.09); tolerance [0.8, 1.3] for the Monte Carlo noise (the smallest error
+        // is ~9 standard errors), and each error must exceed 5 standard errors so the slope is not noise.
+        let a, y, x0 = fixture
+        let p = FiniteSumProblem.leastSquares 0.0 a y
+
+        let dist =
+            [|
+                (fun (xs: float[][]) -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum)
+            |]
+
+        let etas = [| 0.1; 0.05; 0.025 |]
+
+        let errs =
+            etas
+            |> Array.map (fun eta ->
+                let s =
+                    { SdeSettings.defaults with
+                        Eta = eta
+                        Horizon = 1.0
+                        Paths = 10000
+                    }
+
+                let exact = (LeastSquaresOracle.sgd 0.0 a y eta 1.0 x0).TwoPoint(0, 1)
+                let sme = (Flows.simulate s (Sme(2, true)) p x0 dist)[0]
+                let e = abs (exact - sme.Mean)
+                Expect.isGreaterThan e (5.0 * sme.StdErr) (sprintf "eta %g: error %g vs s.e. %g" eta e sme.StdErr)
+                e)
+
+        let slope = Stats.logLogSlope etas errs
+        Expect.isTrue (slope > 0.8 && slope < 1.3) (sprintf "SME shared-W two-point slope %.3f (errors %A)" slope errs)
+    }
