@@ -58,6 +58,20 @@ public sealed class FiniteSumLosses
     /// <summary>f_i(x) = log(1 + exp(-c_i.x)) + ridge_i |x|^2/2.</summary>
     public static FiniteSumLosses Logistic(double[][] c, double[] ridge) => new(FsProblems.Logistic(ridge, c));
 
+    /// <summary>The two-layer teacher-student network on a finite data set: parameters are the K x N first-layer
+    /// weights (row-major), readout v fixed; exact gradient and Hessian-vector product.</summary>
+    public static FiniteSumLosses TwoLayer(Activation activation, double[] v, double[][] inputs, double[] labels) =>
+        new(FsProblems.TwoLayer(activation.Value, v, inputs, labels));
+
+    /// <summary>A mean-field two-layer tanh network of <paramref name="width"/> particles (a, w, c) on data (z_i, y_i),
+    /// as one point of dimension 3N: SGD moves every particle on the same sample, the SMF drives them with common
+    /// noise (sme-smf.md section 4). <see cref="MeanFieldOutput"/> evaluates the network.</summary>
+    public static FiniteSumLosses MeanField(double[] inputs, double[] labels, int width) =>
+        new(StatPhysFs.Sde.MeanField.Problem(new MeanFieldData(inputs, labels, width)));
+
+    /// <summary>The mean-field network's output (1/N) sum_j a_j tanh(w_j z + c_j) at the stacked particles.</summary>
+    public static double MeanFieldOutput(double[] particles, double z) => StatPhysFs.Sde.MeanField.Output(particles, z);
+
     /// <summary>Any problem: gradient(i, x, out) writes grad f_i(x); Hessian-vector products by central differences.</summary>
     public static FiniteSumLosses Custom(string name, int dimension, int samples, Action<int, double[], double[]> gradient,
         Func<int, double[], double> loss)

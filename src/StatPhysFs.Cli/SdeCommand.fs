@@ -10,7 +10,8 @@ open StatPhysFs.Simulation
 open StatPhysFs.Cli.Output
 
 let usage =
-    """usage: statphys sde [--problem least-squares|logistic] [--dim 3] [--samples 6] [--ridge 0] [--data-seed 7]
+    """usage: statphys sde [--problem least-squares|logistic|two-layer|mean-field] [--dim 3] [--samples 6] [--ridge 0]
+                    [--width 100] [--data-seed 7]
                     [--model sgd|gf|sme1|sme2|smf1|smf2] [--scheme em|richardson|heun] [--substeps 2]
                     [--eta 0.05] [--horizon 1] [--batch 1] [--sampling with|without] [--points 2]
                     [--paths 10000] [--seed 1] [--out FILE.json|FILE.csv]
@@ -18,6 +19,9 @@ let usage =
                     [--out FILE] [--plot FILE.svg|FILE.png]
   Time t = SGD steps x eta. `sde` reports, at the horizon, tr E[x x^T] of the first point, E[x_1], E[F(x)] and
   (two or more points, driven by the same samples / the same data-indexed noise) E|x - y|^2, with standard errors.
+  two-layer: an erf network with K = 2 units on --dim inputs against a two-unit teacher on --samples points.
+  mean-field: the N = --width particle tanh network of sme-smf.md V4 (one point = the particle system); it reports
+  the output at z = 0.7 and z = -1.3 and the training risk.
   `weak-order` measures |E phi(SGD) - E phi(model)| on the exact least-squares oracles (no Monte Carlo) for GF, SME1,
   SMF1 and SMF2, one- and two-point, and fits the log-log slopes."""
 
@@ -28,6 +32,7 @@ let private valued =
         "samples"
         "ridge"
         "data-seed"
+        "width"
         "model"
         "scheme"
         "substeps"
@@ -61,7 +66,23 @@ let private problem (a: Args.Parsed) =
     let rows, y = data a
     let ridge = Args.float a "ridge" 0.0
 
-    match Args.choice a "problem" [ "least-squares"; "logistic" ] "least-squares" with
+    match Args.choice a "problem" [ "least-squares"; "logistic"; "two-layer"; "mean-field" ] "least-squares" with
+    | "two-layer" ->
+        // Inputs x ~ N(0, I_N) (the rows rescaled), a fixed teacher w*_m ~ N(0, I_N), m = 1, 2, erf units.
+        let nIn = rows[0].Length
+        let inputs = rows |> Array.map (Array.map (fun v -> v * sqrt (float nIn)))
+        let trng = Rng(Args.int a "data-seed" 7, 2)
+        let teacher = Array.init 2 (fun _ -> Array.init nIn (fun _ -> trng.NextNormal()))
+
+        let g z =
+            Gaussian.Activation.value Gaussian.Activation.Erf z
+
+        let labels =
+            inputs
+            |> Array.map (fun x -> teacher |> Array.sumBy (fun w -> g (Blas.dotArr w x / sqrt (float nIn))))
+
+        FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 1.0 |] inputs labels
+    | "mean-field" -> MeanField.problem (fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7)))
     | "logistic" ->
         let c =
             Array.map2 (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v)) rows y
@@ -82,9 +103,17 @@ let private modelOf (name: string) =
 
 let private runSimulate (a: Args.Parsed) =
     let p = problem a
-    let m = Args.int a "points" 2
+    let meanField = Args.string a "problem" "" = "mean-field"
+    let m = if meanField then 1 else Args.int a "points" 2
     Check.intInRange "points" 1 64 m
-    let x0 = initialPoints p.Dim m
+
+    let x0 =
+        if meanField then
+            [|
+                snd (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7))
+            |]
+        else
+            initialPoints p.Dim m
 
     let modelName =
         Args.choice a "model" [ "sgd"; "gf"; "sme1"; "sme2"; "smf1"; "smf2" ] "smf2"
@@ -108,16 +137,27 @@ let private runSimulate (a: Args.Parsed) =
         (Seq.sum (seq { for i in 0 .. p.Samples - 1 -> p.Loss i x })) / float p.Samples
 
     let names, obs =
-        [
-            yield "trace_second_moment", (fun (xs: float[][]) -> xs[0] |> Array.sumBy (fun v -> v * v))
-            yield "mean_x1", (fun xs -> xs[0][0])
-            yield "risk", (fun xs -> risk xs[0])
-            if m > 1 then
-                yield
-                    "two_point_sq_distance",
-                    (fun xs -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum)
-        ]
-        |> List.unzip
+        if meanField then
+            let data =
+                fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7))
+
+            [
+                "output_z0.7", (fun (xs: float[][]) -> MeanField.output xs[0] 0.7)
+                "output_z-1.3", (fun xs -> MeanField.output xs[0] -1.3)
+                "risk", (fun xs -> MeanField.risk data xs[0])
+            ]
+            |> List.unzip
+        else
+            [
+                yield "trace_second_moment", (fun (xs: float[][]) -> xs[0] |> Array.sumBy (fun v -> v * v))
+                yield "mean_x1", (fun xs -> xs[0][0])
+                yield "risk", (fun xs -> risk xs[0])
+                if m > 1 then
+                    yield
+                        "two_point_sq_distance",
+                        (fun xs -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum)
+            ]
+            |> List.unzip
 
     let obs = Array.ofList obs
     let sw = Stopwatch.StartNew()

@@ -57,6 +57,24 @@ public class SdeTests
     }
 
     [Fact]
+    public void MeanFieldSgdAndSmfAgreeInMean()
+    {
+        var z = new[] { -1.5, -0.5, 0.5, 1.5 };
+        var yv = z.Select(v => Math.Tanh(1.2 * v)).ToArray();
+        var problem = FiniteSumLosses.MeanField(z, yv, width: 20);
+        var rng = new Random(5);
+        var particles = Enumerable.Range(0, 60).Select(_ => rng.NextDouble() - 0.5).ToArray();
+        var sim = new SgdDiffusion { LearningRate = 0.1, Horizon = 1, Paths = 1500 };
+        Func<double[][], double>[] obs = { xs => FiniteSumLosses.MeanFieldOutput(xs[0], 0.7) };
+        var sgd = sim.Sgd(problem, new[] { particles }, obs)[0];
+        var smf = sim.Simulate(SdeKind.Smf2, problem, new[] { particles }, obs)[0];
+        var se = Math.Sqrt(sgd.StdErr * sgd.StdErr + smf.StdErr * smf.StdErr);
+        Assert.True(Math.Abs(sgd.Mean - smf.Mean) < 4 * se, $"SGD {sgd.Mean} vs SMF {smf.Mean} (se {se})");
+        // The common sample moves the whole network: fluctuations of order sqrt(eta), not 1/sqrt(N) of them.
+        Assert.True(sgd.StdErr * Math.Sqrt(1500) > 0.01, $"SGD spread {sgd.StdErr * Math.Sqrt(1500)}");
+    }
+
+    [Fact]
     public void BadLearningRateNamesTheParameter()
     {
         var (a, y) = Data();
