@@ -124,20 +124,8 @@ module LeastSquaresOracle =
             Second = second
         }
 
-    /// The moment ODE of a diffusion model from every point in x0 (common data-indexed noise), at the horizon, by the
-    /// matrix exponential of its generator on (m, vec S, 1). GradientFlow: no noise; Sme(1, _) and Smf 1 share the
-    /// one-point law (the SME's two-point cross-diffusion is not affine, so only one point is accepted for Sme);
-    /// Smf 2 adds -(eta/2) H grad F to the drift.
-    [<CompiledName("Moments")>]
-    let moments
-        (model: SdeModel)
-        (ridge: float)
-        (a: float[][])
-        (y: float[])
-        (eta: float)
-        (horizon: float)
-        (x0: float[][])
-        =
+    /// The model as an affine SDE on the stacked points: dz = (A z + c) dt + sqrt(eta/n) sum_i (B_i z + e_i) d beta_i.
+    let private affine (model: SdeModel) (ridge: float) (a: float[][]) (y: float[]) (eta: float) (x0: float[][]) =
         let st = setup ridge a y
         let mp = x0.Length
         let d = st.D
@@ -173,6 +161,118 @@ module LeastSquaresOracle =
             st.Ay
             |> Array.map (fun v -> stack mp (Array.init d (fun p -> -(st.Bbar[p] - v[p]))))
 
+        st, md, aZ, cZ, bs, es, noise
+
+    /// d/dt of (m, S) under the affine SDE, as the noise part: (eta/n) sum_i (B_i S B_i^T + B_i m e_i^T + e_i m^T B_i^T
+    /// + e_i e_i^T), returned as a matrix (the caller scales it).
+    let private noiseSecond (bs: float[,][]) (es: float[][]) (m: float[]) (s: float[,]) =
+        let md = m.Length
+        let out = Array2D.zeroCreate md md
+
+        for i in 0 .. bs.Length - 1 do
+            let b = Linalg.ofArray2D bs[i]
+            let bsb = (b * Linalg.ofArray2D s * b.Transpose()).ToArray()
+
+            let bm =
+                (b * MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray m).ToArray()
+
+            let e = es[i]
+
+            for p in 0 .. md - 1 do
+                for q in 0 .. md - 1 do
+                    out[p, q] <- out[p, q] + bsb[p, q] + bm[p] * e[q] + e[p] * bm[q] + e[p] * e[q]
+
+        out
+
+    /// The exact moments of a time-stepping scheme applied to the model's affine SDE (step h = eta/subSteps over
+    /// floor(T/eta) eta): EulerMaruyama z' = (I + hA) z + h c + sqrt(eta h/n) sum_i (B_i z + e_i) xi_i; HeunDrift with
+    /// drift map I + hA + h^2 A^2/2 (and h c + h^2 A c/2) and noise multiplied by I + hA/2; EulerRichardson
+    /// 2 EM(h/2) - EM(h). The deterministic reference for the schemes' own time-stepping error (spec V3).
+    [<CompiledName("SchemeMoments")>]
+    let schemeMoments
+        (scheme: SdeScheme)
+        (subSteps: int)
+        (model: SdeModel)
+        (ridge: float)
+        (a: float[][])
+        (y: float[])
+        (eta: float)
+        (horizon: float)
+        (x0: float[][])
+        =
+        let st, md, aZ, cZ, bs, es, noise = affine model ridge a y eta x0
+        let k = int (Math.Floor(horizon / eta + 1e-9))
+        let build = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build
+        let vb = MathNet.Numerics.LinearAlgebra.Vector<float>.Build
+        let aM = Linalg.ofArray2D aZ
+        let idM = build.DenseIdentity md
+        let cV = vb.DenseOfArray cZ
+
+        let run (heun: bool) (h: float) (steps: int) =
+            let f =
+                if heun then
+                    idM + aM * h + aM * aM * (h * h / 2.0)
+                else
+                    idM + aM * h
+
+            let fc = if heun then cV * h + aM * cV * (h * h / 2.0) else cV * h
+            let kM = if heun then idM + aM * (h / 2.0) else idM
+            let s2 = if noise then eta * h / float st.N else 0.0
+            let z0, sz0 = initial x0
+            let mutable m = vb.DenseOfArray z0
+            let mutable sM = build.DenseOfArray sz0
+
+            for _ in 1..steps do
+                let nz = build.DenseOfArray(noiseSecond bs es (m.ToArray()) (sM.ToArray())) * s2
+                let fm = f * m
+
+                sM <-
+                    f * sM * f.Transpose()
+                    + fm.OuterProduct fc
+                    + fc.OuterProduct fm
+                    + fc.OuterProduct fc
+                    + kM * nz * kM.Transpose()
+
+                m <- fm + fc
+
+            m.ToArray(), sM.ToArray()
+
+        let h = eta / float subSteps
+        let n = k * subSteps
+
+        let mean, second =
+            match scheme with
+            | EulerMaruyama -> run false h n
+            | HeunDrift -> run true h n
+            | EulerRichardson ->
+                let m1, s1 = run false h n
+                let m2, s2 = run false (h / 2.0) (2 * n)
+                Array.map2 (fun u v -> 2.0 * v - u) m1 m2, Array2D.init md md (fun p q -> 2.0 * s2[p, q] - s1[p, q])
+
+        {
+            Points = x0.Length
+            Dim = st.D
+            Mean = mean
+            Second = second
+        }
+
+    /// The moment ODE of a diffusion model from every point in x0 (common data-indexed noise), at the horizon, by the
+    /// matrix exponential of its generator on (m, vec S, 1). GradientFlow: no noise; Sme(1, _) and Smf 1 share the
+    /// one-point law (the SME's two-point cross-diffusion is not affine, so only one point is accepted for Sme);
+    /// Smf 2 adds -(eta/2) H grad F to the drift.
+    [<CompiledName("Moments")>]
+    let moments
+        (model: SdeModel)
+        (ridge: float)
+        (a: float[][])
+        (y: float[])
+        (eta: float)
+        (horizon: float)
+        (x0: float[][])
+        =
+        let st, md, aZ, cZ, bs, es, noise = affine model ridge a y eta x0
+        let mp = x0.Length
+        let d = st.D
         let dim = md + md * md + 1
         let one = dim - 1
         let sIx p q = md + p * md + q
