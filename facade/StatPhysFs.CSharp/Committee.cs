@@ -95,14 +95,16 @@ public sealed class TeacherStudentCommittee
         return new CommitteeCurve(grid, eg, states, r.Status, r.Status == OdeStatus.Diverged ? r.StatusTime : null, r.Steps, r.Evaluations);
     }
 
-    /// <summary>Simulate online SGD at dimension d from the exact initial overlaps, averaged over seeds in parallel.</summary>
+    /// <summary>Simulate online SGD at dimension d from the exact initial overlaps, averaged over seeds in parallel; an
+    /// optional schedule eta(t) (t = steps/d) replaces the constant first-layer learning rate, as in <see cref="Integrate"/>.</summary>
     public CommitteeSimulation Simulate(CommitteeOverlaps initial, double[] times, int dimension, int seeds, int seed = 1,
-        IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<double>? progress = null, CancellationToken cancellationToken = default, Func<double, double>? schedule = null)
     {
         ArgumentNullException.ThrowIfNull(initial);
         ArgumentNullException.ThrowIfNull(times);
         var o = new SimulationOptions(dimension, seeds, seed, 1e8, Environment.ProcessorCount);
-        var r = OnlineCommitteeSim.Run(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, ToParams(), initial.ToFs(), times);
+        var sched = schedule is null ? FSharpOption<FSharpFunc<double, double>>.None : FSharpOption<FSharpFunc<double, double>>.Some(FuncConvert.FromFunc(schedule));
+        var r = OnlineCommitteeSim.RunWithSchedule(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, ToParams(), sched, initial.ToFs(), times);
         return new CommitteeSimulation(r.T, r.Eg.Mean, r.Eg.StdErr, r.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
     }
 

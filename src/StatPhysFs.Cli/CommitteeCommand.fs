@@ -245,9 +245,6 @@ let parse (argv: string list) =
         else
             None
 
-    if sim.IsSome && schedule.IsSome then
-        raise (Args.UsageError "--simulate with --schedule is not supported yet")
-
     {
         Params = p
         Init = init
@@ -339,7 +336,10 @@ let run (s: Settings) : Document =
                 Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
 
             let sw = Stopwatch.StartNew()
-            let r = OnlineCommitteeSim.run o bar.Report CancellationToken.None p s.Init grid
+
+            let r =
+                OnlineCommitteeSim.runWithSchedule o bar.Report CancellationToken.None p s.Schedule s.Init grid
+
             bar.Done()
 
             [ "eg_sim", r.Eg.Mean; "eg_sim_stderr", r.Eg.StdErr ],

@@ -65,6 +65,7 @@ module OnlineCommitteeSim =
 
     let private runOne
         (p: CommitteeParams)
+        (schedule: (float -> float) option)
         (s0: CommitteeState)
         (o: SimulationOptions)
         (times: float[])
@@ -88,7 +89,7 @@ module OnlineCommitteeSim =
         let coef = Array.zeroCreate p.K
         let mu = Committee.fieldMean p
         let decay = 1.0 - p.WeightDecay / float d
-        let eta = p.Lr
+        let mutable eta = p.Lr
         let beta = p.Momentum
         // Heavy-ball velocities (used when beta > 0): vel <- beta vel - step; w <- w + vel.
         let velW =
@@ -117,6 +118,11 @@ module OnlineCommitteeSim =
             let chunk = target - step
 
             while step < target && diverged.IsNone do
+                // A schedule eta(t) sets the first-layer rate at t = step/d, as in the ODE.
+                match schedule with
+                | Some f -> eta <- f (float step / float d)
+                | None -> ()
+
                 if not plain then
                     for i in 0 .. p.K - 1 do
                         Array.Clear gradW[i]
@@ -192,20 +198,22 @@ module OnlineCommitteeSim =
 
         states, diverged
 
-    /// Runs `Seeds` independent simulations in parallel; overlaps are measured exactly at the requested times.
-    [<CompiledName("Run")>]
-    let run
+    /// Runs `Seeds` independent simulations in parallel with the first-layer learning rate eta(t) = schedule t
+    /// (t = steps/d) when given; overlaps are measured exactly at the requested times.
+    [<CompiledName("RunWithSchedule")>]
+    let runWithSchedule
         (o: SimulationOptions)
         (progress: float -> unit)
         (ct: CancellationToken)
         (p: CommitteeParams)
+        (schedule: (float -> float) option)
         (s0: CommitteeState)
         (times: float[])
         =
         Committee.validate p
 
         let results =
-            Seeds.run o progress ct times (fun r tick -> runOne p s0 o times r ct tick)
+            Seeds.run o progress ct times (fun r tick -> runOne p schedule s0 o times r ct tick)
 
         let series (f: CommitteeState -> float) =
             results
@@ -230,3 +238,15 @@ module OnlineCommitteeSim =
                 |> Array.choose id
                 |> List.ofArray
         }
+
+    /// Runs `Seeds` independent simulations in parallel; overlaps are measured exactly at the requested times.
+    [<CompiledName("Run")>]
+    let run
+        (o: SimulationOptions)
+        (progress: float -> unit)
+        (ct: CancellationToken)
+        (p: CommitteeParams)
+        (s0: CommitteeState)
+        (times: float[])
+        =
+        runWithSchedule o progress ct p None s0 times
