@@ -146,3 +146,38 @@ public sealed class SgdDiffusion
         return (m.TraceSecond(0), initialPoints.Length > 1 ? m.TwoPoint(0, 1) : null);
     }
 }
+
+/// <summary>Closed-form oracles of sme-smf.md section 6 for quadratic problems.</summary>
+public static class QuadraticOracles
+{
+    /// <summary>Stationary variances (SGD, SME1, SMF) of the 1-D quadratic with curvature lambda and additive noise
+    /// variance c: eta c/(lambda (2 - eta lambda)), eta c/(2 lambda), eta c/(2 lambda (1 + eta lambda/2)).</summary>
+    public static (double Sgd, double Sme1, double Smf) StationaryVariances(double eta, double lambda, double c)
+    {
+        var t = AdditiveNoiseQuadratic.StationaryVariances(eta, lambda, c);
+        return (t.Item1, t.Item2, t.Item3);
+    }
+
+    /// <summary>The exact modified OU process (rate, diffusion c~) whose law equals SGD's at every grid time.</summary>
+    public static (double Rate, double Diffusion) ModifiedOu(double eta, double lambda, double c)
+    {
+        var t = AdditiveNoiseQuadratic.ModifiedOu(eta, lambda, c);
+        return (t.Item1, t.Item2);
+    }
+
+    /// <summary>Online Gaussian least squares with input covariance eigenvalues lambdas and label-noise variance s2: the
+    /// stationary tr(H P) (twice the excess risk) of SGD, SME1 or the SMF (sme1/smf: pass SdeKind.Sme1 or Smf2), or null
+    /// when there is no stationary state.</summary>
+    public static double? OnlineStationaryExcess(SdeKind? model, double eta, double[] lambdas, double s2)
+    {
+        var dyn = model switch
+        {
+            null => OnlineGaussianLeastSquares.Dynamics.Sgd,
+            SdeKind.Sme1 => OnlineGaussianLeastSquares.Dynamics.Sme1,
+            SdeKind.Smf2 => OnlineGaussianLeastSquares.Dynamics.Smf,
+            _ => throw new ArgumentOutOfRangeException(nameof(model), "use null (SGD), Sme1 or Smf2."),
+        };
+        var r = OnlineGaussianLeastSquares.StationaryExcess(dyn, eta, lambdas, s2);
+        return FSharpOption<double>.get_IsSome(r) ? r.Value : null;
+    }
+}

@@ -83,3 +83,25 @@ public class SdeTests
         Assert.Contains("eta", ex.Message);
     }
 }
+
+public class QuadraticOracleTests
+{
+    [Fact]
+    public void ModifiedOuReproducesSgdVarianceAndTheTableIsOrdered()
+    {
+        double eta = 0.1, lambda = 2, c = 1;
+        var (rate, diff) = QuadraticOracles.ModifiedOu(eta, lambda, c);
+        // Stationary variance of the OU, eta c~ / (2 rate), equals SGD's eta c / (lambda (2 - eta lambda)).
+        var (sgd, sme1, smf) = QuadraticOracles.StationaryVariances(eta, lambda, c);
+        Assert.True(Math.Abs(eta * diff / (2 * rate) - sgd) < 1e-12 * sgd);
+        Assert.True(sgd > sme1 && sme1 > smf);
+        var lambdas = new[] { 1.0, 0.5, 0.25, 0.1 };
+        var eSgd = QuadraticOracles.OnlineStationaryExcess(null, 0.1, lambdas, 0.2)!.Value;
+        var eSmf = QuadraticOracles.OnlineStationaryExcess(SdeKind.Smf2, 0.1, lambdas, 0.2)!.Value;
+        // s^2 sigma/(1 - sigma) with sigma = eta tr H / 2 for the SMF.
+        var sigma = 0.1 * lambdas.Sum() / 2;
+        Assert.True(Math.Abs(eSmf - 0.2 * sigma / (1 - sigma)) < 1e-14);
+        Assert.True(eSgd > eSmf);
+        Assert.Null(QuadraticOracles.OnlineStationaryExcess(null, 2.5, lambdas, 0.2));
+    }
+}

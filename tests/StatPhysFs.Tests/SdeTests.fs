@@ -292,6 +292,18 @@ let quadraticOracles =
                     values.Add table
                 // The three differ at relative O(eta).
                 Expect.isGreaterThan (abs (values[0] - values[2]) / values[0]) 0.01 "SGD and SMF differ"
+                // No stationary state when a mode is unstable, even where the table's sum is below 1 (it turns
+                // negative for eta l > 1): the SGD recursion then grows without bound.
+                let unstable = [| 1.5; 0.01 |]
+
+                Expect.isNone
+                    (OnlineGaussianLeastSquares.stationaryExcess OnlineGaussianLeastSquares.Sgd 0.8 unstable s2)
+                    "SGD unstable"
+
+                let grown =
+                    OnlineGaussianLeastSquares.excess OnlineGaussianLeastSquares.Sgd 0.8 unstable s2 [| 1.0; 1.0 |] 200
+
+                Expect.isGreaterThan grown 1e6 "the recursion diverges there"
             }
 
             testProp

@@ -70,11 +70,23 @@ module OnlineGaussianLeastSquares =
         | Smf -> eta * Array.sum lambdas / 2.0
         | Sme1 -> lambdas |> Array.sumBy (fun l -> eta * l / (2.0 - eta * l))
 
-    /// Stationary E_inf = s^2 sigma/(1 - sigma), None when sigma >= 1 (no stationary state).
+    /// Stationary E_inf = s^2 sigma/(1 - sigma), None when there is no stationary state: sigma >= 1, or a mode whose
+    /// stationary p_j = eta (E + s^2) {1/(2(1 - eta l)), 1/2, 1/(2 - eta l)} is not positive (eta l >= 1 for SGD,
+    /// eta l >= 2 for SME1), where the table's sum no longer means anything.
     [<CompiledName("StationaryExcess")>]
     let stationaryExcess (dyn: Dynamics) (eta: float) (lambdas: float[]) (s2: float) =
+        let modesOk =
+            match dyn with
+            | Sgd -> lambdas |> Array.forall (fun l -> eta * l < 1.0)
+            | Sme1 -> lambdas |> Array.forall (fun l -> eta * l < 2.0)
+            | Smf -> true
+
         let sg = sigma dyn eta lambdas
-        if sg >= 1.0 then None else Some(s2 * sg / (1.0 - sg))
+
+        if not modesOk || sg >= 1.0 then
+            None
+        else
+            Some(s2 * sg / (1.0 - sg))
 
     /// The diagonal p_j of P evolved to time t = k eta: SGD by its exact recursion, SMF and SME1 by their moment ODEs
     /// (classical RK4 with 20 sub-steps per eta: error ~1e-12 at these rates). Returns E = sum lambda_j p_j.
