@@ -191,9 +191,11 @@ public sealed class MultiPassSgd
     }
 
     /// <summary>Solve the discrete DMFT of the SGF. Standard errors are across independent replicas. Throws
-    /// OperationCanceledException when cancelled; a run with tau above critical ends with Status = Diverged.</summary>
+    /// OperationCanceledException when cancelled; a run with tau above critical ends with Status = Diverged. With
+    /// <paramref name="extrapolateInStep"/>, Richardson in the step (TimeStep and TimeStep/2) removes the O(step)
+    /// Euler-Maruyama error against the continuous SGF.</summary>
     public MultiPassCurve SolveDmft(int samples = 20000, int replicas = 4, int seed = 1, DmftMethod method = DmftMethod.Auto,
-        IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<double>? progress = null, CancellationToken cancellationToken = default, bool extrapolateInStep = false)
     {
         var strategy = method switch
         {
@@ -204,7 +206,7 @@ public sealed class MultiPassSgd
         };
         var settings = new DmftSettings(samples, replicas, seed, strategy, Environment.ProcessorCount,
             FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken);
-        var s = FsDmft.Solve(settings, ToProblem());
+        var s = extrapolateInStep ? FsDmft.SolveExtrapolated(settings, ToProblem()) : FsDmft.Solve(settings, ToProblem());
         var (status, time) = StatusOf(s.Status);
         return new MultiPassCurve(s.T, Grid(s.Q), Grid(s.M), Series.Of(s.TrainLoss), Series.Of(s.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(s.TestError) ? Series.Of(s.TestError.Value) : null,

@@ -17,6 +17,7 @@ let private common =
             [--fp-batch 2000] [--damping 0.5] [--iterations 10]
   overlay:  [--simulate [--dim 2000] [--seeds 4]] [--sgd [--batch 1] [--sampling with|without]]
   output:   [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress] [--no-kernels]
+  --extrapolate: Richardson in dt (solves at dt and dt/2, 2 v(dt/2) - v(dt)), removing the O(dt) Euler error.
   alpha = n/d (delta in the spec), tau = eta/B, time t = SGD steps x eta/d (epochs = t/(tau alpha)).
   Series: m, q (GLM) or Q<ab>, M<ab> (committee), train_loss, test_loss, test_error (sign teacher), each with
   <name>_stderr; square-loss losses are mean squared residuals (no 1/2). Kernels C, R (and Sigma_u) under "kernels"."""
@@ -78,7 +79,15 @@ let private valued =
     ]
 
 let private flags =
-    [ "exact"; "continuous"; "simulate"; "sgd"; "progress"; "no-kernels" ]
+    [
+        "exact"
+        "continuous"
+        "extrapolate"
+        "simulate"
+        "sgd"
+        "progress"
+        "no-kernels"
+    ]
 
 let private vector (a: Args.Parsed) (name: string) (fallback: float[]) =
     match a.Values.TryFind name with
@@ -328,8 +337,14 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
                 | Glm(GlmLoss.Square, GlmTeacher.Linear) -> ()
                 | _ -> raise (Args.UsageError "--exact needs --loss square --teacher linear")
 
+            let solver =
+                if a.Flags.Contains "extrapolate" then
+                    Dmft.solveExtrapolated
+                else
+                    Dmft.solve
+
             let s =
-                Dmft.solve
+                solver
                     { DmftSettings.defaults with
                         Samples = Args.int a "samples" 20000
                         Replicas = Args.int a "replicas" 4
