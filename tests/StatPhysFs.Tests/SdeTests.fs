@@ -680,3 +680,45 @@ let schemes =
                             (sprintf "%A observable %d: %g +- %g vs %g" scheme o mc[o].Mean mc[o].StdErr exact)
             }
         ]
+
+[<Tests>]
+let reproducible =
+    test "the same seed gives the same numbers at any thread count (SDE flows and the multi-pass simulator)" {
+        let a, y, x0 = fixture
+        let p = FiniteSumProblem.leastSquares 0.0 a y
+        let obs = [| (fun (xs: float[][]) -> xs[0][0] + xs[1][1]) |]
+
+        let flows par =
+            Flows.simulate
+                { SdeSettings.defaults with
+                    Paths = 500
+                    MaxParallelism = par
+                }
+                (Smf 2)
+                p
+                x0
+                obs
+
+        let one, four = flows 1, flows 4
+        Expect.equal one[0].Mean four[0].Mean "SMF Monte Carlo"
+
+        let glm =
+            { Dmft.DmftProblem.glm Dmft.GlmLoss.Logistic Dmft.GlmTeacher.Sign with
+                Steps = 5
+            }
+
+        let sim par =
+            MultiPassSim.run
+                { SimulationOptions.defaults with
+                    Dim = 200
+                    Seeds = 3
+                    MaxParallelism = par
+                }
+                ignore
+                Threading.CancellationToken.None
+                Sgf
+                glm
+
+        let s1, s3 = sim 1, sim 3
+        Expect.equal s1.Q[0, 0].Mean s3.Q[0, 0].Mean "SGF simulation"
+    }
