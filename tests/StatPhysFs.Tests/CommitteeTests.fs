@@ -53,7 +53,9 @@ let private rhsAt (p: CommitteeParams) (s: CommitteeState) =
 
 /// The ODE and the finite-d simulation from the same overlaps; fails when eg differs anywhere by more than
 /// 4.5 standard errors plus `slack` (the finite-d bias allowance). Returns both for further checks.
-let private odeAgainstSimulation
+/// ODE (with the learning-rate schedule, when given) against the simulator with the same schedule.
+let private odeAgainstScheduledSimulation
+    (schedule: (float -> float) option)
     label
     (p: CommitteeParams)
     (s0: CommitteeState)
@@ -72,10 +74,12 @@ let private odeAgainstSimulation
                 SaveAt = times
             }
             (Ode.dopri5 rtol (rtol * 1e-2))
-            (Committee.problem p s0 tEnd)
+            { Committee.problem p s0 tEnd with
+                Rhs = Committee.rhsWithSchedule p schedule s0.V
+            }
 
     let sim =
-        OnlineCommitteeSim.run
+        OnlineCommitteeSim.runWithSchedule
             { SimulationOptions.defaults with
                 Dim = dim
                 Seeds = seeds
@@ -84,6 +88,7 @@ let private odeAgainstSimulation
             ignore
             CancellationToken.None
             p
+            schedule
             s0
             times
 
@@ -100,6 +105,9 @@ let private odeAgainstSimulation
                 theory
 
     sol, sim
+
+let private odeAgainstSimulation label p s0 times rtol dim seeds seed slack =
+    odeAgainstScheduledSimulation None label p s0 times rtol dim seeds seed slack
 
 let private shapes =
     Arb.fromGen (Gen.zip3 (Gen.choose (1, 3)) (Gen.choose (1, 3)) seeds)
@@ -1075,29 +1083,8 @@ let throughThePlateau =
 
                 let times = [| 0.0; 5.0; 20.0; 40.0 |]
 
-                let sol =
-                    Ode.solve
-                        { Ode.defaultOptions with
-                            SaveAt = times
-                        }
-                        (Ode.dopri5 1e-9 1e-11)
-                        { Committee.problem p s0 40.0 with
-                            Rhs = Committee.rhsWithSchedule p (Some schedule) s0.V
-                        }
-
-                let sim =
-                    OnlineCommitteeSim.runWithSchedule
-                        { SimulationOptions.defaults with
-                            Dim = 1000
-                            Seeds = 6
-                            Seed = 21
-                        }
-                        ignore
-                        CancellationToken.None
-                        p
-                        (Some schedule)
-                        s0
-                        times
+                let _, sim =
+                    odeAgainstScheduledSimulation (Some schedule) "annealed" p s0 times 1e-9 1000 6 21 5e-4
 
                 let constant =
                     OnlineCommitteeSim.run
@@ -1112,13 +1099,6 @@ let throughThePlateau =
                         s0
                         times
 
-                for j in 1 .. times.Length - 1 do
-                    let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
-
-                    Expect.isLessThan
-                        (abs (sim.Eg.Mean[j] - theory))
-                        (4.5 * sim.Eg.StdErr[j] + 5e-4)
-                        (sprintf "t=%g: simulation %g +- %g vs ODE %g" times[j] sim.Eg.Mean[j] sim.Eg.StdErr[j] theory)
                 // The schedule matters: at t = 40 the constant-rate run sits on its higher noise floor.
                 Expect.isGreaterThan constant.Eg.Mean[3] (sim.Eg.Mean[3] + 5.0 * sim.Eg.StdErr[3]) "annealing lowers eg"
 

@@ -51,6 +51,12 @@ let private lsProblem (seed: int) =
 let private within (k: float) (bias: float) (a: float) (sa: float) (b: float) (sb: float) =
     abs (a - b) <= k * sqrt (sa * sa + sb * sb) + bias * max 1.0 (abs b)
 
+/// DMFT against simulation at grid index k: 4.5 combined standard errors plus `bias` relative.
+let private agrees (context: string) (bias: float) (k: int) (name: string) (x: SeriesEstimate) (y: SeriesEstimate) =
+    Expect.isTrue
+        (within 4.5 bias x.Mean[k] x.StdErr[k] y.Mean[k] y.StdErr[k])
+        (sprintf "%s %s: DMFT %g +- %g, SGF %g +- %g" context name x.Mean[k] x.StdErr[k] y.Mean[k] y.StdErr[k])
+
 [<Tests>]
 let leastSquares =
     testList
@@ -408,19 +414,7 @@ let simulation =
                             p
 
                     for k in [ 10; 20; 40 ] do
-                        let chk name (x: SeriesEstimate) (y: SeriesEstimate) =
-                            Expect.isTrue
-                                (within 4.5 0.015 x.Mean[k] x.StdErr[k] y.Mean[k] y.StdErr[k])
-                                (sprintf
-                                    "alpha=%g tau=%g t=%g %s: DMFT %g +- %g, SGF %g +- %g"
-                                    a
-                                    tau
-                                    th.T[k]
-                                    name
-                                    x.Mean[k]
-                                    x.StdErr[k]
-                                    y.Mean[k]
-                                    y.StdErr[k])
+                        let chk = agrees (sprintf "alpha=%g tau=%g t=%g" a tau th.T[k]) 0.015 k
 
                         chk "m" th.M[0, 0] sim.M[0, 0]
                         chk "q" th.Q[0, 0] sim.Q[0, 0]
@@ -464,18 +458,7 @@ let simulation =
                             p
 
                     for k in [ 5; 20 ] do
-                        let chk name (a: SeriesEstimate) (b: SeriesEstimate) =
-                            Expect.isTrue
-                                (within 4.5 0.015 a.Mean[k] a.StdErr[k] b.Mean[k] b.StdErr[k])
-                                (sprintf
-                                    "tau=%g t=%g %s: DMFT %g +- %g, SGF %g +- %g"
-                                    tau
-                                    th.T[k]
-                                    name
-                                    a.Mean[k]
-                                    a.StdErr[k]
-                                    b.Mean[k]
-                                    b.StdErr[k])
+                        let chk = agrees (sprintf "tau=%g t=%g" tau th.T[k]) 0.015 k
 
                         for i in 0..1 do
                             for j in 0..1 do

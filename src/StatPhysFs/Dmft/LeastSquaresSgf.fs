@@ -192,30 +192,28 @@ module LeastSquaresSgf =
         Check.positive "dt" dt
         Check.intInRange "steps" 1 10_000_000 steps
 
-    /// The Volterra recursion exact for the Euler-Maruyama scheme with step dt (spec section 4.1): e^{-(s+l)t} ->
-    /// (1 - dt(s+l))^k and the convolutions -> dt sum_{j<k} with kernel index k - 1 - j. Values at t_k = k dt,
-    /// k = 0..steps.
-    [<CompiledName("Discrete")>]
-    let discrete (law: MarchenkoPastur) (dt: float) (steps: int) (p: LeastSquaresParams) =
-        validate p
-        checkGrid dt steps
-        let n = steps + 1
-        let l = p.Ridge
-        // K_tr(j) = int s^2 beta^{2j}, K_te(j) = int s beta^{2j}, beta = 1 - dt(s + lambda).
+    /// K_tr(j) = int s^2 r(s)^j d nu and K_te(j) = int s r(s)^j d nu, j < n: both kernels are geometric in j per node
+    /// (r = (1 - dt(s+l))^2 for the scheme, e^{-2(s+l)dt} in continuous time).
+    let private kernels (law: MarchenkoPastur) (n: int) (ratio: float -> float) =
         let ktr = Array.zeroCreate n
         let kte = Array.zeroCreate n
 
         for i in 0 .. law.Nodes.Length - 1 do
             let s = law.Nodes[i]
             let w = law.Weights[i]
-            let b2 = (1.0 - dt * (s + l)) ** 2.0
+            let r = ratio s
             let mutable pw = 1.0
 
             for j in 0 .. n - 1 do
                 ktr[j] <- ktr[j] + w * s * s * pw
                 kte[j] <- kte[j] + w * s * pw
-                pw <- pw * b2
+                pw <- pw * r
 
+        ktr, kte
+
+    /// March k = 0..steps: `step k ltr` returns (e_k, L_k, m_k) from L_0..L_{k-1}; stops when L leaves the bound.
+    let private march (p: LeastSquaresParams) (dt: float) (steps: int) (step: int -> float[] -> float * float * float) =
+        let n = steps + 1
         let t = Array.init n (fun k -> float k * dt)
         let e = Array.zeroCreate n
         let ltr = Array.zeroCreate n
@@ -224,6 +222,29 @@ module LeastSquaresSgf =
         let mutable k = 0
 
         while k < n && status = Completed do
+            let ek, lk, mk = step k ltr
+            e[k] <- ek
+            ltr[k] <- lk
+            m[k] <- mk
+
+            if not (Double.IsFinite lk) || lk > divergenceBound then
+                status <- Diverged(t[k], sprintf "train loss exceeded the divergence bound %g" divergenceBound)
+
+            k <- k + 1
+
+        finish p t e ltr m k status
+
+    /// The Volterra recursion exact for the Euler-Maruyama scheme with step dt (spec section 4.1): e^{-(s+l)t} ->
+    /// (1 - dt(s+l))^k and the convolutions -> dt sum_{j<k} with kernel index k - 1 - j. Values at t_k = k dt,
+    /// k = 0..steps.
+    [<CompiledName("Discrete")>]
+    let discrete (law: MarchenkoPastur) (dt: float) (steps: int) (p: LeastSquaresParams) =
+        validate p
+        checkGrid dt steps
+        let l = p.Ridge
+        let ktr, kte = kernels law (steps + 1) (fun s -> (1.0 - dt * (s + l)) ** 2.0)
+
+        march p dt steps (fun k ltr ->
             let eg, lg, mg =
                 gfFrom p law (aDisc l dt k) (fun s -> (1.0 - dt * (s + l)) ** float k)
 
@@ -234,16 +255,7 @@ module LeastSquaresSgf =
                 sl <- sl + ktr[k - 1 - j] * ltr[j]
                 se <- se + kte[k - 1 - j] * ltr[j]
 
-            ltr[k] <- lg + p.Tau * dt * sl
-            e[k] <- eg + p.Tau * dt * se
-            m[k] <- mg
-
-            if not (Double.IsFinite ltr[k]) || ltr[k] > divergenceBound then
-                status <- Diverged(t[k], sprintf "train loss exceeded the divergence bound %g" divergenceBound)
-
-            k <- k + 1
-
-        finish p t e ltr m k status
+            eg + p.Tau * dt * se, lg + p.Tau * dt * sl, mg)
 
     /// The continuous-time Volterra equation L = L_GF + tau K_tr * L, e = e_GF + tau K_te * L solved with the
     /// trapezoidal rule on t_k = k dt (error O(dt^2)).
@@ -251,33 +263,13 @@ module LeastSquaresSgf =
     let continuous (law: MarchenkoPastur) (dt: float) (steps: int) (p: LeastSquaresParams) =
         validate p
         checkGrid dt steps
-        let n = steps + 1
-        let l = p.Ridge
-        let ktr = Array.zeroCreate n
-        let kte = Array.zeroCreate n
+        let ktr, kte = kernels law (steps + 1) (fun s -> exp (-2.0 * (s + p.Ridge) * dt))
 
-        for i in 0 .. law.Nodes.Length - 1 do
-            let s = law.Nodes[i]
-            let w = law.Weights[i]
-
-            for j in 0 .. n - 1 do
-                let x = exp (-2.0 * (s + l) * float j * dt)
-                ktr[j] <- ktr[j] + w * s * s * x
-                kte[j] <- kte[j] + w * s * x
-
-        let t = Array.init n (fun k -> float k * dt)
-        let e = Array.zeroCreate n
-        let ltr = Array.zeroCreate n
-        let m = Array.zeroCreate n
-        let mutable status = Completed
-        let mutable k = 0
-
-        while k < n && status = Completed do
-            let eg, lg, mg = gradientFlow law p t[k]
+        march p dt steps (fun k ltr ->
+            let eg, lg, mg = gradientFlow law p (float k * dt)
 
             if k = 0 then
-                ltr[0] <- lg
-                e[0] <- eg
+                eg, lg, mg
             else
                 let mutable sl = 0.5 * ktr[k] * ltr[0]
                 let mutable se = 0.5 * kte[k] * ltr[0]
@@ -287,14 +279,5 @@ module LeastSquaresSgf =
                     se <- se + kte[k - j] * ltr[j]
 
                 // The trapezoid's own end point L_k appears on both sides: solve the scalar equation for it.
-                ltr[k] <- (lg + p.Tau * dt * sl) / (1.0 - 0.5 * p.Tau * dt * ktr[0])
-                e[k] <- eg + p.Tau * dt * (se + 0.5 * kte[0] * ltr[k])
-
-            m[k] <- mg
-
-            if not (Double.IsFinite ltr[k]) || ltr[k] > divergenceBound then
-                status <- Diverged(t[k], sprintf "train loss exceeded the divergence bound %g" divergenceBound)
-
-            k <- k + 1
-
-        finish p t e ltr m k status
+                let lk = (lg + p.Tau * dt * sl) / (1.0 - 0.5 * p.Tau * dt * ktr[0])
+                eg + p.Tau * dt * (se + 0.5 * kte[0] * lk), lk, mg)

@@ -163,16 +163,23 @@ module MultiPassSim =
             let mutable k = 0
 
             while k < points && diverged.IsNone do
-                let loss = fields model data r
-                record k loss
+                // One pass gives the fields, the train loss and l(r_i); the step then only scales l by its noise.
+                let mutable loss = 0.0
+
+                for i in 0 .. n - 1 do
+                    for a in 0 .. m - 1 do
+                        r[i][a] <- Blas.dotArr data.X[i] data.Theta[a]
+
+                    loss <- loss + model.Eval r[i] data.Y[i] g[i] jac
+
+                record k (loss / float n)
 
                 if k < points - 1 && diverged.IsNone then
                     for i in 0 .. n - 1 do
-                        model.Eval r[i] data.Y[i] l jac |> ignore
                         let fac = p.Dt - noise * rng.NextNormal()
 
                         for a in 0 .. m - 1 do
-                            g[i][a] <- l[a] * fac
+                            g[i][a] <- g[i][a] * fac
                     // theta <- (1 - Dt lambda) theta - X^T g / alpha
                     for a in 0 .. m - 1 do
                         let th = data.Theta[a]
