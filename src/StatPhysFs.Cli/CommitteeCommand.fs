@@ -32,7 +32,7 @@ let usage =
   FILE.json: {"Q": [[...]], "R": [[...]], "T": [[...]], "v": [...], "vTeacher": [...], "b": [...], "bTeacher": [...]}
   (T, v, vTeacher, b, bTeacher optional; biases are fixed pre-activation offsets, their integrals are sampled)."""
 
-let private valued =
+let valued =
     [
         "K"
         "M"
@@ -58,7 +58,7 @@ let private valued =
         "plot"
     ]
 
-let private flags = [ "simulate"; "progress"; "normalised" ]
+let flags = [ "simulate"; "progress"; "normalised" ]
 
 type Settings =
     {

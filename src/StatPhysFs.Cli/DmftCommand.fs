@@ -47,7 +47,7 @@ let usageSimulate =
   The finite-d process alone: the SGF by Euler-Maruyama with step --dt (sgf), or real mini-batch SGD with
   eta = tau B (sgd), on one data set of n = alpha d samples per seed; observed at t = k dt."""
 
-let private valued =
+let valued =
     [
         "loss"
         "teacher"
@@ -78,7 +78,7 @@ let private valued =
         "plot"
     ]
 
-let private flags =
+let flags =
     [
         "exact"
         "continuous"

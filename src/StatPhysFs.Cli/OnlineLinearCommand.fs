@@ -33,7 +33,7 @@ type Settings =
         ForceProgress: bool
     }
 
-let private valued =
+let valued =
     [
         "rho"
         "noise-var"
@@ -56,7 +56,7 @@ let private valued =
         "divergence-bound"
     ]
 
-let private flags = [ "simulate"; "progress" ]
+let flags = [ "simulate"; "progress" ]
 
 let parse (argv: string list) =
     let a = Args.parse valued flags argv

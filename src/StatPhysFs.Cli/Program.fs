@@ -15,6 +15,7 @@ commands:
   statphys simulate sgf|sgd [options]    the finite-d SGF or real mini-batch SGD on n = alpha d samples
   statphys sde [options]                 SGD against its SME / SMF at small learning rate (statphys sde --help)
   statphys sde weak-order [options]      weak-order slopes of GF, SME, SMF on exact oracles, with a log-log plot
+  statphys sweep run|merge|plot|slurm    grids of any command: resumable, parallel, Slurm arrays (statphys sweep)
   statphys help                          this text"""
 
 let dispatch (argv: string list) =
@@ -55,6 +56,7 @@ let dispatch (argv: string list) =
         printfn "%s" SdeCommand.usage
         0
     | "sde" :: rest -> SdeCommand.main rest
+    | "sweep" :: rest -> SweepCommand.main rest
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
 

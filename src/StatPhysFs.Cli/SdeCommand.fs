@@ -25,7 +25,7 @@ let usage =
   `weak-order` measures |E phi(SGD) - E phi(model)| on the exact least-squares oracles (no Monte Carlo) for GF, SME1,
   SMF1 and SMF2, one- and two-point, and fits the log-log slopes."""
 
-let private valued =
+let valued =
     [
         "problem"
         "dim"
