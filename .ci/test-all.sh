@@ -45,6 +45,18 @@ if [[ -x notebooks/run.sh || -f notebooks/run.sh ]]; then
   fi
 fi
 
+echo "== sweep on a one-node Slurm cluster (deploy/slurm; needs root and apt; STATPHYS_SKIP_SLURM=1 skips it)"
+if [[ ${STATPHYS_SKIP_SLURM:-0} == 1 ]]; then
+  echo "  skipped: STATPHYS_SKIP_SLURM=1"
+else
+  bash .ci/sweep-slurm-test.sh "$CONFIG" "$results/slurm.txt"
+  if [[ -f $results/slurm.txt ]]; then
+    read -r p f < "$results/slurm.txt"; passed=$((passed + p)); failed=$((failed + f))
+  else
+    failed=$((failed + 1))
+  fi
+fi
+
 rm -rf "$results"
 echo "$passed passed, $failed failed"
 (( failed == 0 ))
