@@ -241,6 +241,8 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
                     match metaPath name with
                     | Some e when e.ValueKind = JsonValueKind.Number -> yield name, e.GetDouble()
                     | Some e when e.ValueKind = JsonValueKind.Null -> yield name, nan
+                    // A dotted metadata path exists only for some runs (e.g. an analysis that needs a plateau).
+                    | None when name.Contains '.' && meta.IsSome -> yield name, nan
                     | _ ->
                         failwithf
                             "record: the run has no series or metadata number '%s' (series: %s)"

@@ -60,7 +60,9 @@ module Store =
     let rowToJson (r: Row) =
         use ms = new MemoryStream()
 
-        (use w = new Utf8JsonWriter(ms)
+        (use w =
+            new Utf8JsonWriter(ms, JsonWriterOptions(Encoder = Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
+
          w.WriteStartObject()
          w.WriteNumber("index", r.Index)
          w.WriteString("key", r.Key)
