@@ -13,11 +13,30 @@ type Parsed =
         Flags: Set<string>
     }
 
-/// Parse `--name value` and `--flag` tokens. `valued` and `flags` list the allowed names (without dashes).
+/// Parse `--name value`, `--name=value` and `--flag` tokens. `valued` and `flags` list the allowed names (without
+/// dashes).
 let parse (valued: string list) (flags: string list) (argv: string list) =
     let rec go (acc: Parsed) args =
         match args with
         | [] -> acc
+        | (a: string) :: rest when a.StartsWith "--" && a.IndexOf '=' > 2 ->
+            let i = a.IndexOf '='
+            let name = a.Substring(2, i - 2)
+
+            if List.contains name flags then
+                raise (UsageError(sprintf "option --%s is a flag and takes no value" name))
+
+            if List.contains name valued then
+                if acc.Values.ContainsKey name then
+                    raise (UsageError(sprintf "option --%s given twice" name))
+
+                go
+                    { acc with
+                        Values = acc.Values.Add(name, a.Substring(i + 1))
+                    }
+                    rest
+            else
+                go acc (a.Substring(0, i) :: rest)
         | (a: string) :: rest when a.StartsWith "--" ->
             let name = a.Substring 2
 
@@ -70,7 +89,12 @@ let int (p: Parsed) (name: string) (fallback: int) =
     | Some s ->
         match Int32.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture) with
         | true, v -> v
-        | _ -> raise (UsageError(sprintf "--%s expects an integer, got '%s'" name s))
+        | _ ->
+            raise (
+                UsageError(
+                    sprintf "--%s expects an integer between %d and %d, got '%s'" name Int32.MinValue Int32.MaxValue s
+                )
+            )
 
 let string (p: Parsed) (name: string) (fallback: string) =
     p.Values.TryFind name |> Option.defaultValue fallback

@@ -76,36 +76,96 @@ type Settings =
     }
 
 let private readInit (path: string) (k: int) (m: int) =
-    if not (File.Exists path) then
-        raise (Args.UsageError(sprintf "--init: no such file '%s'" path))
+    if Directory.Exists path then
+        raise (Args.UsageError(sprintf "--init: '%s' is a directory, not an initial-state file" path))
 
-    use doc = JsonDocument.Parse(File.ReadAllText path)
+    if not (File.Exists path) then
+        raise (
+            Args.UsageError(
+                sprintf "--init: no such file '%s' (give default|small|informed|random or a JSON file)" path
+            )
+        )
+
+    let fail (msg: string) =
+        raise (Args.UsageError(sprintf "--init %s: %s" path msg))
+
+    let text =
+        try
+            File.ReadAllText path
+        with e ->
+            fail (sprintf "cannot read the file (%s)" e.Message)
+
+    if String.IsNullOrWhiteSpace text then
+        fail "the file is empty; expected a JSON object {\"Q\": [[...]], \"R\": [[...]], ...}"
+
+    use doc =
+        try
+            JsonDocument.Parse text
+        with :? JsonException as e ->
+            fail (sprintf "not valid JSON (%s)" e.Message)
+
     let root = doc.RootElement
+
+    if root.ValueKind <> JsonValueKind.Object then
+        fail (sprintf "expected a JSON object with fields Q, R (and optional T, v, vTeacher, b, bTeacher), got a %O" root.ValueKind)
+
+    let number (field: string) (e: JsonElement) =
+        match e.ValueKind with
+        | JsonValueKind.Number ->
+            let v = e.GetDouble()
+
+            if not (Double.IsFinite v) then
+                fail (sprintf "field %s holds a non-finite number" field)
+
+            v
+        | kind -> fail (sprintf "field %s must hold numbers, found a %O" field kind)
 
     let matrix name rows cols (fallback: float[,] option) =
         match root.TryGetProperty(name: string) with
         | true, e ->
+            let shape = sprintf "a %dx%d array of arrays of numbers" rows cols
+
+            if e.ValueKind <> JsonValueKind.Array then
+                fail (sprintf "field %s must be %s, found a %O" name shape e.ValueKind)
+
             let a =
                 e.EnumerateArray()
-                |> Seq.map (fun r -> r.EnumerateArray() |> Seq.map (fun x -> x.GetDouble()) |> Array.ofSeq)
+                |> Seq.map (fun r ->
+                    if r.ValueKind <> JsonValueKind.Array then
+                        fail (sprintf "field %s must be %s, found a row that is a %O" name shape r.ValueKind)
+
+                    r.EnumerateArray() |> Seq.map (number name) |> Array.ofSeq)
                 |> Array.ofSeq
 
             if a.Length <> rows || a |> Array.exists (fun r -> r.Length <> cols) then
-                raise (Args.UsageError(sprintf "--init: %s must be %dx%d" name rows cols))
+                fail (
+                    sprintf
+                        "field %s must be %dx%d (K = %d, M = %d), got %d rows of lengths %s"
+                        name
+                        rows
+                        cols
+                        k
+                        m
+                        a.Length
+                        (a |> Array.map (fun r -> string r.Length) |> String.concat ",")
+                )
 
             Array2D.init rows cols (fun i j -> a[i][j])
         | _ ->
             match fallback with
             | Some f -> f
-            | None -> raise (Args.UsageError(sprintf "--init: %s is required" name))
+            | None -> fail (sprintf "field %s (%dx%d) is required" name rows cols)
 
     let vector name n fallback =
         match root.TryGetProperty(name: string) with
         | true, e ->
-            let a = e.EnumerateArray() |> Seq.map (fun x -> x.GetDouble()) |> Array.ofSeq
+            if e.ValueKind <> JsonValueKind.Array then
+                fail (sprintf "field %s must be an array of %d numbers, found a %O" name n e.ValueKind)
+
+            let a = e.EnumerateArray() |> Seq.map (number name) |> Array.ofSeq
 
             if a.Length <> n then
-                raise (Args.UsageError(sprintf "--init: %s must have %d entries" name n))
+                fail (sprintf "field %s must have %d entries, got %d" name n a.Length)
 
             a
         | _ -> fallback
@@ -128,8 +188,8 @@ let parse (argv: string list) =
     let k = Args.int a "K" 2
     let m = Args.int a "M" 2
 
-    if k < 1 || m < 1 then
-        raise (Args.UsageError "--K and --M must be >= 1")
+    if k < 1 || m < 1 || k > 1000 || m > 1000 then
+        raise (Args.UsageError(sprintf "--K and --M must lie in [1, 1000], got K = %d, M = %d" k m))
 
     let student = Args.string a "student" "erf"
     let teacher = Args.string a "teacher" student
@@ -177,6 +237,8 @@ let parse (argv: string list) =
         | "random" ->
             // Exact overlaps of Gaussian student vectors (variance 1/4 per coordinate) with an orthonormal teacher.
             let d = Args.int a "dim" 1000
+            Check.intInRange "dim" 1 100_000_000 d
+            Validate.Budget.memory "--init random" (8.0 * float (k + m) * float d) [ "dim"; "K"; "M" ]
             let rng = Rng(seed, 99)
             let w = Array.init k (fun _ -> Array.init d (fun _ -> 0.5 * rng.NextNormal()))
 
@@ -269,7 +331,40 @@ let private matrixValue (a: float[,]) =
 
 let run (s: Settings) : Document =
     let p = s.Params
+    Committee.validate p
     Check.positive "t-end" s.TEnd
+    Check.inRange "rtol" 1e-14 1e-2 s.RelTol
+    Check.intInRange "points" 2 10_000_000 s.Points
+    let warnings = ResizeArray<string>()
+    let state = float (p.K * p.K + p.K * p.M + p.K)
+    let units = float (p.K + p.M)
+    Validate.Budget.memory "the committee ODE output" (8.0 * float s.Points * state * 6.0) [ "points"; "K"; "M" ]
+    // One right-hand side costs about 60 (K+M)^4 operations (measured, erf closed forms); a run takes at least a
+    // few hundred evaluations.
+    let rhsOps = 60.0 * units ** 4.0
+
+    Validate.Budget.work "the committee ODE" (rhsOps * 6.0 * max 200.0 s.TEnd) 1 [ "K"; "M"; "t-end" ]
+    |> ignore
+
+    match s.Simulation with
+    | Some o ->
+        Check.intInRange "dim" 1 100_000_000 o.Dim
+        Check.intInRange "seeds" 1 1_000_000 o.Seeds
+
+        Validate.Budget.memory
+            "the simulation"
+            (8.0 * units * float o.Dim * 4.0 * float Environment.ProcessorCount)
+            [ "dim"; "K"; "M" ]
+
+        // t d SGD steps per seed, each O((K+M) d).
+        Validate.Budget.work
+            "the simulation"
+            (4.0 * float o.Seeds * s.TEnd * float o.Dim * units * float o.Dim * float p.Batch)
+            Environment.ProcessorCount
+            [ "dim"; "seeds"; "t-end"; "K"; "M" ]
+        |> ignore
+    | None -> ()
+
     let grid = Grid.make s.Grid 0.0 s.TEnd s.Points
 
     let problem =
@@ -364,9 +459,37 @@ let run (s: Settings) : Document =
             && p.WeightDecay = 0.0
             && p.Activation = Erf
             && not (Committee.needsSampling p)
+            && (let ops = 100.0 * state * rhsOps
+
+                if ops / Validate.Budget.opsPerSecond > 30.0 then
+                    Validate.warn
+                        warnings
+                        (sprintf
+                            "the fixed-point analysis (plateau, eta_max, eta_opt) was skipped: about %.0f s of work at K = %d"
+                            (ops / Validate.Budget.opsPerSecond)
+                            p.K)
+
+                    false
+                else
+                    true)
         then
+            // An analysis that fails numerically (e.g. a non-converging eigen-solver at an absurd lr) gives no value.
+            let attempt (f: unit -> float) =
+                try
+                    f ()
+                with
+                | :? ArgumentException -> nan
+                | e when e.GetType().Name = "NonConvergenceException" -> nan
+
+            let plateauResult =
+                try
+                    CommitteeAnalysis.plateau p
+                with
+                | :? ArgumentException -> None
+                | e when e.GetType().Name = "NonConvergenceException" -> None
+
             let plateau =
-                match CommitteeAnalysis.plateau p with
+                match plateauResult with
                 | Some pl ->
                     Obj
                         [
@@ -382,8 +505,20 @@ let run (s: Settings) : Document =
             let etaOpt, rate =
                 try
                     CommitteeAnalysis.optimalLearningRate p
-                with :? ArgumentException ->
-                    nan, nan
+                with
+                | :? ArgumentException -> nan, nan
+                | e when e.GetType().Name = "NonConvergenceException" -> nan, nan
+
+            let etaMax = attempt (fun () -> CommitteeAnalysis.maxLearningRate p)
+
+            // Above eta_max the perfect-learning fixed point is unstable: say so even when the run has not blown up.
+            if p.Lr > etaMax && sol.Status = Completed then
+                Validate.warn
+                    warnings
+                    (sprintf
+                        "--lr %g is above eta_max = %.4g (the perfect-learning fixed point is unstable): the run has not diverged by t-end but does not converge"
+                        p.Lr
+                        etaMax)
 
             [
                 "analysis",
@@ -391,16 +526,10 @@ let run (s: Settings) : Document =
                     [
                         "plateau", plateau
                         "plateau_eg_small_lr", Num(CommitteeAnalysis.plateauErrorSmallLr p.K)
-                        "eta_max",
-                        Num(
-                            try
-                                CommitteeAnalysis.maxLearningRate p
-                            with :? ArgumentException ->
-                                nan
-                        )
+                        "eta_max", Num etaMax
                         "eta_opt", Num etaOpt
                         "convergence_rate_at_eta_opt", Num rate
-                        "convergence_rate", Num(CommitteeAnalysis.convergenceRate p)
+                        "convergence_rate", Num(attempt (fun () -> CommitteeAnalysis.convergenceRate p))
                     ]
             ]
         else
@@ -483,6 +612,7 @@ let run (s: Settings) : Document =
             @ Output.status sol.Status
             @ Output.earlyStopping early
             @ analysis
+            @ Output.warnings warnings
             @ simMeta
     }
 

@@ -111,6 +111,7 @@ let private problem (a: Args.Parsed) (committee: bool) =
     let tEnd = Args.float a "t-end" 6.0
     Check.positive "dt" dt
     Check.positive "t-end" tEnd
+    Validate.Budget.steps "the DMFT grid" (tEnd / dt) [ "t-end"; "dt" ]
     let steps = int (Math.Round(tEnd / dt))
 
     let baseP =
@@ -284,19 +285,118 @@ let private leastSquaresMeta (p: DmftProblem) =
 
         let ls = leastSquaresOf p
 
-        let tc = LeastSquaresSgf.criticalTau law p.Ridge
+        // The t -> infinity limits may not exist (alpha = 1, ridge = 0: the error grows like sqrt t) although every
+        // finite-time value is well defined: report the limit as absent, with the reason, and keep the curve.
+        let tc =
+            try
+                Num(LeastSquaresSgf.criticalTau law p.Ridge)
+            with :? ArgumentException ->
+                Null
 
-        [
-            "tau_c", Num tc
-            "stationary",
-            (match LeastSquaresSgf.stationary law ls with
-             | Some(e, l) -> Obj [ "e", Num e; "test_loss", Num(e + p.NoiseVar); "train_loss", Num l ]
-             | None -> Null)
-        ]
+        let stationary, absent =
+            try
+                (match LeastSquaresSgf.stationary law ls with
+                 | Some(e, l) -> Obj [ "e", Num e; "test_loss", Num(e + p.NoiseVar); "train_loss", Num l ]
+                 | None -> Null),
+                []
+            with :? ArgumentException as e ->
+                Null, [ "stationary_absent", Str(e.Message.Split(" (Parameter")[0]) ]
+
+        [ "tau_c", tc; "stationary", stationary ] @ absent
     | _ -> []
+
+/// Memory and work of the DMFT solve and of the finite-d overlays, refused up front when over budget.
+let private budget (a: Args.Parsed) (p: DmftProblem) =
+    let steps = float p.Steps + 1.0
+
+    let width =
+        match p.Model with
+        | TwoLayer n -> float n.V.Length
+        | Glm _ -> 1.0
+
+    let exact = a.Flags.Contains "exact"
+    let samples = float (Args.int a "samples" 20000)
+    let replicas = float (Args.int a "replicas" 4)
+    Check.intInRange "samples" 2 100_000_000 (Args.int a "samples" 20000)
+    Check.intInRange "replicas" 1 1000 (Args.int a "replicas" 4)
+    // --extrapolate also solves at dt/2: twice the steps.
+    let refine = if a.Flags.Contains "extrapolate" then 2.0 else 1.0
+    let n = steps * refine
+    let w2 = width * width
+    // Kernels C, R, Sigma_u (t x t, width^2 each), their copy in the document, and the JSON text (~25 bytes each).
+    let kernelBytes = 3.0 * n * n * w2 * 8.0 * 2.0
+
+    let textBytes =
+        if a.Flags.Contains "no-kernels" then 0.0 else 3.0 * steps * steps * w2 * 25.0
+
+    let samplerBytes =
+        if exact then 0.0 else samples * n * width * 8.0 * 4.0
+
+    Validate.Budget.memory
+        "the DMFT solve"
+        (kernelBytes + textBytes + samplerBytes)
+        [ "t-end"; "dt"; "samples" ]
+
+    let ops =
+        if exact then
+            10.0 * n * n
+        else
+            let fp =
+                match Args.choice a "strategy" [ "auto"; "sweep"; "fixed-point" ] "auto" with
+                | "fixed-point" -> float (max 1 (Args.int a "iterations" 10))
+                | _ -> 1.0
+
+            // Each sample's field carries the memory integral over the past: t^2 per sample, width^2 per term; the
+            // constant is measured (default glm: 20000 samples, 61 steps, 25 s on 2 cores).
+            fp * samples * n * n * w2 * 1200.0 + replicas * n * n * w2 * 20.0
+
+    Validate.Budget.work "the DMFT solve" ops Environment.ProcessorCount [ "t-end"; "dt"; "samples" ]
+    |> ignore
+
+    if a.Flags.Contains "simulate" || a.Flags.Contains "sgd" then
+        let o = simOptions a
+        Check.intInRange "dim" 1 10_000_000 o.Dim
+        Check.intInRange "seeds" 1 1_000_000 o.Seeds
+        let d = float o.Dim
+        let nData = max 1.0 (Math.Round(p.Alpha * d))
+        let cores = float (min o.Seeds Environment.ProcessorCount)
+        Validate.Budget.memory "the simulation" (cores * (nData * d + 4.0 * (nData + d) * width) * 8.0) [ "dim"; "alpha" ]
+        let batch = float (Args.int a "batch" 1)
+
+        let sgdWork =
+            if a.Flags.Contains "sgd" then
+                // eta = tau B: t d / eta steps of B per-sample gradients, O(d width) each.
+                float p.Steps * p.Dt * d / (max 1e-300 (p.Tau * batch)) * batch * d * width * 2.0
+            else
+                0.0
+
+        let sgfWork =
+            if a.Flags.Contains "simulate" then float p.Steps * nData * d * width * 4.0 else 0.0
+
+        Validate.Budget.work
+            "the simulation"
+            (float o.Seeds * (sgdWork + sgfWork))
+            Environment.ProcessorCount
+            [ "dim"; "seeds"; "t-end"; "dt"; "tau" ]
+        |> ignore
+
+/// Real SGD has eta = tau B: tau must be positive (tau = 0 is gradient flow, simulated by the SGF).
+let private checkSgd (a: Args.Parsed) (p: DmftProblem) =
+    Check.intInRange "batch" 1 10_000_000 (Args.int a "batch" 1)
+
+    if p.Tau <= 0.0 then
+        raise (
+            Args.UsageError(
+                sprintf "real SGD needs --tau = eta/B > 0, got %g (tau = 0 is gradient flow: use the SGF)" p.Tau
+            )
+        )
 
 let private runDmft (a: Args.Parsed) (committee: bool) =
     let p = problem a committee
+    budget a p
+
+    if a.Flags.Contains "sgd" then
+        checkSgd a p
     let sw = Stopwatch.StartNew()
     let exactFlag = a.Flags.Contains "exact"
 
@@ -415,6 +515,28 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
 let private runSimulation (a: Args.Parsed) (kind: string) =
     let committee = Args.choice a "model" [ "glm"; "committee" ] "glm" = "committee"
     let p = problem a committee
+
+    if kind = "sgd" then
+        checkSgd a p
+
+    // The simulation alone: no DMFT solve, so only the overlay's budget counts.
+    Validate.Budget.memory "the output" (float (p.Steps + 1) * 8.0 * 40.0) [ "t-end"; "dt" ]
+
+    (let o = simOptions a
+     Check.intInRange "dim" 1 10_000_000 o.Dim
+     Check.intInRange "seeds" 1 1_000_000 o.Seeds
+     let d = float o.Dim
+     let nData = max 1.0 (Math.Round(p.Alpha * d))
+     Validate.Budget.memory "the simulation" (float (min o.Seeds Environment.ProcessorCount) * nData * d * 8.0 * 1.5) [ "dim"; "alpha" ]
+
+     let ops =
+         if kind = "sgd" then
+             float p.Steps * p.Dt * d / max 1e-300 p.Tau * d * 2.0
+         else
+             float p.Steps * nData * d * 4.0
+
+     Validate.Budget.work "the simulation" (float o.Seeds * ops) Environment.ProcessorCount [ "dim"; "seeds"; "t-end"; "dt"; "tau" ]
+     |> ignore)
 
     let proc = if kind = "sgd" then sgdProcess a else Sgf
 

@@ -17,6 +17,7 @@ let usage =
                                [--simulate [--dim 1000] [--seeds 5] [--seed 1]]
                                [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress]
                                [--divergence-bound 1e8]
+  --rtol must lie in [1e-14, 1e-2]; a fixed --dt (rk4, euler) must be within the method's stability limit.
   Time t = SGD steps / d. Ridge is the loss term (lambda/2)|w|^2/d (critical lr 2B(1+lambda)).
   Without --out the JSON document goes to standard output."""
 
@@ -74,6 +75,9 @@ let parse (argv: string list) =
         }
 
     let rtol = Args.float a "rtol" 1e-10
+    // Below 1e-14 the step size underflows against rounding (reported as a divergence at t = 0); above 1e-2 the
+    // result is not a solution of the ODE.
+    Check.inRange "rtol" 1e-14 1e-2 rtol
 
     let alg =
         match Args.choice a "solver" [ "dopri5"; "rk4"; "euler" ] "dopri5" with
@@ -118,15 +122,89 @@ let parse (argv: string list) =
     a.Values.TryFind "plot"
 
 /// Run the theory (and the simulation if asked) and build the output document.
+/// The amplification factor of a fixed-step method on y' = lambda y, z = h lambda.
+let private amplification (alg: OdeAlgorithm) (z: Numerics.Complex) =
+    match alg with
+    | Euler _ -> Numerics.Complex.Abs(1.0 + z)
+    | RungeKutta4 _ -> Numerics.Complex.Abs(1.0 + z + z * z / 2.0 + z * z * z / 6.0 + z * z * z * z / 24.0)
+    | Dopri5 _ -> 0.0
+
+/// The largest stable fixed step for the decaying modes of the (linear) ODE, by bisection on the amplification.
+let private maxStableStep (alg: OdeAlgorithm) (eigen: Numerics.Complex[]) =
+    let decaying = eigen |> Array.filter (fun z -> z.Real < 0.0)
+
+    if decaying.Length = 0 then
+        infinity
+    else
+        let stable h =
+            decaying |> Array.forall (fun z -> amplification alg (h * z) <= 1.0 + 1e-12)
+
+        let mutable lo = 0.0
+        let mutable hi = 1.0
+
+        while stable hi && hi < 1e12 do
+            lo <- hi
+            hi <- 2.0 * hi
+
+        for _ in 1..100 do
+            let mid = 0.5 * (lo + hi)
+            if stable mid then lo <- mid else hi <- mid
+
+        lo
+
 let run (s: Settings) : Document =
     let p = s.Params
     OnlineLinear.validate p
     Check.positive "t-end" s.TEnd
-    let grid = Grid.make s.Grid 0.0 s.TEnd s.Points
-    let sw = Stopwatch.StartNew()
+    Check.intInRange "points" 2 10_000_000 s.Points
     Check.positive "divergence-bound" s.DivergenceBound
+    let warnings = ResizeArray<string>()
 
     let problem = OnlineLinear.problem p s.TEnd
+
+    match s.Algorithm with
+    | RungeKutta4 dt
+    | Euler dt ->
+        Check.positive "dt" dt
+        Validate.Budget.steps "the fixed-step integration" (s.TEnd / dt) [ "t-end"; "dt" ]
+        Validate.Budget.work "the fixed-step integration" (s.TEnd / dt * 100.0) 1 [ "t-end"; "dt" ] |> ignore
+        // The ODE is linear: its Jacobian's eigenvalues give the method's stability limit exactly.
+        let eigen = StatPhysFs.Models.Analysis.spectrum problem.Rhs problem.Y0
+        let hMax = maxStableStep s.Algorithm eigen
+
+        if dt > hMax then
+            raise (
+                Args.UsageError(
+                    sprintf
+                        "--dt %g is above the stability limit %.4g of %s for this ODE (its fastest decaying mode); use --dt <= %.3g or --solver dopri5"
+                        dt
+                        hMax
+                        (match s.Algorithm with
+                         | Euler _ -> "euler"
+                         | _ -> "rk4")
+                        hMax
+                )
+            )
+    | Dopri5 _ -> ()
+
+    Validate.Budget.memory "the output grid" (float s.Points * 8.0 * 40.0) [ "points" ] |> ignore
+
+    match s.Simulation with
+    | Some o ->
+        Check.intInRange "dim" 1 100_000_000 o.Dim
+        Check.intInRange "seeds" 1 1_000_000 o.Seeds
+        Validate.Budget.memory "the simulation" (8.0 * 4.0 * float o.Dim * float Environment.ProcessorCount) [ "dim" ]
+        // t d SGD steps per seed, each O(d).
+        Validate.Budget.work
+            "the simulation"
+            (5.0 * float o.Seeds * s.TEnd * float o.Dim * float o.Dim * float p.Batch)
+            Environment.ProcessorCount
+            [ "dim"; "seeds"; "t-end"; "batch" ]
+        |> ignore
+    | None -> ()
+
+    let grid = Grid.make s.Grid 0.0 s.TEnd s.Points
+    let sw = Stopwatch.StartNew()
 
     let egOf (y: float[]) =
         OnlineLinear.generalisationError p y[0] y[1]
@@ -171,6 +249,22 @@ let run (s: Settings) : Document =
         |> Array.max
 
     let crit = OnlineLinear.criticalLearningRate p
+
+    // The closed form is an independent oracle: a coarse fixed step (or a loose tolerance) shows up here.
+    if maxRel > 1e-4 && sol.Status = Completed then
+        Validate.warn
+            warnings
+            (sprintf
+                "the integration differs from the closed form by up to %.2g (relative); use a smaller --dt or --rtol"
+                maxRel)
+
+    if p.Lr > crit.Value && sol.Status = Completed then
+        Validate.warn
+            warnings
+            (sprintf
+                "--lr %g is above the critical learning rate %.4g: the dynamics are unstable and diverge at longer times, although this run stayed within --divergence-bound up to t-end"
+                p.Lr
+                crit.Value)
 
     let steady =
         match OnlineLinear.steadyState p with
@@ -249,6 +343,7 @@ let run (s: Settings) : Document =
                 "steady_state", steady
             ]
             @ Output.status sol.Status
+            @ Output.warnings warnings
             @ Output.earlyStopping early
             @ simMeta
     }

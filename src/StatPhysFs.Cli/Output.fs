@@ -169,6 +169,39 @@ let toCsv (d: Document) =
         |> String.concat " "
 
     sb.AppendLine("# parameters: " + flat d.Parameters) |> ignore
+
+    // The run's status (completed, diverged with time and reason, ...) and its warnings: a CSV reader that sees
+    // only the numbers must still learn that the run did not complete.
+    let statusKeys =
+        [
+            "status"
+            "divergence_time"
+            "divergence_reason"
+            "event"
+            "event_time"
+            "stopped_at"
+        ]
+
+    let statusEntries =
+        d.Meta |> List.filter (fun (k, _) -> List.contains k statusKeys)
+
+    sb.AppendLine(
+        "# status: "
+        + (if statusEntries.IsEmpty then
+               "status=completed"
+           else
+               flat statusEntries)
+    )
+    |> ignore
+
+    match d.Meta |> List.tryFind (fst >> (=) "warnings") with
+    | Some(_, Arr ws) ->
+        for w in ws do
+            match w with
+            | Str text -> sb.AppendLine("# warning: " + text) |> ignore
+            | _ -> ()
+    | _ -> ()
+
     sb.AppendLine("t," + (d.Series |> List.map fst |> String.concat ",")) |> ignore
 
     for i in 0 .. d.T.Length - 1 do
@@ -189,7 +222,15 @@ let write (path: string option) (d: Document) =
         let dir = Path.GetDirectoryName(Path.GetFullPath p)
         Directory.CreateDirectory dir |> ignore
 
-        match Path.GetExtension(p).ToLowerInvariant() with
-        | ".json" -> File.WriteAllText(p, toJson d)
-        | ".csv" -> File.WriteAllText(p, toCsv d)
-        | ext -> raise (Args.UsageError(sprintf "--out must end in .json or .csv, got '%s'" ext))
+        let text =
+            match Path.GetExtension(p).ToLowerInvariant() with
+            | ".json" -> toJson d
+            | ".csv" -> toCsv d
+            | ext -> raise (Args.UsageError(sprintf "--out must end in .json or .csv, got '%s'" ext))
+
+        Validate.atomicWrite p (fun tmp -> File.WriteAllText(tmp, text))
+
+/// Warnings as a metadata entry (omitted when there are none).
+let warnings (ws: string seq) =
+    let ws = List.ofSeq ws
+    if ws.IsEmpty then [] else [ "warnings", Arr(ws |> List.map Str) ]

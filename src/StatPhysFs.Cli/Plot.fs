@@ -122,8 +122,8 @@ let save (path: string) (title: string) (xLabel: string) (yLabel: string) (logY:
     |> ignore
 
     match Path.GetExtension(path).ToLowerInvariant() with
-    | ".png" -> plt.SavePng(path, 900, 560) |> ignore
-    | ".svg" -> plt.SaveSvg(path, 900, 560) |> ignore
+    | ".png" -> Validate.atomicWrite path (fun tmp -> plt.SavePng(tmp, 900, 560) |> ignore)
+    | ".svg" -> Validate.atomicWrite path (fun tmp -> plt.SaveSvg(tmp, 900, 560) |> ignore)
     | ext -> raise (Args.UsageError(sprintf "--plot must end in .png or .svg, got '%s'" ext))
 
 /// The standard learning-curve figure of an output document: eg from theory as a line, and the simulation's mean

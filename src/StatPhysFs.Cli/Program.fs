@@ -16,7 +16,13 @@ commands:
   statphys sde [options]                 SGD against its SME / SMF at small learning rate (statphys sde --help)
   statphys sde weak-order [options]      weak-order slopes of GF, SME, SMF on exact oracles, with a log-log plot
   statphys sweep run|merge|plot|slurm    grids of any command: resumable, parallel, Slurm arrays (statphys sweep)
-  statphys help                          this text"""
+  statphys help                          this text
+global options (any command):
+  --max-memory SIZE   refuse runs estimated above SIZE (e.g. 8G; default 75% of physical memory)
+  --max-time SECONDS  refuse runs whose estimated work exceeds SECONDS (default 3600)
+  --name=value is accepted wherever --name value is.
+exit codes: 0 done (the document's meta.status says completed, diverged, ...), 2 bad input or a request over
+budget, 1 internal failure; every error is one line on standard error."""
 
 let dispatch (argv: string list) =
     match argv with
@@ -60,16 +66,67 @@ let dispatch (argv: string list) =
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
 
-[<EntryPoint>]
-let main argv =
-    try
-        dispatch (List.ofArray argv)
-    with
+/// The command words before the options, for the output checks.
+let private commandWords (argv: string list) =
+    argv |> List.takeWhile (fun (a: string) -> not (a.StartsWith "--")) |> List.truncate 2
+
+/// One line for an exception that is not the user's fault: no stack trace ever reaches the user.
+let private internalError (what: string) (msg: string) =
+    eprintfn "statphys: %s: %s" what (msg.Replace('\n', ' ').Replace('\r', ' '))
+    1
+
+/// Map an exception to one line on standard error and an exit code: 2 for bad input, 1 for an internal failure.
+let rec report (e: exn) =
+    match e with
     | UsageError msg ->
         eprintfn "statphys: %s" msg
         eprintfn "run 'statphys help' for usage"
         2
+    | :? AggregateException as a ->
+        // Parallel loops wrap the real failure: report the first inner one.
+        let inner = a.Flatten().InnerExceptions
+
+        if inner.Count > 0 then
+            report inner[0]
+        else
+            internalError "internal error" a.Message
     | :? ArgumentException as e ->
         // Parameter validation from the library: it names the parameter and its valid range.
-        eprintfn "statphys: invalid argument: %s" e.Message
+        eprintfn "statphys: invalid argument: %s" (e.Message.Replace('\n', ' '))
         2
+    | :? FormatException as e ->
+        eprintfn "statphys: invalid input: %s" e.Message
+        2
+    | :? Text.Json.JsonException as e ->
+        eprintfn "statphys: invalid JSON: %s" e.Message
+        2
+    | :? OutOfMemoryException ->
+        internalError
+            "out of memory"
+            "the run needs more memory than the machine has; reduce its size (grid points, samples, dimension) or lower --max-memory to have it refused up front"
+    | :? UnauthorizedAccessException as e -> internalError "cannot write" e.Message
+    | :? IO.IOException as e -> internalError "input/output error" e.Message
+    | :? OperationCanceledException -> internalError "cancelled" "the run was cancelled"
+    | :? OverflowException as e -> internalError "arithmetic overflow" e.Message
+    | e when e.GetType().Name = "NonConvergenceException" -> internalError "a numerical algorithm failed" e.Message
+    | e -> internalError (sprintf "internal error (%s)" (e.GetType().Name)) e.Message
+
+/// The whole command line: global options, output checks before any work, the command; never throws.
+let run (argv: string list) =
+    try
+        // Budgets are per invocation (the fuzz tests call `run` many times in one process).
+        Validate.Budget.maxMemory <- 0.75 * Validate.Budget.physicalMemory ()
+        Validate.Budget.maxTime <- 3600.0
+        let argv = Validate.Budget.takeGlobal argv
+        let words = commandWords argv
+
+        if not (List.contains "--help" argv) then
+            Validate.outputs words argv
+
+        dispatch argv
+    with e ->
+        report e
+
+[<EntryPoint>]
+let main argv =
+    run (List.ofArray argv)

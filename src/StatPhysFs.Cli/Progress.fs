@@ -9,8 +9,26 @@ type Bar(label: string, enabled: bool) =
     let mutable last = -1
     let gate = obj ()
 
+    let mutable lastLine = 0.0
+
     member _.Report(fraction: float) =
-        if enabled then
+        if not enabled then
+            // Not a terminal (a log, a batch job): one plain line at most every 10 s, none for short runs.
+            let now = sw.Elapsed.TotalSeconds
+
+            if now - lastLine >= 10.0 then
+                lock gate (fun () ->
+                    if now - lastLine >= 10.0 then
+                        lastLine <- now
+                        let f = max 0.0 (min 1.0 fraction)
+
+                        eprintfn
+                            "%s: %.0f%% after %.0f s%s"
+                            label
+                            (100.0 * f)
+                            now
+                            (if f > 0.0 && f < 1.0 then sprintf ", ~%.0f s left" (now * (1.0 - f) / f) else ""))
+        else
             let pct = int (100.0 * max 0.0 (min 1.0 fraction))
 
             lock gate (fun () ->

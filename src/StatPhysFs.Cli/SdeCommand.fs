@@ -14,7 +14,7 @@ let usage =
                     [--width 100] [--data-seed 7]
                     [--model sgd|gf|sme1|sme2|smf1|smf2] [--scheme em|richardson|heun] [--substeps 2]
                     [--eta 0.05] [--horizon 1] [--batch 1] [--sampling with|without] [--points 2]
-                    [--paths 10000] [--seed 1] [--out FILE.json|FILE.csv]
+                    [--paths 10000] [--seed 1] [--divergence-bound 1e8] [--progress] [--out FILE.json|FILE.csv]
        statphys sde weak-order [--etas 0.125,0.0625,0.03125,0.015625,0.0078125] [--horizon 2]
                     [--out FILE] [--plot FILE.svg|FILE.png]
   Time t = SGD steps x eta. `sde` reports, at the horizon, tr E[x x^T] of the first point, E[x_1], E[F(x)] and
@@ -22,6 +22,8 @@ let usage =
   two-layer: an erf network with K = 2 units on --dim inputs against a two-unit teacher on --samples points.
   mean-field: the N = --width particle tanh network of sme-smf.md V4 (one point = the particle system); it reports
   the output at z = 0.7 and z = -1.3 and the training risk.
+  A path whose state leaves |x_c| <= --divergence-bound (or turns non-finite) makes the run's status "diverged";
+  its statistics are then written as null. --ridge must be >= 0 (a negative ridge makes the loss unbounded below).
   `weak-order` measures |E phi(SGD) - E phi(model)| on the exact least-squares oracles (no Monte Carlo) for GF, SME1,
   SMF1 and SMF2, one- and two-point, and fits the log-log slopes."""
 
@@ -46,7 +48,10 @@ let valued =
         "seed"
         "out"
         "plot"
+        "divergence-bound"
     ]
+
+let private flags = [ "progress" ]
 
 /// The built-in data set: rows a_i ~ N(0, I/d), labels y_i ~ N(0, 1) (least squares) or +-1 (logistic).
 let private data (a: Args.Parsed) =
@@ -65,6 +70,8 @@ let private data (a: Args.Parsed) =
 let private problem (a: Args.Parsed) =
     let rows, y = data a
     let ridge = Args.float a "ridge" 0.0
+    // Least squares and logistic loss are bounded below only for ridge >= 0 (negative risks otherwise).
+    Check.nonNegative "ridge" ridge
 
     match Args.choice a "problem" [ "least-squares"; "logistic"; "two-layer"; "mean-field" ] "least-squares" with
     | "two-layer" ->
@@ -82,7 +89,9 @@ let private problem (a: Args.Parsed) =
             |> Array.map (fun x -> teacher |> Array.sumBy (fun w -> g (Blas.dotArr w x / sqrt (float nIn))))
 
         FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 1.0 |] inputs labels
-    | "mean-field" -> MeanField.problem (fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7)))
+    | "mean-field" ->
+        Check.intInRange "width" 1 100_000 (Args.int a "width" 100)
+        MeanField.problem (fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7)))
     | "logistic" ->
         let c =
             Array.map2 (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v)) rows y
@@ -159,7 +168,110 @@ let private runSimulate (a: Args.Parsed) =
             ]
             |> List.unzip
 
-    let obs = Array.ofList obs
+    SdeSettings.validate s
+
+    if s.Horizon < s.Eta then
+        raise (
+            Args.UsageError(
+                sprintf "--horizon (%g) must be >= --eta (%g): the run takes floor(horizon/eta) SGD steps" s.Horizon s.Eta
+            )
+        )
+
+    // Steps per path (SDE schemes: sub-steps, and Richardson runs h and h/2) must fit the integrators' int counters.
+    let sgdSteps = Math.Floor(s.Horizon / s.Eta + 1e-9)
+
+    let schemeSteps, passes =
+        if modelName = "sgd" then
+            sgdSteps * float s.Batch, 1.0
+        else
+            match s.Scheme with
+            | EulerRichardson -> sgdSteps * float s.SubSteps * 2.0, 2.0
+            | HeunDrift -> sgdSteps * float s.SubSteps * 2.0, 1.0
+            | EulerMaruyama -> sgdSteps * float s.SubSteps, 1.0
+
+    Validate.Budget.steps "sde" schemeSteps [ "horizon"; "eta"; "substeps" ]
+    let cores = min s.MaxParallelism Environment.ProcessorCount
+    // Per path state: m points of d coordinates; the SDE work buffers hold n x d per-sample gradients per point.
+    let perPath = float m * float p.Dim * (if modelName = "sgd" then 1.0 else float p.Samples + 8.0)
+
+    Validate.Budget.memory
+        "sde"
+        (8.0 * (float s.Paths * float (obs.Length + 1) + float cores * perPath))
+        [ "paths"; "points"; "dim"; "samples"; "width" ]
+
+    // Measured cost per point and step (2 cores): about 1 us of overhead plus 15 ns per sample-coordinate for the
+    // SDE models (all n per-sample gradients), 0.7 us plus a gradient per batch element for SGD.
+    let workPerStep =
+        if modelName = "sgd" then
+            float m * (1400.0 + 30.0 * float p.Dim)
+        else
+            float m * (2000.0 + 30.0 * float p.Dim * float p.Samples)
+
+    Validate.Budget.work
+        "sde"
+        (float s.Paths * passes * schemeSteps * workPerStep)
+        cores
+        [ "paths"; "horizon"; "eta"; "substeps"; "dim"; "samples"; "width" ]
+    |> ignore
+
+    let bound = Args.float a "divergence-bound" 1e8
+    Check.positive "divergence-bound" bound
+    let warnings = ResizeArray<string>()
+
+    // Stability: gradient descent with step eta on F is unstable for eta > 2/lambda_max(Hessian of F). Estimated at
+    // the first initial point (exact for least squares); a run above it may not have blown up by the horizon.
+    if p.Dim <= 300 && float p.Dim * float p.Dim * float p.Samples <= 1e7 then
+        let grad: Ode.Rhs =
+            fun _ x out ->
+                let g = Array.zeroCreate p.Dim
+                Array.Clear out
+
+                for i in 0 .. p.Samples - 1 do
+                    p.Gradient i x g
+
+                    for c in 0 .. p.Dim - 1 do
+                        out[c] <- out[c] + g[c] / float p.Samples
+
+        let h = StatPhysFs.Models.Analysis.jacobian grad x0[0]
+        let hs = Array2D.init p.Dim p.Dim (fun i j -> 0.5 * (h[i, j] + h[j, i]))
+
+        let lmax =
+            (Linalg.ofArray2D hs).Evd().EigenValues.ToArray()
+            |> Array.map (fun z -> z.Real)
+            |> Array.max
+
+        if lmax > 0.0 && s.Eta > 2.0 / lmax then
+            Validate.warn
+                warnings
+                (sprintf
+                    "--eta %g is above 2/lambda_max = %.4g (largest Hessian eigenvalue of the risk at the initial point): gradient steps of this size are unstable, so the run may diverge or be far from its small-eta models"
+                    s.Eta
+                    (2.0 / lmax))
+
+    // Divergence: the largest |x_c| over every path and point at the horizon (infinity for a non-finite state), and
+    // progress: paths done out of the total. Both ride on one extra observable, evaluated once per path.
+    let gate = obj ()
+    let mutable worst = 0.0
+    let mutable pathsDone = 0
+    let totalPaths = float s.Paths * passes
+    let bar = Progress.create "sde" (a.Flags.Contains "progress")
+
+    let monitor (xs: float[][]) =
+        let mutable w = 0.0
+
+        for x in xs do
+            for v in x do
+                let av = if Double.IsFinite v then abs v else infinity
+                if av > w then w <- av
+
+        lock gate (fun () ->
+            if w > worst then worst <- w
+            pathsDone <- pathsDone + 1)
+
+        bar.Report(float pathsDone / totalPaths)
+        0.0
+
+    let obs = Array.ofList (obs @ [ monitor ])
     let sw = Stopwatch.StartNew()
 
     let est =
@@ -181,6 +293,32 @@ let private runSimulate (a: Args.Parsed) =
 
             Flows.simulate s model p x0 obs
 
+    bar.Done()
+    let est = est[.. est.Length - 2]
+
+    let diverged = not (worst <= bound)
+
+    let status =
+        if diverged then
+            Ode.Diverged(
+                s.Horizon,
+                (if Double.IsFinite worst then
+                     sprintf "a path reached |x| = %.3g > divergence-bound %g by the horizon" worst bound
+                 else
+                     "a path's state became non-finite by the horizon")
+            )
+        else
+            Ode.Completed
+
+    if diverged then
+        eprintfn
+            "statphys: warning: the %s run diverged (max |x| = %g > %g); its statistics are written as null; lower --eta"
+            modelName
+            worst
+            bound
+
+    let value (x: float) = if diverged then nan else x
+
     {
         Parameters =
             [
@@ -199,25 +337,29 @@ let private runSimulate (a: Args.Parsed) =
         T = [| Math.Floor(s.Horizon / s.Eta + 1e-9) * s.Eta |]
         Series =
             List.zip names (List.ofArray est)
-            |> List.collect (fun (n, e) -> [ n, [| e.Mean |]; n + "_stderr", [| e.StdErr |] ])
+            |> List.collect (fun (n, e) -> [ n, [| value e.Mean |]; n + "_stderr", [| value e.StdErr |] ])
         Kernels = []
         Meta =
             [
                 "time_unit", Str "SGD steps x eta"
                 "scheme", Str(sprintf "%A" s.Scheme)
                 "wall_time_s", Num sw.Elapsed.TotalSeconds
+                "max_abs_state", Num worst
+                "divergence_bound", Num bound
             ]
+            @ Output.status status
+            @ Output.warnings warnings
     }
 
 let private runWeakOrder (a: Args.Parsed) =
     let rows, y = data a
     let horizon = Args.float a "horizon" 2.0
 
+    Check.positive "horizon" horizon
+
     let etas =
         match a.Values.TryFind "etas" with
-        | Some s ->
-            s.Split(',')
-            |> Array.map (fun v -> Double.Parse(v, Globalization.CultureInfo.InvariantCulture))
+        | Some s -> Validate.floatList "etas" s
         | None -> [| 1.0 / 8.0; 1.0 / 16.0; 1.0 / 32.0; 1.0 / 64.0; 1.0 / 128.0; 1.0 / 256.0 |]
 
     Check.that
@@ -225,7 +367,27 @@ let private runWeakOrder (a: Args.Parsed) =
         (etas.Length >= 2 && Array.forall (fun e -> e > 0.0) etas)
         "give at least two positive learning rates."
 
+    // A slope needs distinct learning rates; each must take at least one step before the horizon.
+    Check.that "etas" ((Array.distinct etas).Length = etas.Length) "give distinct learning rates (a log-log slope needs distinct points)."
+
+    Check.that
+        "etas"
+        (Array.forall (fun e -> e <= horizon) etas)
+        (sprintf "every learning rate must be <= --horizon (%g): each takes floor(horizon/eta) steps." horizon)
+
+    let totalSteps = etas |> Array.sumBy (fun e -> Math.Floor(horizon / e + 1e-9))
+    Validate.Budget.steps "weak-order" (horizon / Array.min etas) [ "etas"; "horizon" ]
+    let d0 = float rows[0].Length
+
+    Validate.Budget.work
+        "weak-order"
+        (totalSteps * 12.0 * float rows.Length * d0 * d0 * d0 * d0)
+        1
+        [ "etas"; "horizon"; "dim"; "samples" ]
+    |> ignore
+
     let ridge = Args.float a "ridge" 0.0
+    Check.nonNegative "ridge" ridge
     let d = rows[0].Length
     let x0 = initialPoints d 2
     let sw = Stopwatch.StartNew()
@@ -304,7 +466,7 @@ let plotWeakOrder (path: string) (d: Document) =
         ]
 
 let private parseWith (argv: string list) =
-    let a = Args.parse valued [] argv
+    let a = Args.parse valued flags argv
     a, a.Values.TryFind "out", a.Values.TryFind "plot"
 
 let main (argv: string list) =
@@ -318,4 +480,4 @@ let main (argv: string list) =
             argv
 
 let runWeakOrderArgs (argv: string list) =
-    runWeakOrder (Args.parse valued [] argv)
+    runWeakOrder (Args.parse valued flags argv)

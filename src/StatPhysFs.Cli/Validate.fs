@@ -1,0 +1,252 @@
+/// Checks made before any work: output paths, list flags, memory and work budgets, and atomic file writes.
+/// Everything here fails with Args.UsageError (exit code 2, one line) so that an impossible request is refused
+/// up front instead of crashing after minutes of work.
+module StatPhysFs.Cli.Validate
+
+open System
+open System.Globalization
+open System.IO
+
+
+/// Write a file atomically: the content goes to a temporary file in the same directory, which is then renamed over
+/// the target, so a failure never leaves half a file. The temporary name keeps the extension (plot libraries pick
+/// the format from it).
+let atomicWrite (path: string) (write: string -> unit) =
+    let full = Path.GetFullPath path
+    let dir = Path.GetDirectoryName full
+
+    let tmp =
+        Path.Combine(dir, sprintf ".%s.%s.tmp%s" (Path.GetFileName full) (Guid.NewGuid().ToString "N") (Path.GetExtension full))
+
+    try
+        write tmp
+        File.Move(tmp, full, true)
+    with _ ->
+        (try
+            if File.Exists tmp then
+                File.Delete tmp
+         with _ ->
+             ())
+
+        reraise ()
+
+/// The target of --out/--plot: a known extension, an existing writable directory, not a directory itself.
+let outputPath (flag: string) (extensions: string list) (path: string) =
+    if String.IsNullOrWhiteSpace path then
+        raise (Args.UsageError(sprintf "--%s needs a file name, got an empty string" flag))
+
+    let full =
+        try
+            Path.GetFullPath path
+        with e ->
+            raise (Args.UsageError(sprintf "--%s: invalid path '%s' (%s)" flag path e.Message))
+
+    let ext = Path.GetExtension(full).ToLowerInvariant()
+
+    if not (List.contains ext extensions) then
+        raise (
+            Args.UsageError(
+                sprintf
+                    "--%s must end in %s, got '%s'"
+                    flag
+                    (extensions |> String.concat " or ")
+                    (if ext = "" then path else ext)
+            )
+        )
+
+    if Directory.Exists full then
+        raise (Args.UsageError(sprintf "--%s: '%s' is a directory; give a file name" flag path))
+
+    let dir = Path.GetDirectoryName full
+
+    if not (Directory.Exists dir) then
+        raise (Args.UsageError(sprintf "--%s: directory '%s' does not exist" flag dir))
+
+    // Writable: create and delete a probe file (permissions, read-only mounts, /proc and the like).
+    let probe = Path.Combine(dir, sprintf ".statphys-probe-%s" (Guid.NewGuid().ToString "N"))
+
+    try
+        (use _ = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)
+         ())
+    with e ->
+        raise (Args.UsageError(sprintf "--%s: cannot write in directory '%s' (%s)" flag dir e.Message))
+
+    if File.Exists full && (File.GetAttributes full).HasFlag FileAttributes.ReadOnly then
+        raise (Args.UsageError(sprintf "--%s: '%s' exists and is read-only" flag path))
+
+/// The output folder of `demo --out DIR`: an existing writable folder, or a new one in an existing writable parent.
+let outputDirectory (flag: string) (path: string) =
+    if String.IsNullOrWhiteSpace path then
+        raise (Args.UsageError(sprintf "--%s needs a directory name, got an empty string" flag))
+
+    let full =
+        try
+            Path.GetFullPath path
+        with e ->
+            raise (Args.UsageError(sprintf "--%s: invalid path '%s' (%s)" flag path e.Message))
+
+    if File.Exists full then
+        raise (Args.UsageError(sprintf "--%s: '%s' is a file; give a directory" flag path))
+
+    let existing =
+        if Directory.Exists full then full else Path.GetDirectoryName full
+
+    if isNull existing || not (Directory.Exists existing) then
+        raise (Args.UsageError(sprintf "--%s: the parent of '%s' does not exist" flag path))
+
+    let probe =
+        Path.Combine(existing, sprintf ".statphys-probe-%s" (Guid.NewGuid().ToString "N"))
+
+    try
+        (use _ = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)
+         ())
+    with e ->
+        raise (Args.UsageError(sprintf "--%s: cannot write in '%s' (%s)" flag existing e.Message))
+
+/// The values of an option in raw tokens, in both the `--name value` and `--name=value` forms.
+let optionValues (name: string) (argv: string list) =
+    let key = "--" + name
+
+    let rec go acc args =
+        match args with
+        | [] -> List.rev acc
+        | (a: string) :: v :: rest when a = key -> go (v :: acc) rest
+        | a :: rest when a.StartsWith(key + "=") -> go (a.Substring(key.Length + 1) :: acc) rest
+        | _ :: rest -> go acc rest
+
+    go [] argv
+
+/// Output targets of a command, checked before the run so that a bad --plot never throws a finished result away.
+let outputs (command: string list) (argv: string list) =
+    match command with
+    | [ "demo" ] -> optionValues "out" argv |> List.iter (outputDirectory "out")
+    | _ ->
+        optionValues "out" argv |> List.iter (outputPath "out" [ ".json"; ".csv" ])
+        optionValues "plot" argv |> List.iter (outputPath "plot" [ ".svg"; ".png" ])
+
+/// A comma-separated list of finite numbers.
+let floatList (flag: string) (s: string) =
+    let parts = s.Split(',') |> Array.map (fun v -> v.Trim())
+
+    parts
+    |> Array.map (fun v ->
+        match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
+        | true, x when Double.IsFinite x -> x
+        | _ -> raise (Args.UsageError(sprintf "--%s needs comma-separated finite numbers, got '%s' in '%s'" flag v s)))
+
+/// Byte counts for messages.
+let bytes (b: float) =
+    if b >= 1e12 then sprintf "%.1f TB" (b / 1e12)
+    elif b >= 1e9 then sprintf "%.1f GB" (b / 1e9)
+    elif b >= 1e6 then sprintf "%.1f MB" (b / 1e6)
+    else sprintf "%.0f kB" (b / 1e3)
+
+/// Memory and work limits: by default 75% of physical memory and one hour of estimated work; `--max-memory SIZE`
+/// (bytes, or with K/M/G/T) and `--max-time SECONDS` change them for one run.
+module Budget =
+    let physicalMemory () =
+        float (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes)
+
+    let mutable maxMemory = 0.75 * physicalMemory ()
+
+    /// Seconds of estimated work allowed.
+    let mutable maxTime = 3600.0
+
+    /// Scalar operations per second of one core for these kernels (measured order of magnitude, deliberately
+    /// optimistic so that only clearly impossible requests are refused).
+    let opsPerSecond = 2e9
+
+    let parseSize (s: string) =
+        let s = s.Trim()
+
+        let num, mult =
+            if s.Length > 0 then
+                match Char.ToUpperInvariant s[s.Length - 1] with
+                | 'K' -> s.Substring(0, s.Length - 1), 1e3
+                | 'M' -> s.Substring(0, s.Length - 1), 1e6
+                | 'G' -> s.Substring(0, s.Length - 1), 1e9
+                | 'T' -> s.Substring(0, s.Length - 1), 1e12
+                | _ -> s, 1.0
+            else
+                s, 1.0
+
+        match Double.TryParse(num, NumberStyles.Float, CultureInfo.InvariantCulture) with
+        | true, v when Double.IsFinite v && v > 0.0 -> v * mult
+        | _ -> raise (Args.UsageError(sprintf "--max-memory expects a size such as 8G or 500M, got '%s'" s))
+
+    /// Remove the global --max-memory / --max-time options from the tokens, applying them.
+    let takeGlobal (argv: string list) =
+        let rec go acc args =
+            match args with
+            | [] -> List.rev acc
+            | "--max-memory" :: v :: rest ->
+                maxMemory <- parseSize v
+                go acc rest
+            | (a: string) :: rest when a.StartsWith "--max-memory=" ->
+                maxMemory <- parseSize (a.Substring 13)
+                go acc rest
+            | "--max-time" :: v :: rest ->
+                maxTime <-
+                    (match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
+                     | true, x when Double.IsFinite x && x > 0.0 -> x
+                     | _ -> raise (Args.UsageError(sprintf "--max-time expects a positive number of seconds, got '%s'" v)))
+
+                go acc rest
+            | a :: rest when a.StartsWith "--max-time=" -> go acc ("--max-time" :: a.Substring 11 :: rest)
+            | [ "--max-memory" ]
+            | [ "--max-time" ] -> raise (Args.UsageError(sprintf "option %s needs a value" (List.head args)))
+            | a :: rest -> go (a :: acc) rest
+
+        go [] argv
+
+    /// Refuse a request whose estimated memory (bytes) exceeds the limit, naming the flags that drive it.
+    let memory (what: string) (estimate: float) (flags: string list) =
+        if not (estimate <= maxMemory) then
+            raise (
+                Args.UsageError(
+                    sprintf
+                        "budget exceeded: %s needs about %s of memory, above the limit of %s (75%% of physical memory by default); reduce %s or raise --max-memory"
+                        what
+                        (bytes estimate)
+                        (bytes maxMemory)
+                        (flags |> List.map ((+) "--") |> String.concat ", ")
+                )
+            )
+
+    /// Refuse a request whose estimated work (scalar operations) exceeds the time limit, naming the flags.
+    let work (what: string) (operations: float) (cores: int) (flags: string list) =
+        let seconds = operations / (opsPerSecond * float (max 1 cores))
+
+        if not (seconds <= maxTime) then
+            raise (
+                Args.UsageError(
+                    sprintf
+                        "budget exceeded: %s needs about %.3g operations (~%s), above the limit of %.0f s; reduce %s or raise --max-time"
+                        what
+                        operations
+                        (if seconds > 86400.0 then sprintf "%.3g days" (seconds / 86400.0)
+                         else sprintf "%.0f s" seconds)
+                        maxTime
+                        (flags |> List.map ((+) "--") |> String.concat ", ")
+                )
+            )
+
+        seconds
+
+    /// A step count t/h that must fit in an int (the integrators index steps with ints).
+    let steps (what: string) (count: float) (flags: string list) =
+        if not (Double.IsFinite count) || count > 2e9 then
+            raise (
+                Args.UsageError(
+                    sprintf
+                        "%s would take %.3g steps, more than a run can index (2e9); change %s"
+                        what
+                        count
+                        (flags |> List.map ((+) "--") |> String.concat ", ")
+                )
+            )
+
+/// A warning: printed on standard error now and collected for the document's metadata.
+let warn (sink: ResizeArray<string>) (msg: string) =
+    eprintfn "statphys: warning: %s" msg
+    sink.Add msg
