@@ -264,21 +264,22 @@ let plot
         let xv = rows |> List.map (xs >> coord sx) |> List.distinct |> List.sort |> Array.ofList
         let yv = rows |> List.map (fun r -> coord sy (number r[yName])) |> List.distinct |> List.sort |> Array.ofList
 
+        /// Cell edges in plot coordinates, the position of a value, and whether the values were uneven (then the
+        /// cells are drawn equal and the ticks name the values).
         let edges (v: float[]) =
             if v.Length = 1 then
-                v[0] - 0.5, v[0] + 0.5, (fun c -> c)
+                v[0] - 0.5, v[0] + 0.5, id, false
             else
                 let h = (v[v.Length - 1] - v[0]) / float (v.Length - 1)
                 let uniform = v |> Array.pairwise |> Array.forall (fun (a, b) -> abs (b - a - h) <= 1e-6 * abs h)
 
                 if uniform then
-                    v[0] - h / 2.0, v[v.Length - 1] + h / 2.0, id
+                    v[0] - h / 2.0, v[v.Length - 1] + h / 2.0, id, false
                 else
-                    // Uneven values: cells of equal size, ticks show the values.
-                    -0.5, float v.Length - 0.5, (fun c -> float (Array.findIndex ((=) c) v))
+                    -0.5, float v.Length - 0.5, (fun c -> float (Array.findIndex ((=) c) v)), true
 
-        let x0, x1, xPos = edges xv
-        let y0, y1, yPos = edges yv
+        let x0, x1, xPos, xUneven = edges xv
+        let y0, y1, yPos, yUneven = edges yv
         let grid = Array2D.create yv.Length xv.Length nan
 
         for r in rows do
@@ -301,27 +302,23 @@ let plot
                     yield xPos (coord sx (xs r)), yPos (coord sy (number r[yName])), s
         ]
 
-        let uneven (v: float[]) (pos: float -> float) = v.Length > 1 && pos v[1] = 1.0 && v[1] <> 1.0 || (v.Length > 1 && pos v[0] = 0.0 && v[0] <> 0.0)
+        let valueTicks (axis: IAxis) (v: float[]) (spacing: Spacing) =
+            let labels =
+                v |> Array.map (fun c -> (if spacing = Log then 10.0 ** c else c).ToString("g3", CultureInfo.InvariantCulture))
 
-        if uneven yv yPos then
-            plt.Axes.Left.SetTicks(Array.init yv.Length float, yv |> Array.map (fun c -> (if sy = Log then 10.0 ** c else c).ToString("g3", CultureInfo.InvariantCulture)))
-        elif sy = Log then
-            logTicks plt.Axes.Left
+            axis.TickGenerator <- TickGenerators.NumericManual(Array.init v.Length float, labels)
 
-        plt.Axes.SetLimitsY(y0, y1)
+        if yUneven then valueTicks plt.Axes.Left yv sy
+        elif sy = Log then logTicks plt.Axes.Left
+
+        if xUneven then valueTicks plt.Axes.Bottom xv sx
+        elif sx = Log then logTicks plt.Axes.Bottom
+
+        plt.Axes.SetLimits(x0, x1, y0, y1)
         plt.YLabel(if sy = Log then yName + " (log scale)" else yName)
 
-        if uneven xv xPos then
-            plt.Axes.Bottom.SetTicks(Array.init xv.Length float, xv |> Array.map (fun c -> (if sx = Log then 10.0 ** c else c).ToString("g3", CultureInfo.InvariantCulture)))
-            plt.Axes.SetLimitsX(x0, x1)
-
-        if not (uneven xv xPos) then
-            plt.Axes.SetLimitsX(x0, x1)
-
-    if sx = Log && (y.IsNone || true) then
-        match plt.Axes.Bottom.TickGenerator with
-        | :? TickGenerators.NumericManual -> ()
-        | _ -> logTicks plt.Axes.Bottom
+    if y.IsNone && sx = Log then
+        logTicks plt.Axes.Bottom
 
     plt.XLabel(if sx = Log then x + " (log scale)" else x)
 

@@ -384,9 +384,10 @@ let tests =
                             let spec = Spec.parse onlineSpec
                             let cmd = SweepCommand.resolve spec
 
+                            // No console silencing here: it is process-wide and would hide other tests' output; these
+                            // runs print nothing (no progress bars without --progress or a simulation).
                             let s =
-                                SweepCommand.silenced (fun _ ->
-                                    Sweep.run dir spec (options 2) noProgress CancellationToken.None (SweepCommand.evaluator spec cmd))
+                                Sweep.run dir spec (options 2) noProgress CancellationToken.None (SweepCommand.evaluator spec cmd)
 
                             Expect.equal (s.Computed, s.Failed) (6, 2) "lr = -0.5 fails"
 
@@ -457,8 +458,7 @@ let tests =
                             let cmd = SweepCommand.resolve spec
 
                             for dir, p in [ a, 1; b, 4 ] do
-                                SweepCommand.silenced (fun _ ->
-                                    Sweep.run dir spec (options p) noProgress CancellationToken.None (SweepCommand.evaluator spec cmd))
+                                Sweep.run dir spec (options p) noProgress CancellationToken.None (SweepCommand.evaluator spec cmd)
                                 |> ignore
 
                             Expect.equal (tableText b) (tableText a) "same bytes"
