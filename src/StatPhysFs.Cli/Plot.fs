@@ -131,17 +131,30 @@ let private logTicks (lo: float) (hi: float) =
     let decades = [ k0..k1 ] |> List.filter (fun k -> inside (float k))
     let step = max 1 (int (Math.Ceiling(float decades.Length / 8.0)))
 
+    // Over less than about two decades, label 1, 2, 5 x 10^k; as plain numbers when they are short (10^-4..10^4),
+    // else as m x 10^k, so that one axis never mixes the two notations.
+    let narrow = decades.Length < 3
+    let plain = k0 >= -4 && k1 <= 4
+
+    let label (m: int) (k: int) =
+        if narrow && plain then
+            (float m * Math.Pow(10.0, float k)).ToString("0.####", Globalization.CultureInfo.InvariantCulture)
+        elif m = 1 then
+            powerOfTen k
+        else
+            sprintf "%d×%s" m (powerOfTen k)
+
     for k in decades do
         if k % step = 0 then
-            gen.AddMajor(float k, powerOfTen k)
+            gen.AddMajor(float k, label 1 k)
 
-    if decades.Length < 3 then
+    if narrow then
         for k in k0..k1 do
-            for m in [ 2.0; 5.0 ] do
-                let v = float k + log10 m
+            for m in [ 2; 5 ] do
+                let v = float k + log10 (float m)
 
                 if inside v then
-                    gen.AddMajor(v, (m * Math.Pow(10.0, float k)).ToString("G3", Globalization.CultureInfo.InvariantCulture))
+                    gen.AddMajor(v, label m k)
 
     if step = 1 then
         for k in k0..k1 do
@@ -329,10 +342,15 @@ let render (path: string) (fig: Figure) =
         if logY then
             plt.Axes.Left.TickGenerator <- logTicks y0' y1'
 
-    plt.Title(if String.IsNullOrWhiteSpace fig.Caption then fig.Title else fig.Title + "\n" + fig.Caption)
-    plt.Axes.Title.Label.FontSize <- 15.0f
-    // Centre the title on the figure, not on the data area (which the outside legend shifts left).
-    plt.Axes.Title.FullFigureCenter <- true
+    // The title is centred over the data area (about 90 characters wide): a long caption breaks at its "; ".
+    let caption =
+        if fig.Caption.Length <= 90 then
+            fig.Caption
+        else
+            fig.Caption.Replace("; ", "\n")
+
+    plt.Title(if String.IsNullOrWhiteSpace caption then fig.Title else fig.Title + "\n" + caption)
+    plt.Axes.Title.Label.FontSize <- 14.0f
     plt.XLabel fig.XLabel
     plt.YLabel fig.YLabel
     plt.ShowLegend(Edge.Right) |> ignore
@@ -379,7 +397,8 @@ let caption (d: Output.Document) (names: (string * string) list) =
 
 /// The time axis: log when the document's grid is logarithmic.
 let timeScale (d: Output.Document) =
-    let t = d.T
+    // A log grid may start at t = 0 (dropped on the log axis): look at the rest.
+    let t = if d.T.Length > 0 && d.T[0] = 0.0 then d.T[1..] else d.T
 
     let geometric =
         t.Length >= 3
