@@ -487,7 +487,7 @@ let run (s: Settings) : Document =
     }
 
 let plot (path: string) (d: Document) =
-    Plot.learningCurve
+    Plot.learningCurveOf
         path
         (sprintf "Online SGD, committee K = %s, M = %s" (Plot.parameter d "K") (Plot.parameter d "M"))
         (Plot.caption
@@ -500,6 +500,7 @@ let plot (path: string) (d: Document) =
                 "batch", "B"
                 "schedule", "schedule"
             ])
+        d
         d
 
 let main (argv: string list) = Plot.execute parse run plot argv

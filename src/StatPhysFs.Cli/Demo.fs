@@ -92,7 +92,11 @@ let main (argv: string list) =
         crit.Convention
     // Below the threshold: the learning curve relaxes to the noise floor eta sigma^2 / (2 (2 - eta)).
     let theoryOnly (st: OnlineLinearCommand.Settings) =
-        OnlineLinearCommand.run { st with Points = 401; Simulation = None }
+        OnlineLinearCommand.run
+            { st with
+                Points = 401
+                Simulation = None
+            }
 
     let stable = OnlineLinearCommand.run (settings 0.5 10.0)
     save "online-linear-below-critical" stable (theoryOnly (settings 0.5 10.0))
@@ -194,7 +198,8 @@ let main (argv: string list) =
         Plot.learningCurveOf
             f
             "Online SGD, committee K = M = 2: plateau and escape from the same initial overlaps"
-            (committeeCaption + ", R(0) = [[0.15, 0.05], [0.05, 0.15]]: asymmetry 0.1 >> 1/sqrt(d) = 0.03")
+            (committeeCaption
+             + ", R(0) = [[0.15, 0.05], [0.05, 0.15]]: asymmetry 0.1 >> 1/sqrt(d) = 0.03")
             committeeDense
             committee)
 
@@ -226,7 +231,10 @@ let main (argv: string list) =
                 let o = (simAt dim seeds).Value
                 let bar = Progress.create (sprintf "simulating d=%d, %d seeds" dim seeds) force
                 let sw = Stopwatch.StartNew()
-                let runs = OnlineCommitteeSim.run o bar.Report Threading.CancellationToken.None st.Params st.Init ode.T
+
+                let runs =
+                    OnlineCommitteeSim.run o bar.Report Threading.CancellationToken.None st.Params st.Init ode.T
+
                 bar.Done()
 
                 let doc =
@@ -248,7 +256,12 @@ let main (argv: string list) =
             f
             {
                 Title = "Committee K = M = 2: the simulation's escape from the plateau approaches the ODE's as d grows"
-                Caption = committeeCaption + sprintf ", R(0) = 0.1 +- %g/2 (asymmetry %g); simulations d = 50, 200 (6 seeds), 800 (4 seeds)" small small
+                Caption =
+                    committeeCaption
+                    + sprintf
+                        ", R(0) = 0.1 +- %g/2 (asymmetry %g); simulations d = 50, 200 (6 seeds), 800 (4 seeds)"
+                        small
+                        small
                 XLabel = "t = steps / d"
                 YLabel = "generalisation error eg"
                 XScale = Plot.Linear
@@ -341,7 +354,9 @@ let main (argv: string list) =
             .E
 
     let volterras = [ for a in [ 2.0; 20.0; 200.0 ] -> a, volterraFull a ]
-    let volterra alpha = let e = volterras |> List.find (fst >> (=) alpha) |> snd in Array.init 41 (fun k -> e[10 * k])
+
+    let volterra alpha =
+        let e = volterras |> List.find (fst >> (=) alpha) |> snd in Array.init 41 (fun k -> e[10 * k])
 
     let onlineAt (t: float) =
         let s =
@@ -391,7 +406,8 @@ let main (argv: string list) =
             f
             {
                 Title = "Least squares: multi-pass SGD tends to online SGD as alpha = n/d -> infinity"
-                Caption = "tau = 0.5, sigma^2 = 0.25, rho = 1, theta(0) = 0; Volterra equation (step 0.01); online ODE at eta = tau, clock t/tau"
+                Caption =
+                    "tau = 0.5, sigma^2 = 0.25, rho = 1, theta(0) = 0; Volterra equation (step 0.01); online ODE at eta = tau, clock t/tau"
                 XLabel = "SGF time t"
                 YLabel = "e = |theta - theta*|^2 / d"
                 XScale = Plot.Linear

@@ -451,8 +451,7 @@ let plot (path: string) (d: Document) =
             | _ -> None
         | _ -> None
 
-    let processName pr =
-        if pr = "sgf" then "SGF" else "SGD"
+    let processName pr = if pr = "sgf" then "SGF" else "SGD"
 
     let pretty (name: string) = name.Replace('_', ' ')
 
@@ -470,7 +469,11 @@ let plot (path: string) (d: Document) =
                         | Some y, Some e, Some(pr, dim, _) ->
                             yield
                                 Plot.points
-                                    (sprintf "%s, %s simulated, d = %d (mean +- s.e.)" (pretty name) (processName pr) dim)
+                                    (sprintf
+                                        "%s, %s simulated, d = %d (mean +- s.e.)"
+                                        (pretty name)
+                                        (processName pr)
+                                        dim)
                                     d.T
                                     y
                                     e

@@ -255,7 +255,7 @@ let run (s: Settings) : Document =
 
 /// The standard figure: eg(t) theory, and simulation with error bars when present.
 let plot (path: string) (d: Document) =
-    Plot.learningCurve
+    Plot.learningCurveOf
         path
         "Online SGD on linear regression"
         (Plot.caption
@@ -269,6 +269,7 @@ let plot (path: string) (d: Document) =
                 "q0", "q0"
                 "m0", "m0"
             ])
+        d
         d
 
 let main (argv: string list) = Plot.execute parse run plot argv

@@ -176,7 +176,9 @@ let toCsv (d: Document) =
         |> String.concat " "
 
     sb.AppendLine("# parameters: " + flat d.Parameters) |> ignore
-    sb.AppendLine(axisName d + "," + (d.Series |> List.map fst |> String.concat ",")) |> ignore
+
+    sb.AppendLine(axisName d + "," + (d.Series |> List.map fst |> String.concat ","))
+    |> ignore
 
     for i in 0 .. d.T.Length - 1 do
         sb.Append(num d.T[i]) |> ignore

@@ -190,8 +190,12 @@ let render (path: string) (fig: Figure) =
     let logY = resolve fig.YScale (fig.Curves |> Seq.collect (fun c -> c.Y))
     let tx v = if logX then log10 v else v
     let ty v = if logY then log10 v else v
-    let okX v = Double.IsFinite v && (not logX || v > 0.0)
-    let okY v = Double.IsFinite v && (not logY || v > 0.0)
+
+    let okX v =
+        Double.IsFinite v && (not logX || v > 0.0)
+
+    let okY v =
+        Double.IsFinite v && (not logY || v > 0.0)
 
     // Distinct dash patterns for lines and shapes for markers, so that coinciding series stay visible.
     let patterns =
@@ -236,7 +240,11 @@ let render (path: string) (fig: Figure) =
             match c.Style with
             | Markers when keep.Length > 80 ->
                 let stride = int (Math.Ceiling(float keep.Length / 80.0))
-                keep |> Array.indexed |> Array.filter (fun (j, _) -> j % stride = 0) |> Array.map snd
+
+                keep
+                |> Array.indexed
+                |> Array.filter (fun (j, _) -> j % stride = 0)
+                |> Array.map snd
             | _ -> keep
 
         if keep.Length > 0 then
@@ -291,7 +299,13 @@ let render (path: string) (fig: Figure) =
             | Reference ->
                 s.MarkerSize <- 0.0f
                 s.LineWidth <- 1.2f
-                s.LinePattern <- (if nLines % 2 = 0 then LinePattern.Dashed else LinePattern.Dotted)
+
+                s.LinePattern <-
+                    (if nLines % 2 = 0 then
+                         LinePattern.Dashed
+                     else
+                         LinePattern.Dotted)
+
                 nLines <- nLines + 1
             | Markers ->
                 s.LineWidth <- 0.0f
@@ -301,14 +315,7 @@ let render (path: string) (fig: Figure) =
 
                 if c.Err.IsSome then
                     let e =
-                        Plottables.ErrorBar(
-                            xs,
-                            ys,
-                            null,
-                            null,
-                            Array.map2 (-) ys lower,
-                            Array.map2 (-) upper ys
-                        )
+                        Plottables.ErrorBar(xs, ys, null, null, Array.map2 (-) ys lower, Array.map2 (-) upper ys)
 
                     e.Color <- colour
                     e.LineWidth <- 1.2f
@@ -349,7 +356,13 @@ let render (path: string) (fig: Figure) =
         else
             fig.Caption.Replace("; ", "\n")
 
-    plt.Title(if String.IsNullOrWhiteSpace caption then fig.Title else fig.Title + "\n" + caption)
+    plt.Title(
+        if String.IsNullOrWhiteSpace caption then
+            fig.Title
+        else
+            fig.Title + "\n" + caption
+    )
+
     plt.Axes.Title.Label.FontSize <- 14.0f
     plt.XLabel fig.XLabel
     plt.YLabel fig.YLabel
@@ -406,7 +419,10 @@ let timeScale (d: Output.Document) =
         && t[t.Length - 1] / t[0] >= 10.0
         && (let r = t[1] / t[0] in Seq.forall (fun i -> abs (t[i + 1] / t[i] - r) < 1e-6 * r) [ 0 .. t.Length - 2 ])
 
-    if parameter d "grid" = "log" || geometric then Log else Linear
+    if parameter d "grid" = "log" || geometric then
+        Log
+    else
+        Linear
 
 let private series (d: Output.Document) name =
     d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
@@ -455,9 +471,8 @@ let learningCurveOf (path: string) (title: string) (caption: string) (theory: Ou
             Curves = curves
         }
 
-/// The learning-curve figure of one output document.
-let learningCurve (path: string) (title: string) (caption: string) (d: Output.Document) =
-    learningCurveOf path title caption d d
+/// The learning-curve figure of one output document (the caption names the simulation, when there is one).
+let learningCurve (path: string) (title: string) (d: Output.Document) = learningCurveOf path title "" d d
 
 /// The one warning line for a diverged result (theory and/or simulation runs), or None. The JSON says the same
 /// under meta (status, divergence_time, divergence_reason; simulation divergences), but a user reading only the

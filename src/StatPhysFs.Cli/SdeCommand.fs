@@ -121,10 +121,7 @@ let private problem (a: Args.Parsed) =
         match kind with
         | "logistic" -> DataSet.logistic ridge ds
         | "least-squares" -> DataSet.leastSquares ridge ds
-        | other ->
-            raise (
-                Args.UsageError(sprintf "--data works with --problem least-squares|logistic, got '%s'" other)
-            )
+        | other -> raise (Args.UsageError(sprintf "--data works with --problem least-squares|logistic, got '%s'" other))
     | None ->
         let rows, y = data a
 
@@ -164,11 +161,19 @@ let private userInitialPoints (a: Args.Parsed) (dim: int) =
                 let v =
                     p.Split(',')
                     |> Array.map (fun x ->
-                        match Double.TryParse(x.Trim(), Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+                        match
+                            Double.TryParse(
+                                x.Trim(),
+                                Globalization.NumberStyles.Float,
+                                Globalization.CultureInfo.InvariantCulture
+                            )
+                        with
                         | true, v when Double.IsFinite v -> v
                         | _ ->
                             raise (
-                                Args.UsageError(sprintf "--x0 expects comma-separated finite numbers, got '%s'" (x.Trim()))
+                                Args.UsageError(
+                                    sprintf "--x0 expects comma-separated finite numbers, got '%s'" (x.Trim())
+                                )
                             ))
 
                 if v.Length <> dim then
@@ -408,7 +413,8 @@ let private runWeakOrder (a: Args.Parsed) =
         Meta =
             [
                 "axis_name", Str "eta"
-                "axis", Str "the eta column holds the learning rate; series are |E phi(SGD) - E phi(model)| at the horizon"
+                "axis",
+                Str "the eta column holds the learning rate; series are |E phi(SGD) - E phi(model)| at the horizon"
                 "slopes", Obj slopes
                 "expected", Str "GF, SME1, SMF1: 1; SMF2: 2 (one and two points)"
                 "wall_time_s", Num sw.Elapsed.TotalSeconds
@@ -429,8 +435,12 @@ let plotWeakOrder (path: string) (d: Document) =
         | _ -> ""
 
     let pretty (name: string) =
-        name.Replace("_one_point", ", one point").Replace("_two_point", ", two points").ToUpperInvariant()
-            .Replace("ONE POINT", "one point").Replace("TWO POINTS", "two points")
+        name
+            .Replace("_one_point", ", one point")
+            .Replace("_two_point", ", two points")
+            .ToUpperInvariant()
+            .Replace("ONE POINT", "one point")
+            .Replace("TWO POINTS", "two points")
 
     let etas = d.T
     let lo, hi = Array.min etas, Array.max etas

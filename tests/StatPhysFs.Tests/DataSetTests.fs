@@ -11,20 +11,26 @@ open StatPhysFs.Sde
 let private builtIn =
     let rng = Rng(7, 1)
     let d, n = 3, 6
-    let a = Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal() / sqrt (float d)))
+
+    let a =
+        Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal() / sqrt (float d)))
+
     let y = Array.init n (fun _ -> rng.NextNormal())
     a, y
 
 /// CSV text of rows and labels, round-trip precision.
 let private csvOf (header: string option) (a: float[][]) (y: float[]) =
-    let num (v: float) = v.ToString("R", CultureInfo.InvariantCulture)
+    let num (v: float) =
+        v.ToString("R", CultureInfo.InvariantCulture)
 
     (header |> Option.map (fun h -> h + "\n") |> Option.defaultValue "")
     + (Array.map2 (fun (r: float[]) yi -> (Array.append r [| yi |] |> Array.map num |> String.concat ",") + "\n") a y
        |> String.concat "")
 
 let private withFile (text: string) (f: string -> 'a) =
-    let path = Path.Combine(Path.GetTempPath(), sprintf "statphys-dataset-%s.csv" (Guid.NewGuid().ToString "N"))
+    let path =
+        Path.Combine(Path.GetTempPath(), sprintf "statphys-dataset-%s.csv" (Guid.NewGuid().ToString "N"))
+
     File.WriteAllText(path, text)
 
     try
@@ -82,8 +88,16 @@ let dataSet =
                         Expect.equal (ds.Rows, ds.Columns) (6, 4) "rows, columns"
 
                         // Same problem, same seed: the same Monte Carlo numbers as the in-memory problem.
-                        let fromCsv = Flows.sgd settings Simulation.WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
-                        let direct = Flows.sgd settings Simulation.WithReplacement (FiniteSumProblem.leastSquares 0.0 a y) x0 observables
+                        let fromCsv =
+                            Flows.sgd settings Simulation.WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
+
+                        let direct =
+                            Flows.sgd
+                                settings
+                                Simulation.WithReplacement
+                                (FiniteSumProblem.leastSquares 0.0 a y)
+                                x0
+                                observables
 
                         for k in 0 .. observables.Length - 1 do
                             Expect.equal fromCsv[k].Mean direct[k].Mean "identical mean"
@@ -164,7 +178,9 @@ let dataSet =
                         "1,abc,3\n", read, "FILE: line 1, column 2: 'abc' is not a number"
                         "1,NaN,3\n", read, "FILE: line 1, column 2: 'NaN' is not a finite number"
                         "1\n2\n", read, "each row needs at least one feature and the label"
-                        "1,1\n2,2\n3,1\n", logistic, "FILE: logistic labels (last column) must all be in {-1, 1} or all in {0, 1}; line 2 has 2"
+                        "1,1\n2,2\n3,1\n",
+                        logistic,
+                        "FILE: logistic labels (last column) must all be in {-1, 1} or all in {0, 1}; line 2 has 2"
                         "1,1\n2,0\n3,-1\n", logistic, "they mix 0 (line 2) and -1 (line 3)"
                     ] do
                     Expect.stringContains (errorOf text reader) expected (sprintf "file %A" text)
@@ -173,8 +189,7 @@ let dataSet =
             test "a missing file is an error naming it" {
                 let path = Path.Combine(Path.GetTempPath(), "statphys-no-such-file.csv")
 
-                Expect.throwsC
-                    (fun () -> DataSet.readCsv path |> ignore)
-                    (fun e -> Expect.stringContains e.Message (path + ": no such file") "message")
+                Expect.throwsC (fun () -> DataSet.readCsv path |> ignore) (fun e ->
+                    Expect.stringContains e.Message (path + ": no such file") "message")
             }
         ]

@@ -94,8 +94,12 @@ module DataSet =
                 |> Array.mapi (fun j f ->
                     match tryNumber f with
                     | Some v when Double.IsFinite v -> v
-                    | Some _ -> fail source (sprintf "line %d, column %d: '%s' is not a finite number" lineNo (j + 1) (f.Trim()))
-                    | None -> fail source (sprintf "line %d, column %d: '%s' is not a number" lineNo (j + 1) (f.Trim()))))
+                    | Some _ ->
+                        fail
+                            source
+                            (sprintf "line %d, column %d: '%s' is not a finite number" lineNo (j + 1) (f.Trim()))
+                    | None ->
+                        fail source (sprintf "line %d, column %d: '%s' is not a number" lineNo (j + 1) (f.Trim()))))
 
         {
             Source = source
@@ -167,5 +171,8 @@ module DataSet =
     [<CompiledName("Logistic")>]
     let logistic (ridge: float) (d: DataSet) =
         let y = signLabels d
-        let c = Array.map2 (fun (a: float[]) yi -> a |> Array.map (fun v -> yi * v)) d.Features y
+
+        let c =
+            Array.map2 (fun (a: float[]) yi -> a |> Array.map (fun v -> yi * v)) d.Features y
+
         FiniteSumProblem.logistic (Array.create d.Rows ridge) c
