@@ -617,13 +617,20 @@ let run (s: Settings) : Document =
     }
 
 let plot (path: string) (d: Document) =
-    let size name =
-        d.Parameters
-        |> List.pick (fun (n, v) ->
-            match n, v with
-            | n', Int x when n' = name -> Some x
-            | _ -> None)
-
-    Plot.learningCurve path (sprintf "Online SGD, committee K = %d, M = %d" (size "K") (size "M")) d
+    Plot.learningCurveOf
+        path
+        (sprintf "Online SGD, committee K = %s, M = %s" (Plot.parameter d "K") (Plot.parameter d "M"))
+        (Plot.caption
+            d
+            [
+                "activation", "g"
+                "lr", "lr"
+                "lr2", "lr2"
+                "noise_var", "sigma^2"
+                "batch", "B"
+                "schedule", "schedule"
+            ])
+        d
+        d
 
 let main (argv: string list) = Plot.execute parse run plot argv

@@ -550,25 +550,97 @@ let private runSimulation (a: Args.Parsed) (kind: string) =
         Meta = [ "time_unit", Str "SGF time t = SGD steps x eta / d" ] @ meta
     }
 
-/// Train and test curves; simulation overlays as points with error bars.
+/// Train and test curves: the DMFT as lines (inside their standard-error bands when it is a Monte Carlo solve), the
+/// finite-d SGF and SGD as markers with standard-error bars. A document of `simulate sgf|sgd` (no theory) is drawn
+/// and titled as the simulation it is.
 let plot (path: string) (d: Document) =
     let get name =
         d.Series |> List.tryFind (fst >> (=) name) |> Option.map snd
 
+    let meta k =
+        d.Meta |> List.tryFind (fst >> (=) k) |> Option.map snd
+
+    let isTheory = (meta "method").IsSome
+
+    let simInfo key =
+        match meta key with
+        | Some(Obj kv) ->
+            let get k =
+                kv |> List.tryFind (fst >> (=) k) |> Option.map snd
+
+            match get "process", get "dim", get "seeds" with
+            | Some(Str pr), Some(Int dim), Some(Int seeds) -> Some(pr, dim, seeds)
+            | _ -> None
+        | _ -> None
+
+    let processName pr = if pr = "sgf" then "SGF" else "SGD"
+
+    let pretty (name: string) = name.Replace('_', ' ')
+
     let curves =
         [
             for name in [ "train_loss"; "test_loss" ] do
-                match get name with
-                | Some y -> yield Plot.line (name.Replace('_', ' ')) d.T y
-                | None -> ()
+                if isTheory then
+                    match get name, get (name + "_stderr") with
+                    | Some y, Some e -> yield Plot.band (sprintf "%s, DMFT (+- s.e. band)" (pretty name)) d.T y e
+                    | Some y, None -> yield Plot.line (sprintf "%s, DMFT" (pretty name)) d.T y
+                    | _ -> ()
 
-                for suffix, label in [ "_sim", "SGF sim"; "_sgd", "SGD sim" ] do
-                    match get (name + suffix), get (name + suffix + "_stderr") with
-                    | Some y, Some e -> yield Plot.points (sprintf "%s (%s)" (name.Replace('_', ' ')) label) d.T y e
+                    for suffix, key in [ "_sim", "simulation_sim"; "_sgd", "simulation_sgd" ] do
+                        match get (name + suffix), get (name + suffix + "_stderr"), simInfo key with
+                        | Some y, Some e, Some(pr, dim, _) ->
+                            yield
+                                Plot.points
+                                    (sprintf
+                                        "%s, %s simulated, d = %d (mean +- s.e.)"
+                                        (pretty name)
+                                        (processName pr)
+                                        dim)
+                                    d.T
+                                    y
+                                    e
+                        | _ -> ()
+                else
+                    match get name, get (name + "_stderr"), simInfo "simulation" with
+                    | Some y, Some e, Some(pr, _, _) ->
+                        yield Plot.points (sprintf "%s, %s (mean +- s.e.)" (pretty name) (processName pr)) d.T y e
                     | _ -> ()
         ]
 
-    Plot.save path "multi-pass SGD: DMFT of the SGF" "SGF time t" "loss" false curves
+    let title =
+        if isTheory then
+            "Multi-pass SGD: DMFT of the stochastic gradient flow"
+        else
+            match simInfo "simulation" with
+            | Some("sgf", dim, seeds) ->
+                sprintf "Stochastic gradient flow simulated at d = %d (%d seeds, no theory)" dim seeds
+            | Some(_, dim, seeds) -> sprintf "Mini-batch SGD simulated at d = %d (%d seeds, no theory)" dim seeds
+            | None -> "Multi-pass SGD simulation"
+
+    Plot.render
+        path
+        {
+            Title = title
+            Caption =
+                Plot.caption
+                    d
+                    [
+                        "model", "model"
+                        "loss", "loss"
+                        "student", "student"
+                        "teacher", "teacher"
+                        "alpha", "alpha"
+                        "tau", "tau"
+                        "ridge", "ridge"
+                        "noise_var", "sigma^2"
+                        "dt", "dt"
+                    ]
+            XLabel = "SGF time t = steps x eta / d"
+            YLabel = "loss"
+            XScale = Plot.Linear
+            YScale = Plot.Auto
+            Curves = curves
+        }
 
 let private parseWith (argv: string list) =
     let a = Args.parse valued flags argv

@@ -350,13 +350,21 @@ let run (s: Settings) : Document =
 
 /// The standard figure: eg(t) theory, and simulation with error bars when present.
 let plot (path: string) (d: Document) =
-    let lr =
-        d.Parameters
-        |> List.pick (fun (k, v) ->
-            match k, v with
-            | "lr", Num x -> Some x
-            | _ -> None)
-
-    Plot.learningCurve path (sprintf "Online SGD, linear regression, lr = %g" lr) d
+    Plot.learningCurveOf
+        path
+        "Online SGD on linear regression"
+        (Plot.caption
+            d
+            [
+                "lr", "lr"
+                "rho", "rho"
+                "noise_var", "sigma^2"
+                "ridge", "ridge"
+                "batch", "B"
+                "q0", "q0"
+                "m0", "m0"
+            ])
+        d
+        d
 
 let main (argv: string list) = Plot.execute parse run plot argv

@@ -97,6 +97,13 @@ let private writeArray (w: Utf8JsonWriter) (xs: float[]) =
 
     w.WriteEndArray()
 
+/// The name of the abscissa column: "t", unless the metadata names another under "axis_name" (e.g. "eta" for the
+/// weak-order table, whose abscissa is the learning rate).
+let axisName (d: Document) =
+    match d.Meta |> List.tryFind (fst >> (=) "axis_name") with
+    | Some(_, Str n) -> n
+    | _ -> "t"
+
 let toJson (d: Document) =
     use ms = new MemoryStream()
 
@@ -112,7 +119,7 @@ let toJson (d: Document) =
      w.WriteStartObject()
      w.WritePropertyName "parameters"
      writeValue w (Obj d.Parameters)
-     w.WritePropertyName "t"
+     w.WritePropertyName(axisName d)
      writeArray w d.T
      w.WritePropertyName "series"
      w.WriteStartObject()
@@ -202,7 +209,8 @@ let toCsv (d: Document) =
             | _ -> ()
     | _ -> ()
 
-    sb.AppendLine("t," + (d.Series |> List.map fst |> String.concat ",")) |> ignore
+    sb.AppendLine(axisName d + "," + (d.Series |> List.map fst |> String.concat ","))
+    |> ignore
 
     for i in 0 .. d.T.Length - 1 do
         sb.Append(num d.T[i]) |> ignore

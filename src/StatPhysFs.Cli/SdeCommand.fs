@@ -14,9 +14,15 @@ let usage =
                     [--width 100] [--data-seed 7]
                     [--model sgd|gf|sme1|sme2|smf1|smf2] [--scheme em|richardson|heun] [--substeps 2]
                     [--eta 0.05] [--horizon 1] [--batch 1] [--sampling with|without] [--points 2]
-                    [--paths 10000] [--seed 1] [--divergence-bound 1e8] [--progress] [--out FILE.json|FILE.csv]
-       statphys sde weak-order [--etas 0.125,0.0625,0.03125,0.015625,0.0078125] [--horizon 2]
+                    [--paths 10000] [--seed 1] [--divergence-bound 1e8] [--progress] [--data FILE.csv]
+                    [--x0 v1,v2,...[;w1,w2,...]] [--out FILE.json|FILE.csv]
+       statphys sde weak-order [--etas 0.125,0.0625,0.03125,0.015625,0.0078125] [--horizon 2] [--data FILE.csv]
                     [--out FILE] [--plot FILE.svg|FILE.png]
+  --data FILE.csv: your data set instead of the built-in one, one row a data point: the features, then the label
+  (comma-separated, optional header line, '#' comments); least squares or logistic (labels all in {-1, 1} or all
+  in {0, 1}, 0 read as -1). The dimension and the number of samples come from the file (no --dim, --samples).
+  --x0: the initial point (length = the dimension); several points for the multi-point statistics separated by
+  ';' (their number sets --points). The JSON names the data (file, SHA-256, rows, columns) and the initial points.
   Time t = SGD steps x eta. `sde` reports, at the horizon, tr E[x x^T] of the first point, E[x_1], E[F(x)] and
   (two or more points, driven by the same samples / the same data-indexed noise) E|x - y|^2, with standard errors.
   two-layer: an erf network with K = 2 units on --dim inputs against a two-unit teacher on --samples points.
@@ -46,58 +52,152 @@ let valued =
         "points"
         "paths"
         "seed"
+        "data"
+        "x0"
         "out"
         "plot"
         "divergence-bound"
     ]
 
-let private flags = [ "progress" ]
+let flags = [ "progress" ]
 
-/// The built-in data set: rows a_i ~ N(0, I/d), labels y_i ~ N(0, 1) (least squares) or +-1 (logistic).
+let mutable private cache: (string * DataSet) option = None
+
+/// The user's data set (--data FILE.csv: features then the label on each row), if given.
+let private userData (a: Args.Parsed) =
+    match a.Values.TryFind "data" with
+    | None -> None
+    | Some path ->
+        for o in [ "dim"; "samples"; "data-seed" ] do
+            if a.Values.ContainsKey o then
+                raise (Args.UsageError(sprintf "--%s does not apply with --data (the data set fixes it)" o))
+
+        // Read once per run (the problem, the built-in-data path and the JSON parameters all ask).
+        match cache with
+        | Some(p, ds) when p = path -> Some ds
+        | _ ->
+            let ds = DataSet.readCsv path
+            cache <- Some(path, ds)
+            Some ds
+
+/// The data set: the user's (--data), else the built-in one: rows a_i ~ N(0, I/d), labels y_i ~ N(0, 1) (least
+/// squares) or their signs (logistic).
 let private data (a: Args.Parsed) =
-    let d = Args.int a "dim" 3
-    let n = Args.int a "samples" 6
-    Check.intInRange "dim" 1 10_000 d
-    Check.intInRange "samples" 1 1_000_000 n
-    let rng = Rng(Args.int a "data-seed" 7, 1)
+    match userData a with
+    | Some ds -> ds.Features, ds.Labels
+    | None ->
+        let d = Args.int a "dim" 3
+        let n = Args.int a "samples" 6
+        Check.intInRange "dim" 1 10_000 d
+        Check.intInRange "samples" 1 1_000_000 n
+        let rng = Rng(Args.int a "data-seed" 7, 1)
 
-    let rows =
-        Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal() / sqrt (float d)))
+        let rows =
+            Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal() / sqrt (float d)))
 
-    let y = Array.init n (fun _ -> rng.NextNormal())
-    rows, y
+        let y = Array.init n (fun _ -> rng.NextNormal())
+        rows, y
+
+/// The data set's entry in the JSON parameters: file, SHA-256 of its bytes, rows, columns, header.
+let private dataParameter (a: Args.Parsed) =
+    match a.Values.TryFind "data" with
+    | None -> Str "built-in (seeded by --data-seed)"
+    | Some path ->
+        let ds = (userData a).Value
+
+        Obj
+            [
+                "file", Str(IO.Path.GetFullPath path)
+                "sha256", Str ds.Sha256
+                "rows", Int ds.Rows
+                "columns", Int ds.Columns
+                "header", Bool ds.HasHeader
+                "label_column", Str "last"
+            ]
 
 let private problem (a: Args.Parsed) =
-    let rows, y = data a
+    let kind =
+        Args.choice a "problem" [ "least-squares"; "logistic"; "two-layer"; "mean-field" ] "least-squares"
+
     let ridge = Args.float a "ridge" 0.0
     // Least squares and logistic loss are bounded below only for ridge >= 0 (negative risks otherwise).
     Check.nonNegative "ridge" ridge
 
-    match Args.choice a "problem" [ "least-squares"; "logistic"; "two-layer"; "mean-field" ] "least-squares" with
-    | "two-layer" ->
-        // Inputs x ~ N(0, I_N) (the rows rescaled), a fixed teacher w*_m ~ N(0, I_N), m = 1, 2, erf units.
-        let nIn = rows[0].Length
-        let inputs = rows |> Array.map (Array.map (fun v -> v * sqrt (float nIn)))
-        let trng = Rng(Args.int a "data-seed" 7, 2)
-        let teacher = Array.init 2 (fun _ -> Array.init nIn (fun _ -> trng.NextNormal()))
+    match userData a with
+    | Some ds ->
+        match kind with
+        | "logistic" -> DataSet.logistic ridge ds
+        | "least-squares" -> DataSet.leastSquares ridge ds
+        | other -> raise (Args.UsageError(sprintf "--data works with --problem least-squares|logistic, got '%s'" other))
+    | None ->
+        let rows, y = data a
 
-        let g z =
-            Gaussian.Activation.value Gaussian.Activation.Erf z
+        match kind with
+        | "two-layer" ->
+            // Inputs x ~ N(0, I_N) (the rows rescaled), a fixed teacher w*_m ~ N(0, I_N), m = 1, 2, erf units.
+            let nIn = rows[0].Length
+            let inputs = rows |> Array.map (Array.map (fun v -> v * sqrt (float nIn)))
+            let trng = Rng(Args.int a "data-seed" 7, 2)
+            let teacher = Array.init 2 (fun _ -> Array.init nIn (fun _ -> trng.NextNormal()))
 
-        let labels =
-            inputs
-            |> Array.map (fun x -> teacher |> Array.sumBy (fun w -> g (Blas.dotArr w x / sqrt (float nIn))))
+            let g z =
+                Gaussian.Activation.value Gaussian.Activation.Erf z
 
-        FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 1.0 |] inputs labels
-    | "mean-field" ->
-        Check.intInRange "width" 1 100_000 (Args.int a "width" 100)
-        MeanField.problem (fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7)))
-    | "logistic" ->
-        let c =
-            Array.map2 (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v)) rows y
+            let labels =
+                inputs
+                |> Array.map (fun x -> teacher |> Array.sumBy (fun w -> g (Blas.dotArr w x / sqrt (float nIn))))
 
-        FiniteSumProblem.logistic (Array.create rows.Length ridge) c
-    | _ -> FiniteSumProblem.leastSquares ridge rows y
+            FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 1.0 |] inputs labels
+        | "mean-field" ->
+            Check.intInRange "width" 1 100_000 (Args.int a "width" 100)
+            MeanField.problem (fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7)))
+        | "logistic" ->
+            let c =
+                Array.map2 (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v)) rows y
+
+            FiniteSumProblem.logistic (Array.create rows.Length ridge) c
+        | _ -> FiniteSumProblem.leastSquares ridge rows y
+
+/// --x0 v1,v2,... (one initial point) or v1,...;w1,... (several, one per --points): each of length `dim`.
+let private userInitialPoints (a: Args.Parsed) (dim: int) =
+    match a.Values.TryFind "x0" with
+    | None -> None
+    | Some s ->
+        let points =
+            s.Split(';')
+            |> Array.mapi (fun j p ->
+                let v =
+                    p.Split(',')
+                    |> Array.map (fun x ->
+                        match
+                            Double.TryParse(
+                                x.Trim(),
+                                Globalization.NumberStyles.Float,
+                                Globalization.CultureInfo.InvariantCulture
+                            )
+                        with
+                        | true, v when Double.IsFinite v -> v
+                        | _ ->
+                            raise (
+                                Args.UsageError(
+                                    sprintf "--x0 expects comma-separated finite numbers, got '%s'" (x.Trim())
+                                )
+                            ))
+
+                if v.Length <> dim then
+                    raise (
+                        Args.UsageError(
+                            sprintf
+                                "--x0%s has %d values; the parameter dimension is %d"
+                                (if s.Contains ';' then sprintf " point %d" (j + 1) else "")
+                                v.Length
+                                dim
+                        )
+                    )
+
+                v)
+
+        Some points
 
 let private initialPoints (d: int) (m: int) =
     Array.init m (fun j -> Array.init d (fun c -> (if j % 2 = 0 then 1.0 else -0.5) * (1.0 + 0.3 * float c)))
@@ -113,16 +213,38 @@ let private modelOf (name: string) =
 let private runSimulate (a: Args.Parsed) =
     let p = problem a
     let meanField = Args.string a "problem" "" = "mean-field"
-    let m = if meanField then 1 else Args.int a "points" 2
+    let given = userInitialPoints a p.Dim
+
+    // With --x0 the number of points is the number of vectors given (--points, if also given, must agree).
+    let m =
+        match given with
+        | Some xs ->
+            if a.Values.ContainsKey "points" && Args.int a "points" 2 <> xs.Length then
+                raise (
+                    Args.UsageError(
+                        sprintf
+                            "--points %d but --x0 gives %d point(s); separate points by ';'"
+                            (Args.int a "points" 2)
+                            xs.Length
+                    )
+                )
+
+            xs.Length
+        | None -> if meanField then 1 else Args.int a "points" 2
+
     Check.intInRange "points" 1 64 m
 
+    if meanField && m <> 1 then
+        raise (Args.UsageError "--problem mean-field takes one initial point (the particle system)")
+
     let x0 =
-        if meanField then
+        match given with
+        | Some xs -> xs
+        | None when meanField ->
             [|
                 snd (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7))
             |]
-        else
-            initialPoints p.Dim m
+        | None -> initialPoints p.Dim m
 
     let modelName =
         Args.choice a "model" [ "sgd"; "gf"; "sme1"; "sme2"; "smf1"; "smf2" ] "smf2"
@@ -323,8 +445,10 @@ let private runSimulate (a: Args.Parsed) =
         Parameters =
             [
                 "problem", Str p.Name
+                "data", dataParameter a
                 "dim", Int p.Dim
                 "samples", Int p.Samples
+                "x0", Arr [ for x in x0 -> Arr [ for v in x -> Num v ] ]
                 "model", Str modelName
                 "eta", Num s.Eta
                 "horizon", Num s.Horizon
@@ -352,6 +476,9 @@ let private runSimulate (a: Args.Parsed) =
     }
 
 let private runWeakOrder (a: Args.Parsed) =
+    if a.Values.ContainsKey "x0" then
+        raise (Args.UsageError "--x0 is for `statphys sde`; weak-order uses its two fixed initial points")
+
     let rows, y = data a
     let horizon = Args.float a "horizon" 2.0
 
@@ -433,10 +560,12 @@ let private runWeakOrder (a: Args.Parsed) =
         Parameters =
             [
                 "problem", Str "least squares (exact oracles)"
+                "data", dataParameter a
                 "dim", Int d
                 "samples", Int rows.Length
                 "ridge", Num ridge
                 "horizon", Num horizon
+                "x0", Arr [ for x in x0 -> Arr [ for v in x -> Num v ] ]
                 "observables", Str "one point: tr E[x x^T]; two points: E|x - y|^2 (same samples / same noise)"
             ]
         T = etas
@@ -444,26 +573,66 @@ let private runWeakOrder (a: Args.Parsed) =
         Kernels = []
         Meta =
             [
-                "axis", Str "the t column holds eta; series are |E phi(SGD) - E phi(model)| at the horizon"
+                "axis_name", Str "eta"
+                "axis",
+                Str "the eta column holds the learning rate; series are |E phi(SGD) - E phi(model)| at the horizon"
                 "slopes", Obj slopes
                 "expected", Str "GF, SME1, SMF1: 1; SMF2: 2 (one and two points)"
                 "wall_time_s", Num sw.Elapsed.TotalSeconds
             ]
     }
 
-/// Weak error against eta on log-log axes.
+/// Weak error against eta on log-log axes: each model's exact errors as markers joined by lines, the fitted slope
+/// (finest three etas) in the legend, and reference slopes 1 and 2.
 let plotWeakOrder (path: string) (d: Document) =
-    let logs (v: float[]) = v |> Array.map log10
+    let slopes =
+        match d.Meta |> List.tryFind (fst >> (=) "slopes") with
+        | Some(_, Obj kv) -> kv
+        | _ -> []
 
-    Plot.save
+    let slopeOf name =
+        match slopes |> List.tryFind (fst >> (=) name) with
+        | Some(_, Num s) -> sprintf " (fitted slope %.2f)" s
+        | _ -> ""
+
+    let pretty (name: string) =
+        name
+            .Replace("_one_point", ", one point")
+            .Replace("_two_point", ", two points")
+            .ToUpperInvariant()
+            .Replace("ONE POINT", "one point")
+            .Replace("TWO POINTS", "two points")
+
+    let etas = d.T
+    let lo, hi = Array.min etas, Array.max etas
+
+    // Reference lines C eta^p anchored half a decade below the smallest-eta error of the series with that order.
+    let anchored (name: string) (p: float) =
+        match d.Series |> List.tryFind (fst >> (=) name) with
+        | Some(_, e) ->
+            let k = Array.findIndex ((=) lo) etas
+            let c = e[k] / 3.0 / lo ** p
+            Some(Plot.reference (sprintf "reference slope %g" p) [| lo; hi |] [| c * lo ** p; c * hi ** p |])
+        | None -> None
+
+    Plot.render
         path
-        "weak error of SDE models of SGD (least squares, exact oracles)"
-        "log10 eta"
-        "log10 |E phi(SGD) - E phi(model)|"
-        false
-        [
-            for name, e in d.Series -> Plot.line (name.Replace('_', ' ')) (logs d.T) (logs e)
-        ]
+        {
+            Title = "Weak error of SDE models of SGD (least squares, exact oracles)"
+            Caption =
+                Plot.caption d [ "dim", "d"; "samples", "n"; "ridge", "ridge"; "horizon", "horizon T" ]
+                + "; one point: tr E[x x^T], two points: E|x - y|^2"
+            XLabel = "learning rate eta"
+            YLabel = "|E phi(SGD) - E phi(model)| at T"
+            XScale = Plot.Log
+            YScale = Plot.Log
+            Curves =
+                [
+                    for name, e in d.Series -> Plot.lineMarkers (pretty name + slopeOf name) etas e
+                    yield! Option.toList (anchored "gf_one_point" 1.0)
+                    yield! Option.toList (anchored "smf2_one_point" 2.0)
+                ]
+        }
 
 let private parseWith (argv: string list) =
     let a = Args.parse valued flags argv

@@ -87,14 +87,14 @@ let commands: Sweepable list =
         {
             Name = "sde"
             Valued = SdeCommand.valued
-            Switches = []
+            Switches = SdeCommand.flags
             Main = SdeCommand.main
             MonteCarlo = fun _ -> true
         }
         {
             Name = "sde weak-order"
             Valued = SdeCommand.valued
-            Switches = []
+            Switches = SdeCommand.flags
             Main = fun args -> SdeCommand.main ("weak-order" :: args)
             MonteCarlo = fun _ -> false
         }
