@@ -101,9 +101,14 @@ let commands: Sweepable list =
     ]
 
 /// Flags the sweep sets itself or that make no sense per point.
-let private reserved = [ "out", "the sweep sets each point's output"; "plot", "plot the merged table with sweep plot" ]
+let private reserved =
+    [
+        "out", "the sweep sets each point's output"
+        "plot", "plot the merged table with sweep plot"
+    ]
 
-let private fail fmt = Printf.kprintf (fun s -> raise (SpecError s)) fmt
+let private fail fmt =
+    Printf.kprintf (fun s -> raise (SpecError s)) fmt
 
 /// The command of a spec, and a check of every flag against the options that command declares.
 let resolve (spec: SweepSpec) : Sweepable =
@@ -184,13 +189,18 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
     let floats (e: JsonElement) =
         [|
             for x in e.EnumerateArray() ->
-                if x.ValueKind = JsonValueKind.Number then x.GetDouble() else nan
+                if x.ValueKind = JsonValueKind.Number then
+                    x.GetDouble()
+                else
+                    nan
         |]
 
     let t = floats (root.GetProperty "t")
 
     let series =
-        [ for p in root.GetProperty("series").EnumerateObject() -> p.Name, floats p.Value ]
+        [
+            for p in root.GetProperty("series").EnumerateObject() -> p.Name, floats p.Value
+        ]
 
     let meta =
         match root.TryGetProperty "meta" with
@@ -255,12 +265,18 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
         | None
         | Some "completed"
         | Some "event" -> Completed, None, None
-        | Some "diverged" ->
-            Diverged, metaNumber "divergence_time", metaString "divergence_reason"
+        | Some "diverged" -> Diverged, metaNumber "divergence_time", metaString "divergence_reason"
         | Some other ->
             Failed,
             None,
-            Some(sprintf "run ended with status %s%s" other (metaNumber "stopped_at" |> Option.map (sprintf " at t = %g") |> Option.defaultValue ""))
+            Some(
+                sprintf
+                    "run ended with status %s%s"
+                    other
+                    (metaNumber "stopped_at"
+                     |> Option.map (sprintf " at t = %g")
+                     |> Option.defaultValue "")
+            )
 
     {
         Status = status
@@ -273,11 +289,17 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
 /// read back and summarised. Console output is expected to be silenced by the caller (see `silenced`).
 let evaluator (spec: SweepSpec) (cmd: Sweepable) (p: Point) : PointResult =
     let tmp =
-        Path.Combine(Path.GetTempPath(), sprintf "statphys-sweep-%d-%s.json" Environment.ProcessId (Guid.NewGuid().ToString "N"))
+        Path.Combine(
+            Path.GetTempPath(),
+            sprintf "statphys-sweep-%d-%s.json" Environment.ProcessId (Guid.NewGuid().ToString "N")
+        )
 
     let extra =
         // Kernels are large and never summarised into a row.
-        if List.contains "no-kernels" cmd.Switches then [ "--no-kernels" ] else []
+        if List.contains "no-kernels" cmd.Switches then
+            [ "--no-kernels" ]
+        else
+            []
 
     let args = arguments p.Parameters @ extra @ [ "--out"; tmp ]
 
@@ -316,16 +338,17 @@ let readSpec (path: string) =
 
     Spec.parse (File.ReadAllText path)
 
-let private argsOf (valued: string list) (switches: string list) (argv: string list) =
-    Args.parse valued switches argv
+let private argsOf (valued: string list) (switches: string list) (argv: string list) = Args.parse valued switches argv
 
 /// The shard: --shard, else the Slurm array variables, else 0/1.
 let shardOf (a: Args.Parsed) =
     match a.Values.TryFind "shard" with
     | Some s -> Shard.parse "shard" s
     | None ->
-        match Environment.GetEnvironmentVariable "SLURM_ARRAY_TASK_ID",
-              Environment.GetEnvironmentVariable "SLURM_ARRAY_TASK_COUNT" with
+        match
+            Environment.GetEnvironmentVariable "SLURM_ARRAY_TASK_ID",
+            Environment.GetEnvironmentVariable "SLURM_ARRAY_TASK_COUNT"
+        with
         | null, _
         | "", _ -> Shard.all
         | id, count ->
@@ -357,13 +380,20 @@ let private runCmd (argv: string list) =
     let shard = shardOf a
     let pts = Spec.points spec
     let monteCarlo = pts.Length > 0 && cmd.MonteCarlo(Map.ofList pts[0].Parameters)
-    let parallel = Args.int a "parallel" (if monteCarlo then 1 else Environment.ProcessorCount)
+
+    let parallel =
+        Args.int a "parallel" (if monteCarlo then 1 else Environment.ProcessorCount)
 
     if parallel < 1 || parallel > 4096 then
         fail "parallel: must lie in [1, 4096], got %d" parallel
 
     use cts = new CancellationTokenSource()
-    let onCancel = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
+
+    let onCancel =
+        ConsoleCancelEventHandler(fun _ e ->
+            e.Cancel <- true
+            cts.Cancel())
+
     Console.CancelKeyPress.AddHandler onCancel
     // Slurm sends SIGTERM at the time limit: stop starting points, keep the finished ones.
     use _term =
@@ -430,7 +460,10 @@ let mergeTo (dir: string) (out: string) (withWallTime: bool) =
         false
     | Ok table ->
         let text =
-            if ext = ".csv" then Sweep.toCsv withWallTime table else Sweep.toJson withWallTime table
+            if ext = ".csv" then
+                Sweep.toCsv withWallTime table
+            else
+                Sweep.toJson withWallTime table
 
         let full = Path.GetFullPath out
         Directory.CreateDirectory(Path.GetDirectoryName full) |> ignore
@@ -448,7 +481,10 @@ let private mergeCmd (argv: string list) =
         | Some o -> o
         | None -> raise (Args.UsageError "sweep merge needs --out TABLE.csv|TABLE.json")
 
-    if mergeTo dir out (not (a.Flags.Contains "no-wall-time")) then 0 else 2
+    if mergeTo dir out (not (a.Flags.Contains "no-wall-time")) then
+        0
+    else
+        2
 
 let private quote (s: string) = "'" + s.Replace("'", "'\\''") + "'"
 
@@ -464,7 +500,14 @@ let programCommand () =
         [ host ]
 
 /// The sbatch job-array script: task k runs `sweep run` on shard k of N.
-let slurmScript (specPath: string) (dir: string) (tasks: int) (cpus: int) (time: string option) (partition: string option) =
+let slurmScript
+    (specPath: string)
+    (dir: string)
+    (tasks: int)
+    (cpus: int)
+    (time: string option)
+    (partition: string option)
+    =
     let dir = Path.GetFullPath dir
 
     String.concat
@@ -596,7 +639,9 @@ let private slurmCmd (argv: string list) =
                     running <- rc = 0 && out.Trim() <> ""
 
                 eprintfn "sweep: job array %s left the queue after %.1f s" job sw.Elapsed.TotalSeconds
-                let table = a.Values.TryFind "table" |> Option.defaultValue (Path.Combine(dir, "table.csv"))
+
+                let table =
+                    a.Values.TryFind "table" |> Option.defaultValue (Path.Combine(dir, "table.csv"))
 
                 if mergeTo dir table true then
                     eprintfn "sweep: merged into %s" table

@@ -17,7 +17,8 @@ type LoadedTable =
         Axes: (string * Spacing) list
     }
 
-let private fail fmt = Printf.kprintf (fun s -> raise (SpecError s)) fmt
+let private fail fmt =
+    Printf.kprintf (fun s -> raise (SpecError s)) fmt
 
 /// RFC 4180 fields of one CSV line.
 let csvFields (line: string) =
@@ -96,7 +97,8 @@ let load (path: string) : LoadedTable =
                     | _ -> Linear
             ]
 
-        let cols = [ for c in root.GetProperty("columns").EnumerateArray() -> c.GetString() ]
+        let cols =
+            [ for c in root.GetProperty("columns").EnumerateArray() -> c.GetString() ]
 
         let cell (e: JsonElement) =
             match e.ValueKind with
@@ -128,7 +130,9 @@ let private fontFamily () =
 
     dirs
     |> List.filter Directory.Exists
-    |> List.collect (fun d -> Directory.GetFiles(d, "DejaVuSans.ttf", SearchOption.AllDirectories) |> List.ofArray)
+    |> List.collect (fun d ->
+        Directory.GetFiles(d, "DejaVuSans.ttf", SearchOption.AllDirectories)
+        |> List.ofArray)
     |> List.tryHead
     |> Option.map (fun f ->
         Fonts.AddFontFile("StatPhysFs Sweep Sans", f) |> ignore
@@ -183,7 +187,9 @@ let plot
     if rows.IsEmpty then
         fail "where: no row of the table matches"
 
-    let spacing name = t.Axes |> List.find (fst >> (=) name) |> snd
+    let spacing name =
+        t.Axes |> List.find (fst >> (=) name) |> snd
+
     let xs (r: Map<string, string>) = number r[x]
 
     if rows |> List.exists (fun r -> not (Double.IsFinite(xs r))) then
@@ -192,7 +198,10 @@ let plot
     use plt = new Plot()
     fontFamily () |> Option.iter (fun f -> plt.Font.Set f |> ignore)
     let sx = spacing x
-    let status (r: Map<string, string>) = r.TryFind "status" |> Option.defaultValue "completed"
+
+    let status (r: Map<string, string>) =
+        r.TryFind "status" |> Option.defaultValue "completed"
+
     let zOf (r: Map<string, string>) =
         let v = number r[z]
         if logZ then (if v > 0.0 then log10 v else nan) else v
@@ -202,7 +211,10 @@ let plot
 
     let markBad (points: (float * float * string) list) =
         for kind, shape, color in
-            [ "diverged", MarkerShape.OpenCircle, Colors.Black; "failed", MarkerShape.Eks, Colors.Red ] do
+            [
+                "diverged", MarkerShape.OpenCircle, Colors.Black
+                "failed", MarkerShape.Eks, Colors.Red
+            ] do
             let ps = points |> List.filter (fun (_, _, s) -> s = kind)
 
             if not ps.IsEmpty then
@@ -219,7 +231,10 @@ let plot
 
     match y with
     | None ->
-        let groups = rows |> List.groupBy (fun r -> others |> List.map (fun a -> a + "=" + r[a]) |> String.concat ", ")
+        let groups =
+            rows
+            |> List.groupBy (fun r -> others |> List.map (fun a -> a + "=" + r[a]) |> String.concat ", ")
+
         let palette = Palettes.Category10()
         let finiteZ = rows |> List.map zOf |> List.filter Double.IsFinite
         let floor = if finiteZ.IsEmpty then 0.0 else List.min finiteZ
@@ -230,24 +245,22 @@ let plot
 
             if not ok.IsEmpty then
                 let s =
-                    plt.Add.Scatter(
-                        ok |> List.map (xs >> coord sx) |> Array.ofList,
-                        ok |> List.map zOf |> Array.ofList
-                    )
+                    plt.Add.Scatter(ok |> List.map (xs >> coord sx) |> Array.ofList, ok |> List.map zOf |> Array.ofList)
 
                 s.LegendText <- (if label = "" then z else label)
                 s.Color <- palette.GetColor k
                 s.LineWidth <- 2.0f
                 s.MarkerSize <- 4.0f
 
-        markBad [
-            for r in rows do
-                let s = status r
+        markBad
+            [
+                for r in rows do
+                    let s = status r
 
-                if s <> "completed" then
-                    let v = zOf r
-                    yield coord sx (xs r), (if Double.IsFinite v then v else floor), s
-        ]
+                    if s <> "completed" then
+                        let v = zOf r
+                        yield coord sx (xs r), (if Double.IsFinite v then v else floor), s
+            ]
 
         plt.YLabel zLabel
     | Some yName ->
@@ -261,8 +274,16 @@ let plot
                 fail "where: the heat map needs the other axes fixed; '%s' has %d values (add --where %s=VALUE)" a n a
 
         let sy = spacing yName
-        let xv = rows |> List.map (xs >> coord sx) |> List.distinct |> List.sort |> Array.ofList
-        let yv = rows |> List.map (fun r -> coord sy (number r[yName])) |> List.distinct |> List.sort |> Array.ofList
+
+        let xv =
+            rows |> List.map (xs >> coord sx) |> List.distinct |> List.sort |> Array.ofList
+
+        let yv =
+            rows
+            |> List.map (fun r -> coord sy (number r[yName]))
+            |> List.distinct
+            |> List.sort
+            |> Array.ofList
 
         /// Cell edges in plot coordinates, the position of a value, and whether the values were uneven (then the
         /// cells are drawn equal and the ticks name the values).
@@ -271,7 +292,11 @@ let plot
                 v[0] - 0.5, v[0] + 0.5, id, false
             else
                 let h = (v[v.Length - 1] - v[0]) / float (v.Length - 1)
-                let uniform = v |> Array.pairwise |> Array.forall (fun (a, b) -> abs (b - a - h) <= 1e-6 * abs h)
+
+                let uniform =
+                    v
+                    |> Array.pairwise
+                    |> Array.forall (fun (a, b) -> abs (b - a - h) <= 1e-6 * abs h)
 
                 if uniform then
                     v[0] - h / 2.0, v[v.Length - 1] + h / 2.0, id, false
@@ -294,25 +319,32 @@ let plot
         let cb = plt.Add.ColorBar hm
         cb.Label <- zLabel
 
-        markBad [
-            for r in rows do
-                let s = status r
+        markBad
+            [
+                for r in rows do
+                    let s = status r
 
-                if s <> "completed" then
-                    yield xPos (coord sx (xs r)), yPos (coord sy (number r[yName])), s
-        ]
+                    if s <> "completed" then
+                        yield xPos (coord sx (xs r)), yPos (coord sy (number r[yName])), s
+            ]
 
         let valueTicks (axis: IAxis) (v: float[]) (spacing: Spacing) =
             let labels =
-                v |> Array.map (fun c -> (if spacing = Log then 10.0 ** c else c).ToString("g3", CultureInfo.InvariantCulture))
+                v
+                |> Array.map (fun c ->
+                    (if spacing = Log then 10.0 ** c else c).ToString("g3", CultureInfo.InvariantCulture))
 
             axis.TickGenerator <- TickGenerators.NumericManual(Array.init v.Length float, labels)
 
-        if yUneven then valueTicks plt.Axes.Left yv sy
-        elif sy = Log then logTicks plt.Axes.Left
+        if yUneven then
+            valueTicks plt.Axes.Left yv sy
+        elif sy = Log then
+            logTicks plt.Axes.Left
 
-        if xUneven then valueTicks plt.Axes.Bottom xv sx
-        elif sx = Log then logTicks plt.Axes.Bottom
+        if xUneven then
+            valueTicks plt.Axes.Bottom xv sx
+        elif sx = Log then
+            logTicks plt.Axes.Bottom
 
         plt.Axes.SetLimits(x0, x1, y0, y1)
         plt.YLabel(if sy = Log then yName + " (log scale)" else yName)
@@ -326,7 +358,12 @@ let plot
         (match y with
          | Some yy -> sprintf "%s over (%s, %s)" zLabel x yy
          | None -> sprintf "%s against %s" zLabel x)
-        + (if where.IsEmpty then "" else "  [" + (where |> List.map (fun (k, v) -> k + "=" + v) |> String.concat ", ") + "]")
+        + (if where.IsEmpty then
+               ""
+           else
+               "  ["
+               + (where |> List.map (fun (k, v) -> k + "=" + v) |> String.concat ", ")
+               + "]")
 
     plt.Title title
     plt.ShowLegend(Alignment.UpperRight) |> ignore

@@ -19,7 +19,9 @@ open StatPhysFs.Sweep
 open StatPhysFs.Cli
 
 let private tempDir () =
-    let d = Path.Combine(Path.GetTempPath(), "statphys-sweep-test-" + Guid.NewGuid().ToString "N")
+    let d =
+        Path.Combine(Path.GetTempPath(), "statphys-sweep-test-" + Guid.NewGuid().ToString "N")
+
     d
 
 let private specError (f: unit -> 'a) =
@@ -32,7 +34,8 @@ let private specError (f: unit -> 'a) =
 /// A deterministic stand-in for a command: a smooth function of the point, failing where x < 0.
 let private synthetic (p: Point) : PointResult =
     let get n =
-        p.Parameters |> List.pick (fun (k, v) -> if k = n then ParamValue.tryNumber v else None)
+        p.Parameters
+        |> List.pick (fun (k, v) -> if k = n then ParamValue.tryNumber v else None)
 
     let x, y = get "x", get "y"
 
@@ -54,7 +57,9 @@ let private syntheticSpec =
 let private noProgress (_: RunProgress) = ()
 
 let private options p =
-    { Sweep.defaultOptions with Parallelism = p }
+    { Sweep.defaultOptions with
+        Parallelism = p
+    }
 
 /// The merged table without wall times, as text: what must not depend on how the sweep was run.
 let private tableText dir =
@@ -62,8 +67,7 @@ let private tableText dir =
     | Ok t -> Sweep.toCsv false t
     | Error missing -> failwithf "missing points %A" missing
 
-let private cliDll =
-    Path.Combine(AppContext.BaseDirectory, "statphys.dll")
+let private cliDll = Path.Combine(AppContext.BaseDirectory, "statphys.dll")
 
 /// Run the CLI as its own process: exit code, standard output, standard error.
 let private runCli (args: string list) =
@@ -111,21 +115,28 @@ let tests =
                     }
 
                     test "product: last axis fastest, index = position in the grid; zip pairs values" {
-                        let s =
-                            Spec.parse """{"command": "c", "axes": {"a": [1, 2, 3], "b": ["u", "v"]}}"""
+                        let s = Spec.parse """{"command": "c", "axes": {"a": [1, 2, 3], "b": ["u", "v"]}}"""
 
                         let pts = Spec.points s
                         Expect.equal pts.Length 6 "3 x 2"
 
                         Expect.equal
                             [ for p in pts -> p.Coordinates |> List.map (snd >> ParamValue.text) ]
-                            [ [ "1"; "u" ]; [ "1"; "v" ]; [ "2"; "u" ]; [ "2"; "v" ]; [ "3"; "u" ]; [ "3"; "v" ] ]
+                            [
+                                [ "1"; "u" ]
+                                [ "1"; "v" ]
+                                [ "2"; "u" ]
+                                [ "2"; "v" ]
+                                [ "3"; "u" ]
+                                [ "3"; "v" ]
+                            ]
                             "order"
 
                         Expect.equal [ for p in pts -> p.Index ] [ 0..5 ] "indices"
 
                         let z =
-                            Spec.parse """{"command": "c", "combine": "zip", "axes": {"a": [1, 2, 3], "b": [4, 5, 6]}}"""
+                            Spec.parse
+                                """{"command": "c", "combine": "zip", "axes": {"a": [1, 2, 3], "b": [4, 5, 6]}}"""
 
                         Expect.equal
                             [ for p in Spec.points z -> p.Coordinates |> List.map (snd >> ParamValue.text) ]
@@ -145,14 +156,16 @@ let tests =
                         let cases =
                             [
                                 """{"command": "c", "axes": {"a": []}}""", "axes.a: empty axis"
-                                """{"command": "c", "axes": {"a": {"from": 1, "to": 2, "points": 0}}}""", "axes.a.points"
+                                """{"command": "c", "axes": {"a": {"from": 1, "to": 2, "points": 0}}}""",
+                                "axes.a.points"
                                 """{"command": "c", "axes": {"a": {"from": 0, "to": 2, "points": 3, "spacing": "log"}}}""",
                                 "axes.a: log spacing"
                                 """{"command": "c", "axes": {"a": {"from": 1, "to": 2, "points": 3, "spacing": "cubic"}}}""",
                                 "axes.a.spacing"
                                 """{"command": "c", "axes": {}}""", "axes: a sweep needs at least one axis"
                                 """{"axes": {"a": [1]}}""", "command: missing"
-                                """{"command": "c", "fixed": {"a": 1}, "axes": {"a": [1]}}""", "axes.a: also given in fixed"
+                                """{"command": "c", "fixed": {"a": 1}, "axes": {"a": [1]}}""",
+                                "axes.a: also given in fixed"
                                 """{"command": "c", "axes": {"a": [1]}, "recrd": ["m"]}""", "recrd: unknown field"
                                 """{"command": "c", "axes": {"a": [1]}, "at": ["x"]}""", "at[0]"
                                 """{"command": "c", "fixed": {"--lr": 1}, "axes": {"a": [1]}}""", "fixed.--lr"
@@ -175,7 +188,8 @@ let tests =
             testList
                 "keys"
                 [
-                    test "a key is SHA-256 of the documented canonical text (version, command, sorted flags, record, at)" {
+                    test
+                        "a key is SHA-256 of the documented canonical text (version, command, sorted flags, record, at)" {
                         let s =
                             Spec.parse
                                 """{"command": "online linear", "fixed": {"t-end": 5, "exact": true},
@@ -207,9 +221,12 @@ let tests =
                             Spec.parse """{"command": "c", "fixed": {"q": "w", "p": 1.5}, "axes": {"x": [1, 2]}}"""
 
                         let d =
-                            Spec.parse """{"command": "c", "fixed": {"q": "w", "p": 1}, "axes": {"x": [1, 2]}, "at": [3]}"""
+                            Spec.parse
+                                """{"command": "c", "fixed": {"q": "w", "p": 1}, "axes": {"x": [1, 2]}, "at": [3]}"""
 
-                        let keys s = Spec.points s |> Array.map (fun p -> p.Key)
+                        let keys s =
+                            Spec.points s |> Array.map (fun p -> p.Key)
+
                         let ka, kc, kd = keys a, keys c, keys d
                         Expect.equal ka (keys b) "reordered"
                         Expect.notEqual ka.[0] kc.[0] "changed value"
@@ -222,7 +239,11 @@ let tests =
                         50
                         (Prop.forAll (Arb.fromGen (Gen.choose (2, 40))) (fun n ->
                             let s =
-                                Spec.parse (sprintf """{"command": "c", "axes": {"x": {"from": 0, "to": 1, "points": %d}, "y": [1, 2]}}""" n)
+                                Spec.parse (
+                                    sprintf
+                                        """{"command": "c", "axes": {"x": {"from": 0, "to": 1, "points": %d}, "y": [1, 2]}}"""
+                                        n
+                                )
 
                             let ks = Spec.points s |> Array.map (fun p -> p.Key)
                             (Array.distinct ks).Length = ks.Length))
@@ -234,17 +255,19 @@ let tests =
                     Prop.testProp
                         "shards I of N cover every point exactly once"
                         200
-                        (Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (1, 500)) (Gen.choose (1, 60)))) (fun (n, shards) ->
-                            let counts = Array.zeroCreate n
+                        (Prop.forAll
+                            (Arb.fromGen (Gen.zip (Gen.choose (1, 500)) (Gen.choose (1, 60))))
+                            (fun (n, shards) ->
+                                let counts = Array.zeroCreate n
 
-                            for i in 0 .. shards - 1 do
-                                let s = Shard.parse "shard" (sprintf "%d/%d" i shards)
+                                for i in 0 .. shards - 1 do
+                                    let s = Shard.parse "shard" (sprintf "%d/%d" i shards)
 
-                                for k in 0 .. n - 1 do
-                                    if Shard.contains s k then
-                                        counts[k] <- counts[k] + 1
+                                    for k in 0 .. n - 1 do
+                                        if Shard.contains s k then
+                                            counts[k] <- counts[k] + 1
 
-                            Array.forall ((=) 1) counts))
+                                Array.forall ((=) 1) counts))
 
                     test "bad shards name the field" {
                         for bad in [ "4/4"; "-1/2"; "a/b"; "1"; "1/0"; "0/2/3"; "" ] do
@@ -260,7 +283,9 @@ let tests =
                         let whole, cut = tempDir (), tempDir ()
 
                         try
-                            let s1 = Sweep.run whole syntheticSpec (options 2) noProgress CancellationToken.None synthetic
+                            let s1 =
+                                Sweep.run whole syntheticSpec (options 2) noProgress CancellationToken.None synthetic
+
                             Expect.equal (s1.Computed + s1.Failed, s1.Skipped) (77, 0) "all computed"
                             use cts = new CancellationTokenSource()
 
@@ -273,25 +298,33 @@ let tests =
                             let stored = s2.Computed + s2.Failed
                             Expect.isTrue (stored >= 30 && stored < 77) (sprintf "stopped midway (%d)" stored)
                             Expect.isError (Sweep.merge cut) "incomplete table refused"
-                            let s3 = Sweep.run cut syntheticSpec (options 2) noProgress CancellationToken.None synthetic
+
+                            let s3 =
+                                Sweep.run cut syntheticSpec (options 2) noProgress CancellationToken.None synthetic
+
                             Expect.equal s3.Skipped stored "skips the stored points"
                             Expect.equal (s3.Computed + s3.Failed) (77 - stored) "computes the rest"
                             Expect.equal (tableText cut) (tableText whole) "same table"
                         finally
                             for d in [ whole; cut ] do
-                                if Directory.Exists d then Directory.Delete(d, true)
+                                if Directory.Exists d then
+                                    Directory.Delete(d, true)
                     }
 
                     test "a torn last line is ignored and the point recomputed; the file stays clean" {
                         let dir = tempDir ()
 
                         try
-                            Sweep.run dir syntheticSpec (options 1) noProgress CancellationToken.None synthetic |> ignore
+                            Sweep.run dir syntheticSpec (options 1) noProgress CancellationToken.None synthetic
+                            |> ignore
+
                             let whole = tableText dir
                             let file = Store.shardFile dir Shard.all
                             let bytes = File.ReadAllBytes file
                             // Cut the last record in half: a crash during its write.
-                            let lastStart = Array.FindLastIndex(bytes, bytes.Length - 2, fun b -> b = byte '\n') + 1
+                            let lastStart =
+                                Array.FindLastIndex(bytes, bytes.Length - 2, fun b -> b = byte '\n') + 1
+
                             File.WriteAllBytes(file, bytes[.. lastStart + 20])
                             Expect.equal (Store.readAll dir).Length 76 "the torn record is ignored"
 
@@ -299,21 +332,25 @@ let tests =
                             | Error [ _ ] -> ()
                             | other -> failtestf "one point missing expected, got %A" other
 
-                            let s = Sweep.run dir syntheticSpec (options 1) noProgress CancellationToken.None synthetic
+                            let s =
+                                Sweep.run dir syntheticSpec (options 1) noProgress CancellationToken.None synthetic
+
                             Expect.equal (s.Computed + s.Failed, s.Skipped) (1, 76) "only the torn point"
                             Expect.equal (tableText dir) whole "same table"
 
                             for line in File.ReadAllLines file do
                                 Store.rowOfJson line |> ignore
                         finally
-                            if Directory.Exists dir then Directory.Delete(dir, true)
+                            if Directory.Exists dir then
+                                Directory.Delete(dir, true)
                     }
 
                     test "a changed spec into an old folder is refused; --force accepts it and reuses shared points" {
                         let dir = tempDir ()
 
                         try
-                            Sweep.run dir syntheticSpec (options 2) noProgress CancellationToken.None synthetic |> ignore
+                            Sweep.run dir syntheticSpec (options 2) noProgress CancellationToken.None synthetic
+                            |> ignore
 
                             let changed =
                                 Spec.parse
@@ -327,13 +364,20 @@ let tests =
                             Expect.stringContains m "holds a different sweep" m
 
                             let s =
-                                Sweep.run dir changed { options 2 with Force = true } noProgress CancellationToken.None synthetic
+                                Sweep.run
+                                    dir
+                                    changed
+                                    { options 2 with Force = true }
+                                    noProgress
+                                    CancellationToken.None
+                                    synthetic
 
                             // y = 0.1 is shared with the old grid (same resolved parameters, same key).
                             Expect.equal (s.Skipped, s.Computed + s.Failed) (11, 11) "shared points kept"
                             Expect.isOk (Sweep.merge dir) "complete"
                         finally
-                            if Directory.Exists dir then Directory.Delete(dir, true)
+                            if Directory.Exists dir then
+                                Directory.Delete(dir, true)
                     }
 
                     test "failed points are recorded with their message and the sweep goes on" {
@@ -353,7 +397,8 @@ let tests =
                                 Expect.equal t.Rows[76].Result.Status Diverged "x y > 10 diverged"
                             | Error m -> failtestf "missing %A" m
                         finally
-                            if Directory.Exists dir then Directory.Delete(dir, true)
+                            if Directory.Exists dir then
+                                Directory.Delete(dir, true)
                     }
 
                     test "merge lists the missing indices" {
@@ -362,15 +407,29 @@ let tests =
                         try
                             let shard = { Index = 1; Count = 3 }
 
-                            Sweep.run dir syntheticSpec { options 1 with Shard = shard } noProgress CancellationToken.None synthetic
+                            Sweep.run
+                                dir
+                                syntheticSpec
+                                { options 1 with Shard = shard }
+                                noProgress
+                                CancellationToken.None
+                                synthetic
                             |> ignore
 
                             match Sweep.merge dir with
                             | Error missing ->
-                                Expect.equal missing [ for i in 0..76 do if i % 3 <> 1 then i ] "indices not in shard 1/3"
+                                Expect.equal
+                                    missing
+                                    [
+                                        for i in 0..76 do
+                                            if i % 3 <> 1 then
+                                                i
+                                    ]
+                                    "indices not in shard 1/3"
                             | Ok _ -> failtest "expected missing points"
                         finally
-                            if Directory.Exists dir then Directory.Delete(dir, true)
+                            if Directory.Exists dir then
+                                Directory.Delete(dir, true)
                     }
                 ]
 
@@ -387,7 +446,13 @@ let tests =
                             // No console silencing here: it is process-wide and would hide other tests' output; these
                             // runs print nothing (no progress bars without --progress or a simulation).
                             let s =
-                                Sweep.run dir spec (options 2) noProgress CancellationToken.None (SweepCommand.evaluator spec cmd)
+                                Sweep.run
+                                    dir
+                                    spec
+                                    (options 2)
+                                    noProgress
+                                    CancellationToken.None
+                                    (SweepCommand.evaluator spec cmd)
 
                             Expect.equal (s.Computed, s.Failed) (6, 2) "lr = -0.5 fails"
 
@@ -411,14 +476,39 @@ let tests =
                                     let rc, _, _ =
                                         runCli
                                             [
-                                                "online"; "linear"; "--noise-var"; "0.1"; "--t-end"; "10"; "--points"; "21"
-                                                "--q0"; "0.2"; "--lr"; string lr; "--ridge"; string ridge; "--out"; out
+                                                "online"
+                                                "linear"
+                                                "--noise-var"
+                                                "0.1"
+                                                "--t-end"
+                                                "10"
+                                                "--points"
+                                                "21"
+                                                "--q0"
+                                                "0.2"
+                                                "--lr"
+                                                string lr
+                                                "--ridge"
+                                                string ridge
+                                                "--out"
+                                                out
                                             ]
 
                                     Expect.equal rc 0 "command alone"
                                     use doc = JsonDocument.Parse(File.ReadAllText out)
-                                    let series (n: string) = [| for x in doc.RootElement.GetProperty("series").GetProperty(n).EnumerateArray() -> x.GetDouble() |]
-                                    let tGrid = [| for x in doc.RootElement.GetProperty("t").EnumerateArray() -> x.GetDouble() |]
+
+                                    let series (n: string) =
+                                        [|
+                                            for x in
+                                                doc.RootElement.GetProperty("series").GetProperty(n).EnumerateArray() ->
+                                                x.GetDouble()
+                                        |]
+
+                                    let tGrid =
+                                        [|
+                                            for x in doc.RootElement.GetProperty("t").EnumerateArray() -> x.GetDouble()
+                                        |]
+
                                     let v = dict r.Result.Values
 
                                     for n in [ "m"; "q"; "eg" ] do
@@ -427,7 +517,12 @@ let tests =
                                         // t = 2 is on the grid (step 0.5); 3.3 lies between 3 and 3.5.
                                         Expect.equal v[n + "@2"] y[4] (sprintf "%s at 2, bitwise" n)
                                         let w = (3.3 - tGrid[6]) / (tGrid[7] - tGrid[6])
-                                        Expect.floatClose Accuracy.veryHigh v[n + "@3.3"] ((1.0 - w) * y[6] + w * y[7]) "interpolated"
+
+                                        Expect.floatClose
+                                            Accuracy.veryHigh
+                                            v[n + "@3.3"]
+                                            ((1.0 - w) * y[6] + w * y[7])
+                                            "interpolated"
 
                                     let p =
                                         { OnlineLinear.defaults with
@@ -439,10 +534,21 @@ let tests =
 
                                     for time, suffix in [ 10.0, ""; 2.0, "@2" ] do
                                         let exact = OnlineLinear.closedForm p time
-                                        Expect.floatClose { absolute = 1e-9; relative = 1e-7 } v["m" + suffix] exact.M "m vs closed form"
-                                        Expect.floatClose { absolute = 1e-9; relative = 1e-7 } v["q" + suffix] exact.Q "q vs closed form"
+
+                                        Expect.floatClose
+                                            { absolute = 1e-9; relative = 1e-7 }
+                                            v["m" + suffix]
+                                            exact.M
+                                            "m vs closed form"
+
+                                        Expect.floatClose
+                                            { absolute = 1e-9; relative = 1e-7 }
+                                            v["q" + suffix]
+                                            exact.Q
+                                            "q vs closed form"
                         finally
-                            if Directory.Exists dir then Directory.Delete(dir, true)
+                            if Directory.Exists dir then
+                                Directory.Delete(dir, true)
                     }
 
                     test "parallel = sequential, bitwise (DMFT exact closure)" {
@@ -458,24 +564,36 @@ let tests =
                             let cmd = SweepCommand.resolve spec
 
                             for dir, p in [ a, 1; b, 4 ] do
-                                Sweep.run dir spec (options p) noProgress CancellationToken.None (SweepCommand.evaluator spec cmd)
+                                Sweep.run
+                                    dir
+                                    spec
+                                    (options p)
+                                    noProgress
+                                    CancellationToken.None
+                                    (SweepCommand.evaluator spec cmd)
                                 |> ignore
 
                             Expect.equal (tableText b) (tableText a) "same bytes"
                         finally
                             for d in [ a; b ] do
-                                if Directory.Exists d then Directory.Delete(d, true)
+                                if Directory.Exists d then
+                                    Directory.Delete(d, true)
                     }
 
                     test "specs that do not fit the command are refused before anything runs" {
                         let cases =
                             [
                                 """{"command": "online quadratic", "axes": {"lr": [1]}}""", "command: unknown command"
-                                """{"command": "online linear", "axes": {"K": [1, 2]}}""", "axes.K: 'online linear' takes no option --K"
-                                """{"command": "online linear", "fixed": {"lrr": 1}, "axes": {"lr": [1]}}""", "fixed.lrr"
-                                """{"command": "online linear", "fixed": {"out": "x.json"}, "axes": {"lr": [1]}}""", "fixed.out"
-                                """{"command": "dmft glm", "fixed": {"exact": 1}, "axes": {"tau": [1]}}""", "fixed.exact: --exact is a switch"
-                                """{"command": "dmft glm", "fixed": {"alpha": true}, "axes": {"tau": [1]}}""", "fixed.alpha: --alpha of 'dmft glm' takes a value"
+                                """{"command": "online linear", "axes": {"K": [1, 2]}}""",
+                                "axes.K: 'online linear' takes no option --K"
+                                """{"command": "online linear", "fixed": {"lrr": 1}, "axes": {"lr": [1]}}""",
+                                "fixed.lrr"
+                                """{"command": "online linear", "fixed": {"out": "x.json"}, "axes": {"lr": [1]}}""",
+                                "fixed.out"
+                                """{"command": "dmft glm", "fixed": {"exact": 1}, "axes": {"tau": [1]}}""",
+                                "fixed.exact: --exact is a switch"
+                                """{"command": "dmft glm", "fixed": {"alpha": true}, "axes": {"tau": [1]}}""",
+                                "fixed.alpha: --alpha of 'dmft glm' takes a value"
                             ]
 
                         for json, field in cases do
@@ -492,8 +610,12 @@ let tests =
                                 [
                                     """{"command": "online linear", "axes": {"lr": []}}""", [], "axes.lr: empty axis"
                                     """{"command": "online linear", "axes": {"K": [1]}}""", [], "axes.K:"
-                                    """{"command": "online linear", "axes": {"lr": [1]}}""", [ "--shard"; "2/2" ], "shard:"
-                                    """{"command": "online linear", "axes": {"lr": [1]}}""", [ "--parallel"; "0" ], "parallel:"
+                                    """{"command": "online linear", "axes": {"lr": [1]}}""",
+                                    [ "--shard"; "2/2" ],
+                                    "shard:"
+                                    """{"command": "online linear", "axes": {"lr": [1]}}""",
+                                    [ "--parallel"; "0" ],
+                                    "parallel:"
                                 ] do
                                 File.WriteAllText(spec, json)
                                 let rc, out, err = runCli ([ "sweep"; "run"; spec; "--out"; dir ] @ extra)
@@ -511,8 +633,11 @@ let tests =
                             let rc, _, err = runCli [ "sweep"; "run"; spec; "--out"; dir ]
                             Expect.equal (rc, err.Trim()) (0, "sweep: 0 computed, 8 skipped, 0 failed") "rerun skips"
                         finally
-                            if Directory.Exists dir then Directory.Delete(dir, true)
-                            if File.Exists spec then File.Delete spec
+                            if Directory.Exists dir then
+                                Directory.Delete(dir, true)
+
+                            if File.Exists spec then
+                                File.Delete spec
                     }
                 ]
         ]

@@ -35,11 +35,7 @@ type RunSummary =
     }
 
 /// The merged table: the spec and one row per point, in index order.
-type Table =
-    {
-        Spec: SweepSpec
-        Rows: Row[]
-    }
+type Table = { Spec: SweepSpec; Rows: Row[] }
 
 [<RequireQualifiedAccess>]
 module Sweep =
@@ -64,21 +60,38 @@ module Sweep =
         if options.Parallelism < 1 then
             raise (SpecError(sprintf "parallel: must be >= 1, got %d" options.Parallelism))
 
-        if options.Shard.Count < 1 || options.Shard.Index < 0 || options.Shard.Index >= options.Shard.Count then
-            raise (SpecError(sprintf "shard: must be I/N with 0 <= I < N, got %d/%d" options.Shard.Index options.Shard.Count))
+        if
+            options.Shard.Count < 1
+            || options.Shard.Index < 0
+            || options.Shard.Index >= options.Shard.Count
+        then
+            raise (
+                SpecError(
+                    sprintf "shard: must be I/N with 0 <= I < N, got %d/%d" options.Shard.Index options.Shard.Count
+                )
+            )
 
         Spec.validate spec |> ignore
         let all = Spec.points spec
         Store.prepare dir spec options.Force
         let mine = all |> Array.filter (fun p -> Shard.contains options.Shard p.Index)
-        let present = Store.readAll dir |> List.map (fun r -> r.Key) |> Collections.Generic.HashSet
+
+        let present =
+            Store.readAll dir |> List.map (fun r -> r.Key) |> Collections.Generic.HashSet
+
         let todo = mine |> Array.filter (fun p -> not (present.Contains p.Key))
         let skipped = mine.Length - todo.Length
         use writer = new Store.ShardWriter(Store.shardFile dir options.Shard)
         let mutable computed = 0
         let mutable failed = 0
         let gate = obj ()
-        progress { Done = skipped; Total = mine.Length; Last = None }
+
+        progress
+            {
+                Done = skipped
+                Total = mine.Length
+                Last = None
+            }
 
         let one (p: Point) =
             let sw = Stopwatch.StartNew()
@@ -89,7 +102,12 @@ module Sweep =
                 with
                 | :? OperationCanceledException when ct.IsCancellationRequested -> None
                 | e ->
-                    let e = if isNull e.InnerException || not (e :? AggregateException) then e else e.InnerException
+                    let e =
+                        if isNull e.InnerException || not (e :? AggregateException) then
+                            e
+                        else
+                            e.InnerException
+
                     Some(PointResult.failed e.Message)
 
             match result with
@@ -108,15 +126,25 @@ module Sweep =
 
                 let snapshot =
                     lock gate (fun () ->
-                        if r.Status = Failed then failed <- failed + 1 else computed <- computed + 1
+                        if r.Status = Failed then
+                            failed <- failed + 1
+                        else
+                            computed <- computed + 1
+
                         skipped + computed + failed)
 
-                progress { Done = snapshot; Total = mine.Length; Last = Some row }
+                progress
+                    {
+                        Done = snapshot
+                        Total = mine.Length
+                        Last = Some row
+                    }
 
         let cancelled =
             try
                 Parallel.ForEach(
-                    (System.Collections.Concurrent.Partitioner.Create(todo, true) :> System.Collections.Concurrent.Partitioner<Point>),
+                    (System.Collections.Concurrent.Partitioner.Create(todo, true)
+                    :> System.Collections.Concurrent.Partitioner<Point>),
                     ParallelOptions(MaxDegreeOfParallelism = options.Parallelism, CancellationToken = ct),
                     Action<Point>(one)
                 )
@@ -144,9 +172,11 @@ module Sweep =
         let pts = Spec.points spec
 
         let missing =
-            [ for p in pts do
-                  if not (byKey.ContainsKey p.Key) then
-                      p.Index ]
+            [
+                for p in pts do
+                    if not (byKey.ContainsKey p.Key) then
+                        p.Index
+            ]
 
         if not missing.IsEmpty then
             Error missing
@@ -178,7 +208,10 @@ module Sweep =
         @ [ "message" ]
 
     let private numText (x: float) =
-        if Double.IsFinite x then x.ToString("R", CultureInfo.InvariantCulture) else ""
+        if Double.IsFinite x then
+            x.ToString("R", CultureInfo.InvariantCulture)
+        else
+            ""
 
     let private csvField (s: string) =
         if s.IndexOfAny [| ','; '"'; '\n'; '\r' |] >= 0 then
@@ -203,7 +236,9 @@ module Sweep =
         |> ignore
 
         let vcols = valueColumns t
-        sb.Append(String.Join(",", columns withWallTime t |> List.map csvField)).Append('\n') |> ignore
+
+        sb.Append(String.Join(",", columns withWallTime t |> List.map csvField)).Append('\n')
+        |> ignore
 
         for r in t.Rows do
             let vals = dict r.Result.Values
@@ -231,8 +266,12 @@ module Sweep =
         let vcols = valueColumns t
 
         (use w = new Utf8JsonWriter(ms, JsonWriterOptions(Indented = true))
+
          let num (name: string) (x: float) =
-             if Double.IsFinite x then w.WriteNumber(name, x) else w.WriteNull name
+             if Double.IsFinite x then
+                 w.WriteNumber(name, x)
+             else
+                 w.WriteNull name
 
          w.WriteStartObject()
          w.WritePropertyName "spec"

@@ -84,8 +84,10 @@ module Shard =
 
         match s.Split '/' with
         | [| i; n |] ->
-            match Int32.TryParse(i.Trim(), NumberStyles.None, CultureInfo.InvariantCulture),
-                  Int32.TryParse(n.Trim(), NumberStyles.None, CultureInfo.InvariantCulture) with
+            match
+                Int32.TryParse(i.Trim(), NumberStyles.None, CultureInfo.InvariantCulture),
+                Int32.TryParse(n.Trim(), NumberStyles.None, CultureInfo.InvariantCulture)
+            with
             | (true, i), (true, n) when n >= 1 && i >= 0 && i < n -> { Index = i; Count = n }
             | _ -> fail ()
         | _ -> fail ()
@@ -105,7 +107,8 @@ module Spec =
         | Some(:? Reflection.AssemblyInformationalVersionAttribute as a) -> a.InformationalVersion
         | _ -> string (asm.GetName().Version)
 
-    let private fail fmt = Printf.kprintf (fun s -> raise (SpecError s)) fmt
+    let private fail fmt =
+        Printf.kprintf (fun s -> raise (SpecError s)) fmt
 
     /// n points from `lo` to `hi`; both endpoints exact. Log spacing is uniform in log.
     let spaced (field: string) (spacing: Spacing) (lo: float) (hi: float) (n: int) =
@@ -119,12 +122,15 @@ module Spec =
             fail "%s.points: 1 point needs from = to (got %g and %g)" field lo hi
 
         match spacing with
-        | Log when not (lo > 0.0 && hi > 0.0) -> fail "%s: log spacing needs from > 0 and to > 0 (got %g, %g)" field lo hi
+        | Log when not (lo > 0.0 && hi > 0.0) ->
+            fail "%s: log spacing needs from > 0 and to > 0 (got %g, %g)" field lo hi
         | _ -> ()
 
         Array.init n (fun k ->
-            if k = 0 then lo
-            elif k = n - 1 then hi
+            if k = 0 then
+                lo
+            elif k = n - 1 then
+                hi
             else
                 let f = float k / float (n - 1)
 
@@ -156,7 +162,9 @@ module Spec =
 
         let listed (arr: JsonElement) (spacing: Spacing) =
             let vs =
-                [| for i, x in Seq.indexed (arr.EnumerateArray()) -> valueOf (sprintf "%s[%d]" field i) x |]
+                [|
+                    for i, x in Seq.indexed (arr.EnumerateArray()) -> valueOf (sprintf "%s[%d]" field i) x
+                |]
 
             if vs.Length = 0 then
                 fail "%s: empty axis" field
@@ -275,7 +283,9 @@ module Spec =
             fail "spec: must be a JSON object"
 
         for p in root.EnumerateObject() do
-            if not (List.contains p.Name [ "command"; "fixed"; "axes"; "combine"; "zip"; "record"; "at"; "comment" ]) then
+            if
+                not (List.contains p.Name [ "command"; "fixed"; "axes"; "combine"; "zip"; "record"; "at"; "comment" ])
+            then
                 fail "%s: unknown field (valid: command, fixed, axes, combine, record, at, comment)" p.Name
 
         let command =
@@ -297,7 +307,8 @@ module Spec =
 
         let axes =
             match root.TryGetProperty "axes" with
-            | true, a when a.ValueKind = JsonValueKind.Object -> [ for p in a.EnumerateObject() -> axisOf p.Name p.Value ]
+            | true, a when a.ValueKind = JsonValueKind.Object ->
+                [ for p in a.EnumerateObject() -> axisOf p.Name p.Value ]
             | true, _ -> fail "axes: must be an object of name: axis"
             | _ -> fail "axes: missing"
 
@@ -401,14 +412,18 @@ module Spec =
     /// The stable key of a resolved point: library version, command, parameters sorted by name, record and at.
     let key (s: SweepSpec) (parameters: (string * ParamValue) list) =
         let sb = StringBuilder()
-        sb.Append("statphys-sweep/1\n").Append(libraryVersion).Append('\n').Append(s.Command).Append('\n') |> ignore
+
+        sb.Append("statphys-sweep/1\n").Append(libraryVersion).Append('\n').Append(s.Command).Append('\n')
+        |> ignore
 
         for k, v in parameters |> List.sortWith (fun (a, _) (b, _) -> String.CompareOrdinal(a, b)) do
             sb.Append(k).Append('=').Append(ParamValue.text v).Append('\n') |> ignore
 
         sb.Append("record=").Append(String.Join(",", s.Record)).Append('\n') |> ignore
 
-        sb.Append("at=").Append(String.Join(",", s.At |> List.map (fun t -> t.ToString("R", CultureInfo.InvariantCulture))))
+        sb
+            .Append("at=")
+            .Append(String.Join(",", s.At |> List.map (fun t -> t.ToString("R", CultureInfo.InvariantCulture))))
         |> ignore
 
         sha (sb.ToString())

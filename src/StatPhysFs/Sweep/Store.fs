@@ -54,14 +54,20 @@ module Store =
     let manifestName = "sweep.json"
 
     let private num (w: Utf8JsonWriter) (x: float) =
-        if Double.IsFinite x then w.WriteNumberValue x else w.WriteNullValue()
+        if Double.IsFinite x then
+            w.WriteNumberValue x
+        else
+            w.WriteNullValue()
 
     /// A row as one line of JSON (no newline inside).
     let rowToJson (r: Row) =
         use ms = new MemoryStream()
 
         (use w =
-            new Utf8JsonWriter(ms, JsonWriterOptions(Encoder = Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping))
+            new Utf8JsonWriter(
+                ms,
+                JsonWriterOptions(Encoder = Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping)
+            )
 
          w.WriteStartObject()
          w.WriteNumber("index", r.Index)
@@ -98,7 +104,10 @@ module Store =
         Encoding.UTF8.GetString(ms.ToArray())
 
     let private numOf (e: JsonElement) =
-        if e.ValueKind = JsonValueKind.Number then e.GetDouble() else nan
+        if e.ValueKind = JsonValueKind.Number then
+            e.GetDouble()
+        else
+            nan
 
     /// Parse a stored line; raises on a malformed one.
     let rowOfJson (line: string) : Row =
@@ -130,10 +139,18 @@ module Store =
                     Status = status
                     DivergenceTime =
                         (let d = o.GetProperty "divergence_time"
-                         if d.ValueKind = JsonValueKind.Number then Some(d.GetDouble()) else None)
+
+                         if d.ValueKind = JsonValueKind.Number then
+                             Some(d.GetDouble())
+                         else
+                             None)
                     Message =
                         (let m = o.GetProperty "message"
-                         if m.ValueKind = JsonValueKind.String then Some(m.GetString()) else None)
+
+                         if m.ValueKind = JsonValueKind.String then
+                             Some(m.GetString())
+                         else
+                             None)
                     Values = [ for p in o.GetProperty("values").EnumerateObject() -> p.Name, numOf p.Value ]
                 }
             WallTimeSeconds = numOf (o.GetProperty "wall_time_s")
@@ -146,7 +163,9 @@ module Store =
     /// Any other malformed line is corruption and an error naming file and line.
     let readFile (path: string) : Row list =
         let text =
-            use fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite ||| FileShare.Delete)
+            use fs =
+                new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite ||| FileShare.Delete)
+
             use r = new StreamReader(fs, Encoding.UTF8)
             r.ReadToEnd()
 
@@ -161,7 +180,9 @@ module Store =
                         try
                             rowOfJson line
                         with e ->
-                            raise (InvalidDataException(sprintf "%s:%d: corrupt sweep record (%s)" path (i + 1) e.Message))
+                            raise (
+                                InvalidDataException(sprintf "%s:%d: corrupt sweep record (%s)" path (i + 1) e.Message)
+                            )
 
                     yield row
         ]
@@ -216,7 +237,10 @@ module Store =
         let manifest = manifestJson spec
         Directory.CreateDirectory dir |> ignore
         let path = Path.Combine(dir, manifestName)
-        let tmp = path + sprintf ".%d.%s.tmp" Environment.ProcessId (Guid.NewGuid().ToString "N")
+
+        let tmp =
+            path + sprintf ".%d.%s.tmp" Environment.ProcessId (Guid.NewGuid().ToString "N")
+
         File.WriteAllText(tmp, manifest)
 
         try
