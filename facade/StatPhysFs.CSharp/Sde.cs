@@ -141,7 +141,8 @@ public sealed class SgdDiffusion
     private SdeSettings Settings(CancellationToken ct)
     {
         Guard.Defined(Scheme, nameof(Scheme));
-        Guard.Positive(LearningRate, nameof(LearningRate));
+        if (!(double.IsFinite(LearningRate) && LearningRate > 0))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate (eta) must be a finite number > 0.");
         Guard.Positive(Horizon, nameof(Horizon));
         if (Horizon < LearningRate)
             throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon must be >= LearningRate (floor(Horizon/LearningRate) SGD steps).");
