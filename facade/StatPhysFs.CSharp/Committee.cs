@@ -15,6 +15,15 @@ namespace StatPhysFs.CSharp;
 public sealed record CommitteeOverlaps(double[,] Q, double[,] R, double[] V)
 {
     internal CommitteeState ToFs() => new(Q, R, V);
+
+    /// <summary>Q must be K x K, R K x M and V of length K, all finite.</summary>
+    internal static void Check(CommitteeOverlaps? s, int k, int m, string name)
+    {
+        Guard.NotNull(s, name);
+        Guard.Matrix(s!.Q, k, k, name + ".Q");
+        Guard.Matrix(s.R, k, m, name + ".R");
+        Guard.Vector(s.V, k, name + ".V");
+    }
     internal static CommitteeOverlaps Of(CommitteeState s) => new(s.Q, s.R, s.V);
 }
 
@@ -62,16 +71,35 @@ public sealed class TeacherStudentCommittee
 
     internal CommitteeParams ToParams()
     {
+        if (K < 1 || K > 1000) throw new ArgumentOutOfRangeException(nameof(K), K, "K must lie in [1, 1000].");
+        if (M < 1 || M > 1000) throw new ArgumentOutOfRangeException(nameof(M), M, "M must lie in [1, 1000].");
+        Guard.NotNull(Activation, nameof(Activation));
+        Guard.Finite(LearningRate, nameof(LearningRate));
+        if (SecondLayerLearningRate is double lr2) Guard.Finite(lr2, nameof(SecondLayerLearningRate));
+        Guard.Finite(NoiseVariance, nameof(NoiseVariance));
+        Guard.Finite(WeightDecay, nameof(WeightDecay));
+        Guard.Finite(Momentum, nameof(Momentum));
+        if (TeacherOverlaps is not null) Guard.Matrix(TeacherOverlaps, M, M, nameof(TeacherOverlaps));
+        if (TeacherSecondLayer is not null) Guard.Vector(TeacherSecondLayer, M, nameof(TeacherSecondLayer));
+        if (StudentBias is not null && StudentBias.Length > 0) Guard.Vector(StudentBias, K, nameof(StudentBias));
+        if (TeacherBias is not null && TeacherBias.Length > 0) Guard.Vector(TeacherBias, M, nameof(TeacherBias));
         var b = FsCommittee.Create(K, M);
-        return new CommitteeParams(K, M, Activation.Value, LearningRate,
+        var p = new CommitteeParams(K, M, Activation.Value, LearningRate,
             SecondLayerLearningRate is double v ? FSharpOption<double>.Some(v) : FSharpOption<double>.None,
             NoiseVariance, WeightDecay, BatchSize, Momentum, TeacherOverlaps ?? b.T, TeacherSecondLayer ?? b.VTeacher,
             StudentBias ?? Array.Empty<double>(), TeacherBias ?? Array.Empty<double>(),
             TeacherActivation is null ? FSharpOption<StatPhysFs.Gaussian.Activation>.None : FSharpOption<StatPhysFs.Gaussian.Activation>.Some(TeacherActivation.Value));
+        // Every method validates the whole parameter set, so no result is computed from an invalid model.
+        FsCommittee.Validate(p);
+        return p;
     }
 
     /// <summary>The generalisation error eg = (1/2) E[(yhat - y_clean)^2] at the given overlaps.</summary>
-    public double GeneralisationError(CommitteeOverlaps state) => FsCommittee.GeneralisationError(ToParams(), state.ToFs());
+    public double GeneralisationError(CommitteeOverlaps state)
+    {
+        CommitteeOverlaps.Check(state, K, M, nameof(state));
+        return FsCommittee.GeneralisationError(ToParams(), state.ToFs());
+    }
 
     /// <summary>Integrate the order-parameter ODE (adaptive Dormand-Prince) on a time grid. An optional schedule
     /// eta(t) replaces the constant learning rate.</summary>
@@ -79,7 +107,11 @@ public sealed class TeacherStudentCommittee
         double relativeTolerance = 1e-8, Func<double, double>? schedule = null, IProgress<double>? progress = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(initial);
+        CommitteeOverlaps.Check(initial, K, M, nameof(initial));
+        Guard.Positive(tEnd, nameof(tEnd));
+        Guard.Defined(spacing, nameof(spacing));
+        if (!(relativeTolerance >= 1e-14 && relativeTolerance <= 1e-2))
+            throw new ArgumentOutOfRangeException(nameof(relativeTolerance), relativeTolerance, "relativeTolerance must lie in [1e-14, 1e-2].");
         var p = ToParams();
         var grid = TimeGrid.Create(tEnd, points, spacing);
         var problem = FsCommittee.Problem(p, initial.ToFs(), tEnd);
@@ -89,7 +121,7 @@ public sealed class TeacherStudentCommittee
             problem = new StatPhysFs.Ode.OdeProblem(FsCommittee.RhsWithSchedule(p, sched, initial.V), problem.Y0, problem.T0, problem.TEnd, problem.Names);
         }
         var settings = new OdeSettings { RelativeTolerance = relativeTolerance, AbsoluteTolerance = relativeTolerance * 1e-2, SaveAt = grid, DivergenceBound = 1e8 };
-        var r = new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, progress, cancellationToken), OdeSolver.ToAlgorithm(settings), problem));
+        var r = Guard.Run(() => new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, progress, cancellationToken), OdeSolver.ToAlgorithm(settings), problem)), cancellationToken);
         var states = grid.Select((t, k) => k < r.Times.Count && r.Times[k] == t ? CommitteeOverlaps.Of(FsCommittee.Unpack(p, initial.V, r.States[k])) : null).ToArray();
         var eg = states.Select(s => s is null ? double.NaN : FsCommittee.GeneralisationError(p, s.ToFs())).ToArray();
         return new CommitteeCurve(grid, eg, states, r.Status, r.Status == OdeStatus.Diverged ? r.StatusTime : null, r.Steps, r.Evaluations);
@@ -100,11 +132,13 @@ public sealed class TeacherStudentCommittee
     public CommitteeSimulation Simulate(CommitteeOverlaps initial, double[] times, int dimension, int seeds, int seed = 1,
         IProgress<double>? progress = null, CancellationToken cancellationToken = default, Func<double, double>? schedule = null)
     {
-        ArgumentNullException.ThrowIfNull(initial);
+        CommitteeOverlaps.Check(initial, K, M, nameof(initial));
         ArgumentNullException.ThrowIfNull(times);
+        Guard.AllFinite(times, nameof(times));
         var o = new SimulationOptions(dimension, seeds, seed, 1e8, Environment.ProcessorCount);
         var sched = schedule is null ? FSharpOption<FSharpFunc<double, double>>.None : FSharpOption<FSharpFunc<double, double>>.Some(FuncConvert.FromFunc(schedule));
-        var r = OnlineCommitteeSim.RunWithSchedule(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, ToParams(), sched, initial.ToFs(), times);
+        var p = ToParams();
+        var r = Guard.Run(() => OnlineCommitteeSim.RunWithSchedule(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, p, sched, initial.ToFs(), times), cancellationToken);
         return new CommitteeSimulation(r.T, r.Eg.Mean, r.Eg.StdErr, r.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
     }
 
@@ -112,6 +146,8 @@ public sealed class TeacherStudentCommittee
     /// The second layer of the guess is kept when it is not trained.</summary>
     public CommitteeOverlaps? FixedPoint(CommitteeOverlaps guess, double tolerance = 1e-12)
     {
+        CommitteeOverlaps.Check(guess, K, M, nameof(guess));
+        Guard.Positive(tolerance, nameof(tolerance));
         var p = ToParams();
         var y = FsAnalysis.FixedPoint(tolerance, FsCommittee.Rhs(p, guess.V), FsCommittee.Pack(p, guess.ToFs()));
         return FSharpOption<double[]>.get_IsSome(y) ? CommitteeOverlaps.Of(FsCommittee.Unpack(p, guess.V, y.Value)) : null;
@@ -120,6 +156,7 @@ public sealed class TeacherStudentCommittee
     /// <summary>Largest real part of the Jacobian's eigenvalues at a state: negative means locally stable.</summary>
     public double GrowthRate(CommitteeOverlaps state)
     {
+        CommitteeOverlaps.Check(state, K, M, nameof(state));
         var p = ToParams();
         return FsAnalysis.GrowthRate(FsCommittee.Rhs(p, state.V), FsCommittee.Pack(p, state.ToFs()));
     }
@@ -129,7 +166,9 @@ public sealed class TeacherStudentCommittee
 public sealed record PlateauInfo(CommitteeOverlaps State, double Eg, double EscapeRate)
 {
     /// <summary>Predicted plateau length ln(1/s0)/omega_esc for an initial asymmetry s0.</summary>
-    public double Length(double asymmetry) => Math.Log(1 / asymmetry) / EscapeRate;
+    public double Length(double asymmetry) => asymmetry > 0 && asymmetry <= 1
+        ? Math.Log(1 / asymmetry) / EscapeRate
+        : throw new ArgumentOutOfRangeException(nameof(asymmetry), asymmetry, "asymmetry must lie in (0, 1].");
 }
 
 /// <summary>Analyses of the realisable committee (K = M, T = I, v = vT = 1 fixed).</summary>
@@ -138,16 +177,19 @@ public static class CommitteeAnalysisExtensions
     /// <summary>The plateau at the model's learning rate, or null where no physical symmetric fixed point exists.</summary>
     public static PlateauInfo? Plateau(this TeacherStudentCommittee model)
     {
+        ArgumentNullException.ThrowIfNull(model);
         var r = StatPhysFs.Models.CommitteeAnalysis.Plateau(model.ToParams());
         return FSharpOption<Plateau>.get_IsSome(r) ? new PlateauInfo(CommitteeOverlaps.Of(r.Value.State), r.Value.Eg, r.Value.EscapeRate) : null;
     }
 
     /// <summary>eta_max: where the perfect solution loses stability (Jacobian eigenvalue crossing zero).</summary>
-    public static double MaxLearningRate(this TeacherStudentCommittee model) => StatPhysFs.Models.CommitteeAnalysis.MaxLearningRate(model.ToParams());
+    public static double MaxLearningRate(this TeacherStudentCommittee model) =>
+        StatPhysFs.Models.CommitteeAnalysis.MaxLearningRate(Guard.NotNull(model, nameof(model)).ToParams());
 
     /// <summary>eta_opt and the slowest decay rate it achieves at the perfect solution.</summary>
     public static (double LearningRate, double Rate) OptimalLearningRate(this TeacherStudentCommittee model)
     {
+        ArgumentNullException.ThrowIfNull(model);
         var (eta, rate) = StatPhysFs.Models.CommitteeAnalysis.OptimalLearningRate(model.ToParams()).ToValueTuple();
         return (eta, rate);
     }

@@ -51,16 +51,27 @@ public static class GaussianExpectation
 
     /// <summary>Tensor-product Gauss-Hermite with <paramref name="order"/> points per dimension.</summary>
     public static double Tensor(Func<double[], double> f, double[] mean, double[,] covariance, int order = 20) =>
-        FsGaussianRule.Expect(FsGaussianRule.Tensor(mean.Length, order), mean, covariance, Wrap(f));
+        Guard.Run(() => FsGaussianRule.Expect(FsGaussianRule.Tensor(Check(mean, covariance), order), mean, covariance, Wrap(f)), default);
+
+    /// <summary>The mean and a square covariance of the same size, finite.</summary>
+    private static int Check(double[] mean, double[,] covariance)
+    {
+        ArgumentNullException.ThrowIfNull(mean);
+        if (mean.Length == 0) throw new ArgumentException("mean must have at least one entry.", nameof(mean));
+        Guard.AllFinite(mean, nameof(mean));
+        Guard.Matrix(covariance, mean.Length, mean.Length, nameof(covariance));
+        return mean.Length;
+    }
 
     /// <summary>Smolyak sparse grid of the given level (1 = one node) on Gauss-Hermite rules.</summary>
     public static double Sparse(Func<double[], double> f, double[] mean, double[,] covariance, int level) =>
-        FsGaussianRule.Expect(FsGaussianRule.Sparse(mean.Length, level), mean, covariance, Wrap(f));
+        Guard.Run(() => FsGaussianRule.Expect(FsGaussianRule.Sparse(Check(mean, covariance), level), mean, covariance, Wrap(f)), default);
 
     /// <summary>Monte Carlo with a seed; the same seed gives the same estimate whatever the thread count.</summary>
     public static McEstimate MonteCarlo(Func<double[], double> f, double[] mean, double[,] covariance, int samples, int seed = 1)
     {
-        var e = FsMonteCarlo.Estimate(seed, samples, mean, covariance, Wrap(f));
+        Check(mean, covariance);
+        var e = Guard.Run(() => FsMonteCarlo.Estimate(seed, samples, mean, covariance, Wrap(f)), default);
         return new McEstimate(e.Mean, e.StdErr, e.Count);
     }
 
@@ -68,7 +79,8 @@ public static class GaussianExpectation
     /// <paramref name="shifts"/> random shifts; the standard error is the spread across shifts.</summary>
     public static McEstimate QuasiMonteCarlo(Func<double[], double> f, double[] mean, double[,] covariance, int points, int shifts = 16, int seed = 1)
     {
-        var e = FsMonteCarlo.EstimateQuasi(seed, points, shifts, mean, covariance, Wrap(f));
+        Check(mean, covariance);
+        var e = Guard.Run(() => FsMonteCarlo.EstimateQuasi(seed, points, shifts, mean, covariance, Wrap(f)), default);
         return new McEstimate(e.Mean, e.StdErr, e.Count);
     }
 }
@@ -114,11 +126,31 @@ public sealed class Activation
 public static class CommitteeIntegrals
 {
     /// <summary>E[g(u) g(v)] for a 2x2 covariance.</summary>
-    public static double I2(Activation g, double[,] covariance) => StatPhysFs.Gaussian.CommitteeIntegrals.I2(g.Value, covariance);
+    public static double I2(Activation g, double[,] covariance)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        Guard.Matrix(covariance, 2, 2, nameof(covariance));
+        return StatPhysFs.Gaussian.CommitteeIntegrals.I2(g.Value, covariance);
+    }
     /// <summary>E[g'(u) g'(v)] for a 2x2 covariance.</summary>
-    public static double J2(Activation g, double[,] covariance) => StatPhysFs.Gaussian.CommitteeIntegrals.J2(g.Value, covariance);
+    public static double J2(Activation g, double[,] covariance)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        Guard.Matrix(covariance, 2, 2, nameof(covariance));
+        return StatPhysFs.Gaussian.CommitteeIntegrals.J2(g.Value, covariance);
+    }
     /// <summary>E[g'(u) v g(w)] for a 3x3 covariance of (u, v, w).</summary>
-    public static double I3(Activation g, double[,] covariance) => StatPhysFs.Gaussian.CommitteeIntegrals.I3(g.Value, covariance);
+    public static double I3(Activation g, double[,] covariance)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        Guard.Matrix(covariance, 3, 3, nameof(covariance));
+        return StatPhysFs.Gaussian.CommitteeIntegrals.I3(g.Value, covariance);
+    }
     /// <summary>E[g'(u) g'(v) g(w) g(z)] for a 4x4 covariance of (u, v, w, z).</summary>
-    public static double I4(Activation g, double[,] covariance) => StatPhysFs.Gaussian.CommitteeIntegrals.I4(g.Value, covariance);
+    public static double I4(Activation g, double[,] covariance)
+    {
+        ArgumentNullException.ThrowIfNull(g);
+        Guard.Matrix(covariance, 4, 4, nameof(covariance));
+        return StatPhysFs.Gaussian.CommitteeIntegrals.I4(g.Value, covariance);
+    }
 }

@@ -142,8 +142,14 @@ public sealed class MultiPassSgd
     /// teacher with readout vTeacher and identity Gram matrix.</summary>
     public MultiPassSgd(Activation student, double[] v, Activation teacher, double[] vTeacher)
     {
+        ArgumentNullException.ThrowIfNull(student);
         ArgumentNullException.ThrowIfNull(v);
+        ArgumentNullException.ThrowIfNull(teacher);
         ArgumentNullException.ThrowIfNull(vTeacher);
+        if (v.Length == 0) throw new ArgumentException("v must have at least one entry.", nameof(v));
+        if (vTeacher.Length == 0) throw new ArgumentException("vTeacher must have at least one entry.", nameof(vTeacher));
+        Guard.AllFinite(v, nameof(v));
+        Guard.AllFinite(vTeacher, nameof(vTeacher));
         _model = DmftModel.NewTwoLayer(new TwoLayerNet(student.Value, v, teacher.Value, vTeacher));
         _m = v.Length;
         _ms = vTeacher.Length;
@@ -197,6 +203,8 @@ public sealed class MultiPassSgd
     public MultiPassCurve SolveDmft(int samples = 20000, int replicas = 4, int seed = 1, DmftMethod method = DmftMethod.Auto,
         IProgress<double>? progress = null, CancellationToken cancellationToken = default, bool extrapolateInStep = false)
     {
+        Guard.Defined(method, nameof(method));
+        if (samples < 2) throw new ArgumentOutOfRangeException(nameof(samples), samples, "samples must be >= 2.");
         var strategy = method switch
         {
             DmftMethod.ForwardSweep => DmftStrategy.ForwardSweep,
@@ -206,7 +214,8 @@ public sealed class MultiPassSgd
         };
         var settings = new DmftSettings(samples, replicas, seed, strategy, Environment.ProcessorCount,
             FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken);
-        var s = extrapolateInStep ? FsDmft.SolveExtrapolated(settings, ToProblem()) : FsDmft.Solve(settings, ToProblem());
+        var problem = ToProblem();
+        var s = Guard.Run(() => extrapolateInStep ? FsDmft.SolveExtrapolated(settings, problem) : FsDmft.Solve(settings, problem), cancellationToken);
         var (status, time) = StatusOf(s.Status);
         return new MultiPassCurve(s.T, Grid(s.Q), Grid(s.M), Series.Of(s.TrainLoss), Series.Of(s.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(s.TestError) ? Series.Of(s.TestError.Value) : null,
@@ -219,6 +228,8 @@ public sealed class MultiPassSgd
     public MultiPassCurve Simulate(SimulatedProcess process = SimulatedProcess.Sgf, int dimension = 2000, int seeds = 4,
         int seed = 1, int batchSize = 1, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
+        Guard.Defined(process, nameof(process));
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batchSize must be >= 1.");
         var proc = process switch
         {
             SimulatedProcess.SgdWithReplacement => MultiPassProcess.NewSgd(batchSize, BatchSampling.WithReplacement),
@@ -226,7 +237,8 @@ public sealed class MultiPassSgd
             _ => MultiPassProcess.Sgf,
         };
         var o = new SimulationOptions(dimension, seeds, seed, 1e8, Environment.ProcessorCount);
-        var r = MultiPassSim.Run(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, proc, ToProblem());
+        var problem = ToProblem();
+        var r = Guard.Run(() => MultiPassSim.Run(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, proc, problem), cancellationToken);
         var div = r.Divergences.Length > 0 ? r.Divergences.Min(d => d.Item2) : (double?)null;
         return new MultiPassCurve(r.T, Grid(r.Q), Grid(r.M), Series.Of(r.TrainLoss), Series.Of(r.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(r.TestError) ? Series.Of(r.TestError.Value) : null,

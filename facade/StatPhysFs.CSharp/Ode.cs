@@ -133,10 +133,33 @@ public static class OdeSolver
     {
         ArgumentNullException.ThrowIfNull(rhs);
         ArgumentNullException.ThrowIfNull(y0);
+        if (y0.Length == 0) throw new ArgumentException("y0 must have at least one component.", nameof(y0));
+        Guard.AllFinite(y0, nameof(y0));
+        Guard.Finite(t0, nameof(t0));
+        Guard.Finite(tEnd, nameof(tEnd));
         settings ??= new OdeSettings();
+        Check(settings, nameof(settings));
         var f = FuncConvert.FromAction<double, double[], double[]>(rhs);
         var problem = FsOde.Problem(f, y0, t0, tEnd);
-        return new OdeResult(FsOde.Solve(ToOptions(settings, progress, cancellationToken), ToAlgorithm(settings), problem));
+        return Guard.Run(() => new OdeResult(FsOde.Solve(ToOptions(settings, progress, cancellationToken), ToAlgorithm(settings), problem)), cancellationToken);
+    }
+
+    /// <summary>Settings: a defined method, finite tolerances and step, no null event.</summary>
+    internal static void Check(OdeSettings s, string name)
+    {
+        Guard.Defined(s.Method, name + ".Method");
+        Guard.Positive(s.RelativeTolerance, name + ".RelativeTolerance");
+        Guard.Positive(s.AbsoluteTolerance, name + ".AbsoluteTolerance");
+        Guard.Positive(s.Step, name + ".Step");
+        Guard.Positive(s.DivergenceBound, name + ".DivergenceBound");
+        if (s.SaveAt is not null) Guard.AllFinite(s.SaveAt, name + ".SaveAt");
+        if (s.Events is null) throw new ArgumentNullException(name + ".Events");
+        foreach (var e in s.Events)
+        {
+            if (e is null) throw new ArgumentNullException(name + ".Events", "Events holds a null event.");
+            if (e.Observable is null) throw new ArgumentNullException(name + ".Events", $"event {e.Name} has a null Observable.");
+            Guard.Defined(e.Direction, name + ".Events.Direction");
+        }
     }
 
     internal static OdeAlgorithm ToAlgorithm(OdeSettings s) => s.Method switch

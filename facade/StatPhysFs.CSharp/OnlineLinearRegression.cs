@@ -23,8 +23,13 @@ public enum GridSpacing
 public static class TimeGrid
 {
     /// <summary><paramref name="points"/> times from 0 to <paramref name="tEnd"/>.</summary>
-    public static double[] Create(double tEnd, int points, GridSpacing spacing = GridSpacing.Linear) =>
-        spacing == GridSpacing.Log ? StatPhysFs.Grid.Log(0.0, tEnd, points) : StatPhysFs.Grid.Linear(0.0, tEnd, points);
+    public static double[] Create(double tEnd, int points, GridSpacing spacing = GridSpacing.Linear)
+    {
+        Guard.Positive(tEnd, nameof(tEnd));
+        Guard.Defined(spacing, nameof(spacing));
+        if (points < 2 || points > 100_000_000) throw new ArgumentOutOfRangeException(nameof(points), points, "points must lie in [2, 1e8].");
+        return spacing == GridSpacing.Log ? StatPhysFs.Grid.Log(0.0, tEnd, points) : StatPhysFs.Grid.Linear(0.0, tEnd, points);
+    }
 }
 
 /// <summary>Order parameters of linear regression at one time: teacher overlap m, self-overlap q and the
@@ -65,12 +70,25 @@ public sealed class OnlineLinearRegression
     /// <summary>Initial self-overlap q(0) (&gt;= m0^2/rho).</summary>
     public double Q0 { get; init; } = 0.1;
 
-    internal OnlineLinearParams ToParams() => new(Rho, NoiseVariance, LearningRate, Ridge, BatchSize, M0, Q0);
+    internal OnlineLinearParams ToParams()
+    {
+        Guard.Finite(Rho, nameof(Rho));
+        Guard.Finite(NoiseVariance, nameof(NoiseVariance));
+        Guard.Finite(LearningRate, nameof(LearningRate));
+        Guard.Finite(Ridge, nameof(Ridge));
+        Guard.Finite(M0, nameof(M0));
+        Guard.Finite(Q0, nameof(Q0));
+        return new(Rho, NoiseVariance, LearningRate, Ridge, BatchSize, M0, Q0);
+    }
 
     private static LinearState Of(StatPhysFs.Models.LinearState s) => new(s.M, s.Q, s.Eg);
 
     /// <summary>The exact solution at time t.</summary>
-    public LinearState ClosedForm(double t) => Of(FsLinear.ClosedForm(ToParams(), t));
+    public LinearState ClosedForm(double t)
+    {
+        Guard.Finite(t, nameof(t));
+        return Of(FsLinear.ClosedForm(ToParams(), t));
+    }
 
     /// <summary>The steady state, or null at or above the critical learning rate.</summary>
     public LinearState? SteadyState()
@@ -97,15 +115,18 @@ public sealed class OnlineLinearRegression
     public LinearCurve Integrate(double tEnd, int points, GridSpacing spacing = GridSpacing.Linear, OdeSettings? settings = null,
         CancellationToken cancellationToken = default)
     {
+        Guard.Positive(tEnd, nameof(tEnd));
+        Guard.Defined(spacing, nameof(spacing));
         var p = ToParams();
         var grid = TimeGrid.Create(tEnd, points, spacing);
         settings = (settings ?? new OdeSettings { RelativeTolerance = 1e-10, AbsoluteTolerance = 1e-12 });
+        OdeSolver.Check(settings, nameof(settings));
         settings = new OdeSettings
         {
             Method = settings.Method, RelativeTolerance = settings.RelativeTolerance, AbsoluteTolerance = settings.AbsoluteTolerance,
             Step = settings.Step, SaveAt = grid, DivergenceBound = settings.DivergenceBound, MaxSteps = settings.MaxSteps, Events = settings.Events,
         };
-        var r = new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, null, cancellationToken), OdeSolver.ToAlgorithm(settings), FsLinear.Problem(p, tEnd)));
+        var r = Guard.Run(() => new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, null, cancellationToken), OdeSolver.ToAlgorithm(settings), FsLinear.Problem(p, tEnd))), cancellationToken);
         double At(int k, int i) => k < r.Times.Count && r.Times[k] == grid[k] ? r.States[k][i] : double.NaN;
         var m = grid.Select((_, k) => At(k, 0)).ToArray();
         var q = grid.Select((_, k) => At(k, 1)).ToArray();
@@ -120,9 +141,12 @@ public sealed class OnlineLinearRegression
         IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(times);
+        Guard.AllFinite(times, nameof(times));
+        Guard.Positive(divergenceBound, nameof(divergenceBound));
         var o = new SimulationOptions(dimension, seeds, seed, divergenceBound, Environment.ProcessorCount);
         var report = FuncConvert.FromAction<double>(f => progress?.Report(f));
-        var r = OnlineLinearSim.Run(o, report, cancellationToken, ToParams(), times);
+        var p = ToParams();
+        var r = Guard.Run(() => OnlineLinearSim.Run(o, report, cancellationToken, p, times), cancellationToken);
         return new LinearSimulation(r.T, r.M.Mean, r.M.StdErr, r.Q.Mean, r.Q.StdErr, r.Eg.Mean, r.Eg.StdErr,
             r.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
     }

@@ -53,24 +53,57 @@ public sealed class FiniteSumLosses
     public int Samples => Value.Samples;
 
     /// <summary>f_i(x) = (a_i.x - y_i)^2/2 + ridge |x|^2/2.</summary>
-    public static FiniteSumLosses LeastSquares(double[][] a, double[] y, double ridge = 0) => new(FsProblems.LeastSquares(ridge, a, y));
+    public static FiniteSumLosses LeastSquares(double[][] a, double[] y, double ridge = 0)
+    {
+        Guard.Rows(a, nameof(a));
+        Guard.Vector(y, a.Length, nameof(y));
+        Guard.Finite(ridge, nameof(ridge));
+        return new(FsProblems.LeastSquares(ridge, a, y));
+    }
 
     /// <summary>f_i(x) = log(1 + exp(-c_i.x)) + ridge_i |x|^2/2.</summary>
-    public static FiniteSumLosses Logistic(double[][] c, double[] ridge) => new(FsProblems.Logistic(ridge, c));
+    public static FiniteSumLosses Logistic(double[][] c, double[] ridge)
+    {
+        Guard.Rows(c, nameof(c));
+        Guard.Vector(ridge, c.Length, nameof(ridge));
+        return new(FsProblems.Logistic(ridge, c));
+    }
 
     /// <summary>The two-layer teacher-student network on a finite data set: parameters are the K x N first-layer
     /// weights (row-major), readout v fixed; exact gradient and Hessian-vector product.</summary>
-    public static FiniteSumLosses TwoLayer(Activation activation, double[] v, double[][] inputs, double[] labels) =>
-        new(FsProblems.TwoLayer(activation.Value, v, inputs, labels));
+    public static FiniteSumLosses TwoLayer(Activation activation, double[] v, double[][] inputs, double[] labels)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        ArgumentNullException.ThrowIfNull(v);
+        if (v.Length == 0) throw new ArgumentException("v must have at least one entry.", nameof(v));
+        Guard.AllFinite(v, nameof(v));
+        Guard.Rows(inputs, nameof(inputs));
+        Guard.Vector(labels, inputs.Length, nameof(labels));
+        return new(FsProblems.TwoLayer(activation.Value, v, inputs, labels));
+    }
 
     /// <summary>A mean-field two-layer tanh network of <paramref name="width"/> particles (a, w, c) on data (z_i, y_i),
     /// as one point of dimension 3N: SGD moves every particle on the same sample, the SMF drives them with common
     /// noise (sme-smf.md section 4). <see cref="MeanFieldOutput"/> evaluates the network.</summary>
-    public static FiniteSumLosses MeanField(double[] inputs, double[] labels, int width) =>
-        new(StatPhysFs.Sde.MeanField.Problem(new MeanFieldData(inputs, labels, width)));
+    public static FiniteSumLosses MeanField(double[] inputs, double[] labels, int width)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Length == 0) throw new ArgumentException("inputs must have at least one entry.", nameof(inputs));
+        Guard.AllFinite(inputs, nameof(inputs));
+        Guard.Vector(labels, inputs.Length, nameof(labels));
+        if (width < 1) throw new ArgumentOutOfRangeException(nameof(width), width, "width must be >= 1.");
+        return new(StatPhysFs.Sde.MeanField.Problem(new MeanFieldData(inputs, labels, width)));
+    }
 
     /// <summary>The mean-field network's output (1/N) sum_j a_j tanh(w_j z + c_j) at the stacked particles.</summary>
-    public static double MeanFieldOutput(double[] particles, double z) => StatPhysFs.Sde.MeanField.Output(particles, z);
+    public static double MeanFieldOutput(double[] particles, double z)
+    {
+        ArgumentNullException.ThrowIfNull(particles);
+        if (particles.Length == 0 || particles.Length % 3 != 0)
+            throw new ArgumentException("particles must hold 3N numbers (a, w, c per particle), N >= 1.", nameof(particles));
+        Guard.Finite(z, nameof(z));
+        return StatPhysFs.Sde.MeanField.Output(particles, z);
+    }
 
     /// <summary>Any problem: gradient(i, x, out) writes grad f_i(x); Hessian-vector products by central differences.</summary>
     public static FiniteSumLosses Custom(string name, int dimension, int samples, Action<int, double[], double[]> gradient,
@@ -78,6 +111,8 @@ public sealed class FiniteSumLosses
     {
         ArgumentNullException.ThrowIfNull(gradient);
         ArgumentNullException.ThrowIfNull(loss);
+        if (dimension < 1) throw new ArgumentOutOfRangeException(nameof(dimension), dimension, "dimension must be >= 1.");
+        if (samples < 1) throw new ArgumentOutOfRangeException(nameof(samples), samples, "samples must be >= 1.");
         return new(FsProblems.Custom(name, dimension, samples,
             FuncConvert.FromFunc<int, double[], double[], Unit>((i, x, o) => { gradient(i, x, o); return null!; }),
             FuncConvert.FromFunc<int, double[], double>(loss)));
@@ -103,7 +138,20 @@ public sealed class SgdDiffusion
     /// <summary>Seed; path r uses the stream (seed, r).</summary>
     public int Seed { get; init; } = 1;
 
-    private SdeSettings Settings(CancellationToken ct) => new(LearningRate, Horizon, SubSteps,
+    private SdeSettings Settings(CancellationToken ct)
+    {
+        Guard.Defined(Scheme, nameof(Scheme));
+        if (!(double.IsFinite(LearningRate) && LearningRate > 0))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate (eta) must be a finite number > 0.");
+        Guard.Positive(Horizon, nameof(Horizon));
+        if (Horizon < LearningRate)
+            throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon must be >= LearningRate (floor(Horizon/LearningRate) SGD steps).");
+        if (Horizon / LearningRate * Math.Max(1, SubSteps) * 2 > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon/LearningRate x SubSteps is too many steps for one path.");
+        return SettingsUnchecked(ct);
+    }
+
+    private SdeSettings SettingsUnchecked(CancellationToken ct) => new(LearningRate, Horizon, SubSteps,
         Scheme switch
         {
             SdeSchemeKind.EulerMaruyama => SdeScheme.EulerMaruyama,
@@ -111,20 +159,42 @@ public sealed class SgdDiffusion
             _ => SdeScheme.EulerRichardson,
         }, BatchSize, Paths, Seed, Environment.ProcessorCount, ct);
 
-    private static FSharpFunc<double[][], double>[] Obs(IEnumerable<Func<double[][], double>> observables) =>
-        observables.Select(f => FuncConvert.FromFunc(f)).ToArray();
+    private static FSharpFunc<double[][], double>[] Obs(IEnumerable<Func<double[][], double>> observables)
+    {
+        ArgumentNullException.ThrowIfNull(observables);
+        var list = observables.ToArray();
+        if (list.Any(f => f is null)) throw new ArgumentNullException(nameof(observables), "observables holds a null function.");
+        return list.Select(f => FuncConvert.FromFunc(f)).ToArray();
+    }
+
+    private static void CheckPoints(FiniteSumLosses problem, double[][] initialPoints)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        Guard.Rows(initialPoints, nameof(initialPoints), problem.Dimension);
+    }
 
     /// <summary>Monte Carlo of SGD (with or without replacement): each observable of the points at the horizon.</summary>
     public IReadOnlyList<Estimate> Sgd(FiniteSumLosses problem, double[][] initialPoints,
-        IEnumerable<Func<double[][], double>> observables, bool withReplacement = true, CancellationToken cancellationToken = default) =>
-        FsFlows.Sgd(Settings(cancellationToken), withReplacement ? BatchSampling.WithReplacement : BatchSampling.WithoutReplacement,
-            problem.Value, initialPoints, Obs(observables)).Select(e => new Estimate(e.Mean, e.StdErr)).ToArray();
+        IEnumerable<Func<double[][], double>> observables, bool withReplacement = true, CancellationToken cancellationToken = default)
+    {
+        CheckPoints(problem, initialPoints);
+        var obs = Obs(observables);
+        var s = Settings(cancellationToken);
+        return Guard.Run(() => FsFlows.Sgd(s, withReplacement ? BatchSampling.WithReplacement : BatchSampling.WithoutReplacement,
+            problem.Value, initialPoints, obs), cancellationToken).Select(e => new Estimate(e.Mean, e.StdErr)).ToArray();
+    }
 
     /// <summary>Monte Carlo of a diffusion model: each observable of the points at the horizon.</summary>
     public IReadOnlyList<Estimate> Simulate(SdeKind model, FiniteSumLosses problem, double[][] initialPoints,
-        IEnumerable<Func<double[][], double>> observables, CancellationToken cancellationToken = default) =>
-        FsFlows.Simulate(Settings(cancellationToken), ToModel(model), problem.Value, initialPoints, Obs(observables))
+        IEnumerable<Func<double[][], double>> observables, CancellationToken cancellationToken = default)
+    {
+        Guard.Defined(model, nameof(model));
+        CheckPoints(problem, initialPoints);
+        var obs = Obs(observables);
+        var s = Settings(cancellationToken);
+        return Guard.Run(() => FsFlows.Simulate(s, ToModel(model), problem.Value, initialPoints, obs), cancellationToken)
             .Select(e => new Estimate(e.Mean, e.StdErr)).ToArray();
+    }
 
     internal static FsModel ToModel(SdeKind k) => k switch
     {
@@ -140,6 +210,13 @@ public sealed class SgdDiffusion
     public static (double TraceSecondMoment, double? TwoPointDistance) ExactLeastSquares(SdeKind? model, double[][] a, double[] y,
         double learningRate, double horizon, double[][] initialPoints, double ridge = 0)
     {
+        if (model is SdeKind k) Guard.Defined(k, nameof(model));
+        var d = Guard.Rows(a, nameof(a));
+        Guard.Vector(y, a.Length, nameof(y));
+        Guard.Rows(initialPoints, nameof(initialPoints), d);
+        Guard.Positive(learningRate, nameof(learningRate));
+        Guard.Positive(horizon, nameof(horizon));
+        Guard.Finite(ridge, nameof(ridge));
         var m = model is null
             ? FsOracle.Sgd(ridge, a, y, learningRate, horizon, initialPoints)
             : FsOracle.Moments(ToModel(model.Value), ridge, a, y, learningRate, horizon, initialPoints);
@@ -170,6 +247,8 @@ public static class QuadraticOracles
     /// when there is no stationary state.</summary>
     public static double? OnlineStationaryExcess(SdeKind? model, double eta, double[] lambdas, double s2)
     {
+        ArgumentNullException.ThrowIfNull(lambdas);
+        Guard.AllFinite(lambdas, nameof(lambdas));
         var dyn = model switch
         {
             null => OnlineGaussianLeastSquares.Dynamics.Sgd,

@@ -151,7 +151,11 @@ module Flows =
                     cursor <- cursor + 1
                     perm[cursor - 1]
 
-            for _ in 1..k do
+            for step in 1..k do
+                // A long path must stop soon after a cancellation, not at its end.
+                if step &&& 255 = 0 then
+                    s.CancellationToken.ThrowIfCancellationRequested()
+
                 for a in acc do
                     Array.Clear a
 
@@ -272,7 +276,10 @@ module Flows =
 
         Check.intInRange "order" 1 2 order
 
-        for _ in 1..nSteps do
+        for step in 1..nSteps do
+            if step &&& 63 = 0 then
+                s.CancellationToken.ThrowIfCancellationRequested()
+
             match model with
             | Smf _ -> rng.FillNormal(Span xi)
             | Sme(_, true) -> rng.FillNormal(Span zeta)

@@ -95,7 +95,10 @@ module Seeds =
         let mutable done' = 0L
         let gate = obj ()
 
+        // Every run reports its steps through `tick`: checking the token here bounds the latency of a cancellation
+        // by one reporting interval (a few SGD steps), not by a whole seed.
         let tick (n: int64) =
+            ct.ThrowIfCancellationRequested()
             let f = float (Interlocked.Add(&done', n)) / total
             lock gate (fun () -> progress (min 1.0 f))
 

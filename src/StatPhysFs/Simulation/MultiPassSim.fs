@@ -47,7 +47,9 @@ module MultiPassSim =
 
     /// A data set, a teacher with Gram exactly rho (Gram-Schmidt, then the Cholesky factor of rho) and theta_0 with
     /// rows N(0, Q0).
-    let private draw (p: DmftProblem) (model: RowModel) (d: int) (rng: Rng) =
+    /// `check` runs every few rows: drawing n x d inputs is the longest part of a short run, and a cancellation must
+    /// not wait for it.
+    let private draw (p: DmftProblem) (model: RowModel) (d: int) (rng: Rng) (check: unit -> unit) =
         let m, ms = DmftProblem.widths p
         let n = max 1 (int (Math.Round(p.Alpha * float d)))
         let g = Array.init ms (fun _ -> Array.init d (fun _ -> rng.NextNormal()))
@@ -77,7 +79,12 @@ module MultiPassSim =
             Array.init m (fun a -> Array.init d (fun j -> Seq.sum (seq { for c in 0 .. m - 1 -> lq[a, c] * z[c][j] })))
 
         let scale = 1.0 / sqrt (float d)
-        let x = Array.init n (fun _ -> Array.init d (fun _ -> scale * rng.NextNormal()))
+        let x =
+            Array.init n (fun i ->
+                if i &&& 31 = 0 then
+                    check ()
+
+                Array.init d (fun _ -> scale * rng.NextNormal()))
         let sigma = sqrt p.NoiseVar
         let ws = Array.zeroCreate ms
 
@@ -132,7 +139,7 @@ module MultiPassSim =
         let model = RowModel.create p.Model
         let d = o.Dim
         let rng = Rng(o.Seed, run)
-        let data = draw p model d rng
+        let data = draw p model d rng (fun () -> tick 0L)
         let m, _ = DmftProblem.widths p
         let n = data.X.Length
         let points = p.Steps + 1

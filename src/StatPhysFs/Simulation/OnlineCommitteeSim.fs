@@ -182,6 +182,10 @@ module OnlineCommitteeSim =
 
                 step <- step + 1L
 
+                // Cancellation every 256 steps, so that a large d still stops within milliseconds.
+                if step &&& 255L = 0L then
+                    ct.ThrowIfCancellationRequested()
+
                 if step % int64 d = 0L then
                     ct.ThrowIfCancellationRequested()
                     let q0 = Blas.dotArr w[0] w[0] / float d

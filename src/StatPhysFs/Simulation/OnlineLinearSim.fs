@@ -94,6 +94,11 @@ module OnlineLinearSim =
                     Blas.axpby (-stepScale) (ReadOnlySpan g) decay (Span w)
 
                 step <- step + 1L
+
+                // Cancellation is cheap to check: every 256 steps, so that a large d still stops within milliseconds.
+                if step &&& 255L = 0L then
+                    ct.ThrowIfCancellationRequested()
+
                 // Checking q costs a pass over w: do it every d steps (one unit of time) and at record times.
                 if step % int64 d = 0L then
                     let qq = Blas.dotArr w w / float d

@@ -1,0 +1,340 @@
+/// Fuzzing the command line in-process: generated argument lists (valid flags with hostile values, unknown and
+/// duplicated flags, bad files and output paths) must end in exit code 0 or 2 with one clean line on error (1 only
+/// for an internal failure, also one clean line), never a stack trace, never NaN or null in a completed result,
+/// and in bounded time.
+module StatPhysFs.Tests.CliFuzzTests
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open StatPhysFs.Tests.Prop
+
+/// Command words, the options the command declares, and base options that keep every case small and fast.
+let private commands =
+    [
+        [ "online"; "linear" ],
+        [ "rho"; "noise-var"; "lr"; "ridge"; "batch"; "m0"; "q0"; "t-end"; "points"; "grid"; "solver"; "rtol"; "dt"
+          "dim"; "seeds"; "seed"; "out"; "plot"; "divergence-bound"; "simulate"; "progress" ],
+        [ "t-end", "2"; "points", "5" ]
+        [ "online"; "committee" ],
+        [ "K"; "M"; "student"; "teacher"; "lr"; "lr2"; "noise-var"; "ridge"; "batch"; "momentum"; "schedule"
+          "schedule-c"; "init"; "seed"; "t-end"; "points"; "grid"; "rtol"; "dim"; "seeds"; "out"; "plot"; "simulate"
+          "normalised" ],
+        [ "t-end", "3"; "points", "4"; "dim", "40"; "seeds", "2"; "rtol", "1e-6" ]
+        [ "dmft"; "glm" ],
+        [ "loss"; "teacher"; "rho"; "alpha"; "tau"; "ridge"; "noise-var"; "dt"; "t-end"; "q0"; "samples"; "replicas"
+          "seed"; "strategy"; "iterations"; "dim"; "seeds"; "batch"; "sampling"; "out"; "plot"; "exact"; "continuous"
+          "extrapolate"; "simulate"; "sgd"; "no-kernels" ],
+        [ "samples", "100"; "t-end", "0.6"; "dt", "0.2"; "dim", "40"; "seeds", "2"; "replicas", "2" ]
+        [ "dmft"; "committee" ],
+        [ "student"; "teacher"; "v"; "v-teacher"; "alpha"; "tau"; "ridge"; "dt"; "t-end"; "q0"; "samples"; "out" ],
+        [ "samples", "100"; "t-end", "0.4"; "dt", "0.2"; "replicas", "2" ]
+        [ "simulate"; "sgf" ],
+        [ "model"; "alpha"; "tau"; "dt"; "t-end"; "dim"; "seeds"; "batch"; "sampling"; "out" ],
+        [ "t-end", "0.6"; "dt", "0.2"; "dim", "40"; "seeds", "2" ]
+        [ "simulate"; "sgd" ],
+        [ "model"; "alpha"; "tau"; "dt"; "t-end"; "dim"; "seeds"; "batch"; "sampling"; "out" ],
+        [ "t-end", "0.6"; "dt", "0.2"; "dim", "40"; "seeds", "2" ]
+        [ "sde" ],
+        [ "problem"; "dim"; "samples"; "ridge"; "width"; "model"; "scheme"; "substeps"; "eta"; "horizon"; "batch"
+          "sampling"; "points"; "paths"; "seed"; "out"; "divergence-bound" ],
+        [ "paths", "64"; "width", "8" ]
+        [ "sde"; "weak-order" ], [ "etas"; "horizon"; "ridge"; "dim"; "samples"; "out"; "plot" ], [ "horizon", "0.5" ]
+    ]
+
+/// Bad files and output places, made once per run in a temporary folder.
+let private scratch =
+    lazy
+        (let dir = Path.Combine(Path.GetTempPath(), "statphys-fuzz-" + string (Process.GetCurrentProcess().Id))
+         Directory.CreateDirectory dir |> ignore
+         File.WriteAllText(Path.Combine(dir, "empty.json"), "")
+         File.WriteAllText(Path.Combine(dir, "garbage.json"), "{\"Q\": [[1, 0], [0")
+         File.WriteAllText(Path.Combine(dir, "shape.json"), "{\"Q\": [[1,0,0],[0,1,0],[0,0,1]], \"R\": [[0,0],[0,0]]}")
+         File.WriteAllText(Path.Combine(dir, "types.json"), "{\"Q\": \"x\", \"R\": [[null, 1], [true, 2]]}")
+         File.WriteAllText(Path.Combine(dir, "good.json"), "{\"Q\": [[0.3, 0], [0, 0.3]], \"R\": [[0.01, 0], [0, 0.01]]}")
+         dir)
+
+/// Hostile and ordinary values for any option.
+let private values () =
+    let d = scratch.Value
+
+    [
+        "-1"; "0"; "1"; "2"; "0.5"; "3"; "10"; "1e308"; "-1e308"; "1e-300"; "nan"; "NaN"; "inf"; "-inf"; "abc"; ""
+        "2147483648"; "-2147483649"; "1e9"; "0.1,0.1,0.1"; "1,2"; ","; "0.2,0.1"; "erf"; "relu"; "tanh"; "square"
+        "logistic"; "sign"; "smf2"; "sgd"; "em"; "heun"; "rk4"; "euler"; "log"; "without"; "inverse"; "fixed-point"
+        "small"; "random"; "informed"
+        Path.Combine(d, "out.json"); Path.Combine(d, "out.csv"); Path.Combine(d, "fig.svg"); Path.Combine(d, "x.txt")
+        Path.Combine(d, "missing", "out.json"); "/proc/x.json"; "/proc/x.svg"; d
+        Path.Combine(d, "empty.json"); Path.Combine(d, "garbage.json"); Path.Combine(d, "shape.json")
+        Path.Combine(d, "types.json"); Path.Combine(d, "good.json"); Path.Combine(d, "nosuch.json")
+    ]
+
+/// One generated command line: a command, 0-4 of its options (or unknown ones) with values from the hostile list,
+/// occasionally a duplicate or the --name=value form, on top of base options that keep the case fast.
+let private genArgs =
+    gen {
+        let! cmdIndex = Gen.choose (0, commands.Length - 1)
+        let words, opts, baseOpts = commands[cmdIndex]
+        let vals = values ()
+        let! count = Gen.choose (0, 4)
+
+        let! picks =
+            Gen.listOfLength
+                count
+                (gen {
+                    let! unknown = Gen.frequency [ 9, Gen.constant false; 1, Gen.constant true ]
+                    let! name = Gen.elements (if unknown then [ "bogus"; "K2"; "-"; "out2" ] else opts)
+                    let! v =
+                        Gen.frequency
+                            [
+                                3, Gen.elements vals
+                                2, Gen.elements [ "0.1"; "0.2"; "0.5"; "1"; "2"; "3"; "4"; "0.3"; "0.05"; "1e-4" ]
+                            ]
+
+                    let! form = Gen.choose (0, 9)
+                    let! valueless = Gen.frequency [ 9, Gen.constant false; 1, Gen.constant true ]
+                    return name, v, form, valueless
+                })
+
+        let! duplicate = Gen.frequency [ 9, Gen.constant false; 1, Gen.constant true ]
+
+        let picks =
+            if duplicate && not picks.IsEmpty then picks @ [ List.head picks ] else picks
+
+        let chosen = picks |> List.map (fun (n, _, _, _) -> n) |> Set.ofList
+
+        let baseArgs =
+            baseOpts
+            |> List.filter (fun (n, _) -> not (chosen.Contains n))
+            |> List.collect (fun (n, v) -> [ "--" + n; v ])
+
+        let fuzzed =
+            picks
+            |> List.collect (fun (n, v, form, valueless) ->
+                if valueless then [ "--" + n ]
+                elif form = 0 then [ sprintf "--%s=%s" n v ]
+                else [ "--" + n; v ])
+
+        // A work budget of a few seconds: anything larger must be refused up front (exit 2), not run.
+        return words @ baseArgs @ fuzzed @ [ "--max-time"; "4" ]
+    }
+
+type Outcome =
+    | CleanError
+    | SaneResult
+    | Crash of string
+    | Hang of float
+    | SilentWrong of string
+
+/// Run one command line in-process with captured standard output and error, and classify the outcome.
+let run (argv: string list) =
+    let out = new StringWriter()
+    let err = new StringWriter()
+    let oldOut, oldErr = Console.Out, Console.Error
+    Console.SetOut out
+    Console.SetError err
+    let sw = Stopwatch.StartNew()
+
+    let code =
+        try
+            try
+                Some(StatPhysFs.Cli.Program.run argv)
+            with e ->
+                err.WriteLine(sprintf "UNHANDLED %s" (e.ToString()))
+                None
+        finally
+            Console.SetOut oldOut
+            Console.SetError oldErr
+
+    let seconds = sw.Elapsed.TotalSeconds
+    let stderr = err.ToString()
+    let stdout = out.ToString()
+
+    let traced =
+        stderr.Contains "   at " || stderr.Contains "UNHANDLED" || stderr.Contains "Unhandled exception"
+
+    if not (isNull (Environment.GetEnvironmentVariable "STATPHYS_FUZZ_VERBOSE")) then
+        let first =
+            stderr.Split('\n') |> Array.tryFind (fun l -> l.StartsWith "statphys: " && not (l.Contains "warning"))
+
+        eprintfn "FUZZ rc=%A %.2fs %s => %s" code seconds (String.concat " " argv) (defaultArg first "")
+
+    let outcome =
+        match code with
+        | None -> Crash stderr
+        | Some _ when traced -> Crash stderr
+        | Some _ when seconds > 30.0 -> Hang seconds
+        | Some 2
+        | Some 1 ->
+            let lines =
+                stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                |> Array.filter (fun l -> l.StartsWith "statphys: " && not (l.Contains "warning:"))
+
+            if lines.Length >= 1 then CleanError else Crash("no one-line message: " + stderr)
+        | Some 0 ->
+            // The document: from --out when it names a JSON file, else standard output.
+            let outFile =
+                argv
+                |> List.pairwise
+                |> List.tryPick (fun (a, b) -> if a = "--out" then Some b else None)
+                |> Option.orElse (argv |> List.tryPick (fun a -> if a.StartsWith "--out=" then Some(a.Substring 6) else None))
+
+            let json =
+                match outFile with
+                | Some f when f.EndsWith ".json" && File.Exists f -> Some(File.ReadAllText f)
+                | Some f when File.Exists f -> None
+                | Some f -> Some "" // --out given, exit 0, but no file: wrong
+                | None -> if stdout.TrimStart().StartsWith "{" then Some stdout else None
+
+            match json with
+            | None -> SaneResult
+            | Some "" -> SilentWrong "exit 0 but the --out file is missing"
+            | Some text ->
+                try
+                    use doc = JsonDocument.Parse text
+                    let root = doc.RootElement
+                    let meta = root.GetProperty "meta"
+
+                    let status =
+                        match meta.TryGetProperty "status" with
+                        | true, s -> s.GetString()
+                        | _ -> "completed"
+
+                    let series = root.GetProperty "series"
+
+                    let bad =
+                        series.EnumerateObject()
+                        |> Seq.tryFind (fun p ->
+                            p.Value.EnumerateArray() |> Seq.exists (fun v -> v.ValueKind <> JsonValueKind.Number))
+
+                    match status, bad with
+                    | "completed", Some p -> SilentWrong(sprintf "status completed but series %s holds null" p.Name)
+                    | _ -> SaneResult
+                with e ->
+                    SilentWrong("unreadable JSON: " + e.Message)
+        | Some c -> Crash(sprintf "exit code %d" c)
+
+    outcome, code, seconds
+
+/// Counters for the report table.
+type Tally() =
+    member val Tried = 0 with get, set
+    member val Clean = 0 with get, set
+    member val Sane = 0 with get, set
+    member val Crashes = ResizeArray<string * string>()
+    member val Hangs = ResizeArray<string * float>()
+    member val Wrong = ResizeArray<string * string>()
+
+    member t.Add(argv: string list, o: Outcome) =
+        t.Tried <- t.Tried + 1
+        let line = String.concat " " argv
+
+        match o with
+        | CleanError -> t.Clean <- t.Clean + 1
+        | SaneResult -> t.Sane <- t.Sane + 1
+        | Crash s -> t.Crashes.Add(line, s)
+        | Hang s -> t.Hangs.Add(line, s)
+        | SilentWrong s -> t.Wrong.Add(line, s)
+
+    member t.Table =
+        sprintf
+            "CLI fuzz: tried %d, clean errors %d, sane results %d, crashes %d, hangs %d, silent wrong %d"
+            t.Tried
+            t.Clean
+            t.Sane
+            t.Crashes.Count
+            t.Hangs.Count
+            t.Wrong.Count
+
+/// Hand-written cases from the issue: each must be a clean error or a result that says what happened.
+let issueCases =
+    [
+        [ "sde"; "--horizon"; "1e9" ]
+        [ "sde"; "--eta"; "10" ]
+        [ "sde"; "--eta"; "2"; "--horizon"; "1" ]
+        [ "sde"; "--eta"; "3"; "--horizon"; "30"; "--model"; "smf2"; "--paths"; "100" ]
+        [ "sde"; "weak-order"; "--horizon"; "-1" ]
+        [ "sde"; "weak-order"; "--ridge"; "-10" ]
+        [ "sde"; "weak-order"; "--etas"; "0.1,0.1,0.1" ]
+        [ "sde"; "weak-order"; "--etas"; "abc" ]
+        [ "online"; "linear"; "--rtol"; "10" ]
+        [ "online"; "linear"; "--rtol"; "1e-300" ]
+        [ "online"; "linear"; "--solver"; "rk4"; "--dt"; "10" ]
+        [ "online"; "committee"; "--lr"; "1e308"; "--t-end"; "5" ]
+        [ "sde"; "--problem"; "logistic"; "--ridge"; "-5" ]
+        [ "simulate"; "sgd"; "--tau"; "0" ]
+        [ "online"; "linear"; "--out"; "/nonexistent-dir/x.json" ]
+        [ "online"; "linear"; "--out"; "/proc/x.json" ]
+        [ "dmft"; "glm"; "--t-end"; "1000"; "--dt"; "0.01" ]
+        [ "dmft"; "glm"; "--samples"; "10000000" ]
+        [ "online"; "committee"; "--K"; "200" ]
+        [ "sde"; "--paths"; "100000000" ]
+        [ "sde"; "--eta"; "1e-9" ]
+    ]
+
+/// Cases for the CI property; STATPHYS_FUZZ_CASES raises it for a longer local campaign.
+let private fuzzCases () =
+    match Environment.GetEnvironmentVariable "STATPHYS_FUZZ_CASES" with
+    | null -> 400
+    | v ->
+        match Int32.TryParse v with
+        | true, n when n > 0 -> n
+        | _ -> 400
+
+[<Tests>]
+let tests =
+    testSequenced
+    <| testList
+        "CliFuzz"
+        [
+            testCase "the issue's cases: clean errors or honest results, no crash, hang or silent wrong result"
+            <| fun () ->
+                let t = Tally()
+
+                for argv in issueCases do
+                    let o, _, _ = run argv
+                    t.Add(argv, o)
+
+                let problems =
+                    [ for l, s in t.Crashes -> "crash: " + l + " -> " + s ]
+                    @ [ for l, s in t.Hangs -> sprintf "hang: %s (%.0f s)" l s ]
+                    @ [ for l, s in t.Wrong -> "wrong: " + l + " -> " + s ]
+
+                Expect.isEmpty problems (t.Table + "\n" + String.concat "\n" problems)
+
+            testCase "generated command lines: exit 0 or 2, one clean line, no null in a completed result, bounded time"
+            <| fun () ->
+                let t = Tally()
+                let n = fuzzCases ()
+                let total = Stopwatch.StartNew()
+
+                let property =
+                    Prop.forAll (Arb.fromGen genArgs) (fun argv ->
+                        let o, _, _ = run argv
+                        t.Add(argv, o)
+
+                        match o with
+                        | CleanError
+                        | SaneResult -> true
+                        | Crash s -> failwithf "crash on %s: %s" (String.concat " " argv) s
+                        | Hang s -> failwithf "hang (%.0f s) on %s" s (String.concat " " argv)
+                        | SilentWrong s -> failwithf "silent wrong result on %s: %s" (String.concat " " argv) s)
+
+                Check.One(
+                    Config.QuickThrowOnFailure.WithMaxTest(n).WithReplay(
+                        Some
+                            {
+                                Rnd = Rnd(0x5EEDUL, 0x9E3779B97F4A7C15UL)
+                                Size = None
+                            }
+                    ),
+                    property
+                )
+
+                eprintfn "%s (%.0f s)" t.Table total.Elapsed.TotalSeconds
+                Expect.equal t.Tried n "every case ran"
+        ]
