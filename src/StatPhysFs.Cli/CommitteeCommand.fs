@@ -21,8 +21,12 @@ let usage =
                                   [--t-end 400] [--points 401] [--grid linear|log] [--rtol 1e-8]
                                   [--simulate [--dim 1000] [--seeds 5]]
                                   [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress] [--normalised]
+                                  [--analysis]
   Activations: erf (= erf(x/sqrt 2)), relu, linear, tanh, sigmoid; --teacher defaults to --student, and a
   different teacher activation is integrated by common-random-number QMC.
+  --analysis: also compute the plateau, its escape rate, eta_max and eta_opt (realisable erf K = M, T = I,
+  v = vT = 1, no noise or decay only); off by default, as it costs ~6 n right-hand sides and ~100 eigen-
+  decompositions of n x n, n = K(K+1)/2 + K^2 (about a second at K = 10, a minute at K = 30).
   --normalised: the normalised committee (outputs (1/K) sum g and (1/M) sum g) instead of the plain sum.
   --lr2 absent: fixed second layer. --ridge lambda is a loss term: per-step decay kappa = lr * lambda.
   --schedule inverse: eta(t) = min(lr, C/t) (the annealed eta0/t family).
@@ -58,7 +62,7 @@ let private valued =
         "plot"
     ]
 
-let private flags = [ "simulate"; "progress"; "normalised" ]
+let private flags = [ "simulate"; "progress"; "normalised"; "analysis" ]
 
 type Settings =
     {
@@ -73,6 +77,8 @@ type Settings =
         Simulation: SimulationOptions option
         Normalised: bool
         ForceProgress: bool
+        /// Run the plateau / eta_max / eta_opt analysis (--analysis).
+        Analysis: bool
     }
 
 let private readInit (path: string) (k: int) (m: int) =
@@ -257,6 +263,7 @@ let parse (argv: string list) =
         Simulation = sim
         Normalised = a.Flags.Contains "normalised"
         ForceProgress = a.Flags.Contains "progress"
+        Analysis = a.Flags.Contains "analysis"
     },
     a.Values.TryFind "out",
     a.Values.TryFind "plot"
@@ -355,7 +362,8 @@ let run (s: Settings) : Document =
                 })
 
         if
-            p.K = p.M
+            s.Analysis
+            && p.K = p.M
             && identityT
             && p.LrSecond.IsNone
             && Array.forall ((=) 1.0) s.Init.V
@@ -365,8 +373,12 @@ let run (s: Settings) : Document =
             && p.Activation = Erf
             && not (Committee.needsSampling p)
         then
+            let bar = Progress.create (sprintf "analysis K=%d" p.K) s.ForceProgress
+            let r = CommitteeAnalysis.analyse p bar.Report
+            bar.Done()
+
             let plateau =
-                match CommitteeAnalysis.plateau p with
+                match r.Plateau with
                 | Some pl ->
                     Obj
                         [
@@ -379,28 +391,16 @@ let run (s: Settings) : Document =
                         ]
                 | None -> Str "no physical symmetric fixed point at this learning rate"
 
-            let etaOpt, rate =
-                try
-                    CommitteeAnalysis.optimalLearningRate p
-                with :? ArgumentException ->
-                    nan, nan
-
             [
                 "analysis",
                 Obj
                     [
                         "plateau", plateau
                         "plateau_eg_small_lr", Num(CommitteeAnalysis.plateauErrorSmallLr p.K)
-                        "eta_max",
-                        Num(
-                            try
-                                CommitteeAnalysis.maxLearningRate p
-                            with :? ArgumentException ->
-                                nan
-                        )
-                        "eta_opt", Num etaOpt
-                        "convergence_rate_at_eta_opt", Num rate
-                        "convergence_rate", Num(CommitteeAnalysis.convergenceRate p)
+                        "eta_max", Num r.EtaMax
+                        "eta_opt", Num r.EtaOpt
+                        "convergence_rate_at_eta_opt", Num r.RateAtEtaOpt
+                        "convergence_rate", Num r.Rate
                     ]
             ]
         else
