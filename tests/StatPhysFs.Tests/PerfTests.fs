@@ -7,6 +7,7 @@ open Expecto
 open StatPhysFs
 open StatPhysFs.Gaussian
 open StatPhysFs.Models
+open StatPhysFs.Ode
 open StatPhysFs.Tests.Prop
 
 // A generic state away from every fixed point: random overlaps of Gaussian vectors in dimension 3 (K + M), so the
@@ -131,4 +132,104 @@ let tests =
                 Committee.rhs p pl.State.V 0.0 y dy
                 Expect.isLessThan (maxAbs dy) 1e-11 "plateau is a fixed point of the full flow"
                 expectClose 1e-8 pl.EscapeRate (Analysis.growthRate (Committee.rhs p pl.State.V) y) "escape rate"
+        ]
+
+// y' = y cos t, y = exp(sin t) (non-autonomous), and the harmonic oscillator (x, v) = (cos t, -sin t).
+let private expSin =
+    StatPhysFs.Ode.Ode.problem (fun t y dy -> dy[0] <- y[0] * cos t) [| 1.0 |] 0.0 2.0
+
+[<Tests>]
+let dop853Tests =
+    testList
+        "DOP853"
+        [
+            // At a pinned step (a huge tolerance never rejects), halving h must divide the error by 2^8.
+            testCase "observed order 8 at a fixed step"
+            <| fun () ->
+                let hs = [| 0.5; 0.25; 0.125 |]
+
+                let errors =
+                    hs
+                    |> Array.map (fun h ->
+                        let s =
+                            StatPhysFs.Ode.Ode.solve
+                                StatPhysFs.Ode.Ode.defaultOptions
+                                (StatPhysFs.Ode.Dop853
+                                    {
+                                        RelTol = 1e10
+                                        AbsTol = 1e10
+                                        InitialStep = h
+                                        MaxStep = h
+                                    })
+                                expSin
+
+                        abs (s.Y[s.Y.Length - 1][0] - exp (sin 2.0)))
+
+                let order = Stats.logLogSlope hs errors
+                Expect.floatClose { absolute = 0.6; relative = 0.0 } order 8.0 (sprintf "order (errors %A)" errors)
+
+            testCase "tight tolerance, dense output between steps and events"
+            <| fun () ->
+                let osc =
+                    StatPhysFs.Ode.Ode.problem
+                        (fun _ y dy ->
+                            dy[0] <- y[1]
+                            dy[1] <- -y[0])
+                        [| 1.0; 0.0 |]
+                        0.0
+                        20.0
+
+                let ev =
+                    {
+                        Name = "x=0"
+                        Observable = (fun _ y -> y[0])
+                        Direction = StatPhysFs.Ode.Either
+                        Terminal = false
+                    }
+
+                let s =
+                    StatPhysFs.Ode.Ode.solve
+                        { StatPhysFs.Ode.Ode.defaultOptions with
+                            Events = [ ev ]
+                        }
+                        (StatPhysFs.Ode.Ode.dop853 1e-11 1e-13)
+                        osc
+
+                for t in Grid.linear 0.0 20.0 997 do
+                    let y = s.Evaluate t
+                    expectClose 1e-8 y[0] (cos t) (sprintf "x(%g)" t)
+                    expectClose 1e-8 y[1] (-sin t) (sprintf "v(%g)" t)
+
+                let zeros = s.Events |> List.map (fun e -> e.Time)
+                Expect.equal zeros.Length 6 "six zeros of cos on [0, 20]"
+
+                zeros
+                |> List.iteri (fun i z -> expectClose 1e-9 z ((float i + 0.5) * Math.PI) (sprintf "zero %d" i))
+
+            // The committee CLI's default tolerances (dopri5, rtol 1e-9, atol 1e-14) against an independent integrator
+            // at a tight tolerance (DOP853, 1e-13) through plateau, escape and convergence.
+            testCase "committee K = M = 2: default tolerances keep eg within 1e-4 of a tight DOP853 reference"
+            <| fun () ->
+                let p = Committee.create 2 2
+                let s0 = Committee.specInitialState 2 2
+                let grid = Grid.linear 0.0 2000.0 401
+
+                let eg (alg: OdeAlgorithm) =
+                    let sol =
+                        Ode.solve
+                            { Ode.defaultOptions with
+                                SaveAt = grid
+                                Dense = false
+                            }
+                            alg
+                            (Committee.problem p s0 2000.0)
+
+                    sol.Y |> Array.map (fun y -> Committee.generalisationError p (Committee.unpack p s0.V y))
+
+                let reference = eg (Ode.dop853 1e-13 1e-16)
+                let fast = eg (Ode.dopri5 1e-9 1e-14)
+
+                for i in 0 .. grid.Length - 1 do
+                    if reference[i] > 1e-8 && abs (fast[i] - reference[i]) > 1e-4 * reference[i] then
+                        failtestf "eg(%g): %.10g vs reference %.10g" grid[i] fast[i] reference[i]
         ]
