@@ -819,6 +819,65 @@ let sde () =
             (per (Sde.Smf 2) / tSgd)
             (if p.Dim <= 10 then 1e6 * per (Sde.Sme(1, true)) else nan)
 
+/// The erf committee right-hand side from K = 2 to 50: vectorised path (one thread and both cores) against the scalar
+/// closed forms it replaced (`Committee.rhsReference`), ns per I4 term, and the --analysis cost.
+let rhsScaling () =
+    printfn "\n## Committee right-hand side (erf, K = M, spec 6.7 initial state; medians, best of blocks)"
+    printfn "I4 terms per right-hand side: K(K+1)/2 pairs x n(n+1)/2 (r <= u), n = K + M."
+    printfn "| K | I4 terms | scalar reference | vectorised, 1 thread | ns / I4 term | both cores | speed-up | max rel. diff |"
+    printfn "|---|---|---|---|---|---|---|---|"
+
+    for k in [ 2; 3; 5; 8; 10; 13; 16; 20; 30; 40; 50 ] do
+        let p = Committee.create k k
+        let s = Committee.specInitialState k k
+        let y = Committee.pack p s
+        let fast = Committee.rhs p s.V
+        let slow = Committee.rhsReference p s.V
+        let dy = Array.zeroCreate y.Length
+        let dr = Array.zeroCreate y.Length
+        let n = 2 * k
+        let terms = float (k * (k + 1) / 2 * (n * (n + 1) / 2))
+        let inner = max 1 (int (3e5 / terms))
+
+        let per (f: Rhs) reps =
+            time reps (fun () ->
+                for _ in 1..inner do
+                    f 0.0 y dy)
+            / float inner
+
+        let saved = Committee.parallelThreshold
+        Committee.parallelThreshold <- Int32.MaxValue
+        let serial = per fast 9
+        Committee.parallelThreshold <- 0
+        let both = per fast 9
+        Committee.parallelThreshold <- saved
+        let reference = per slow (if k > 30 then 3 else 5)
+        fast 0.0 y dy
+        slow 0.0 y dr
+        let scale = dr |> Array.map abs |> Array.max
+        let diff = Array.map2 (fun a b -> abs (a - b)) dy dr |> Array.max
+
+        printfn
+            "| %d | %.0f | %.1f us | %.1f us | %.2f | %.1f us | %.1fx | %.1e |"
+            k
+            terms
+            (reference * 1e6)
+            (serial * 1e6)
+            (serial * 1e9 / terms)
+            (both * 1e6)
+            (reference / min serial both)
+            (diff / scale)
+
+    printfn "\n## --analysis cost (plateau, eta_max, eta_opt; lr = 0.5)"
+    printfn "| K | state size n | time |"
+    printfn "|---|---|---|"
+
+    for k in [ 2; 5; 8; 13 ] do
+        let p = Committee.create k k
+        let sw = Stopwatch.StartNew()
+        CommitteeAnalysis.analyse p ignore |> ignore
+        printfn "| %d | %d | %.2f s |" k (Committee.size p) sw.Elapsed.TotalSeconds
+
 [<EntryPoint>]
 let main argv =
     let all = argv.Length = 0
@@ -846,6 +905,9 @@ let main argv =
 
     if want "committee" then
         committee ()
+
+    if want "rhs" then
+        rhsScaling ()
 
     if want "dmft" then
         dmft ()

@@ -127,7 +127,8 @@ let private amplification (alg: OdeAlgorithm) (z: Numerics.Complex) =
     match alg with
     | Euler _ -> Numerics.Complex.Abs(1.0 + z)
     | RungeKutta4 _ -> Numerics.Complex.Abs(1.0 + z + z * z / 2.0 + z * z * z / 6.0 + z * z * z * z / 24.0)
-    | Dopri5 _ -> 0.0
+    | Dopri5 _
+    | Dop853 _ -> 0.0
 
 /// The largest stable fixed step for the decaying modes of the (linear) ODE, by bisection on the amplification.
 let private maxStableStep (alg: OdeAlgorithm) (eigen: Numerics.Complex[]) =
@@ -185,7 +186,8 @@ let run (s: Settings) : Document =
                         hMax
                 )
             )
-    | Dopri5 _ -> ()
+    | Dopri5 _
+    | Dop853 _ -> ()
 
     Validate.Budget.memory "the output grid" (float s.Points * 8.0 * 40.0) [ "points" ] |> ignore
 
@@ -276,6 +278,7 @@ let run (s: Settings) : Document =
         | Dopri5 o -> "dopri5", [ "rtol", Num o.RelTol; "atol", Num o.AbsTol ]
         | RungeKutta4 dt -> "rk4", [ "dt", Num dt ]
         | Euler dt -> "euler", [ "dt", Num dt ]
+        | Dop853 o -> "dop853", [ "rtol", Num o.RelTol; "atol", Num o.AbsTol ]
 
     let simSeries, simMeta =
         match s.Simulation with

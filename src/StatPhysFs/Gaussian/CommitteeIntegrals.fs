@@ -153,3 +153,107 @@ module CommitteeIntegrals =
         | Linear -> c[2, 3]
         | Relu -> ReluI4.evaluate c
         | Custom _ -> genericI4 a (min defaultOrder 16) c
+
+/// Vectorised kernels of the erf committee right-hand side (the O(K^2 (K+M)^2) I4 sum dominates its cost).
+[<RequireQualifiedAccess>]
+module ErfKernels =
+    open System.Runtime.Intrinsics
+
+    // fdlibm / musl asin coefficients: asin(x) = x + x R(x^2) on |x| < 1/2 and pi/2 - 2 (s + s R(s^2)),
+    // s = sqrt((1 - |x|)/2), above (the one-branch form of fdlibm's |x| >= 0.975 case: a few ulp, not 1).
+    let private pS0 = Vector256.Create 1.66666666666666657415e-01
+    let private pS1 = Vector256.Create -3.25565818622400915405e-01
+    let private pS2 = Vector256.Create 2.01212532134862925881e-01
+    let private pS3 = Vector256.Create -4.00555345006794114027e-02
+    let private pS4 = Vector256.Create 7.91534994289814532176e-04
+    let private pS5 = Vector256.Create 3.47933107596021167570e-05
+    let private qS1 = Vector256.Create -2.40339491173441421878e+00
+    let private qS2 = Vector256.Create 2.02094576023350569471e+00
+    let private qS3 = Vector256.Create -6.88283971605453293030e-01
+    let private qS4 = Vector256.Create 7.70381505559019352791e-02
+    let private pio2Hi = Vector256.Create 1.57079632679489655800e+00
+    let private pio2Lo = Vector256.Create 6.12323399573676603587e-17
+    let private half = Vector256.Create 0.5
+    let private one = Vector256.Create 1.0
+    let private two = Vector256.Create 2.0
+    let private minusOne = Vector256.Create -1.0
+
+    /// asin on four lanes, arguments clipped to [-1, 1]; within a few ulp of Math.Asin (tested).
+    let asin4 (x: Vector256<float>) =
+        let x = Vector256.Min(one, Vector256.Max(minusOne, x))
+        let ax = Vector256.Abs x
+        let big = Vector256.GreaterThanOrEqual(ax, half)
+        let t = Vector256.ConditionalSelect(big, (one - ax) * half, ax * ax)
+        let p = t * (pS0 + t * (pS1 + t * (pS2 + t * (pS3 + t * (pS4 + t * pS5)))))
+        let q = one + t * (qS1 + t * (qS2 + t * (qS3 + t * qS4)))
+        let r = p / q
+        let s = Vector256.Sqrt t
+        let bigResult = pio2Hi - (two * (s + s * r) - pio2Lo)
+        let smallResult = ax + ax * r
+        let m = Vector256.ConditionalSelect(big, bigResult, smallResult)
+        // Put back the sign of x.
+        Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), -m, m)
+
+    /// The padded length: n rounded up to a multiple of 4 (padding lanes carry zero weight).
+    let padded n = (n + 3) &&& ~~~3
+
+    /// sum_{r,u} a_r a_u I4(i, l, r, u) for erf over the n fields, with `c` the covariance row-major with row stride
+    /// `np` = `padded n` (zero in the padding) and `a` the output weights (zero in the padding). `s` is scratch of
+    /// length np. The sum runs over r <= u (I4 is symmetric in its last two fields) with per-pair invariants hoisted:
+    /// l4, and l1(r) = l2(r) with 1/sqrt of it, so each term costs 3 fused multiply-adds and one vector asin.
+    let pairSum (c: float[]) (np: int) (n: int) (a: float[]) (s: float[]) (i: int) (l: int) =
+        let ri = i * np
+        let rl = l * np
+        let ai = 1.0 + c[ri + i]
+        let bl = 1.0 + c[rl + l]
+        let c12 = c[ri + l]
+        let l4 = ai * bl - c12 * c12
+
+        for r in 0 .. n - 1 do
+            let x = c[ri + r]
+            let y = c[rl + r]
+            let l1 = l4 * (1.0 + c[r * np + r]) - y * y * ai - x * x * bl + 2.0 * c12 * x * y
+            s[r] <- 1.0 / sqrt (max l1 0.0)
+
+        for r in n .. np - 1 do
+            s[r] <- 0.0
+
+        let vl4 = Vector256.Create l4
+        let mutable total = 0.0
+
+        for r in 0 .. n - 1 do
+            let xr = c[ri + r]
+            let yr = c[rl + r]
+            // l0(r, u) = l4 c_ru + alpha y_u + beta x_u
+            let alpha = Vector256.Create(c12 * xr - ai * yr)
+            let beta = Vector256.Create(c12 * yr - bl * xr)
+            let sr = Vector256.Create s[r]
+            let rr = r * np
+            let u0 = r &&& ~~~3
+            // First block: lanes below r weigh 0, the diagonal 1, above 2.
+            let w0 =
+                Vector256.Create(
+                    (if u0 < r then 0.0 elif u0 = r then a[u0] else 2.0 * a[u0]),
+                    (if u0 + 1 < r then 0.0 elif u0 + 1 = r then a[u0 + 1] else 2.0 * a[u0 + 1]),
+                    (if u0 + 2 < r then 0.0 elif u0 + 2 = r then a[u0 + 2] else 2.0 * a[u0 + 2]),
+                    (if u0 + 3 < r then 0.0 elif u0 + 3 = r then a[u0 + 3] else 2.0 * a[u0 + 3])
+                )
+
+            let inline term (u: int) =
+                let cru = Vector256.Create(c, rr + u)
+                let xu = Vector256.Create(c, ri + u)
+                let yu = Vector256.Create(c, rl + u)
+                let su = Vector256.Create(s, u)
+                let l0 = vl4 * cru + alpha * yu + beta * xu
+                asin4 (l0 * sr * su)
+
+            let mutable acc = w0 * term u0
+            let mutable u = u0 + 4
+
+            while u < np do
+                acc <- acc + two * Vector256.Create(a, u) * term u
+                u <- u + 4
+
+            total <- total + a[r] * Vector256.Sum acc
+
+        4.0 / (Math.PI * Math.PI) / sqrt (max l4 0.0) * total

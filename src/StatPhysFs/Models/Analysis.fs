@@ -7,9 +7,10 @@ open StatPhysFs.Ode
 /// Fixed points and their stability for any autonomous right-hand side.
 [<RequireQualifiedAccess>]
 module Analysis =
-    /// Jacobian by central differences, step 1e-6 (1 + |y_i|): error O(1e-12) relative for smooth right-hand sides.
-    [<CompiledName("Jacobian")>]
-    let jacobian (rhs: Rhs) (y: float[]) =
+    /// Jacobian by central differences, step 1e-6 (1 + |y_i|): error O(1e-12) relative for smooth right-hand sides;
+    /// reports the fraction of columns done.
+    [<CompiledName("JacobianWithProgress")>]
+    let jacobianWithProgress (progress: float -> unit) (rhs: Rhs) (y: float[]) =
         let n = y.Length
         let j = Array2D.zeroCreate n n
         let yp = Array.copy y
@@ -27,7 +28,13 @@ module Analysis =
             for r in 0 .. n - 1 do
                 j[r, c] <- (fp[r] - fm[r]) / (2.0 * h)
 
+            progress (float (c + 1) / float n)
+
         j
+
+    /// Jacobian by central differences (see `jacobianWithProgress`).
+    [<CompiledName("Jacobian")>]
+    let jacobian (rhs: Rhs) (y: float[]) = jacobianWithProgress ignore rhs y
 
     /// Eigenvalues of the Jacobian at y, sorted by decreasing real part.
     [<CompiledName("Spectrum")>]

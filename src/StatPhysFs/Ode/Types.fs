@@ -63,9 +63,11 @@ type Dopri5Options =
         MaxStep: float
     }
 
-/// The integrator: adaptive Dormand-Prince 5(4), or the fixed-step schemes peers use.
+/// The integrator: adaptive Dormand-Prince 5(4) or 8(5,3), or the fixed-step schemes peers use.
 type OdeAlgorithm =
     | Dopri5 of Dopri5Options
+    /// Dormand-Prince 8(5,3) (same options; the error is the 5th-order estimate damped by the 3rd-order one).
+    | Dop853 of Dopri5Options
     | RungeKutta4 of dt: float
     | Euler of dt: float
 
