@@ -31,6 +31,8 @@ for nb in "${books[@]}"; do
   (cd "$(dirname "$nb")" && dotnet tool run dotnet-repl -- --run "$(basename "$nb")" --exit-after-run \
      --default-kernel fsharp --output-path "$out/$name.ipynb" </dev/null >"$out/.$name.log" 2>&1)
   rc=$?
+  # Links to the documentation are written relative to notebooks/; the executed copy lives in docs/notebooks/.
+  [[ -f $out/$name.ipynb ]] && sed -i 's#](\.\./docs/#](../#g' "$out/$name.ipynb"
   if (( rc == 0 )); then
     echo "notebook $name: passed ($((SECONDS - start)) s)"; passed=$((passed + 1)); rm -f "$out/.$name.log"
   else
