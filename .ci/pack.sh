@@ -32,8 +32,11 @@ echo "pack: packages in $feed ($((SECONDS - start)) s):"
 ( cd "$feed" && for f in *.nupkg *.snupkg; do printf '  %-40s %10d bytes\n' "$f" "$(stat -c %s "$f")"; done )
 
 # The sample restores from the folder feed (samples/nuget.config) into a private, empty package cache.
+# NUGET_FEED (Paket's variable) is removed: a project outside the repository does not have it. obj/ and bin/ are
+# removed so that nothing of an earlier run (restored against another cache) is reused.
 start=$SECONDS
-if NUGET_PACKAGES="$work/packages" dotnet run --project samples/LearningCurve -c Release --nologo \
+rm -rf samples/LearningCurve/obj samples/LearningCurve/bin
+if env -u NUGET_FEED NUGET_PACKAGES="$work/packages" dotnet run --project samples/LearningCurve -c Release --nologo \
      -p:RestoreNoCache=true -p:StatPhysFsVersion="$version"; then
   echo "pack: sample LearningCurve passed ($((SECONDS - start)) s)"; passed=$((passed + 1))
 else
@@ -42,7 +45,7 @@ fi
 
 # The tool: install from the folder feed only, run it, measure what it occupies.
 start=$SECONDS
-if NUGET_PACKAGES="$work/packages" dotnet tool install statphys --version "$version" --tool-path "$work/tool" \
+if env -u NUGET_FEED NUGET_PACKAGES="$work/packages" dotnet tool install statphys --version "$version" --tool-path "$work/tool" \
      --add-source "$feed" >&2 &&
    "$work/tool/statphys" online linear --t-end 2 --points 3 >"$work/tool.json" &&
    grep -q '"eg"' "$work/tool.json"; then
