@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test suite (F# Expecto, C# xunit, notebooks) on an already built tree and ends with the one line
+# Runs every test suite (F# Expecto, C# xunit, notebooks, packages) on an already built (Release) tree and ends with the one line
 # "N passed, M failed" summed over all of them. Exit status is non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,15 +34,22 @@ else
   failed=$((failed + 1))
 fi
 
-echo "== notebooks"
-if [[ -x notebooks/run.sh || -f notebooks/run.sh ]]; then
-  bash notebooks/run.sh --config "$CONFIG" --summary "$results/notebooks.txt"
-  if [[ -f $results/notebooks.txt ]]; then
-    read -r p f < "$results/notebooks.txt"
-    passed=$((passed + p)); failed=$((failed + f))
-  else
-    failed=$((failed + 1))
-  fi
+echo "== notebooks (dotnet-repl, the Polyglot kernels; one test per notebook)"
+bash notebooks/execute.sh --out "$results/notebooks" --summary "$results/notebooks.txt"
+if [[ -f $results/notebooks.txt ]]; then
+  read -r p f < "$results/notebooks.txt"
+  passed=$((passed + p)); failed=$((failed + f))
+else
+  failed=$((failed + 1))
+fi
+
+echo "== NuGet packages (pack into a folder feed; the sample app and the tool consume them; one test each)"
+bash .ci/pack.sh artifacts/packages --summary "$results/pack.txt"
+if [[ -f $results/pack.txt ]]; then
+  read -r p f < "$results/pack.txt"
+  passed=$((passed + p)); failed=$((failed + f))
+else
+  failed=$((failed + 1))
 fi
 
 echo "== sweep on a one-node Slurm cluster (deploy/slurm; needs root and apt; STATPHYS_SKIP_SLURM=1 skips it)"
