@@ -120,6 +120,8 @@ let optionValues (name: string) (argv: string list) =
 let outputs (command: string list) (argv: string list) =
     match command with
     | [ "demo" ] -> optionValues "out" argv |> List.iter (outputDirectory "out")
+    // A sweep's --out is a folder (run, slurm), a table (merge) or a figure (plot): `statphys sweep` checks its own.
+    | "sweep" :: _ -> ()
     | _ ->
         optionValues "out" argv |> List.iter (outputPath "out" [ ".json"; ".csv" ])
         optionValues "plot" argv |> List.iter (outputPath "plot" [ ".svg"; ".png" ])
