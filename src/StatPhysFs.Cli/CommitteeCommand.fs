@@ -434,6 +434,27 @@ let run (s: Settings) : Document =
                 for i in 0 .. p.K - 1 -> sprintf "v[%d]" (i + 1), seriesOf (fun st -> st.V[i])
         ]
 
+    // Without the (optional) eta_max analysis, a run above the stability threshold can end "completed" while the
+    // student norms grow without bound. A learning student keeps Q_ii of the order of T_nn and of its start: say so.
+    let known = states |> Array.choose id
+
+    if sol.Status = Completed && known.Length >= 3 then
+        let diagMax (st: CommitteeState) = Seq.init p.K (fun i -> st.Q[i, i]) |> Seq.max
+        let teacher = Seq.init p.M (fun n -> p.T[n, n]) |> Seq.max
+        let scale = max 1.0 (max (diagMax known[0]) teacher)
+        let last = diagMax known[known.Length - 1]
+        let before = diagMax known[max 0 (known.Length * 9 / 10 - 1)]
+
+        if last > 10.0 * scale && last > before then
+            Validate.warn
+                warnings
+                (sprintf
+                    "the student norms grow without bound (max Q_ii = %.3g at t-end, %.3g at 90%% of the run, teacher %.3g): --lr %g is likely above eta_max (--analysis computes it) and the run does not converge"
+                    last
+                    before
+                    teacher
+                    p.Lr)
+
     let simSeries, simMeta =
         match s.Simulation with
         | None -> [], []

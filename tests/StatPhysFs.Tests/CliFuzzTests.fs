@@ -306,6 +306,29 @@ let tests =
 
                 Expect.isEmpty problems (t.Table + "\n" + String.concat "\n" problems)
 
+            testCase "committee above eta_max without --analysis: the growing norms are a warning, not a silent completion"
+            <| fun () ->
+                // The oracle is the analysis itself (the Jacobian pencil's eta_max), asked for separately.
+                let analysed = Path.Combine(Path.GetTempPath(), sprintf "statphys-etamax-%d.json" Environment.ProcessId)
+                let _ = run [ "online"; "committee"; "--lr"; "10"; "--t-end"; "50"; "--points"; "6"; "--analysis"; "--out"; analysed ]
+                use doc = JsonDocument.Parse(File.ReadAllText analysed)
+                let etaMax = doc.RootElement.GetProperty("meta").GetProperty("analysis").GetProperty("eta_max").GetDouble()
+                Expect.isLessThan etaMax 10.0 "eta_max of the K = M = 2 erf committee is below the learning rate 10"
+                Expect.isGreaterThan etaMax 0.5 "and above 0.5"
+
+                let warned (lr: string) =
+                    let out = Path.Combine(Path.GetTempPath(), sprintf "statphys-lr%s-%d.json" lr Environment.ProcessId)
+                    let o, _, _ = run [ "online"; "committee"; "--lr"; lr; "--t-end"; "50"; "--points"; "6"; "--out"; out ]
+                    Expect.equal o SaneResult "a completed run"
+                    use d = JsonDocument.Parse(File.ReadAllText out)
+
+                    match d.RootElement.GetProperty("meta").TryGetProperty "warnings" with
+                    | true, ws -> ws.EnumerateArray() |> Seq.exists (fun w -> w.GetString().Contains "grow without bound")
+                    | _ -> false
+
+                Expect.isTrue (warned "10") "--lr 10 (above eta_max) warns that the norms grow"
+                Expect.isFalse (warned "0.5") "--lr 0.5 (below eta_max) does not"
+
             testCase "generated command lines: exit 0 or 2, one clean line, no null in a completed result, bounded time"
             <| fun () ->
                 let t = Tally()
