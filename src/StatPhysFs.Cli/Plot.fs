@@ -52,35 +52,8 @@ type Figure =
         Curves: Curve list
     }
 
-/// SkiaSharp's Linux "NoDependencies" native build has no fontconfig, so system fonts are invisible to it and
-/// text would not render. Register a font file ourselves: DejaVu Sans if present, else any TrueType font found.
-let private fontFamily =
-    lazy
-        (let dirs =
-            [
-                "/usr/share/fonts"
-                "/usr/local/share/fonts"
-                Environment.GetFolderPath Environment.SpecialFolder.Fonts
-            ]
-
-         let files =
-             dirs
-             |> List.filter (fun d -> not (String.IsNullOrEmpty d) && Directory.Exists d)
-             |> List.collect (fun d -> Directory.GetFiles(d, "*.ttf", SearchOption.AllDirectories) |> List.ofArray)
-
-         let pick =
-             files
-             |> List.tryFind (fun f -> Path.GetFileName f = "DejaVuSans.ttf")
-             |> Option.orElse (files |> List.tryFind (fun f -> Path.GetFileName(f).Contains "Sans"))
-             |> Option.orElse (List.tryHead files)
-
-         match pick with
-         | Some f ->
-             Fonts.AddFontFile("StatPhysFs Sans", f) |> ignore
-             Some "StatPhysFs Sans"
-         | None ->
-             eprintfn "statphys: no TrueType font found; figure text will be missing (install fonts-dejavu-core)"
-             None)
+/// The registered TrueType font (SkiaSharp on Linux sees no system fonts): one place, in the reporting library.
+let private fontFamily = StatPhysFs.Reporting.Figure.fontFamily
 
 let private curve style label (x: float[]) (y: float[]) err =
     {

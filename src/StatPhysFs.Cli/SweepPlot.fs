@@ -124,19 +124,7 @@ let private number (s: string) =
     | true, x -> x
     | _ -> nan
 
-let private fontFamily () =
-    // Plot.fs registers a TrueType font on first use of its own figures; do the same through a tiny save.
-    let dirs = [ "/usr/share/fonts"; "/usr/local/share/fonts" ]
-
-    dirs
-    |> List.filter Directory.Exists
-    |> List.collect (fun d ->
-        Directory.GetFiles(d, "DejaVuSans.ttf", SearchOption.AllDirectories)
-        |> List.ofArray)
-    |> List.tryHead
-    |> Option.map (fun f ->
-        Fonts.AddFontFile("StatPhysFs Sweep Sans", f) |> ignore
-        "StatPhysFs Sweep Sans")
+let private fontFamily () = StatPhysFs.Reporting.Figure.fontFamily.Value
 
 /// Axis coordinate of a value: log10 on a log-spaced axis.
 let private coord (spacing: Spacing) (x: float) = if spacing = Log then log10 x else x

@@ -84,7 +84,8 @@ let band label (x: float[]) (y: float[]) (err: float[]) =
 
 /// SkiaSharp's Linux "NoDependencies" native build has no fontconfig, so system fonts are invisible to it and
 /// text would not render. Register a font file ourselves: DejaVu Sans if present, else any TrueType font found.
-let private fontFamily =
+/// Shared by every figure of the library, the command line and the notebooks.
+let fontFamily =
     lazy
         (let dirs =
             [
@@ -108,7 +109,9 @@ let private fontFamily =
          | Some f ->
              Fonts.AddFontFile("StatPhysFs Sans", f) |> ignore
              Some "StatPhysFs Sans"
-         | None -> None)
+         | None ->
+             eprintfn "statphys: no TrueType font found; figure text will be missing (install fonts-dejavu-core)"
+             None)
 
 let private superscript (k: int) =
     let digits = "⁰¹²³⁴⁵⁶⁷⁸⁹"
