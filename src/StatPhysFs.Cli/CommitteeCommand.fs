@@ -397,6 +397,7 @@ let run (s: Settings) : Document =
                 DivergenceBound = 1e8
                 Dense = false
                 Progress = Some bar.Report
+                CancellationToken = Interrupt.token ()
                 Events = [ EarlyStopping.event problem.Rhs egOf ]
             }
             (Ode.dopri5 s.RelTol (s.RelTol * 1e-5))
@@ -465,7 +466,7 @@ let run (s: Settings) : Document =
             let sw = Stopwatch.StartNew()
 
             let r =
-                OnlineCommitteeSim.runWithSchedule o bar.Report CancellationToken.None p s.Schedule s.Init grid
+                OnlineCommitteeSim.runWithSchedule o bar.Report (Interrupt.token ()) p s.Schedule s.Init grid
 
             bar.Done()
 

@@ -237,7 +237,7 @@ let private simulate (a: Args.Parsed) (p: DmftProblem) (proc: MultiPassProcess) 
         Progress.create (sprintf "%s d=%d, %d seeds" label o.Dim o.Seeds) (a.Flags.Contains "progress")
 
     let sw = Stopwatch.StartNew()
-    let r = MultiPassSim.run o bar.Report CancellationToken.None proc p
+    let r = MultiPassSim.run o bar.Report (Interrupt.token ()) proc p
     bar.Done()
 
     overlapSeries p suffix r.Q r.M true
@@ -446,6 +446,7 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
             let s =
                 solver
                     { DmftSettings.defaults with
+                        CancellationToken = Interrupt.token ()
                         Samples = Args.int a "samples" 20000
                         Replicas = Args.int a "replicas" 4
                         Seed = Args.int a "seed" 1

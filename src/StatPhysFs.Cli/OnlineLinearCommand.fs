@@ -218,6 +218,7 @@ let run (s: Settings) : Document =
                 SaveAt = grid
                 DivergenceBound = s.DivergenceBound
                 Dense = false
+                CancellationToken = Interrupt.token ()
                 Events = [ EarlyStopping.event problem.Rhs egOf ]
             }
             s.Algorithm
@@ -288,7 +289,7 @@ let run (s: Settings) : Document =
                 Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
 
             let sw = Stopwatch.StartNew()
-            let r = OnlineLinearSim.run o bar.Report CancellationToken.None p grid
+            let r = OnlineLinearSim.run o bar.Report (Interrupt.token ()) p grid
             bar.Done()
 
             [

@@ -21,8 +21,9 @@ global options (any command):
   --max-memory SIZE   refuse runs estimated above SIZE (e.g. 8G; default 75% of physical memory)
   --max-time SECONDS  refuse runs whose estimated work exceeds SECONDS (default 3600)
   --name=value is accepted wherever --name value is.
-exit codes: 0 done (the document's meta.status says completed, diverged, ...), 2 bad input or a request over
-budget, 1 internal failure; every error is one line on standard error."""
+exit codes: 0 done (the document's meta.status says completed, diverged, cancelled), 2 bad input or a request
+over budget, 1 internal failure, 130 cancelled (Ctrl-C, SIGTERM) before a document could be written; every error is
+one line on standard error."""
 
 let dispatch (argv: string list) =
     match argv with
@@ -106,7 +107,10 @@ let rec report (e: exn) =
             "the run needs more memory than the machine has; reduce its size (grid points, samples, dimension) or lower --max-memory to have it refused up front"
     | :? UnauthorizedAccessException as e -> internalError "cannot write" e.Message
     | :? IO.IOException as e -> internalError "input/output error" e.Message
-    | :? OperationCanceledException -> internalError "cancelled" "the run was cancelled"
+    | :? OperationCanceledException ->
+        // Ctrl-C or SIGTERM: files are written atomically, so nothing half-written is left behind.
+        eprintfn "statphys: cancelled (Ctrl-C or SIGTERM); no output was written"
+        130
     | :? OverflowException as e -> internalError "arithmetic overflow" e.Message
     | e when e.GetType().Name = "NonConvergenceException" -> internalError "a numerical algorithm failed" e.Message
     | e -> internalError (sprintf "internal error (%s)" (e.GetType().Name)) e.Message
@@ -122,6 +126,12 @@ let run (argv: string list) =
 
         if not (List.contains "--help" argv) then
             Validate.outputs words argv
+
+        // A sweep handles Ctrl-C itself (it keeps its finished points); every other command stops and says cancelled.
+        use _interrupt =
+            match words with
+            | "sweep" :: _ -> { new IDisposable with member _.Dispose() = () }
+            | _ -> Interrupt.install ()
 
         dispatch argv
     with e ->

@@ -251,6 +251,7 @@ let private runSimulate (a: Args.Parsed) =
 
     let s =
         { SdeSettings.defaults with
+            CancellationToken = Interrupt.token ()
             Eta = Args.float a "eta" 0.05
             Horizon = Args.float a "horizon" 1.0
             SubSteps = Args.int a "substeps" 2

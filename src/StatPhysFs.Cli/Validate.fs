@@ -207,10 +207,14 @@ module Budget =
             raise (
                 Args.UsageError(
                     sprintf
-                        "budget exceeded: %s needs about %s of memory, above the limit of %s (75%% of physical memory by default); reduce %s or raise --max-memory"
+                        "budget exceeded: %s needs about %s of memory, above the limit of %s (%s); reduce %s or raise --max-memory"
                         what
                         (bytes estimate)
                         (bytes maxMemory)
+                        (if maxMemory = 0.75 * physicalMemory () then
+                             "75% of physical memory, the default"
+                         else
+                             "set by --max-memory")
                         (flags |> List.map ((+) "--") |> String.concat ", ")
                 )
             )

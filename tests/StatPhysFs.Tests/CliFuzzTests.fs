@@ -329,6 +329,27 @@ let tests =
                 Expect.isTrue (warned "10") "--lr 10 (above eta_max) warns that the norms grow"
                 Expect.isFalse (warned "0.5") "--lr 0.5 (below eta_max) does not"
 
+            testCase "Ctrl-C during an ODE command: it stops within a second and says cancelled, keeping what it computed"
+            <| fun () ->
+                let out = Path.Combine(Path.GetTempPath(), sprintf "statphys-cancel-%d.json" Environment.ProcessId)
+                // K = M = 8 to t = 1e5 takes minutes; cancel it after half a second, as Ctrl-C would.
+                let work =
+                    Threading.Tasks.Task.Run(fun () ->
+                        run [ "online"; "committee"; "--K"; "8"; "--M"; "8"; "--t-end"; "100000"; "--out"; out ])
+
+                Threading.Thread.Sleep 500
+                let sw = Stopwatch.StartNew()
+                StatPhysFs.Cli.Interrupt.cancel ()
+                Expect.isTrue (work.Wait(TimeSpan.FromSeconds 10.0)) "the command stops after the cancel"
+                let o, code, _ = work.Result
+                Expect.isLessThan sw.Elapsed.TotalSeconds 5.0 "promptly (the solver checks the token every step)"
+                Expect.equal code (Some 0) "the ODE keeps its partial solution: exit 0"
+                Expect.equal o SaneResult "a sane document"
+                use d = JsonDocument.Parse(File.ReadAllText out)
+                let meta = d.RootElement.GetProperty "meta"
+                Expect.equal (meta.GetProperty("status").GetString()) "cancelled" "status cancelled"
+                Expect.isLessThan (meta.GetProperty("stopped_at").GetDouble()) 100000.0 "stopped before t-end"
+
             testCase "generated command lines: exit 0 or 2, one clean line, no null in a completed result, bounded time"
             <| fun () ->
                 let t = Tally()
