@@ -129,10 +129,10 @@ let private fontFamily () = StatPhysFs.Reporting.Figure.fontFamily.Value
 /// Axis coordinate of a value: log10 on a log-spaced axis.
 let private coord (spacing: Spacing) (x: float) = if spacing = Log then log10 x else x
 
-let private logTicks (axis: IAxis) =
-    let ticks = TickGenerators.NumericAutomatic()
-    ticks.LabelFormatter <- fun c -> (10.0 ** c).ToString("g3", CultureInfo.InvariantCulture)
-    axis.TickGenerator <- ticks
+/// Decade ticks (10^k, minors at 2..9, and 2x, 5x labelled over a short range) on a log10-coordinate axis spanning
+/// [lo, hi]: the same ticks as every other figure of the library.
+let private logTicks (lo: float) (hi: float) (axis: IAxis) =
+    axis.TickGenerator <- StatPhysFs.Reporting.Figure.logTicks lo hi
 
 let plot
     (t: LoadedTable)
@@ -316,29 +316,33 @@ let plot
                         yield xPos (coord sx (xs r)), yPos (coord sy (number r[yName])), s
             ]
 
-        let valueTicks (axis: IAxis) (v: float[]) (spacing: Spacing) =
+        let valueTicks (axis: IAxis) (v: float[]) (spacing: Spacing) (uneven: bool) =
             let labels =
                 v
                 |> Array.map (fun c ->
                     (if spacing = Log then 10.0 ** c else c).ToString("g3", CultureInfo.InvariantCulture))
 
-            axis.TickGenerator <- TickGenerators.NumericManual(Array.init v.Length float, labels)
+            // Uneven axes are drawn as equal cells at positions 0, 1, ...; even ones at their own coordinates.
+            let positions = if uneven then Array.init v.Length float else v
+            axis.TickGenerator <- TickGenerators.NumericManual(positions, labels)
 
-        if yUneven then
-            valueTicks plt.Axes.Left yv sy
+        // A linear axis with a handful of values (e.g. K = 2, 3) is labelled at its values, not at fractions.
+        if yUneven || (sy <> Log && yv.Length <= 12) then
+            valueTicks plt.Axes.Left yv sy yUneven
         elif sy = Log then
-            logTicks plt.Axes.Left
+            logTicks y0 y1 plt.Axes.Left
 
-        if xUneven then
-            valueTicks plt.Axes.Bottom xv sx
+        if xUneven || (sx <> Log && xv.Length <= 12) then
+            valueTicks plt.Axes.Bottom xv sx xUneven
         elif sx = Log then
-            logTicks plt.Axes.Bottom
+            logTicks x0 x1 plt.Axes.Bottom
 
         plt.Axes.SetLimits(x0, x1, y0, y1)
         plt.YLabel(if sy = Log then yName + " (log scale)" else yName)
 
     if y.IsNone && sx = Log then
-        logTicks plt.Axes.Bottom
+        let cs = rows |> List.map (fun r -> coord sx (xs r)) |> List.filter Double.IsFinite
+        logTicks (List.min cs) (List.max cs) plt.Axes.Bottom
 
     plt.XLabel(if sx = Log then x + " (log scale)" else x)
 

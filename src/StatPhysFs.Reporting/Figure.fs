@@ -121,7 +121,7 @@ let private superscript (k: int) =
 
 /// Ticks of a log10-transformed axis spanning [lo, hi] (in log10 units): majors at decades labelled 10^k, minors
 /// at 2..9 times a decade; when the data span less than 2.5 decades, 2x and 5x are labelled too.
-let private logTicks (lo: float) (hi: float) =
+let logTicks (lo: float) (hi: float) =
     let ticks = TickGenerators.NumericManual()
     let k0, k1 = int (floor lo) - 1, int (ceil hi) + 1
     let fewDecades = hi - lo < 2.5
