@@ -61,9 +61,13 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
     let jac = Array.zeroCreate<float> mm
     let e = Array.zeroCreate<float>(points * mm)
     let acc = Array.zeroCreate<float>(points * mm)
-    // Row k of D for the current sample (back-substitution mode).
+    // Row k of D for the current sample (back-substitution mode; m = 1: four samples, [b * points + i]).
     let x =
-        if storeResponses then [||] else Array.zeroCreate<float>(points * mm)
+        if storeResponses then [||]
+        elif m = 1 then Array.zeroCreate<float>(4 * points)
+        else Array.zeroCreate<float>(points * mm)
+
+    let jacK = Array.zeroCreate<float> size
 
     member _.Sums = sums
 
@@ -115,8 +119,69 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
                 for b in 0 .. m - 1 do
                     sums.Su[q * mm + a * m + b] <- sums.Su[q * mm + a * m + b] + gs[k * m + a] * gs[q * m + b]
 
+    /// m = 1 back substitution x_j = -delta^{-1} g'_j sum_{i=j+1}^{k} x_i R(i, j) as dot products along rows of
+    /// rt = R^T (rt[j n + i] = R(i, j), contiguous in i), four samples per pass so that each row of R^T is read once
+    /// per four samples (the O(K^3) part of the sweep; memory-bound on R otherwise). Then R_g += J_k x in sample order.
+    member private _.ScalarResponses(k: int, delta: float, rt: float[]) =
+        let n = points
+        let vw = Numerics.Vector<float>.Count
+        let mutable s0 = 0
+
+        while s0 < size do
+            let cnt = min 4 (size - s0)
+
+            for b in 0 .. cnt - 1 do
+                x[b * n + k] <- 1.0
+
+            for j = k - 1 downto 0 do
+                let len = k - j
+                let ro = j * n + j + 1
+
+                if cnt = 4 then
+                    let o0, o1, o2, o3 = j + 1, n + j + 1, 2 * n + j + 1, 3 * n + j + 1
+                    let mutable a0 = Numerics.Vector<float>.Zero
+                    let mutable a1 = Numerics.Vector<float>.Zero
+                    let mutable a2 = Numerics.Vector<float>.Zero
+                    let mutable a3 = Numerics.Vector<float>.Zero
+                    let mutable t = 0
+
+                    while t <= len - vw do
+                        let rv = Numerics.Vector<float>(rt, ro + t)
+                        a0 <- a0 + rv * Numerics.Vector<float>(x, o0 + t)
+                        a1 <- a1 + rv * Numerics.Vector<float>(x, o1 + t)
+                        a2 <- a2 + rv * Numerics.Vector<float>(x, o2 + t)
+                        a3 <- a3 + rv * Numerics.Vector<float>(x, o3 + t)
+                        t <- t + vw
+
+                    let mutable d0 = Numerics.Vector.Dot(a0, Numerics.Vector<float>.One)
+                    let mutable d1 = Numerics.Vector.Dot(a1, Numerics.Vector<float>.One)
+                    let mutable d2 = Numerics.Vector.Dot(a2, Numerics.Vector<float>.One)
+                    let mutable d3 = Numerics.Vector.Dot(a3, Numerics.Vector<float>.One)
+
+                    while t < len do
+                        let rv = rt[ro + t]
+                        d0 <- d0 + rv * x[o0 + t]
+                        d1 <- d1 + rv * x[o1 + t]
+                        d2 <- d2 + rv * x[o2 + t]
+                        d3 <- d3 + rv * x[o3 + t]
+                        t <- t + 1
+
+                    x[j] <- -(d0 * gp[s0][j]) / delta
+                    x[n + j] <- -(d1 * gp[s0 + 1][j]) / delta
+                    x[2 * n + j] <- -(d2 * gp[s0 + 2][j]) / delta
+                    x[3 * n + j] <- -(d3 * gp[s0 + 3][j]) / delta
+                else
+                    for b in 0 .. cnt - 1 do
+                        let d = Blas.dot (ReadOnlySpan(rt, ro, len)) (ReadOnlySpan(x, b * n + j + 1, len))
+                        x[b * n + j] <- -(d * gp[s0 + b][j]) / delta
+
+            for b in 0 .. cnt - 1 do
+                Blas.axpby jacK[s0 + b] (ReadOnlySpan(x, b * n, k + 1)) 1.0 (Span(sums.Rg, 0, k + 1))
+
+            s0 <- s0 + cnt
+
     /// Advance every sample of the chunk to step k given the column quantities and the Gaussian factor.
-    member this.Step(k: int, p: DmftProblem, model: RowModel, columns: Columns, path: GaussianPath) =
+    member this.Step(k: int, p: DmftProblem, model: RowModel, columns: Columns, path: GaussianPath, rt: float[]) =
         sums.Clear()
         let lf = path.Factor
         let delta = p.Alpha
@@ -177,21 +242,8 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
             if storeResponses then
                 this.StoredRow(k, s, delta, columns, gs, gps)
             elif m = 1 then
-                // X_k = 1; X_i is final once every i' > i has added X_i' R(i', .) into acc.
-                let n = columns.Points
-                Array.Clear(acc, 0, k)
-                x[k] <- 1.0
-
-                for i = k downto 1 do
-                    if i < k then
-                        x[i] <- -(acc[i] * gps[i]) / delta
-
-                    Blas.axpby x[i] (ReadOnlySpan(columns.R, i * n, i)) 1.0 (Span(acc, 0, i))
-
-                if k > 0 then
-                    x[0] <- -(acc[0] * gps[0]) / delta
-                // Sums: J D(k, l), g_k g_l^T.
-                Blas.axpby jac[0] (ReadOnlySpan(x, 0, k + 1)) 1.0 (Span(sums.Rg, 0, k + 1))
+                // The responses come after the loop, four samples at a time (ScalarResponses).
+                jacK[s] <- jac[0]
                 Blas.axpby gs[k] (ReadOnlySpan(gs, 0, k + 1)) 1.0 (Span(sums.Su, 0, k + 1))
             else
                 Array.Clear(acc, 0, k * mm)
@@ -222,6 +274,9 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
             sums.Loss <- sums.Loss + loss
             sums.Count <- sums.Count + 1
 
+        if m = 1 && not storeResponses then
+            this.ScalarResponses(k, delta, rt)
+
 /// A population of row samples in fixed-size chunks, each with its own stream, run in parallel and summed in chunk
 /// order: the same seed gives the same numbers at any thread count.
 type internal RowSampler
@@ -238,6 +293,13 @@ type internal RowSampler
     static member ChunkSize = 256
     member val Total = RowSums(columns.Points, columns.Width, columns.TeacherWidth)
 
+    /// R^T for the m = 1 back substitution, filled one row of R per step (R(k, .) is final when row k is sampled).
+    member val RT =
+        if columns.Width = 1 && not storeResponses then
+            Array.zeroCreate<float>(columns.Points * columns.Points)
+        else
+            [||]
+
     member val Chunks =
         let cs = RowSampler.ChunkSize
         let count = (samples + cs - 1) / cs
@@ -248,9 +310,17 @@ type internal RowSampler
 
     /// Run step k on every sample; Total then holds the sums of row k.
     member this.Step(k: int) =
+        let rt = this.RT
+
+        if rt.Length > 0 then
+            let n = columns.Points
+
+            for j in 0 .. k - 1 do
+                rt[j * n + k] <- columns.R[k * n + j]
+
         let po = ParallelOptions(MaxDegreeOfParallelism = parallelism)
 
-        Parallel.For(0, this.Chunks.Length, po, fun c -> this.Chunks[c].Step(k, p, model, columns, path))
+        Parallel.For(0, this.Chunks.Length, po, fun c -> this.Chunks[c].Step(k, p, model, columns, path, this.RT))
         |> ignore
 
         this.Total.Clear()
