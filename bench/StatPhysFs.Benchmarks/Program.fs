@@ -633,7 +633,7 @@ let dmft () =
         time 1 (fun () -> Dmft.Dmft.solve (one 1000 (Dmft.FixedPoint(250, 0.5, 4))) p400)
 
     printfn
-        "400 steps, N = 1000: forward sweep peak %.0f MB (predicted D storage %.0f MB), %.1f s; fixed point (batch 250, 4 iterations) peak %.0f MB, %.1f s"
+        "400 steps, N = 1000: forward sweep peak %.0f MB (predicted sweep memory %.0f MB), %.1f s; fixed point (batch 250, 4 iterations) peak %.0f MB, %.1f s"
         mSweep
         (Dmft.Dmft.sweepMemory 1000 p400 / 1e6)
         tSweep
