@@ -824,7 +824,10 @@ let sde () =
 let rhsScaling () =
     printfn "\n## Committee right-hand side (erf, K = M, spec 6.7 initial state; medians, best of blocks)"
     printfn "I4 terms per right-hand side: K(K+1)/2 pairs x n(n+1)/2 (r <= u), n = K + M."
-    printfn "| K | I4 terms | scalar reference | vectorised, 1 thread | ns / I4 term | both cores | speed-up | max rel. diff |"
+
+    printfn
+        "| K | I4 terms | scalar reference | vectorised, 1 thread | ns / I4 term | both cores | speed-up | max rel. diff |"
+
     printfn "|---|---|---|---|---|---|---|---|"
 
     for k in [ 2; 3; 5; 8; 10; 13; 16; 20; 30; 40; 50 ] do
@@ -887,21 +890,27 @@ let peers () =
     printfn "\n## Whole process against the numpy/scipy peer (committee ODE, erf, eta = 0.5, nn2pp initial state)"
 
     let rec repoRoot (dir: IO.DirectoryInfo) =
-        if isNull dir then None
-        elif IO.File.Exists(IO.Path.Combine(dir.FullName, "build.sh")) then Some dir.FullName
-        else repoRoot dir.Parent
+        if isNull dir then
+            None
+        elif IO.File.Exists(IO.Path.Combine(dir.FullName, "build.sh")) then
+            Some dir.FullName
+        else
+            repoRoot dir.Parent
 
     let root = repoRoot (IO.DirectoryInfo AppContext.BaseDirectory)
 
     let peerDir =
         match Environment.GetEnvironmentVariable "STATPHYS_PEERS" with
         | null
-        | "" -> root |> Option.map (fun r -> IO.Path.GetFullPath(IO.Path.Combine(r, "..", "shared", "peers")))
+        | "" ->
+            root
+            |> Option.map (fun r -> IO.Path.GetFullPath(IO.Path.Combine(r, "..", "shared", "peers")))
         | d -> Some d
 
     let cli =
         root
-        |> Option.map (fun r -> IO.Path.Combine(r, "src", "StatPhysFs.Cli", "bin", "Release", "net10.0", "statphys.dll"))
+        |> Option.map (fun r ->
+            IO.Path.Combine(r, "src", "StatPhysFs.Cli", "bin", "Release", "net10.0", "statphys.dll"))
         |> Option.filter IO.File.Exists
 
     // Runs a process; returns (seconds, exit code, stdout).
@@ -945,25 +954,44 @@ let peers () =
         printfn "| case | ours (s) | peer (s) | peer/ours | eg ours | eg peer | eg reference | ours err | peer err |"
         printfn "|---|---|---|---|---|---|---|---|---|"
         printfn "(err: |eg - reference| / max(|reference|, 1e-6); reference: ours at --rtol 1e-12)"
-        let tmp = IO.Path.Combine(IO.Path.GetTempPath(), sprintf "statphys-peers-%d" Environment.ProcessId)
+
+        let tmp =
+            IO.Path.Combine(IO.Path.GetTempPath(), sprintf "statphys-peers-%d" Environment.ProcessId)
+
         IO.Directory.CreateDirectory tmp |> ignore
 
         for k, tEnd in [ 2, 1e4; 10, 1000.0 ] do
             // The initial state as the CLI's --init JSON (the peer's own converter, or the same parsing here).
             let ic = IO.Path.Combine(dir, sprintf "ic_K%d.txt" k)
-            let vals = IO.File.ReadAllText(ic).Split([| ' '; '\n'; '\r'; '\t' |], StringSplitOptions.RemoveEmptyEntries) |> Array.map float
+
+            let vals =
+                IO.File.ReadAllText(ic).Split([| ' '; '\n'; '\r'; '\t' |], StringSplitOptions.RemoveEmptyEntries)
+                |> Array.map float
+
             let kk, mm = int vals[0], int vals[1]
             let x = vals[2..]
-            let rows (o: int) (r: int) (c: int) = [ for i in 0 .. r - 1 -> [ for j in 0 .. c - 1 -> x[o + i * c + j] ] ]
+
+            let rows (o: int) (r: int) (c: int) =
+                [ for i in 0 .. r - 1 -> [ for j in 0 .. c - 1 -> x[o + i * c + j] ] ]
+
             let fmt (m: float list list) =
-                "[" + (m |> List.map (fun r -> "[" + (r |> List.map (sprintf "%.17g") |> String.concat ",") + "]") |> String.concat ",") + "]"
+                "["
+                + (m
+                   |> List.map (fun r -> "[" + (r |> List.map (sprintf "%.17g") |> String.concat ",") + "]")
+                   |> String.concat ",")
+                + "]"
+
             let v = [ for i in 0 .. kk - 1 -> x[kk * kk + kk * mm + i] ]
+
             let json =
                 sprintf
                     "{\"Q\":%s,\"R\":%s,\"T\":%s,\"v\":[%s],\"vTeacher\":[%s]}"
                     (fmt (rows 0 kk kk))
                     (fmt (rows (kk * kk) kk mm))
-                    (fmt [ for i in 0 .. mm - 1 -> [ for j in 0 .. mm - 1 -> if i = j then 1.0 else 0.0 ] ])
+                    (fmt
+                        [
+                            for i in 0 .. mm - 1 -> [ for j in 0 .. mm - 1 -> if i = j then 1.0 else 0.0 ]
+                        ])
                     (v |> List.map (sprintf "%.17g") |> String.concat ",")
                     (String.replicate mm "1," |> fun s -> s.TrimEnd ',')
 
@@ -976,11 +1004,30 @@ let peers () =
                 let t, rc, _ =
                     run
                         "dotnet"
-                        ([ cliDll; "online"; "committee"; "--K"; string k; "--M"; string k; "--lr"; "0.5"; "--init"; init
-                           "--t-end"; sprintf "%g" tEnd; "--points"; "2"; "--out"; out ]
+                        ([
+                            cliDll
+                            "online"
+                            "committee"
+                            "--K"
+                            string k
+                            "--M"
+                            string k
+                            "--lr"
+                            "0.5"
+                            "--init"
+                            init
+                            "--t-end"
+                            sprintf "%g" tEnd
+                            "--points"
+                            "2"
+                            "--out"
+                            out
+                         ]
                          @ extra)
 
-                if rc <> 0 then failwithf "statphys exited with %d" rc
+                if rc <> 0 then
+                    failwithf "statphys exited with %d" rc
+
                 let d = Text.Json.JsonDocument.Parse(IO.File.ReadAllText out)
                 let eg = d.RootElement.GetProperty("series").GetProperty("eg")
                 t, eg[eg.GetArrayLength() - 1].GetDouble()
@@ -994,19 +1041,40 @@ let peers () =
             | Some py ->
                 let tPeer, egPeer =
                     median3 (fun () ->
-                        let t, rc, out = run py [ IO.Path.Combine(dir, "ode_peer.py"); string k; sprintf "%g" tEnd ]
-                        if rc <> 0 then failwithf "the peer exited with %d" rc
+                        let t, rc, out =
+                            run py [ IO.Path.Combine(dir, "ode_peer.py"); string k; sprintf "%g" tEnd ]
+
+                        if rc <> 0 then
+                            failwithf "the peer exited with %d" rc
+
                         t, float (out.Trim()))
 
                 printfn
                     "| K = %d, t = %g | %.3f | %.3f | %.1fx | %.8g | %.8g | %.8g | %.1e | %.1e |"
-                    k tEnd tOurs tPeer (tPeer / tOurs) egOurs egPeer egRef (rel egOurs) (rel egPeer)
+                    k
+                    tEnd
+                    tOurs
+                    tPeer
+                    (tPeer / tOurs)
+                    egOurs
+                    egPeer
+                    egRef
+                    (rel egOurs)
+                    (rel egPeer)
             | None ->
                 printfn
                     "| K = %d, t = %g | %.3f | - | - | %.8g | - | %.8g | %.1e | - |"
-                    k tEnd tOurs egOurs egRef (rel egOurs)
+                    k
+                    tEnd
+                    tOurs
+                    egOurs
+                    egRef
+                    (rel egOurs)
 
-        try IO.Directory.Delete(tmp, true) with _ -> ()
+        try
+            IO.Directory.Delete(tmp, true)
+        with _ ->
+            ()
 
 [<EntryPoint>]
 let main argv =

@@ -576,7 +576,11 @@ let responseRecomputation =
                             Tau = 1.0
                          }
                          |> DmftProblem.withQ0 0.1)
-                        "two-layer tanh", { DmftProblem.twoLayer net 0.25 with Tau = 1.0; Steps = 20 }
+                        "two-layer tanh",
+                        { DmftProblem.twoLayer net 0.25 with
+                            Tau = 1.0
+                            Steps = 20
+                        }
                     ]
 
                 for name, p in problems do

@@ -306,7 +306,16 @@ type internal RowSampler
 
         Array.init count (fun c ->
             let size = min cs (samples - c * cs)
-            SampleChunk(size, columns.Points, columns.Width, columns.TeacherWidth, path.Dimension, rngFor c, storeResponses))
+
+            SampleChunk(
+                size,
+                columns.Points,
+                columns.Width,
+                columns.TeacherWidth,
+                path.Dimension,
+                rngFor c,
+                storeResponses
+            ))
 
     /// Run step k on every sample; Total then holds the sums of row k.
     member this.Step(k: int) =

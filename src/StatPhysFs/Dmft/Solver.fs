@@ -80,13 +80,31 @@ module Dmft =
 
     /// The forward sweep of one replica; `storeResponses` selects the O(N K^2) stored-responses sampler (the test
     /// oracle of the default back-substitution one, see SampleChunk).
-    let internal forwardSweepWith storeResponses (s: DmftSettings) (p: DmftProblem) (model: RowModel) replica samples stream tick =
+    let internal forwardSweepWith
+        storeResponses
+        (s: DmftSettings)
+        (p: DmftProblem)
+        (model: RowModel)
+        replica
+        samples
+        stream
+        tick
+        =
         let columns = Columns(p)
         let path = GaussianPath(columns)
         path.AddTeacher()
 
         let sampler =
-            RowSampler(p, model, columns, path, samples, rngFor s.Seed replica stream 0, s.MaxParallelism, storeResponses)
+            RowSampler(
+                p,
+                model,
+                columns,
+                path,
+                samples,
+                rngFor s.Seed replica stream 0,
+                s.MaxParallelism,
+                storeResponses
+            )
 
         let rowStep k =
             path.AddStep k
@@ -185,7 +203,16 @@ module Dmft =
                     let size = min batch (s.Samples - b * batch)
 
                     let sampler =
-                        RowSampler(p, model, columns, path, size, rngFor s.Seed replica (it + 2) b, s.MaxParallelism, false)
+                        RowSampler(
+                            p,
+                            model,
+                            columns,
+                            path,
+                            size,
+                            rngFor s.Seed replica (it + 2) b,
+                            s.MaxParallelism,
+                            false
+                        )
 
                     for k in 0 .. n - 1 do
                         sampler.Step k
