@@ -215,6 +215,8 @@ module Dmft =
                         )
 
                     for k in 0 .. n - 1 do
+                        // A whole iteration can take minutes: cancellation is checked per batch step.
+                        s.CancellationToken.ThrowIfCancellationRequested()
                         sampler.Step k
                         let t = sampler.Total
 
@@ -284,8 +286,11 @@ module Dmft =
         match s.Strategy with
         | Auto when sweepMemory s.Samples p <= memoryBudget -> ForwardSweep
         | Auto ->
-            let perSample = sweepMemory 1 p
-            let batch = max 64 (int (memoryBudget / 4.0 / perSample)) |> min s.Samples
+            // Memory per extra sample (without the shared kernels, which do not scale with the batch).
+            let perSample = (sweepMemory 1024 p - sweepMemory 0 p) / 1024.0
+            // Capped at 4096: the batch size does not change the iteration's estimator, and smaller batches keep the
+            // first sweep and each batch step short (cancellation latency).
+            let batch = max 64 (int (memoryBudget / 4.0 / perSample)) |> min 4096 |> min s.Samples
             FixedPoint(batch, 0.5, 10)
         | other -> other
 
