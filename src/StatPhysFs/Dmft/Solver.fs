@@ -290,7 +290,9 @@ module Dmft =
             let perSample = (sweepMemory 1024 p - sweepMemory 0 p) / 1024.0
             // Capped at 4096: the batch size does not change the iteration's estimator, and smaller batches keep the
             // first sweep and each batch step short (cancellation latency).
-            let batch = max 64 (int (memoryBudget / 4.0 / perSample)) |> min 4096 |> min s.Samples
+            let batch =
+                max 64 (int (memoryBudget / 4.0 / perSample)) |> min 4096 |> min s.Samples
+
             FixedPoint(batch, 0.5, 10)
         | other -> other
 
