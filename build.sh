@@ -2,6 +2,7 @@
 # One entry point for users and CI:  ./build.sh demo [ARGS]   ./build.sh test   ./build.sh statphys ARGS
 #                                     ./build.sh bench   ./build.sh notebooks   ./build.sh build   ./build.sh format
 #                                     ./build.sh pack    (NuGet packages into ./artifacts/packages)
+#                                     ./build.sh publish (optional: ReadyToRun CLI into ./artifacts/statphys-linux-x64)
 # It installs the local dotnet tools, restores with Paket and builds, so a fresh clone needs only the .NET SDK.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -61,7 +62,12 @@ case "$cmd" in
   bench) build; dotnet "bench/StatPhysFs.Benchmarks/bin/$CONFIG/net10.0/StatPhysFs.Benchmarks.dll" "$@" ;;
   notebooks) build; bash notebooks/execute.sh "$@" ;;
   pack) build; bash .ci/pack.sh "$@" ;;
+  # Optional, not used by CI: the CLI precompiled (ReadyToRun) for linux-x64, framework-dependent; it starts with
+  # less JIT work (run artifacts/statphys-linux-x64/statphys). Needs the runtime and crossgen2 packs from the feed.
+  publish) prepare; dotnet publish src/StatPhysFs.Cli -c "$CONFIG" -r linux-x64 --self-contained false \
+             -p:PublishReadyToRun=true -o artifacts/statphys-linux-x64 -nologo -v q -clp:ErrorsOnly >&2
+           log "published artifacts/statphys-linux-x64/statphys" ;;
   test) build; bash .ci/test-all.sh "$CONFIG" ;;
   format) prepare; dotnet fantomas src tests bench ;;
-  *) echo "usage: ./build.sh demo|test|statphys ARGS|bench|notebooks|build|pack|format" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh demo|test|statphys ARGS|bench|notebooks|build|pack|publish|format" >&2; exit 2 ;;
 esac

@@ -633,7 +633,7 @@ let dmft () =
         time 1 (fun () -> Dmft.Dmft.solve (one 1000 (Dmft.FixedPoint(250, 0.5, 4))) p400)
 
     printfn
-        "400 steps, N = 1000: forward sweep peak %.0f MB (predicted D storage %.0f MB), %.1f s; fixed point (batch 250, 4 iterations) peak %.0f MB, %.1f s"
+        "400 steps, N = 1000: forward sweep peak %.0f MB (predicted sweep memory %.0f MB), %.1f s; fixed point (batch 250, 4 iterations) peak %.0f MB, %.1f s"
         mSweep
         (Dmft.Dmft.sweepMemory 1000 p400 / 1e6)
         tSweep
@@ -824,7 +824,10 @@ let sde () =
 let rhsScaling () =
     printfn "\n## Committee right-hand side (erf, K = M, spec 6.7 initial state; medians, best of blocks)"
     printfn "I4 terms per right-hand side: K(K+1)/2 pairs x n(n+1)/2 (r <= u), n = K + M."
-    printfn "| K | I4 terms | scalar reference | vectorised, 1 thread | ns / I4 term | both cores | speed-up | max rel. diff |"
+
+    printfn
+        "| K | I4 terms | scalar reference | vectorised, 1 thread | ns / I4 term | both cores | speed-up | max rel. diff |"
+
     printfn "|---|---|---|---|---|---|---|---|"
 
     for k in [ 2; 3; 5; 8; 10; 13; 16; 20; 30; 40; 50 ] do
@@ -878,6 +881,201 @@ let rhsScaling () =
         CommitteeAnalysis.analyse p ignore |> ignore
         printfn "| %d | %d | %.2f s |" k (Committee.size p) sw.Elapsed.TotalSeconds
 
+/// Whole process against whole process: `statphys online committee` and the numpy/scipy peer (../shared/peers/,
+/// or $STATPHYS_PEERS) from the same initial state, K = 2 to t = 1e4 and K = 10 to t = 1000, medians of 3 runs,
+/// each eg(t_end) against a tight reference (our DOP853/Dormand-Prince at rtol 1e-12). The peer columns are
+/// skipped with a note when python3 with numpy and scipy is missing (Debian: apt-get install python3-numpy
+/// python3-scipy).
+let peers () =
+    printfn "\n## Whole process against the numpy/scipy peer (committee ODE, erf, eta = 0.5, nn2pp initial state)"
+
+    let rec repoRoot (dir: IO.DirectoryInfo) =
+        if isNull dir then
+            None
+        elif IO.File.Exists(IO.Path.Combine(dir.FullName, "build.sh")) then
+            Some dir.FullName
+        else
+            repoRoot dir.Parent
+
+    let root = repoRoot (IO.DirectoryInfo AppContext.BaseDirectory)
+
+    let peerDir =
+        match Environment.GetEnvironmentVariable "STATPHYS_PEERS" with
+        | null
+        | "" ->
+            root
+            |> Option.map (fun r -> IO.Path.GetFullPath(IO.Path.Combine(r, "..", "shared", "peers")))
+        | d -> Some d
+
+    let cli =
+        root
+        |> Option.map (fun r ->
+            IO.Path.Combine(r, "src", "StatPhysFs.Cli", "bin", "Release", "net10.0", "statphys.dll"))
+        |> Option.filter IO.File.Exists
+
+    // Runs a process; returns (seconds, exit code, stdout).
+    let run (exe: string) (args: string list) =
+        let psi = ProcessStartInfo(exe, args)
+        psi.RedirectStandardOutput <- true
+        psi.RedirectStandardError <- true
+        psi.UseShellExecute <- false
+        let sw = Stopwatch.StartNew()
+        use pr = Process.Start psi
+        let errTask = pr.StandardError.ReadToEndAsync()
+        let out = pr.StandardOutput.ReadToEnd()
+        pr.WaitForExit()
+        errTask.Wait()
+        sw.Elapsed.TotalSeconds, pr.ExitCode, out
+
+    let median3 f =
+        let rs = Array.init 3 (fun _ -> f ())
+        let ts = rs |> Array.map fst |> Array.sort
+        ts[1], snd rs[0]
+
+    let python =
+        [ "/usr/bin/python3"; "python3" ]
+        |> List.tryFind (fun exe ->
+            try
+                let _, rc, _ = run exe [ "-c"; "import numpy, scipy" ]
+                rc = 0
+            with _ ->
+                false)
+
+    match cli, peerDir with
+    | None, _ -> printfn "(skipped: the CLI is not built; run ./build.sh bench)"
+    | _, None -> printfn "(skipped: no peer folder)"
+    | Some _, Some dir when not (IO.File.Exists(IO.Path.Combine(dir, "ode_peer.py"))) ->
+        printfn "(skipped: %s/ode_peer.py not found; set STATPHYS_PEERS)" dir
+    | Some cliDll, Some dir ->
+        if python.IsNone then
+            printfn
+                "(peer columns skipped: python3 with numpy and scipy not found; apt-get install python3-numpy python3-scipy)"
+
+        printfn "| case | ours (s) | peer (s) | peer/ours | eg ours | eg peer | eg reference | ours err | peer err |"
+        printfn "|---|---|---|---|---|---|---|---|---|"
+        printfn "(err: |eg - reference| / max(|reference|, 1e-6); reference: ours at --rtol 1e-12)"
+
+        let tmp =
+            IO.Path.Combine(IO.Path.GetTempPath(), sprintf "statphys-peers-%d" Environment.ProcessId)
+
+        IO.Directory.CreateDirectory tmp |> ignore
+
+        for k, tEnd in [ 2, 1e4; 10, 1000.0 ] do
+            // The initial state as the CLI's --init JSON (the peer's own converter, or the same parsing here).
+            let ic = IO.Path.Combine(dir, sprintf "ic_K%d.txt" k)
+
+            let vals =
+                IO.File.ReadAllText(ic).Split([| ' '; '\n'; '\r'; '\t' |], StringSplitOptions.RemoveEmptyEntries)
+                |> Array.map float
+
+            let kk, mm = int vals[0], int vals[1]
+            let x = vals[2..]
+
+            let rows (o: int) (r: int) (c: int) =
+                [ for i in 0 .. r - 1 -> [ for j in 0 .. c - 1 -> x[o + i * c + j] ] ]
+
+            let fmt (m: float list list) =
+                "["
+                + (m
+                   |> List.map (fun r -> "[" + (r |> List.map (sprintf "%.17g") |> String.concat ",") + "]")
+                   |> String.concat ",")
+                + "]"
+
+            let v = [ for i in 0 .. kk - 1 -> x[kk * kk + kk * mm + i] ]
+
+            let json =
+                sprintf
+                    "{\"Q\":%s,\"R\":%s,\"T\":%s,\"v\":[%s],\"vTeacher\":[%s]}"
+                    (fmt (rows 0 kk kk))
+                    (fmt (rows (kk * kk) kk mm))
+                    (fmt
+                        [
+                            for i in 0 .. mm - 1 -> [ for j in 0 .. mm - 1 -> if i = j then 1.0 else 0.0 ]
+                        ])
+                    (v |> List.map (sprintf "%.17g") |> String.concat ",")
+                    (String.replicate mm "1," |> fun s -> s.TrimEnd ',')
+
+            let init = IO.Path.Combine(tmp, sprintf "ic_K%d.json" k)
+            IO.File.WriteAllText(init, json)
+
+            let ours (extra: string list) =
+                let out = IO.Path.Combine(tmp, "out.json")
+
+                let t, rc, _ =
+                    run
+                        "dotnet"
+                        ([
+                            cliDll
+                            "online"
+                            "committee"
+                            "--K"
+                            string k
+                            "--M"
+                            string k
+                            "--lr"
+                            "0.5"
+                            "--init"
+                            init
+                            "--t-end"
+                            sprintf "%g" tEnd
+                            "--points"
+                            "2"
+                            "--out"
+                            out
+                         ]
+                         @ extra)
+
+                if rc <> 0 then
+                    failwithf "statphys exited with %d" rc
+
+                let d = Text.Json.JsonDocument.Parse(IO.File.ReadAllText out)
+                let eg = d.RootElement.GetProperty("series").GetProperty("eg")
+                t, eg[eg.GetArrayLength() - 1].GetDouble()
+
+            let tOurs, egOurs = median3 (fun () -> ours [])
+            let _, egRef = ours [ "--rtol"; "1e-12" ]
+            // Relative where eg is of order one; absolute once it has decayed below 1e-6 (K = 2 converges to ~0).
+            let rel e = abs (e - egRef) / max (abs egRef) 1e-6
+
+            match python with
+            | Some py ->
+                let tPeer, egPeer =
+                    median3 (fun () ->
+                        let t, rc, out =
+                            run py [ IO.Path.Combine(dir, "ode_peer.py"); string k; sprintf "%g" tEnd ]
+
+                        if rc <> 0 then
+                            failwithf "the peer exited with %d" rc
+
+                        t, float (out.Trim()))
+
+                printfn
+                    "| K = %d, t = %g | %.3f | %.3f | %.1fx | %.8g | %.8g | %.8g | %.1e | %.1e |"
+                    k
+                    tEnd
+                    tOurs
+                    tPeer
+                    (tPeer / tOurs)
+                    egOurs
+                    egPeer
+                    egRef
+                    (rel egOurs)
+                    (rel egPeer)
+            | None ->
+                printfn
+                    "| K = %d, t = %g | %.3f | - | - | %.8g | - | %.8g | %.1e | - |"
+                    k
+                    tEnd
+                    tOurs
+                    egOurs
+                    egRef
+                    (rel egOurs)
+
+        try
+            IO.Directory.Delete(tmp, true)
+        with _ ->
+            ()
+
 [<EntryPoint>]
 let main argv =
     let all = argv.Length = 0
@@ -914,5 +1112,8 @@ let main argv =
 
     if want "sde" then
         sde ()
+
+    if want "peers" then
+        peers ()
 
     0

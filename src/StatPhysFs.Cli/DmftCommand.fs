@@ -329,8 +329,10 @@ let private budget (a: Args.Parsed) (p: DmftProblem) =
     let textBytes =
         if a.Flags.Contains "no-kernels" then 0.0 else 3.0 * steps * steps * w2 * 25.0
 
+    // Forward sweep: per sample its inputs, signals g and Jacobians g' (n (2 width + width^2) doubles, see
+    // Dmft.sweepMemory; the responses are recomputed, not stored), with 50% for the runtime's headroom.
     let samplerBytes =
-        if exact then 0.0 else samples * n * width * 8.0 * 4.0
+        if exact then 0.0 else 1.5 * samples * n * (2.0 * width + w2) * 8.0
 
     Validate.Budget.memory
         "the DMFT solve"

@@ -549,3 +549,71 @@ let extrapolation =
         Expect.isLessThan r1 (0.1 * p1) "extrapolation gains an order of magnitude at dt = 0.1"
         Expect.isTrue (r1 / r2 > 3.0 && r1 / r2 < 5.5) (sprintf "second order: error ratio %g" (r1 / r2))
     }
+
+[<Tests>]
+let responseRecomputation =
+    testList
+        "DMFT: recomputed responses"
+        [
+            // Oracle: the stored-responses sampler (forward recursion over all rows of D, O(N K^2) memory) on the same
+            // random streams. The default back substitution computes the same row of D = L^{-1} in another order, so
+            // the two agree to roundoff; 1e-9 relative (to max(|value|, 1e-3)) leaves room for the sweep's amplification
+            // of roundoff through the Cholesky factor over the steps, and is far below the Monte Carlo error (~1e-2).
+            test "back substitution equals the stored responses to roundoff (logistic m = 1, tanh committee m = 2)" {
+                let net =
+                    {
+                        Student = Activation.tanh
+                        V = [| 1.0; 0.5 |]
+                        Teacher = Activation.tanh
+                        VTeacher = [| 1.0; 1.0 |]
+                    }
+
+                let problems =
+                    [
+                        "logistic",
+                        ({ DmftProblem.glm GlmLoss.Logistic GlmTeacher.Sign with
+                            Steps = 60
+                            Tau = 1.0
+                         }
+                         |> DmftProblem.withQ0 0.1)
+                        "two-layer tanh",
+                        { DmftProblem.twoLayer net 0.25 with
+                            Tau = 1.0
+                            Steps = 20
+                        }
+                    ]
+
+                for name, p in problems do
+                    let s =
+                        { DmftSettings.defaults with
+                            MaxParallelism = 2
+                        }
+
+                    let model = RowModel.create p.Model
+
+                    let run stored =
+                        Dmft.forwardSweepWith stored s p model 0 1000 0 ignore
+
+                    let c1, t1, n1, st1 = run true
+                    let c2, t2, n2, st2 = run false
+                    Expect.equal (n1, st1) (n2, st2) (name + ": same reach and status")
+                    Expect.equal n1 (p.Steps + 1) (name + ": completed")
+
+                    let chk what (a: float[]) (b: float[]) =
+                        let mutable worst = 0.0
+
+                        for i in 0 .. a.Length - 1 do
+                            worst <- max worst (abs (a[i] - b[i]) / (1e-3 + abs a[i]))
+
+                        Expect.isLessThan worst 1e-9 (sprintf "%s %s: worst relative difference %g" name what worst)
+
+                    chk "train loss" t1 t2
+                    chk "C" c1.C c2.C
+                    chk "R" c1.R c2.R
+                    chk "M" c1.M c2.M
+                    chk "R_g" c1.Rg c2.Rg
+                    chk "Sigma_u" c1.Su c2.Su
+                    // The check can fail: the responses matter (R_g is built from them and is not zero).
+                    Expect.isGreaterThan (Array.sumBy abs c2.Rg) 1e-3 (name + ": R_g is non-trivial")
+            }
+        ]

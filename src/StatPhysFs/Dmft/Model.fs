@@ -200,9 +200,11 @@ module DmftProblem =
 
 /// How to solve the discrete DMFT.
 type DmftStrategy =
-    /// Forward sweep when its memory (N K^2 m^2 / 2 doubles) fits in about 1.5 GB, fixed-point iteration otherwise.
+    /// Forward sweep when its memory (about N K (2m + m^2) doubles: see Dmft.sweepMemory) fits in about 1.5 GB,
+    /// fixed-point iteration otherwise.
     | Auto
-    /// Causal forward sweep (spec 5.2 A): one pass, all samples in memory.
+    /// Causal forward sweep (spec 5.2 A): one pass, all samples in memory (their inputs and signals, O(N K m^2);
+    /// the pathwise responses are recomputed per step, not stored).
     | ForwardSweep
     /// Damped fixed-point iteration over whole trajectories in batches (spec 5.2 B).
     | FixedPoint of batch: int * damping: float * iterations: int

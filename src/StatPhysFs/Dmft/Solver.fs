@@ -78,13 +78,33 @@ module Dmft =
             ^^^ uint64 chunk
         )
 
-    let private forwardSweep (s: DmftSettings) (p: DmftProblem) (model: RowModel) replica samples stream tick =
+    /// The forward sweep of one replica; `storeResponses` selects the O(N K^2) stored-responses sampler (the test
+    /// oracle of the default back-substitution one, see SampleChunk).
+    let internal forwardSweepWith
+        storeResponses
+        (s: DmftSettings)
+        (p: DmftProblem)
+        (model: RowModel)
+        replica
+        samples
+        stream
+        tick
+        =
         let columns = Columns(p)
         let path = GaussianPath(columns)
         path.AddTeacher()
 
         let sampler =
-            RowSampler(p, model, columns, path, samples, rngFor s.Seed replica stream 0, s.MaxParallelism)
+            RowSampler(
+                p,
+                model,
+                columns,
+                path,
+                samples,
+                rngFor s.Seed replica stream 0,
+                s.MaxParallelism,
+                storeResponses
+            )
 
         let rowStep k =
             path.AddStep k
@@ -96,6 +116,9 @@ module Dmft =
 
         let train, reached, status = sweep p columns s.CancellationToken tick rowStep
         columns, train, reached, status
+
+    let private forwardSweep s p model replica samples stream tick =
+        forwardSweepWith false s p model replica samples stream tick
 
     /// Strategy B: damped fixed-point iteration over whole trajectories, samples processed in batches of `batch`.
     let private fixedPoint (s: DmftSettings) (p: DmftProblem) model replica batch beta iterations tick =
@@ -180,9 +203,20 @@ module Dmft =
                     let size = min batch (s.Samples - b * batch)
 
                     let sampler =
-                        RowSampler(p, model, columns, path, size, rngFor s.Seed replica (it + 2) b, s.MaxParallelism)
+                        RowSampler(
+                            p,
+                            model,
+                            columns,
+                            path,
+                            size,
+                            rngFor s.Seed replica (it + 2) b,
+                            s.MaxParallelism,
+                            false
+                        )
 
                     for k in 0 .. n - 1 do
+                        // A whole iteration can take minutes: cancellation is checked per batch step.
+                        s.CancellationToken.ThrowIfCancellationRequested()
                         sampler.Step k
                         let t = sampler.Total
 
@@ -232,12 +266,17 @@ module Dmft =
 
             columns, estLoss, reached, status, residual
 
-    /// Memory (bytes) of the forward sweep's pathwise responses: N (K+1)(K+2)/2 m^2 doubles.
+    /// Memory (bytes) of the forward sweep's samples: per sample the Gaussian inputs (m* + (K+1) m), the signals g
+    /// ((K+1) m) and Jacobians g' ((K+1) m^2), plus per chunk of 256 the sums and scratch (~4 (K+1) m^2 doubles)
+    /// and the columns' kernels (6 (K+1)^2 m^2 doubles). Linear in N: the responses D are recomputed, not stored.
     [<CompiledName("SweepMemory")>]
     let sweepMemory (samples: int) (p: DmftProblem) =
-        let m, _ = DmftProblem.widths p
+        let m, ms = DmftProblem.widths p
         let n = float (p.Steps + 1)
-        8.0 * float samples * n * (n + 1.0) / 2.0 * float (m * m)
+        let mm = float (m * m)
+        let chunks = float ((samples + RowSampler.ChunkSize - 1) / RowSampler.ChunkSize)
+        let perSample = float ms * 2.0 + n * (2.0 * float m + mm) + 4.0
+        8.0 * (float samples * perSample + chunks * 4.0 * n * mm + 6.0 * n * n * mm)
 
     let private memoryBudget = 1.5e9
 
@@ -247,8 +286,13 @@ module Dmft =
         match s.Strategy with
         | Auto when sweepMemory s.Samples p <= memoryBudget -> ForwardSweep
         | Auto ->
-            let perSample = sweepMemory 1 p
-            let batch = max 64 (int (memoryBudget / 4.0 / perSample)) |> min s.Samples
+            // Memory per extra sample (without the shared kernels, which do not scale with the batch).
+            let perSample = (sweepMemory 1024 p - sweepMemory 0 p) / 1024.0
+            // Capped at 4096: the batch size does not change the iteration's estimator, and smaller batches keep the
+            // first sweep and each batch step short (cancellation latency).
+            let batch =
+                max 64 (int (memoryBudget / 4.0 / perSample)) |> min 4096 |> min s.Samples
+
             FixedPoint(batch, 0.5, 10)
         | other -> other
 
