@@ -403,6 +403,18 @@ module Committee =
     /// Below this many I4 terms per right-hand side the pair loop stays on one thread (fork/join costs ~10 us).
     let mutable parallelThreshold = 40000
 
+    /// The step sizes at time t: eta (from the schedule, else Lr), the decay kappa and the noise factor eta^2/B.
+    /// Heavy ball: the velocity remembers 1/(1-beta) = O(1) steps, much fewer than d, so every step size (eta, etaV
+    /// and the decay kappa, which is part of the step) is divided by 1 - beta (spec 4.4).
+    let private stepSizes (p: CommitteeParams) (schedule: (float -> float) option) (t: float) =
+        let eta0 =
+            match schedule with
+            | Some f -> f t
+            | None -> p.Lr
+
+        let eta = eta0 / (1.0 - p.Momentum)
+        eta, p.WeightDecay / (1.0 - p.Momentum), eta * eta / float p.Batch
+
     /// The erf right-hand side with per-state quantities hoisted out of the loops and the I4 sum vectorised
     /// (`ErfKernels.pairSum`), straight from the packed state into flat arrays, the (i, l) pairs spread over the
     /// cores. Each pair's sum is computed by one thread in a fixed order, so the result is bitwise the same at any
@@ -506,14 +518,7 @@ module Committee =
                 )
                 |> ignore
 
-            let eta0 =
-                match schedule with
-                | Some f -> f t
-                | None -> p.Lr
-
-            let eta = eta0 / (1.0 - p.Momentum)
-            let kap = p.WeightDecay / (1.0 - p.Momentum)
-            let noise = eta * eta / float p.Batch
+            let eta, kap, noise = stepSizes p schedule t
 
             for q in 0 .. pairs - 1 do
                 let i = pi[q]
@@ -628,15 +633,7 @@ module Committee =
                     | Relu -> closedMoments p c a
                     | Custom _ -> sampledMoments (points n) p c a
 
-                let eta0 =
-                    match schedule with
-                    | Some f -> f t
-                    | None -> p.Lr
-                // Heavy ball: the velocity remembers 1/(1-beta) = O(1) steps, much fewer than d, so every step size
-                // (eta, etaV and the decay kappa, which is part of the step) is divided by 1 - beta (spec 4.4).
-                let eta = eta0 / (1.0 - p.Momentum)
-                let kap = p.WeightDecay / (1.0 - p.Momentum)
-                let noise = (eta * eta / float p.Batch)
+                let eta, kap, noise = stepSizes p schedule t
                 let mutable o = 0
 
                 for i in 0 .. p.K - 1 do

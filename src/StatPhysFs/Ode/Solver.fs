@@ -100,6 +100,21 @@ module Ode =
         }
 
     // Dormand-Prince 5(4) tableau (Hairer, Norsett & Wanner), with the dense-output coefficients of DOPRI5.
+    /// Hairer's step-size factor after an accepted step with error norm e: 0.9 e^exponent (exponent -1/(q+1)),
+    /// clipped to [facMin, facMax] (facMax is 1 right after a rejection).
+    let private acceptedFactor (exponent: float) (facMin: float) (facMax: float) (e: float) =
+        if e = 0.0 then
+            facMax
+        else
+            min facMax (max facMin (0.9 * e ** exponent))
+
+    /// The factor after a rejected step; a non-finite error norm (an overflowing stage) cuts the step tenfold.
+    let private rejectedFactor (exponent: float) (facMin: float) (e: float) =
+        if Double.IsFinite e then max facMin (0.9 * e ** exponent) else 0.1
+
+    let private stepUnderflow =
+        "the step size underflowed (the solution blows up or the right-hand side is not finite)"
+
     let private c2, c3, c4, c5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
     let private a21 = 1.0 / 5.0
     let private a31, a32 = 3.0 / 40.0, 9.0 / 40.0
@@ -585,26 +600,18 @@ module Ode =
                         Array.blit y1 0 y 0 n
                         Array.blit k7 0 f0 0 n
 
-                        let fac =
-                            if e = 0.0 then
-                                facMax
-                            else
-                                min facMax (max 0.2 (0.9 * e ** -0.2))
+                        let fac = acceptedFactor -0.2 0.2 facMax e
 
                         h <- min o.MaxStep (h' * fac)
                         facMax <- 10.0
                     else
                         rejected <- rejected + 1
-                        let fac = if Double.IsFinite e then max 0.1 (0.9 * e ** -0.2) else 0.1
+                        let fac = rejectedFactor -0.2 0.1 e
                         h <- h' * fac
                         facMax <- 1.0
 
                         if h < 1e-14 * max 1.0 (abs t) then
-                            status <-
-                                Diverged(
-                                    t,
-                                    "the step size underflowed (the solution blows up or the right-hand side is not finite)"
-                                )
+                            status <- Diverged(t, stepUnderflow)
 
                             emit t y
                             go <- false
@@ -777,26 +784,18 @@ module Ode =
                         Array.blit y1 0 y 0 n
                         Array.blit f1 0 f0 0 n
 
-                        let fac =
-                            if e = 0.0 then
-                                facMax
-                            else
-                                min facMax (max 0.333 (0.9 * e ** -0.125))
+                        let fac = acceptedFactor -0.125 0.333 facMax e
 
                         h <- min o.MaxStep (h' * fac)
                         facMax <- 6.0
                     else
                         rejected <- rejected + 1
-                        let fac = if Double.IsFinite e then max 0.333 (0.9 * e ** -0.125) else 0.1
+                        let fac = rejectedFactor -0.125 0.333 e
                         h <- h' * fac
                         facMax <- 1.0
 
                         if h < 1e-14 * max 1.0 (abs t) then
-                            status <-
-                                Diverged(
-                                    t,
-                                    "the step size underflowed (the solution blows up or the right-hand side is not finite)"
-                                )
+                            status <- Diverged(t, stepUnderflow)
 
                             emit t y
                             go <- false
