@@ -29,7 +29,7 @@ public sealed record CommitteeOverlaps(double[,] Q, double[,] R, double[] V)
 
 /// <summary>A committee learning curve from the ODE: the generalisation error and the overlaps at each time.</summary>
 public sealed record CommitteeCurve(IReadOnlyList<double> Times, IReadOnlyList<double> Eg, IReadOnlyList<CommitteeOverlaps?> States,
-    OdeStatus Status, double? DivergenceTime, int Steps, int Evaluations);
+    SolveStatus Status, double? DivergenceTime, int Steps, int Evaluations);
 
 /// <summary>Simulated committee learning curve: eg mean and standard error over seeds, and divergences.</summary>
 public sealed record CommitteeSimulation(IReadOnlyList<double> Times, IReadOnlyList<double> Eg, IReadOnlyList<double> EgStdErr,
@@ -124,7 +124,7 @@ public sealed class TeacherStudentCommittee
         var r = Guard.Run(() => new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, progress, cancellationToken), OdeSolver.ToAlgorithm(settings), problem)), cancellationToken);
         var states = grid.Select((t, k) => k < r.Times.Count && r.Times[k] == t ? CommitteeOverlaps.Of(FsCommittee.Unpack(p, initial.V, r.States[k])) : null).ToArray();
         var eg = states.Select(s => s is null ? double.NaN : FsCommittee.GeneralisationError(p, s.ToFs())).ToArray();
-        return new CommitteeCurve(grid, eg, states, r.Status, r.Status == OdeStatus.Diverged ? r.StatusTime : null, r.Steps, r.Evaluations);
+        return new CommitteeCurve(grid, eg, states, r.Status, r.Status == SolveStatus.Diverged ? r.StatusTime : null, r.Steps, r.Evaluations);
     }
 
     /// <summary>Simulate online SGD at dimension d from the exact initial overlaps, averaged over seeds in parallel; an

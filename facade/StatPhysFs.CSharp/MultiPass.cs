@@ -9,7 +9,6 @@ using FsDmft = StatPhysFs.Dmft.Dmft;
 using FsLoss = StatPhysFs.Dmft.GlmLoss;
 using FsTeacher = StatPhysFs.Dmft.GlmTeacher;
 using FsLs = StatPhysFs.Dmft.LeastSquaresSgf;
-using StatusType = StatPhysFs.Ode.OdeStatus;
 
 namespace StatPhysFs.CSharp;
 
@@ -119,7 +118,7 @@ public sealed class TwoTimeKernel
 /// the teacher overlaps (for a GLM, Q[0,0] = q and M[0,0] = m).</summary>
 public sealed record MultiPassCurve(IReadOnlyList<double> Times, Series[,] Q, Series[,] M, Series TrainLoss, Series TestLoss,
     Series? TestError, TwoTimeKernel? Correlation, TwoTimeKernel? Response, TwoTimeKernel? NoiseCovariance,
-    OdeStatus Status, double? DivergenceTime, string Method);
+    SolveStatus Status, double? DivergenceTime, string Method);
 
 /// <summary>Multi-pass SGD on n = alpha d samples, learning rate eta and batch B (noise tau = eta/B), through its
 /// stochastic gradient flow: the DMFT (d to infinity) and the finite-d processes. Set parameters with an object
@@ -181,11 +180,11 @@ public sealed class MultiPassSgd
         return new DmftProblem(_model, Alpha, Tau, Ridge, NoiseVariance, rho, q0, TimeStep, Steps);
     }
 
-    private static (OdeStatus, double?) StatusOf(StatusType s) => s switch
+    private static (SolveStatus, double?) StatusOf(RunStatus s)
     {
-        StatusType.Diverged d => (OdeStatus.Diverged, d.time),
-        _ => (OdeStatus.Completed, null),
-    };
+        var (status, time, _) = StatusConversion.Of(s);
+        return (status, status == SolveStatus.Diverged ? time : null);
+    }
 
     private static Series[,] Grid(SeriesEstimate[,] s)
     {
@@ -242,7 +241,7 @@ public sealed class MultiPassSgd
         var div = r.Divergences.Length > 0 ? r.Divergences.Min(d => d.Item2) : (double?)null;
         return new MultiPassCurve(r.T, Grid(r.Q), Grid(r.M), Series.Of(r.TrainLoss), Series.Of(r.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(r.TestError) ? Series.Of(r.TestError.Value) : null,
-            null, null, null, div is null ? OdeStatus.Completed : OdeStatus.Diverged, div,
+            null, null, null, div is null ? SolveStatus.Completed : SolveStatus.Diverged, div,
             $"{process}, d = {dimension}, {seeds} seeds");
     }
 }
@@ -266,13 +265,13 @@ public static class LeastSquaresSgf
 
     /// <summary>The learning curve e(t) = |theta - theta*|^2/d and the train loss, from the Volterra equation: exact
     /// for Euler-Maruyama with step dt, or (continuous = true) the continuous-time equation by the trapezoid rule.</summary>
-    public static (IReadOnlyList<double> Times, IReadOnlyList<double> E, IReadOnlyList<double> TrainLoss, OdeStatus Status)
+    public static (IReadOnlyList<double> Times, IReadOnlyList<double> E, IReadOnlyList<double> TrainLoss, SolveStatus Status)
         Curve(double alpha, double tau, double dt, int steps, bool continuous = false, double ridge = 0, double rho = 1,
             double noiseVariance = 0.25, double q0 = 0)
     {
         var law = MarchenkoPasturModule.OfAlpha(alpha);
         var p = P(alpha, tau, ridge, rho, noiseVariance, q0);
         var c = continuous ? FsLs.Continuous(law, dt, steps, p) : FsLs.Discrete(law, dt, steps, p);
-        return (c.T, c.E, c.TrainLoss, c.Status is StatusType.Diverged ? OdeStatus.Diverged : OdeStatus.Completed);
+        return (c.T, c.E, c.TrainLoss, StatusConversion.Of(c.Status).Status == SolveStatus.Diverged ? SolveStatus.Diverged : SolveStatus.Completed);
     }
 }

@@ -6,7 +6,6 @@ using Microsoft.FSharp.Core;
 using Microsoft.FSharp.Collections;
 using StatPhysFs.Ode;
 using FsOde = StatPhysFs.Ode.Ode;
-using StatusType = StatPhysFs.Ode.OdeStatus;
 
 namespace StatPhysFs.CSharp;
 
@@ -19,21 +18,6 @@ public enum OdeMethod
     RungeKutta4,
     /// <summary>Fixed-step explicit Euler (what most peer codes use), for comparison.</summary>
     Euler,
-}
-
-/// <summary>How an integration ended.</summary>
-public enum OdeStatus
-{
-    /// <summary>Reached the end time.</summary>
-    Completed,
-    /// <summary>The state left the divergence bound or became NaN at <see cref="OdeResult.StatusTime"/>.</summary>
-    Diverged,
-    /// <summary>A terminal event stopped the run.</summary>
-    StoppedByEvent,
-    /// <summary>The step budget ran out.</summary>
-    MaxStepsReached,
-    /// <summary>The cancellation token was triggered.</summary>
-    Cancelled,
 }
 
 /// <summary>Which zero crossings of an event observable count.</summary>
@@ -67,7 +51,7 @@ public sealed class OdeSettings
     public double Step { get; init; } = 0.01;
     /// <summary>Output times (strictly increasing, inside the time span); null for every accepted step.</summary>
     public double[]? SaveAt { get; init; }
-    /// <summary>A state with some |y_i| above this, or a NaN, ends the run as <see cref="OdeStatus.Diverged"/>.</summary>
+    /// <summary>A state with some |y_i| above this, or a NaN, ends the run as <see cref="SolveStatus.Diverged"/>.</summary>
     public double DivergenceBound { get; init; } = 1e10;
     /// <summary>Largest number of steps.</summary>
     public int MaxSteps { get; init; } = 10_000_000;
@@ -86,14 +70,7 @@ public sealed class OdeResult
         Times = s.T;
         States = s.Y;
         Events = s.Events.Select(h => new OdeEventHit(h.Event, h.Time, h.State)).ToArray();
-        (Status, StatusTime, Message) = s.Status switch
-        {
-            StatusType.Diverged d => (OdeStatus.Diverged, (double?)d.time, d.reason),
-            StatusType.TerminatedByEvent e => (OdeStatus.StoppedByEvent, e.time, "event " + e.name),
-            StatusType.MaxStepsReached m => (OdeStatus.MaxStepsReached, m.time, "step budget exhausted"),
-            StatusType.Cancelled c => (OdeStatus.Cancelled, c.time, "cancelled"),
-            _ => (OdeStatus.Completed, null, "completed"),
-        };
+        (Status, StatusTime, Message) = StatusConversion.Of(s.Status);
         Steps = s.Stats.Steps;
         RejectedSteps = s.Stats.Rejected;
         Evaluations = s.Stats.Evaluations;
@@ -104,7 +81,7 @@ public sealed class OdeResult
     /// <summary>States at the output times.</summary>
     public IReadOnlyList<double[]> States { get; }
     /// <summary>How the run ended.</summary>
-    public OdeStatus Status { get; }
+    public SolveStatus Status { get; }
     /// <summary>When it diverged, stopped or was cancelled; null when it completed.</summary>
     public double? StatusTime { get; }
     /// <summary>A human-readable reason.</summary>
@@ -127,7 +104,7 @@ public sealed class OdeResult
 public static class OdeSolver
 {
     /// <summary>Integrate from <paramref name="t0"/> to <paramref name="tEnd"/>. A blow-up is not an exception:
-    /// it ends the run with <see cref="OdeStatus.Diverged"/> and the time it happened.</summary>
+    /// it ends the run with <see cref="SolveStatus.Diverged"/> and the time it happened.</summary>
     public static OdeResult Solve(Action<double, double[], double[]> rhs, double[] y0, double t0, double tEnd,
         OdeSettings? settings = null, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -41,7 +41,7 @@ public sealed record Threshold(double Value, string Convention);
 
 /// <summary>A learning curve from the ODE.</summary>
 public sealed record LinearCurve(IReadOnlyList<double> Times, IReadOnlyList<double> M, IReadOnlyList<double> Q,
-    IReadOnlyList<double> Eg, OdeStatus Status, double? DivergenceTime);
+    IReadOnlyList<double> Eg, SolveStatus Status, double? DivergenceTime);
 
 /// <summary>A learning curve from finite-d simulation: means and standard errors over seeds
 /// (NaN from the first time any run diverged).</summary>
@@ -131,7 +131,7 @@ public sealed class OnlineLinearRegression
         var m = grid.Select((_, k) => At(k, 0)).ToArray();
         var q = grid.Select((_, k) => At(k, 1)).ToArray();
         var eg = m.Zip(q, (mm, qq) => FsLinear.GeneralisationError(p, mm, qq)).ToArray();
-        return new LinearCurve(grid, m, q, eg, r.Status, r.Status == OdeStatus.Diverged ? r.StatusTime : null);
+        return new LinearCurve(grid, m, q, eg, r.Status, r.Status == SolveStatus.Diverged ? r.StatusTime : null);
     }
 
     /// <summary>Simulate online SGD at dimension d, averaged over seeds (in parallel; the numbers do not depend on

@@ -158,7 +158,7 @@ public static class Sweeps
         };
         var curve = model.Integrate(p.Number("t-end", 10.0), points);
         var values = new Dictionary<string, double> { ["m"] = curve.M[^1], ["q"] = curve.Q[^1], ["eg"] = curve.Eg[^1] };
-        return curve.Status == OdeStatus.Diverged
+        return curve.Status == SolveStatus.Diverged
             ? new SweepPointResult(SweepPointStatus.Diverged, values, curve.DivergenceTime)
             : SweepPointResult.Completed(values);
     };

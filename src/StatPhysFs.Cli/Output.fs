@@ -6,6 +6,7 @@ open System.IO
 open System.Text
 open System.Text.Json
 open System.Globalization
+open StatPhysFs
 
 /// A JSON value for parameters and metadata.
 type Value =
@@ -29,18 +30,18 @@ type Document =
     }
 
 /// How an integration ended, as metadata entries.
-let status (s: StatPhysFs.Ode.OdeStatus) =
+let status (s: RunStatus) =
     match s with
-    | StatPhysFs.Ode.Completed -> [ "status", Str "completed" ]
-    | StatPhysFs.Ode.Diverged(t, why) ->
+    | RunStatus.Completed -> [ "status", Str "completed" ]
+    | RunStatus.Diverged(t, why) ->
         [
             "status", Str "diverged"
             "divergence_time", Num t
             "divergence_reason", Str why
         ]
-    | StatPhysFs.Ode.TerminatedByEvent(n, t) -> [ "status", Str "event"; "event", Str n; "event_time", Num t ]
-    | StatPhysFs.Ode.MaxStepsReached t -> [ "status", Str "max-steps"; "stopped_at", Num t ]
-    | StatPhysFs.Ode.Cancelled t -> [ "status", Str "cancelled"; "stopped_at", Num t ]
+    | RunStatus.TerminatedByEvent(n, t) -> [ "status", Str "event"; "event", Str n; "event_time", Num t ]
+    | RunStatus.BudgetExceeded(t, why) -> [ "status", Str "budget-exceeded"; "stopped_at", Num t; "reason", Str why ]
+    | RunStatus.Cancelled t -> [ "status", Str "cancelled"; "stopped_at", Num t ]
 
 /// The early-stopping entry: the lowest interior minimum of eg(t), or null when eg(t) has none on the run.
 let earlyStopping (found: (float * float) option) =
@@ -189,8 +190,7 @@ let toCsv (d: Document) =
             "stopped_at"
         ]
 
-    let statusEntries =
-        d.Meta |> List.filter (fun (k, _) -> List.contains k statusKeys)
+    let statusEntries = d.Meta |> List.filter (fun (k, _) -> List.contains k statusKeys)
 
     sb.AppendLine(
         "# status: "
@@ -241,4 +241,8 @@ let write (path: string option) (d: Document) =
 /// Warnings as a metadata entry (omitted when there are none).
 let warnings (ws: string seq) =
     let ws = List.ofSeq ws
-    if ws.IsEmpty then [] else [ "warnings", Arr(ws |> List.map Str) ]
+
+    if ws.IsEmpty then
+        []
+    else
+        [ "warnings", Arr(ws |> List.map Str) ]

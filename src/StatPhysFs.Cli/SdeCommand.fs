@@ -423,7 +423,7 @@ let private runSimulate (a: Args.Parsed) =
 
     let status =
         if diverged then
-            Ode.Diverged(
+            RunStatus.Diverged(
                 s.Horizon,
                 (if Double.IsFinite worst then
                      sprintf "a path reached |x| = %.3g > divergence-bound %g by the horizon" worst bound
@@ -431,7 +431,7 @@ let private runSimulate (a: Args.Parsed) =
                      "a path's state became non-finite by the horizon")
             )
         else
-            Ode.Completed
+            RunStatus.Completed
 
     if diverged then
         eprintfn

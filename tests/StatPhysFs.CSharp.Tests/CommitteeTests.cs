@@ -14,7 +14,7 @@ public class CommitteeTests
     {
         var model = new TeacherStudentCommittee { K = 2, M = 2, LearningRate = 0.5 };
         var curve = model.Integrate(SpecInit(), tEnd: 600, points: 61);
-        Assert.Equal(OdeStatus.Completed, curve.Status);
+        Assert.Equal(SolveStatus.Completed, curve.Status);
         // Plateau near the symmetric fixed point (eg* ~ 0.0116 as eta -> 0, slightly higher at eta = 0.5) ...
         Assert.InRange(curve.Eg[10], 0.0115, 0.0160);
         // ... then escape to the perfect solution, a permutation of the teacher.
@@ -92,6 +92,6 @@ public class MixedActivationTests
         // Same activation named twice is the closed-form model; a linear teacher changes the error.
         Assert.Equal(new TeacherStudentCommittee { K = 2, M = 2 }.GeneralisationError(init), same.GeneralisationError(init), 14);
         Assert.NotEqual(same.GeneralisationError(init), linear.GeneralisationError(init), 3);
-        Assert.Equal(OdeStatus.Completed, linear.Integrate(init, 5, 3).Status);
+        Assert.Equal(SolveStatus.Completed, linear.Integrate(init, 5, 3).Status);
     }
 }

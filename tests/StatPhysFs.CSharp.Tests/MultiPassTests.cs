@@ -14,7 +14,7 @@ public class MultiPassTests
         var problem = new MultiPassSgd(Loss.Square, Teacher.Linear) { Alpha = 2, Tau = 1, Steps = 40 };
         var dmft = problem.SolveDmft(method: DmftMethod.ExactClosure);
         var (_, e, train, status) = LeastSquaresSgf.Curve(alpha: 2, tau: 1, dt: 0.1, steps: 40);
-        Assert.Equal(OdeStatus.Completed, status);
+        Assert.Equal(SolveStatus.Completed, status);
         for (var k = 0; k <= 40; k++)
         {
             Assert.True(Math.Abs(e[k] + 0.25 - dmft.TestLoss.Mean[k]) < 1e-12, $"test loss at k = {k}");
@@ -34,7 +34,7 @@ public class MultiPassTests
         Assert.True(Math.Abs(st!.Value.TrainLoss - 0.25) < 1e-12); // sigma^2 (1 - 1/alpha) / (1 - tau/2)
         Assert.Null(LeastSquaresSgf.Stationary(alpha: 2, tau: 2.5));
         var (_, _, _, status) = LeastSquaresSgf.Curve(alpha: 2, tau: 3, dt: 0.1, steps: 5000);
-        Assert.Equal(OdeStatus.Diverged, status);
+        Assert.Equal(SolveStatus.Diverged, status);
     }
 
     [Fact]

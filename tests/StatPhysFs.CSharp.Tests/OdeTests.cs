@@ -11,7 +11,7 @@ public class OdeTests
     {
         var r = OdeSolver.Solve((t, y, dy) => dy[0] = -y[0], new[] { 1.0 }, 0, 5,
             new OdeSettings { RelativeTolerance = 1e-10, AbsoluteTolerance = 1e-12 });
-        Assert.Equal(OdeStatus.Completed, r.Status);
+        Assert.Equal(SolveStatus.Completed, r.Status);
         Assert.Equal(Math.Exp(-5), r.States[^1][0], 10);
         Assert.Equal(Math.Exp(-2.345), r.Evaluate(2.345)[0], 8);
     }
@@ -21,7 +21,7 @@ public class OdeTests
     {
         var settings = new OdeSettings { Events = new[] { new OdeEventSpec("half", (t, y) => y[0] - 0.5, CrossingDirection.Falling) } };
         var r = OdeSolver.Solve((t, y, dy) => dy[0] = -y[0], new[] { 1.0 }, 0, 10, settings);
-        Assert.Equal(OdeStatus.StoppedByEvent, r.Status);
+        Assert.Equal(SolveStatus.StoppedByEvent, r.Status);
         Assert.Equal(Math.Log(2), r.StatusTime!.Value, 8);
     }
 
@@ -30,7 +30,7 @@ public class OdeTests
     {
         var r = OdeSolver.Solve((t, y, dy) => dy[0] = y[0], new[] { 1.0 }, 0, 100,
             new OdeSettings { Method = OdeMethod.RungeKutta4, Step = 0.01, DivergenceBound = 1e6 });
-        Assert.Equal(OdeStatus.Diverged, r.Status);
+        Assert.Equal(SolveStatus.Diverged, r.Status);
         Assert.Equal(Math.Log(1e6), r.StatusTime!.Value, 5);
     }
 

@@ -16,7 +16,7 @@ public class OnlineLinearRegressionTests
     public void IntegratedOdeEqualsTheClosedForm()
     {
         var curve = Model.Integrate(tEnd: 10, points: 21);
-        Assert.Equal(OdeStatus.Completed, curve.Status);
+        Assert.Equal(SolveStatus.Completed, curve.Status);
         for (int k = 0; k < curve.Times.Count; k++)
         {
             var exact = Model.ClosedForm(curve.Times[k]);
@@ -41,7 +41,7 @@ public class OnlineLinearRegressionTests
     public void AboveTheThresholdTheCurveDiverges()
     {
         var curve = new OnlineLinearRegression { LearningRate = 2.4 }.Integrate(100, 11, settings: new OdeSettings { DivergenceBound = 1e6 });
-        Assert.Equal(OdeStatus.Diverged, curve.Status);
+        Assert.Equal(SolveStatus.Diverged, curve.Status);
         Assert.NotNull(curve.DivergenceTime);
         Assert.True(double.IsNaN(curve.Eg[^1]));
     }

@@ -33,7 +33,7 @@ type LeastSquaresCurve =
         M: float[]
         Q: float[]
         /// Completed, or Diverged(t, reason) when the train loss left the divergence bound (tau above critical).
-        Status: OdeStatus
+        Status: RunStatus
     }
 
 [<RequireQualifiedAccess>]

@@ -274,15 +274,15 @@ type DmftSolution =
         Problem: DmftProblem
         T: float[]
         /// C(t,t)_{ab}, a, b < m.
-        Q: Simulation.SeriesEstimate[,]
+        Q: SeriesEstimate[,]
         /// M(t)_{ab}, a < m, b < m*.
-        M: Simulation.SeriesEstimate[,]
+        M: SeriesEstimate[,]
         /// Train loss on the row process (mean squared residual for the square loss, L otherwise).
-        TrainLoss: Simulation.SeriesEstimate
+        TrainLoss: SeriesEstimate
         /// Test loss from (q, m, rho) by quadrature (test MSE for the square loss).
-        TestLoss: Simulation.SeriesEstimate
+        TestLoss: SeriesEstimate
         /// Test classification error for a sign teacher, arccos(m / sqrt(q (rho + sigma^2))) / pi.
-        TestError: Simulation.SeriesEstimate option
+        TestError: SeriesEstimate option
         /// Correlation C(t,s), mean over replicas.
         Correlation: Kernel
         /// Response R(t,s) (causal: zero for t <= s, identity at t = s + Dt), mean over replicas.
@@ -290,7 +290,7 @@ type DmftSolution =
         /// Noise covariance Sigma_u(t,s) of the column process (symmetric), mean over replicas; its sum over the
         /// grid is the Sigma_U of the continuous theory (spec section 3.3).
         NoiseCovariance: Kernel
-        Status: Ode.OdeStatus
+        Status: RunStatus
         /// How it was solved (strategy, samples, iterations).
         Method: string
     }

@@ -11,7 +11,7 @@ type internal ReplicaRun =
         Reached: int
         Train: float[]
         Columns: Columns
-        Status: OdeStatus
+        Status: RunStatus
         Detail: string
     }
 
@@ -506,7 +506,7 @@ module Dmft =
             NoiseCovariance = sub fine.NoiseCovariance
             Status =
                 match coarse.Status, fine.Status with
-                | Ode.Completed, st -> st
+                | Completed, st -> st
                 | st, _ -> st
             Method = sprintf "Richardson in dt (%g and %g): %s" p.Dt (p.Dt / 2.0) fine.Method
         }

@@ -399,7 +399,7 @@ module Ode =
                 status <- Cancelled t
                 false
             elif steps >= options.MaxSteps then
-                status <- MaxStepsReached t
+                status <- BudgetExceeded(t, sprintf "MaxSteps = %d steps taken" options.MaxSteps)
                 false
             else
                 true

@@ -1,6 +1,7 @@
 namespace StatPhysFs.Ode
 
 open System.Threading
+open StatPhysFs
 
 /// dy/dt = f(t, y), written into the third argument (no allocation per call).
 type Rhs = float -> float[] -> float[] -> unit
@@ -36,15 +37,6 @@ type EventHit =
         Time: float
         State: float[]
     }
-
-/// How an integration ended.
-type OdeStatus =
-    | Completed
-    /// The state left the divergence bound or became NaN at this time.
-    | Diverged of time: float * reason: string
-    | TerminatedByEvent of name: string * time: float
-    | MaxStepsReached of time: float
-    | Cancelled of time: float
 
 type OdeStats =
     {
@@ -91,7 +83,7 @@ type OdeSolution
     (
         t: float[],
         y: float[][],
-        status: OdeStatus,
+        status: RunStatus,
         events: EventHit list,
         stats: OdeStats,
         dense: (float -> float[]) option
@@ -102,11 +94,7 @@ type OdeSolution
     member _.Events = events
     member _.Stats = stats
 
-    member _.Succeeded =
-        (match status with
-         | Completed
-         | TerminatedByEvent _ -> true
-         | _ -> false)
+    member _.Succeeded = RunStatus.succeeded status
 
     /// Component i along the output times.
     member _.Component(i: int) = y |> Array.map (fun s -> s[i])

@@ -20,8 +20,6 @@ type SimulationOptions =
         MaxParallelism: int
     }
 
-/// One observable across seeds: mean and standard error at each time (NaN once any seed has diverged).
-type SeriesEstimate = { Mean: float[]; StdErr: float[] }
 
 [<RequireQualifiedAccess>]
 module SimulationOptions =
@@ -40,32 +38,6 @@ module SimulationOptions =
         Check.intInRange "seeds" 1 1_000_000 o.Seeds
         Check.positive "divergence bound" o.DivergenceBound
         Check.positiveInt "max parallelism" o.MaxParallelism
-
-[<RequireQualifiedAccess>]
-module SeriesEstimate =
-    let ofRuns (runs: float[][]) =
-        let nt = runs[0].Length
-        let col j = runs |> Array.map (fun r -> r[j])
-
-        let est =
-            Array.init nt (fun j ->
-                let c = col j
-
-                if c |> Array.exists Double.IsNaN then
-                    {
-                        Mean = nan
-                        StdErr = nan
-                        Count = c.Length
-                    }
-                elif c.Length = 1 then
-                    { Mean = c[0]; StdErr = 0.0; Count = 1 }
-                else
-                    Stats.estimate c)
-
-        {
-            Mean = est |> Array.map (fun e -> e.Mean)
-            StdErr = est |> Array.map (fun e -> e.StdErr)
-        }
 
 /// Runs independent seeds in parallel with shared progress. Run r draws from the stream (Seed, r), so the numbers do
 /// not depend on the number of threads.
