@@ -59,7 +59,11 @@ case "$cmd" in
   build) build ;;
   demo) build_if_changed; dotnet "$cli_dll" demo "$@" ;;
   statphys) build_if_changed; dotnet "$cli_dll" "$@" ;;
-  bench) build; dotnet "bench/StatPhysFs.Benchmarks/bin/$CONFIG/net10.0/StatPhysFs.Benchmarks.dll" "$@" ;;
+  # `bench micro [BenchmarkDotNet args]`: the kernels (I4 pair sum, committee right-hand side, DMFT sweep, simulator
+  # step) under BenchmarkDotNet, in process, with the memory diagnoser; anything else: the whole-process tables.
+  bench) build
+         if [[ ${1:-} == micro ]]; then shift; dotnet "bench/StatPhysFs.Micro/bin/$CONFIG/net10.0/StatPhysFs.Micro.dll" "$@"
+         else dotnet "bench/StatPhysFs.Benchmarks/bin/$CONFIG/net10.0/StatPhysFs.Benchmarks.dll" "$@"; fi ;;
   notebooks) build; bash notebooks/execute.sh "$@" ;;
   pack) build; bash .ci/pack.sh "$@" ;;
   # Optional, not used by CI: the CLI precompiled (ReadyToRun) for linux-x64, framework-dependent; it starts with
