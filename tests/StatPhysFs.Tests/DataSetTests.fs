@@ -89,12 +89,12 @@ let dataSet =
 
                         // Same problem, same seed: the same Monte Carlo numbers as the in-memory problem.
                         let fromCsv =
-                            Flows.sgd settings Simulation.WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
+                            Flows.sgd settings WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
 
                         let direct =
                             Flows.sgd
                                 settings
-                                Simulation.WithReplacement
+                                WithReplacement
                                 (FiniteSumProblem.leastSquares 0.0 a y)
                                 x0
                                 observables

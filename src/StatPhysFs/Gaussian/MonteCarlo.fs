@@ -68,21 +68,6 @@ module GaussianMonteCarlo =
             Count = samples
         }
 
-    let private primes =
-        [| 2; 3; 5; 7; 11; 13; 17; 19; 23; 29; 31; 37; 41; 43; 47; 53; 59; 61; 67; 71 |]
-
-    let private radicalInverse (b: int) (i: int) =
-        let mutable f = 1.0
-        let mutable r = 0.0
-        let mutable k = i
-
-        while k > 0 do
-            f <- f / float b
-            r <- r + f * float (k % b)
-            k <- k / b
-
-        r
-
     /// Randomised quasi-Monte Carlo: a Halton point set of size `points`, repeated with `shifts` independent
     /// Cranley-Patterson random shifts, mapped to the Gaussian by the inverse normal CDF. The standard error is the
     /// spread of the shifted estimates, so it is an honest error bar, not a heuristic.
@@ -98,7 +83,7 @@ module GaussianMonteCarlo =
         Check.intInRange "points" 1 Int32.MaxValue points
         Check.intInRange "shifts" 2 10_000 shifts
         let d = mean.Length
-        Check.intInRange "dimension" 1 primes.Length d
+        Check.intInRange "dimension" 1 Halton.primes.Length d
         Check.that "mean" (d = Array2D.length1 cov) "mean and cov must have matching sizes."
         let l = Linalg.psdFactor "cov" cov
         let rng = Rng(seed, 7919)
@@ -118,7 +103,7 @@ module GaussianMonteCarlo =
 
                 for i in 1..points do
                     for j in 0 .. d - 1 do
-                        let u = radicalInverse primes[j] i + shiftVecs[r][j]
+                        let u = Halton.radicalInverse Halton.primes[j] i + shiftVecs[r][j]
                         let u = (if u >= 1.0 then u - 1.0 else u) |> max 1e-16 |> min (1.0 - 1e-16)
                         z[j] <- MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, u)
 
