@@ -45,7 +45,11 @@ let tests =
 
                 for b in Halton.primes do
                     for i in [ 1..200 ] @ [ 4095; 65_537; 1 <<< 20; Int32.MaxValue ] do
-                        expectClose 1e-15 (Halton.radicalInverse b i) (radicalInverseExact b i) (sprintf "b=%d i=%d" b i)
+                        expectClose
+                            1e-15
+                            (Halton.radicalInverse b i)
+                            (radicalInverseExact b i)
+                            (sprintf "b=%d i=%d" b i)
 
                 Expect.equal Halton.primes.Length 30 "30 bases"
                 Expect.isTrue (Array.forall isPrime Halton.primes) "every base is prime"
@@ -62,7 +66,10 @@ let tests =
             testCase "Halton: equidistributed, the integral of x y z over the cube to O(log^3 N / N)"
             <| fun () ->
                 let n = 20_000
-                let s = Seq.sum (seq { for i in 1..n -> Array.fold (*) 1.0 (Halton.point 3 i) }) / float n
+
+                let s =
+                    Seq.sum (seq { for i in 1..n -> Array.fold (*) 1.0 (Halton.point 3 i) })
+                    / float n
                 // Koksma-Hlawka: error <= V(f) D*_N, D*_N ~ (log N)^3 / N ~ 5e-2 at worst; observed far smaller.
                 Expect.isLessThan (abs (s - 0.125)) 1e-3 "E[x y z] = 1/8"
 
@@ -90,7 +97,10 @@ let tests =
                 let g x = tanh (20.0 * (x - 0.3))
                 expectClose 1e-12 (RootFinding.illinois 1e-13 ignore g (0.0, g 0.0) (1.0, g 1.0)) 0.3 "tanh root"
                 let mutable last = 0
-                RootFinding.illinois 1e-13 (fun i -> last <- i) g (0.0, g 0.0) (1.0, g 1.0) |> ignore
+
+                RootFinding.illinois 1e-13 (fun i -> last <- i) g (0.0, g 0.0) (1.0, g 1.0)
+                |> ignore
+
                 Expect.isGreaterThan last 0 "iterations reported"
                 throwsNaming "lo" (fun () -> RootFinding.illinois 1e-13 ignore f (2.0, f 2.0) (4.0, f 4.0)) "f(lo) > 0"
                 throwsNaming "hi" (fun () -> RootFinding.illinois 1e-13 ignore f (0.0, f 0.0) (1.0, f 1.0)) "f(hi) < 0"
@@ -127,11 +137,17 @@ let tests =
             <| fun () ->
                 // v(h) = (e^h - 1)/h = 1 + h/2 + h^2/6 + ...: one step leaves h^2 terms, error(h)/error(h/2) -> 4.
                 let v h = (exp h - 1.0) / h
-                let e1 h = abs (Richardson.extrapolate 1 (v h) (v (h / 2.0)) - 1.0)
+
+                let e1 h =
+                    abs (Richardson.extrapolate 1 (v h) (v (h / 2.0)) - 1.0)
+
                 expectClose 0.05 (log (e1 0.1 / e1 0.05) / log 2.0) 2.0 "order-1 combination: second order"
                 // w(h) = sin(h)/h = 1 - h^2/6 + h^4/120: even powers only, so order 2 leaves h^4 terms.
                 let w h = sin h / h
-                let e2 h = abs (Richardson.extrapolate 2 (w h) (w (h / 2.0)) - 1.0)
+
+                let e2 h =
+                    abs (Richardson.extrapolate 2 (w h) (w (h / 2.0)) - 1.0)
+
                 expectClose 0.05 (log (e2 0.4 / e2 0.2) / log 2.0) 4.0 "order-2 combination: fourth order"
                 // Exactly 2 F - C at order 1 (the same arithmetic as the callers had).
                 Expect.equal (Richardson.extrapolate 1 0.3 0.7) (2.0 * 0.7 - 0.3) "2 F - C bitwise"
@@ -148,16 +164,8 @@ let tests =
 
                 let e =
                     Richardson.ofEstimates
-                        {
-                            Mean = 1.0
-                            StdErr = sc
-                            Count = 10
-                        }
-                        {
-                            Mean = 2.0
-                            StdErr = sf
-                            Count = 20
-                        }
+                        { Mean = 1.0; StdErr = sc; Count = 10 }
+                        { Mean = 2.0; StdErr = sf; Count = 20 }
 
                 Expect.equal (e.Mean, e.Count) (3.0, 30) "mean 2F - C, count of both"
 
@@ -229,7 +237,11 @@ let tests =
                             tick 1L)
 
                 Expect.throwsT<OperationCanceledException> (run >> ignore) "cancelled mid-run"
-                throwsNaming "max parallelism" (fun () -> Ensemble.run 0 CancellationToken.None ignore 1.0 1 (fun _ _ -> 0)) "0"
+
+                throwsNaming
+                    "max parallelism"
+                    (fun () -> Ensemble.run 0 CancellationToken.None ignore 1.0 1 (fun _ _ -> 0))
+                    "0"
 
             testCase "batch sampler: without replacement every epoch is a permutation; with replacement uniform"
             <| fun () ->

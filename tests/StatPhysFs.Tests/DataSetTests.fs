@@ -92,12 +92,7 @@ let dataSet =
                             Flows.sgd settings WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
 
                         let direct =
-                            Flows.sgd
-                                settings
-                                WithReplacement
-                                (FiniteSumProblem.leastSquares 0.0 a y)
-                                x0
-                                observables
+                            Flows.sgd settings WithReplacement (FiniteSumProblem.leastSquares 0.0 a y) x0 observables
 
                         for k in 0 .. observables.Length - 1 do
                             Expect.equal fromCsv[k].Mean direct[k].Mean "identical mean"

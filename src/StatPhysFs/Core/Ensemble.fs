@@ -43,12 +43,5 @@ module Ensemble =
     /// Runs members 0 .. count - 1 as `run` (no progress), member i drawing from the stream
     /// Rng(seed, firstStream + i): `runOne i rng`.
     [<CompiledName("Sample")>]
-    let sample
-        (maxParallelism: int)
-        (ct: CancellationToken)
-        (seed: int)
-        (firstStream: int)
-        (count: int)
-        (runOne: int -> Rng -> 'r)
-        : 'r[] =
+    let sample maxParallelism (ct: CancellationToken) (seed: int) firstStream count (runOne: int -> Rng -> 'r) =
         run maxParallelism ct ignore 1.0 count (fun i _ -> runOne i (Rng(seed, firstStream + i)))

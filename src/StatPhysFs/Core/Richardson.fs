@@ -13,7 +13,8 @@ module Richardson =
     /// The standard error of the order-1 combination 2 F - C of independent estimates F (fine) and C (coarse):
     /// sqrt(4 sF^2 + sC^2).
     [<CompiledName("StdErr")>]
-    let stdErr (coarse: float) (fine: float) = sqrt (4.0 * fine * fine + coarse * coarse)
+    let stdErr (coarse: float) (fine: float) =
+        sqrt (4.0 * fine * fine + coarse * coarse)
 
     /// 2 F - C of independent Monte Carlo estimates at h (coarse) and h/2 (fine), with its standard error; the
     /// count is the draws of both.

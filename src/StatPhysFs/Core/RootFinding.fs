@@ -26,7 +26,13 @@ module RootFinding =
     /// eigen-decomposition): ~10 evaluations to 1e-13 where bisection takes ~45. Fails, naming lo or hi, when the
     /// bracket has no sign change.
     [<CompiledName("Illinois")>]
-    let illinois (relTol: float) (iteration: int -> unit) (f: float -> float) (lo: float, flo: float) (hi: float, fhi: float) =
+    let illinois
+        (relTol: float)
+        (iteration: int -> unit)
+        (f: float -> float)
+        (lo: float, flo: float)
+        (hi: float, fhi: float)
+        =
         Check.that "lo" (flo < 0.0) "the function must be negative at lo."
         Check.that "hi" (fhi > 0.0) "the function must be positive at hi."
         let mutable lo = lo
@@ -52,12 +58,17 @@ module RootFinding =
                 lo <- m
                 glo <- gm
                 // Illinois: the retained end's value is halved when the same end survives twice.
-                if side = -1 then ghi <- 0.5 * ghi
+                if side = -1 then
+                    ghi <- 0.5 * ghi
+
                 side <- -1
             else
                 hi <- m
                 ghi <- gm
-                if side = 1 then glo <- 0.5 * glo
+
+                if side = 1 then
+                    glo <- 0.5 * glo
+
                 side <- 1
 
             // Guard: a step that kept more than half the bracket is followed by a bisection.

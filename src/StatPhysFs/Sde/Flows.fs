@@ -323,8 +323,7 @@ module Flows =
         let h = s.Eta / float s.SubSteps
 
         match s.Scheme with
-        | EulerRichardson ->
-            Array.map2 Richardson.ofEstimates (run 1 h k) (run 2 (h / 2.0) (2 * k))
+        | EulerRichardson -> Array.map2 Richardson.ofEstimates (run 1 h k) (run 2 (h / 2.0) (2 * k))
         | _ -> run 1 h k
 
     /// Monte Carlo of an SDE model at the horizon: E[observable] with standard errors. EulerRichardson combines

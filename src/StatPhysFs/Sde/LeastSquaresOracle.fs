@@ -247,6 +247,7 @@ module LeastSquaresOracle =
             | EulerRichardson ->
                 let m1, s1 = run false h n
                 let m2, s2 = run false (h / 2.0) (2 * n)
+
                 Array.map2 (Richardson.extrapolate 1) m1 m2,
                 Array2D.init md md (fun p q -> Richardson.extrapolate 1 s1[p, q] s2[p, q])
 

@@ -271,10 +271,10 @@ module MultiPassSim =
         let times = Array.init (p.Steps + 1) (fun k -> float k * p.Dt)
 
         let outs =
-            let work = SimulationOptions.work o (if times.Length > 1 then times else [| 0.0; 1.0 |])
+            let work =
+                SimulationOptions.work o (if times.Length > 1 then times else [| 0.0; 1.0 |])
 
-            Ensemble.run o.MaxParallelism ct progress work o.Seeds (fun r tick ->
-                runOne o p proc r tick)
+            Ensemble.run o.MaxParallelism ct progress work o.Seeds (fun r tick -> runOne o p proc r tick)
 
         let m, ms = DmftProblem.widths p
         let points = times.Length
