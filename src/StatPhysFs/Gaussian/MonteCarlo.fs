@@ -1,6 +1,7 @@
 namespace StatPhysFs.Gaussian
 
 open System
+open System.Threading
 open System.Threading.Tasks
 open StatPhysFs
 
@@ -34,28 +35,23 @@ module GaussianMonteCarlo =
         let sums = Array.zeroCreate chunks
         let sqs = Array.zeroCreate chunks
 
-        Parallel.For(
-            0,
-            chunks,
-            fun c ->
-                let rng = Rng(seed, c)
-                let z = Array.zeroCreate d
-                let x = Array.zeroCreate d
-                let lo = int (int64 samples * int64 c / int64 chunks)
-                let hi = int (int64 samples * int64 (c + 1) / int64 chunks)
-                let mutable s = 0.0
-                let mutable s2 = 0.0
+        Ensemble.sample Environment.ProcessorCount CancellationToken.None seed 0 chunks (fun c rng ->
+            let z = Array.zeroCreate d
+            let x = Array.zeroCreate d
+            let lo = int (int64 samples * int64 c / int64 chunks)
+            let hi = int (int64 samples * int64 (c + 1) / int64 chunks)
+            let mutable s = 0.0
+            let mutable s2 = 0.0
 
-                for _ in lo .. hi - 1 do
-                    rng.FillNormal(Span z)
-                    transform l mean z x
-                    let v = f x
-                    s <- s + v
-                    s2 <- s2 + v * v
+            for _ in lo .. hi - 1 do
+                rng.FillNormal(Span z)
+                transform l mean z x
+                let v = f x
+                s <- s + v
+                s2 <- s2 + v * v
 
-                sums[c] <- s
-                sqs[c] <- s2
-        )
+            sums[c] <- s
+            sqs[c] <- s2)
         |> ignore
 
         let n = float samples
