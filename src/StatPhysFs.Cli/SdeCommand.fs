@@ -301,7 +301,7 @@ let private runSimulate (a: Args.Parsed) =
         )
 
     // Steps per path (SDE schemes: sub-steps, and Richardson runs h and h/2) must fit the integrators' int counters.
-    let sgdSteps = Math.Floor(s.Horizon / s.Eta + 1e-9)
+    let sgdSteps = float (Steps.count "horizon" s.Horizon "eta" s.Eta)
 
     let schemeSteps, passes =
         if modelName = "sgd" then
@@ -459,7 +459,7 @@ let private runSimulate (a: Args.Parsed) =
                 "paths", Int s.Paths
                 "seed", Int s.Seed
             ]
-        T = [| Math.Floor(s.Horizon / s.Eta + 1e-9) * s.Eta |]
+        T = [| float (Steps.count "horizon" s.Horizon "eta" s.Eta) * s.Eta |]
         Series =
             List.zip names (List.ofArray est)
             |> List.collect (fun (n, e) -> [ n, [| value e.Mean |]; n + "_stderr", [| value e.StdErr |] ])
@@ -503,7 +503,7 @@ let private runWeakOrder (a: Args.Parsed) =
         (Array.forall (fun e -> e <= horizon) etas)
         (sprintf "every learning rate must be <= --horizon (%g): each takes floor(horizon/eta) steps." horizon)
 
-    let totalSteps = etas |> Array.sumBy (fun e -> Math.Floor(horizon / e + 1e-9))
+    let totalSteps = etas |> Array.sumBy (fun e -> float (Steps.count "horizon" horizon "etas" e))
     Validate.Budget.steps "weak-order" (horizon / Array.min etas) [ "etas"; "horizon" ]
     let d0 = float rows[0].Length
 

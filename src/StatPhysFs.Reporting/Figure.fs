@@ -60,7 +60,8 @@ let line label (x: float[]) (y: float[]) =
         Style = Line
     }
 
-let markers label (x: float[]) (y: float[]) (err: float[]) =
+/// A series with error half-widths drawn as `style err` (markers with bars, or a band).
+let private withErrors (style: float[] -> Style) label (x: float[]) (y: float[]) (err: float[]) =
     if x.Length <> y.Length || err.Length <> y.Length then
         invalidArg "err" (sprintf "series '%s': x, y and err must have the same length" label)
 
@@ -68,19 +69,12 @@ let markers label (x: float[]) (y: float[]) (err: float[]) =
         Label = label
         X = x
         Y = y
-        Style = Markers err
+        Style = style err
     }
 
-let band label (x: float[]) (y: float[]) (err: float[]) =
-    if x.Length <> y.Length || err.Length <> y.Length then
-        invalidArg "err" (sprintf "series '%s': x, y and err must have the same length" label)
+let markers label x y err = withErrors Markers label x y err
 
-    {
-        Label = label
-        X = x
-        Y = y
-        Style = Band err
-    }
+let band label x y err = withErrors Band label x y err
 
 /// SkiaSharp's Linux "NoDependencies" native build has no fontconfig, so system fonts are invisible to it and
 /// text would not render. Register a font file ourselves: DejaVu Sans if present, else any TrueType font found.

@@ -424,7 +424,12 @@ let dynamics =
                 let growth eta =
                     Analysis.growthRate (Committee.rhs { Committee.create 1 1 with Lr = eta } [| 1.0 |]) [| 1.0; 1.0 |]
                 // Finite-difference Jacobian: ~1e-9 relative in the threshold.
-                expectClose 1e-8 (Analysis.threshold growth 1.0 6.0) (Math.PI * sqrt (5.0 / 3.0)) "eta_max"
+                expectClose
+                    1e-8
+                    (RootFinding.tryBrent 1e-12 growth 1.0 6.0).Value
+                    (Math.PI * sqrt (5.0 / 3.0))
+                    "eta_max"
+
                 let eta = 1e-5
 
                 let sp =

@@ -89,15 +89,10 @@ let dataSet =
 
                         // Same problem, same seed: the same Monte Carlo numbers as the in-memory problem.
                         let fromCsv =
-                            Flows.sgd settings Simulation.WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
+                            Flows.sgd settings WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
 
                         let direct =
-                            Flows.sgd
-                                settings
-                                Simulation.WithReplacement
-                                (FiniteSumProblem.leastSquares 0.0 a y)
-                                x0
-                                observables
+                            Flows.sgd settings WithReplacement (FiniteSumProblem.leastSquares 0.0 a y) x0 observables
 
                         for k in 0 .. observables.Length - 1 do
                             Expect.equal fromCsv[k].Mean direct[k].Mean "identical mean"

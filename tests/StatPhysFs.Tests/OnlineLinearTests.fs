@@ -424,6 +424,14 @@ let simulation =
                 Expect.isTrue (Double.IsNaN r.Eg.Mean[r.Eg.Mean.Length - 1]) "no mean is reported past divergence"
         ]
 
+/// The early-stopping time of eg on [0, 30] found by the solver's minimum event (dopri5 at rtol, atol).
+let private earlyStop rtol atol (p: OnlineLinearParams) =
+    EarlyStopping.find
+        Ode.defaultOptions
+        (Ode.dopri5 rtol atol)
+        (fun y -> OnlineLinear.generalisationError p y[0] y[1])
+        (OnlineLinear.problem p 30.0)
+
 [<Tests>]
 let earlyStopping =
     testList
@@ -444,12 +452,7 @@ let earlyStopping =
                         Q0 = 1.95
                     }
 
-                let found =
-                    EarlyStopping.find
-                        Ode.defaultOptions
-                        (Ode.dopri5 1e-11 1e-13)
-                        (fun y -> OnlineLinear.generalisationError p y[0] y[1])
-                        (OnlineLinear.problem p 30.0)
+                let found = earlyStop 1e-11 1e-13 p
 
                 let eg t = (OnlineLinear.closedForm p t).Eg
                 let mutable a, b = 0.0, 30.0
@@ -474,12 +477,7 @@ let earlyStopping =
                         Ridge = 0.0
                     }
 
-                let found =
-                    EarlyStopping.find
-                        Ode.defaultOptions
-                        (Ode.dopri5 1e-10 1e-12)
-                        (fun y -> OnlineLinear.generalisationError p y[0] y[1])
-                        (OnlineLinear.problem p 30.0)
+                let found = earlyStop 1e-10 1e-12 p
 
                 Expect.isNone found "D obeys a closed linear ODE without ridge: monotone"
         ]

@@ -24,6 +24,23 @@ let private tempDir () =
 
     d
 
+let private deleteDir (d: string) =
+    if Directory.Exists d then
+        Directory.Delete(d, true)
+
+/// Runs `f` on a fresh temporary folder and deletes the folder afterwards, whatever happens.
+let private withTempDir (f: string -> unit) =
+    let dir = tempDir ()
+
+    try
+        f dir
+    finally
+        deleteDir dir
+
+/// Runs `f` on two fresh temporary folders and deletes both afterwards, whatever happens.
+let private withTempDirs (f: string -> string -> unit) =
+    withTempDir (fun a -> withTempDir (fun b -> f a b))
+
 let private specError (f: unit -> 'a) =
     try
         f () |> ignore
@@ -280,9 +297,7 @@ let tests =
                 "store and runner"
                 [
                     test "resume after cancellation gives the uninterrupted table" {
-                        let whole, cut = tempDir (), tempDir ()
-
-                        try
+                        withTempDirs (fun whole cut ->
                             let s1 =
                                 Sweep.run whole syntheticSpec (options 2) noProgress CancellationToken.None synthetic
 
@@ -304,17 +319,11 @@ let tests =
 
                             Expect.equal s3.Skipped stored "skips the stored points"
                             Expect.equal (s3.Computed + s3.Failed) (77 - stored) "computes the rest"
-                            Expect.equal (tableText cut) (tableText whole) "same table"
-                        finally
-                            for d in [ whole; cut ] do
-                                if Directory.Exists d then
-                                    Directory.Delete(d, true)
+                            Expect.equal (tableText cut) (tableText whole) "same table")
                     }
 
                     test "a torn last line is ignored and the point recomputed; the file stays clean" {
-                        let dir = tempDir ()
-
-                        try
+                        withTempDir (fun dir ->
                             Sweep.run dir syntheticSpec (options 1) noProgress CancellationToken.None synthetic
                             |> ignore
 
@@ -339,16 +348,11 @@ let tests =
                             Expect.equal (tableText dir) whole "same table"
 
                             for line in File.ReadAllLines file do
-                                Store.rowOfJson line |> ignore
-                        finally
-                            if Directory.Exists dir then
-                                Directory.Delete(dir, true)
+                                Store.rowOfJson line |> ignore)
                     }
 
                     test "a changed spec into an old folder is refused; --force accepts it and reuses shared points" {
-                        let dir = tempDir ()
-
-                        try
+                        withTempDir (fun dir ->
                             Sweep.run dir syntheticSpec (options 2) noProgress CancellationToken.None synthetic
                             |> ignore
 
@@ -374,16 +378,11 @@ let tests =
 
                             // y = 0.1 is shared with the old grid (same resolved parameters, same key).
                             Expect.equal (s.Skipped, s.Computed + s.Failed) (11, 11) "shared points kept"
-                            Expect.isOk (Sweep.merge dir) "complete"
-                        finally
-                            if Directory.Exists dir then
-                                Directory.Delete(dir, true)
+                            Expect.isOk (Sweep.merge dir) "complete")
                     }
 
                     test "failed points are recorded with their message and the sweep goes on" {
-                        let dir = tempDir ()
-
-                        try
+                        withTempDir (fun dir ->
                             let s =
                                 Sweep.run dir syntheticSpec (options 2) noProgress CancellationToken.None (fun p ->
                                     if p.Index = 50 then failwith "boom" else synthetic p)
@@ -395,16 +394,11 @@ let tests =
                                 Expect.equal t.Rows[50].Result.Message (Some "boom") "message kept"
                                 Expect.equal t.Rows[50].Result.Status Failed "failed"
                                 Expect.equal t.Rows[76].Result.Status Diverged "x y > 10 diverged"
-                            | Error m -> failtestf "missing %A" m
-                        finally
-                            if Directory.Exists dir then
-                                Directory.Delete(dir, true)
+                            | Error m -> failtestf "missing %A" m)
                     }
 
                     test "merge lists the missing indices" {
-                        let dir = tempDir ()
-
-                        try
+                        withTempDir (fun dir ->
                             let shard = { Index = 1; Count = 3 }
 
                             Sweep.run
@@ -426,10 +420,7 @@ let tests =
                                                 i
                                     ]
                                     "indices not in shard 1/3"
-                            | Ok _ -> failtest "expected missing points"
-                        finally
-                            if Directory.Exists dir then
-                                Directory.Delete(dir, true)
+                            | Ok _ -> failtest "expected missing points")
                     }
                 ]
 
@@ -437,9 +428,7 @@ let tests =
                 "command points"
                 [
                     test "a row equals the command run alone, and the closed form of online linear regression" {
-                        let dir = tempDir ()
-
-                        try
+                        withTempDir (fun dir ->
                             let spec = Spec.parse onlineSpec
                             let cmd = SweepCommand.resolve spec
 
@@ -545,16 +534,11 @@ let tests =
                                             { absolute = 1e-9; relative = 1e-7 }
                                             v["q" + suffix]
                                             exact.Q
-                                            "q vs closed form"
-                        finally
-                            if Directory.Exists dir then
-                                Directory.Delete(dir, true)
+                                            "q vs closed form")
                     }
 
                     test "parallel = sequential, bitwise (DMFT exact closure)" {
-                        let a, b = tempDir (), tempDir ()
-
-                        try
+                        withTempDirs (fun a b ->
                             let spec =
                                 Spec.parse
                                     """{"command": "dmft glm", "fixed": {"exact": true, "t-end": 3, "dt": 0.1},
@@ -573,11 +557,7 @@ let tests =
                                     (SweepCommand.evaluator spec cmd)
                                 |> ignore
 
-                            Expect.equal (tableText b) (tableText a) "same bytes"
-                        finally
-                            for d in [ a; b ] do
-                                if Directory.Exists d then
-                                    Directory.Delete(d, true)
+                            Expect.equal (tableText b) (tableText a) "same bytes")
                     }
 
                     test "specs that do not fit the command are refused before anything runs" {
@@ -633,8 +613,7 @@ let tests =
                             let rc, _, err = runCli [ "sweep"; "run"; spec; "--out"; dir ]
                             Expect.equal (rc, err.Trim()) (0, "sweep: 0 computed, 8 skipped, 0 failed") "rerun skips"
                         finally
-                            if Directory.Exists dir then
-                                Directory.Delete(dir, true)
+                            deleteDir dir
 
                             if File.Exists spec then
                                 File.Delete spec

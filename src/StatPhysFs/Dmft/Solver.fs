@@ -471,8 +471,8 @@ module Dmft =
 
         let combine (c: SeriesEstimate) (f: SeriesEstimate) =
             {
-                Mean = Array.init n (fun k -> 2.0 * f.Mean[2 * k] - c.Mean[k])
-                StdErr = Array.init n (fun k -> sqrt (4.0 * f.StdErr[2 * k] ** 2.0 + c.StdErr[k] ** 2.0))
+                Mean = Array.init n (fun k -> Richardson.extrapolate 1 c.Mean[k] f.Mean[2 * k])
+                StdErr = Array.init n (fun k -> Richardson.stdErr c.StdErr[k] f.StdErr[2 * k])
             }
 
         let sub (k: Kernel) =

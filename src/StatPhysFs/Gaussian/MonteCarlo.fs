@@ -1,6 +1,7 @@
 namespace StatPhysFs.Gaussian
 
 open System
+open System.Threading
 open System.Threading.Tasks
 open StatPhysFs
 
@@ -34,28 +35,23 @@ module GaussianMonteCarlo =
         let sums = Array.zeroCreate chunks
         let sqs = Array.zeroCreate chunks
 
-        Parallel.For(
-            0,
-            chunks,
-            fun c ->
-                let rng = Rng(seed, c)
-                let z = Array.zeroCreate d
-                let x = Array.zeroCreate d
-                let lo = int (int64 samples * int64 c / int64 chunks)
-                let hi = int (int64 samples * int64 (c + 1) / int64 chunks)
-                let mutable s = 0.0
-                let mutable s2 = 0.0
+        Ensemble.sample Environment.ProcessorCount CancellationToken.None seed 0 chunks (fun c rng ->
+            let z = Array.zeroCreate d
+            let x = Array.zeroCreate d
+            let lo = int (int64 samples * int64 c / int64 chunks)
+            let hi = int (int64 samples * int64 (c + 1) / int64 chunks)
+            let mutable s = 0.0
+            let mutable s2 = 0.0
 
-                for _ in lo .. hi - 1 do
-                    rng.FillNormal(Span z)
-                    transform l mean z x
-                    let v = f x
-                    s <- s + v
-                    s2 <- s2 + v * v
+            for _ in lo .. hi - 1 do
+                rng.FillNormal(Span z)
+                transform l mean z x
+                let v = f x
+                s <- s + v
+                s2 <- s2 + v * v
 
-                sums[c] <- s
-                sqs[c] <- s2
-        )
+            sums[c] <- s
+            sqs[c] <- s2)
         |> ignore
 
         let n = float samples
@@ -67,21 +63,6 @@ module GaussianMonteCarlo =
             StdErr = sqrt (var / n)
             Count = samples
         }
-
-    let private primes =
-        [| 2; 3; 5; 7; 11; 13; 17; 19; 23; 29; 31; 37; 41; 43; 47; 53; 59; 61; 67; 71 |]
-
-    let private radicalInverse (b: int) (i: int) =
-        let mutable f = 1.0
-        let mutable r = 0.0
-        let mutable k = i
-
-        while k > 0 do
-            f <- f / float b
-            r <- r + f * float (k % b)
-            k <- k / b
-
-        r
 
     /// Randomised quasi-Monte Carlo: a Halton point set of size `points`, repeated with `shifts` independent
     /// Cranley-Patterson random shifts, mapped to the Gaussian by the inverse normal CDF. The standard error is the
@@ -98,7 +79,7 @@ module GaussianMonteCarlo =
         Check.intInRange "points" 1 Int32.MaxValue points
         Check.intInRange "shifts" 2 10_000 shifts
         let d = mean.Length
-        Check.intInRange "dimension" 1 primes.Length d
+        Check.intInRange "dimension" 1 Halton.primes.Length d
         Check.that "mean" (d = Array2D.length1 cov) "mean and cov must have matching sizes."
         let l = Linalg.psdFactor "cov" cov
         let rng = Rng(seed, 7919)
@@ -118,7 +99,7 @@ module GaussianMonteCarlo =
 
                 for i in 1..points do
                     for j in 0 .. d - 1 do
-                        let u = radicalInverse primes[j] i + shiftVecs[r][j]
+                        let u = Halton.radicalInverse Halton.primes[j] i + shiftVecs[r][j]
                         let u = (if u >= 1.0 then u - 1.0 else u) |> max 1e-16 |> min (1.0 - 1e-16)
                         z[j] <- MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, u)
 

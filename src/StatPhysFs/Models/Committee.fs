@@ -215,55 +215,11 @@ module Committee =
 
     /// Halton points in dimension n mapped to N(0, I) (scrambling-free, fixed: common random numbers).
     let private haltonNormal (n: int) (count: int) =
-        let primes =
-            [|
-                2
-                3
-                5
-                7
-                11
-                13
-                17
-                19
-                23
-                29
-                31
-                37
-                41
-                43
-                47
-                53
-                59
-                61
-                67
-                71
-                73
-                79
-                83
-                89
-                97
-                101
-                103
-                107
-                109
-                113
-            |]
-
-        Check.intInRange "K + M (sampled integrals)" 1 primes.Length n
+        Check.intInRange "K + M (sampled integrals)" 1 Halton.primes.Length n
 
         Array.init count (fun i ->
-            Array.init n (fun j ->
-                let b = primes[j]
-                let mutable f = 1.0
-                let mutable r = 0.0
-                let mutable m = i + 1
-
-                while m > 0 do
-                    f <- f / float b
-                    r <- r + f * float (m % b)
-                    m <- m / b
-
-                MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, r)))
+            Halton.point n (i + 1)
+            |> Array.map (fun u -> MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, u)))
 
     /// Number of quasi-Monte Carlo points of the sampled path.
     let mutable sampledPoints = 1 <<< 15

@@ -192,53 +192,7 @@ module CommitteeAnalysis =
             lo <- lo / 2.0
             glo <- growth lo
 
-        Check.that "lo" (glo < 0.0) "growth must be negative at lo."
-        Check.that "hi" (ghi > 0.0) "growth must be positive at hi."
-        let mutable i = 0
-        let mutable side = 0
-
-        while i < 100 && hi - lo > 1e-13 * hi do
-            let width = hi - lo
-            let secant = (lo * ghi - hi * glo) / (ghi - glo)
-
-            let m =
-                if secant > lo && secant < hi then
-                    secant
-                else
-                    0.5 * (lo + hi)
-
-            let gm = growth m
-
-            if gm < 0.0 then
-                lo <- m
-                glo <- gm
-                // Illinois: the retained end's value is halved when the same end survives twice.
-                if side = -1 then ghi <- 0.5 * ghi
-                side <- -1
-            else
-                hi <- m
-                ghi <- gm
-                if side = 1 then glo <- 0.5 * glo
-                side <- 1
-
-            // Guard: a step that kept more than half the bracket is followed by a bisection.
-            if hi - lo > 0.5 * width && hi - lo > 1e-13 * hi then
-                let b = 0.5 * (lo + hi)
-                let gb = growth b
-
-                if gb < 0.0 then
-                    lo <- b
-                    glo <- gb
-                else
-                    hi <- b
-                    ghi <- gb
-
-                side <- 0
-
-            i <- i + 1
-            progress (float i / 12.0)
-
-        0.5 * (lo + hi)
+        RootFinding.illinois 1e-13 (fun i -> progress (float i / 12.0)) growth (lo, glo) (hi, ghi)
 
     // eta_opt by golden-section search of the decay rate on (1e-3 eta_max, eta_max), one evaluation per step,
     // to 1e-9 relative. The optimum usually sits where two eigenvalues collide (a kink, a defective eigenvalue), so

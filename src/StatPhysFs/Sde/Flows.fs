@@ -77,7 +77,7 @@ module SdeSettings =
 [<RequireQualifiedAccess>]
 module Flows =
     let internal steps (s: SdeSettings) =
-        int (Math.Floor(s.Horizon / s.Eta + 1e-9))
+        Steps.count "horizon" s.Horizon "eta" s.Eta
 
     /// Paths in parallel, path r drawing from the stream (Seed, r): the same numbers at any thread count.
     let internal monteCarlo
@@ -88,19 +88,11 @@ module Flows =
         =
         let values = Array.init observables.Length (fun _ -> Array.zeroCreate s.Paths)
 
-        let po =
-            ParallelOptions(MaxDegreeOfParallelism = s.MaxParallelism, CancellationToken = s.CancellationToken)
+        Ensemble.sample s.MaxParallelism s.CancellationToken s.Seed (stream * 100_000_000) s.Paths (fun r rng ->
+            let xs = runPath rng
 
-        Parallel.For(
-            0,
-            s.Paths,
-            po,
-            fun r ->
-                let xs = runPath (Rng(s.Seed, stream * 100_000_000 + r))
-
-                for o in 0 .. observables.Length - 1 do
-                    values[o][r] <- observables[o] xs
-        )
+            for o in 0 .. observables.Length - 1 do
+                values[o][r] <- observables[o] xs)
         |> ignore
 
         values |> Array.map Stats.estimate
@@ -132,24 +124,8 @@ module Flows =
             let xs = x0 |> Array.map Array.copy
             let g = Array.zeroCreate d
             let acc = Array.init xs.Length (fun _ -> Array.zeroCreate d)
-            let perm = Array.init n id
-            let mutable cursor = n
-
-            let next () =
-                match sampling with
-                | WithReplacement -> min (n - 1) (int (rng.NextDouble() * float n))
-                | WithoutReplacement ->
-                    if cursor >= n then
-                        for i in n - 1 .. -1 .. 1 do
-                            let j = min i (int (rng.NextDouble() * float (i + 1)))
-                            let t = perm[i]
-                            perm[i] <- perm[j]
-                            perm[j] <- t
-
-                        cursor <- 0
-
-                    cursor <- cursor + 1
-                    perm[cursor - 1]
+            let sampler = BatchSampler(sampling, n, rng)
+            let next () = sampler.Next()
 
             for step in 1..k do
                 // A long path must stop soon after a cancellation, not at its end.
@@ -347,16 +323,7 @@ module Flows =
         let h = s.Eta / float s.SubSteps
 
         match s.Scheme with
-        | EulerRichardson ->
-            Array.map2
-                (fun (c: Estimate) (f: Estimate) ->
-                    {
-                        Mean = 2.0 * f.Mean - c.Mean
-                        StdErr = sqrt (4.0 * f.StdErr * f.StdErr + c.StdErr * c.StdErr)
-                        Count = c.Count + f.Count
-                    })
-                (run 1 h k)
-                (run 2 (h / 2.0) (2 * k))
+        | EulerRichardson -> Array.map2 Richardson.ofEstimates (run 1 h k) (run 2 (h / 2.0) (2 * k))
         | _ -> run 1 h k
 
     /// Monte Carlo of an SDE model at the horizon: E[observable] with standard errors. EulerRichardson combines

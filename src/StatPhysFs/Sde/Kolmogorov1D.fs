@@ -79,7 +79,7 @@ module Kolmogorov1D =
 
             Linalg.ofArray2D a
 
-        let k = int (Math.Floor(horizon / eta + 1e-9))
+        let k = Steps.count "horizon" horizon "eta" eta
 
         let mutable u =
             MathNet.Numerics.LinearAlgebra.Vector<float>.Build.DenseOfArray(nodes |> Array.map phi)
@@ -130,7 +130,7 @@ module Kolmogorov1D =
 
         let dM = Linalg.ofArray2D d
         let d2 = dM * dM
-        let t = Math.Floor(horizon / eta + 1e-9) * eta
+        let t = float (Steps.count "horizon" horizon "eta" eta) * eta
 
         let l =
             Array2D.init nn nn (fun i j ->

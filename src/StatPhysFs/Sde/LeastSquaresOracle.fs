@@ -82,7 +82,7 @@ module LeastSquaresOracle =
         let st = setup ridge a y
         let mp = x0.Length
         let md = mp * st.D
-        let k = int (Math.Floor(horizon / eta + 1e-9))
+        let k = Steps.count "horizon" horizon "eta" eta
         let mutable mean, second = initial x0
         // T_i = I - eta A^_i, e_i = eta (a_i y_i stacked).
         let ts =
@@ -201,7 +201,7 @@ module LeastSquaresOracle =
         (x0: float[][])
         =
         let st, md, aZ, cZ, bs, es, noise = affine model ridge a y eta x0
-        let k = int (Math.Floor(horizon / eta + 1e-9))
+        let k = Steps.count "horizon" horizon "eta" eta
         let build = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build
         let vb = MathNet.Numerics.LinearAlgebra.Vector<float>.Build
         let aM = Linalg.ofArray2D aZ
@@ -247,7 +247,9 @@ module LeastSquaresOracle =
             | EulerRichardson ->
                 let m1, s1 = run false h n
                 let m2, s2 = run false (h / 2.0) (2 * n)
-                Array.map2 (fun u v -> 2.0 * v - u) m1 m2, Array2D.init md md (fun p q -> 2.0 * s2[p, q] - s1[p, q])
+
+                Array.map2 (Richardson.extrapolate 1) m1 m2,
+                Array2D.init md md (fun p q -> Richardson.extrapolate 1 s1[p, q] s2[p, q])
 
         {
             Points = x0.Length
@@ -311,7 +313,7 @@ module LeastSquaresOracle =
 
                         l[row, one] <- l[row, one] + w * e[p] * e[q]
 
-        let k = int (Math.Floor(horizon / eta + 1e-9))
+        let k = Steps.count "horizon" horizon "eta" eta
         let t = float k * eta
         let prop = Linalg.expm (Array2D.map (fun v -> v * t) l)
         let z0, s0 = initial x0

@@ -1,8 +1,6 @@
 namespace StatPhysFs.Simulation
 
 open System
-open System.Threading
-open System.Threading.Tasks
 open StatPhysFs
 
 /// Finite-dimension settings shared by the simulators.
@@ -39,20 +37,10 @@ module SimulationOptions =
         Check.positive "divergence bound" o.DivergenceBound
         Check.positiveInt "max parallelism" o.MaxParallelism
 
-/// Runs independent seeds in parallel with shared progress. Run r draws from the stream (Seed, r), so the numbers do
-/// not depend on the number of threads.
-[<RequireQualifiedAccess>]
-module Seeds =
-    /// `runOne run tick` simulates run `run`, calling `tick n` after each n SGD steps; `progress` receives the fraction
-    /// of all steps done (total = seeds * last time * d).
-    let run
-        (o: SimulationOptions)
-        (progress: float -> unit)
-        (ct: CancellationToken)
-        (times: float[])
-        (runOne: int -> (int64 -> unit) -> 'r)
-        =
-        SimulationOptions.validate o
+    /// Validates the options and the observation times and returns the SGD steps of all seeds together (seeds times
+    /// last time times d), the `totalWork` of `Ensemble.run` when each run ticks its steps.
+    let work (o: SimulationOptions) (times: float[]) =
+        validate o
 
         Check.that
             "times"
@@ -61,23 +49,4 @@ module Seeds =
              && Array.forall2 (<) times[.. times.Length - 2] times[1..])
             "times must be non-negative and strictly increasing."
 
-        let total =
-            float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
-
-        let mutable done' = 0L
-        let gate = obj ()
-
-        // Every run reports its steps through `tick`: checking the token here bounds the latency of a cancellation
-        // by one reporting interval (a few SGD steps), not by a whole seed.
-        let tick (n: int64) =
-            ct.ThrowIfCancellationRequested()
-            let f = float (Interlocked.Add(&done', n)) / total
-            lock gate (fun () -> progress (min 1.0 f))
-
-        let results = Array.zeroCreate o.Seeds
-
-        let po =
-            ParallelOptions(MaxDegreeOfParallelism = o.MaxParallelism, CancellationToken = ct)
-
-        Parallel.For(0, o.Seeds, po, fun r -> results[r] <- runOne r tick) |> ignore
-        results
+        float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0

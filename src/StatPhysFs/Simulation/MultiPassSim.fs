@@ -5,13 +5,6 @@ open System.Threading
 open StatPhysFs
 open StatPhysFs.Dmft
 
-/// How real mini-batch SGD draws its batches.
-type BatchSampling =
-    /// B independent uniform indices per step.
-    | WithReplacement
-    /// Epochs of a fresh random permutation cut into consecutive batches.
-    | WithoutReplacement
-
 /// Which finite-d process a multi-pass simulation runs.
 type MultiPassProcess =
     /// The SGF of dmft-sgf.md section 3.1 (Euler-Maruyama, one Brownian motion per sample, step Dt).
@@ -204,28 +197,11 @@ module MultiPassSim =
             Check.that "tau" (p.Tau > 0.0) "real SGD needs tau = eta/B > 0 (tau = 0 is gradient flow: use the SGF)."
             let eta = p.Tau * float batch
             let shrink = 1.0 - eta * p.Ridge / float d
-            let perm = Array.init n id
-            let mutable cursor = n
+            let sampler = BatchSampler(sampling, n, rng)
             let ri = Array.zeroCreate m
             let mutable steps = 0L
             let mutable k = 0
-
-            let nextIndex () =
-                match sampling with
-                | WithReplacement -> int (rng.NextDouble() * float n) |> min (n - 1)
-                | WithoutReplacement ->
-                    if cursor >= n then
-                        // Fisher-Yates: a fresh epoch.
-                        for i in n - 1 .. -1 .. 1 do
-                            let j = int (rng.NextDouble() * float (i + 1)) |> min i
-                            let t = perm[i]
-                            perm[i] <- perm[j]
-                            perm[j] <- t
-
-                        cursor <- 0
-
-                    cursor <- cursor + 1
-                    perm[cursor - 1]
+            let nextIndex () = sampler.Next()
 
             let grads = Array.init batch (fun _ -> Array.zeroCreate m)
             let idx = Array.zeroCreate batch
@@ -295,8 +271,10 @@ module MultiPassSim =
         let times = Array.init (p.Steps + 1) (fun k -> float k * p.Dt)
 
         let outs =
-            Seeds.run o progress ct (if times.Length > 1 then times else [| 0.0; 1.0 |]) (fun r tick ->
-                runOne o p proc r tick)
+            let work =
+                SimulationOptions.work o (if times.Length > 1 then times else [| 0.0; 1.0 |])
+
+            Ensemble.run o.MaxParallelism ct progress work o.Seeds (fun r tick -> runOne o p proc r tick)
 
         let m, ms = DmftProblem.widths p
         let points = times.Length

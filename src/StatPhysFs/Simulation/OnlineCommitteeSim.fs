@@ -217,7 +217,8 @@ module OnlineCommitteeSim =
         Committee.validate p
 
         let results =
-            Seeds.run o progress ct times (fun r tick -> runOne p schedule s0 o times r ct tick)
+            Ensemble.run o.MaxParallelism ct progress (SimulationOptions.work o times) o.Seeds (fun r tick ->
+                runOne p schedule s0 o times r ct tick)
 
         let series (f: CommitteeState -> float) =
             results

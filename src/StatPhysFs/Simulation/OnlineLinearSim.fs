@@ -133,7 +133,8 @@ module OnlineLinearSim =
         OnlineLinear.validate p
 
         let results =
-            Seeds.run o progress ct times (fun r tick -> runOne p o times r ct tick)
+            Ensemble.run o.MaxParallelism ct progress (SimulationOptions.work o times) o.Seeds (fun r tick ->
+                runOne p o times r ct tick)
 
         let ms = results |> Array.map (fun (m, _, _) -> m)
         let qs = results |> Array.map (fun (_, q, _) -> q)

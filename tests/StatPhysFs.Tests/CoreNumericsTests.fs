@@ -1,0 +1,271 @@
+module StatPhysFs.Tests.CoreNumericsTests
+
+open System
+open System.Numerics
+open System.Threading
+open Expecto
+open StatPhysFs
+open StatPhysFs.Tests.Prop
+
+/// The radical inverse by its definition, in exact rational arithmetic: i = sum_k d_k b^k maps to
+/// sum_k d_k b^-(k+1), rounded once to a double at the end.
+let private radicalInverseExact (b: int) (i: int) =
+    let mutable num = BigInteger.Zero
+    let mutable den = BigInteger.One
+    let mutable k = i
+
+    while k > 0 do
+        num <- num * BigInteger b + BigInteger(k % b)
+        den <- den * BigInteger b
+        k <- k / b
+
+    float num / float den
+
+let private isPrime n =
+    n >= 2 && Seq.forall (fun d -> n % d <> 0) (seq { 2 .. int (sqrt (float n)) })
+
+let private throwsNaming (name: string) (f: unit -> 'a) msg =
+    try
+        f () |> ignore
+        failtestf "%s: no exception" msg
+    with :? ArgumentException as e ->
+        Expect.stringContains e.Message name (sprintf "%s: the message names %s" msg name)
+
+[<Tests>]
+let tests =
+    testList
+        "core numerics"
+        [
+            testCase "Halton: radical inverses equal the digit-mirror definition (exact rationals), bases are primes"
+            <| fun () ->
+                // Hand values: 6 = 110_2 -> 0.011_2 = 3/8; 5 = 12_3 -> 0.21_3 = 7/9; 0 -> 0.
+                Expect.equal (Halton.radicalInverse 2 6) 0.375 "phi_2(6)"
+                expectClose 1e-15 (Halton.radicalInverse 3 5) (7.0 / 9.0) "phi_3(5)"
+                Expect.equal (Halton.radicalInverse 7 0) 0.0 "phi_b(0)"
+
+                for b in Halton.primes do
+                    for i in [ 1..200 ] @ [ 4095; 65_537; 1 <<< 20; Int32.MaxValue ] do
+                        expectClose
+                            1e-15
+                            (Halton.radicalInverse b i)
+                            (radicalInverseExact b i)
+                            (sprintf "b=%d i=%d" b i)
+
+                Expect.equal Halton.primes.Length 30 "30 bases"
+                Expect.isTrue (Array.forall isPrime Halton.primes) "every base is prime"
+
+                Expect.equal
+                    (Array.toList Halton.primes)
+                    ([ 2..113 ] |> List.filter isPrime)
+                    "the first 30 primes, in order"
+
+                let p = Halton.point 5 123
+                Expect.equal p (Array.init 5 (fun j -> Halton.radicalInverse Halton.primes[j] 123)) "point = inverses"
+                throwsNaming "dimension" (fun () -> Halton.point 31 1) "dimension 31"
+
+            testCase "Halton: equidistributed, the integral of x y z over the cube to O(log^3 N / N)"
+            <| fun () ->
+                let n = 20_000
+
+                let s =
+                    Seq.sum (seq { for i in 1..n -> Array.fold (*) 1.0 (Halton.point 3 i) })
+                    / float n
+                // Koksma-Hlawka: error <= V(f) D*_N, D*_N ~ (log N)^3 / N ~ 5e-2 at worst; observed far smaller.
+                Expect.isLessThan (abs (s - 0.125)) 1e-3 "E[x y z] = 1/8"
+
+            testCase "Brent (MathNet): closed-form roots, None without a sign change"
+            <| fun () ->
+                expectClose 1e-12 (RootFinding.tryBrent 1e-14 (fun x -> x * x - 2.0) 0.0 2.0).Value (sqrt 2.0) "sqrt 2"
+                expectClose 1e-12 (RootFinding.tryBrent 1e-14 (fun x -> exp x - 3.0) -5.0 5.0).Value (log 3.0) "ln 3"
+                expectClose 1e-12 (RootFinding.tryBrent 1e-14 cos 0.0 3.0).Value (Math.PI / 2.0) "pi/2"
+                Expect.isNone (RootFinding.tryBrent 1e-12 (fun x -> x * x + 1.0) -1.0 1.0) "x^2 + 1 has no root"
+                throwsNaming "hi" (fun () -> RootFinding.tryBrent 1e-12 id 1.0 0.0) "hi < lo"
+
+            testCase "Illinois: closed-form roots to 1e-13 in fewer evaluations than bisection; bad brackets named"
+            <| fun () ->
+                let mutable evals = 0
+
+                let f x =
+                    evals <- evals + 1
+                    x * x * x - 2.0
+
+                let r = RootFinding.illinois 1e-13 ignore f (0.5, f 0.5) (4.0, f 4.0)
+                expectClose 1e-13 r (Math.Cbrt 2.0) "cbrt 2"
+                // Bisection from width 3.5 to 1e-13 takes 45 halvings.
+                Expect.isLessThan evals 30 (sprintf "evaluations %d" evals)
+                // Steep and flat: tanh(20 (x - 0.3)) - crossing at 0.3.
+                let g x = tanh (20.0 * (x - 0.3))
+                expectClose 1e-12 (RootFinding.illinois 1e-13 ignore g (0.0, g 0.0) (1.0, g 1.0)) 0.3 "tanh root"
+                let mutable last = 0
+
+                RootFinding.illinois 1e-13 (fun i -> last <- i) g (0.0, g 0.0) (1.0, g 1.0)
+                |> ignore
+
+                Expect.isGreaterThan last 0 "iterations reported"
+                throwsNaming "lo" (fun () -> RootFinding.illinois 1e-13 ignore f (2.0, f 2.0) (4.0, f 4.0)) "f(lo) > 0"
+                throwsNaming "hi" (fun () -> RootFinding.illinois 1e-13 ignore f (0.0, f 0.0) (1.0, f 1.0)) "f(hi) < 0"
+
+            testCase "Newton: a 2-D system with a closed-form root; None where there is no root"
+            <| fun () ->
+                // x^2 + y^2 = 4, x = y: (sqrt 2, sqrt 2).
+                let f (v: float[]) (fv: float[]) =
+                    fv[0] <- v[0] * v[0] + v[1] * v[1] - 4.0
+                    fv[1] <- v[0] - v[1]
+
+                let r = (RootFinding.newton 1e-12 f [| 1.0; 0.5 |]).Value
+                expectClose 1e-12 r[0] (sqrt 2.0) "x"
+                expectClose 1e-12 r[1] (sqrt 2.0) "y"
+                // x^2 + 1 = 0 has no real root: the damped iteration cannot reduce |f| below 1.
+                let h (v: float[]) (fv: float[]) = fv[0] <- v[0] * v[0] + 1.0
+                Expect.isNone (RootFinding.newton 1e-12 h [| 0.7 |]) "no root"
+
+            testCase "finite-difference Jacobian against the analytic one"
+            <| fun () ->
+                let f (v: float[]) (fv: float[]) =
+                    fv[0] <- v[0] * v[0] * v[1]
+                    fv[1] <- sin v[0] + v[1] * v[1] * v[1]
+
+                let x, y = 0.7, -1.3
+                let j = FiniteDifferences.jacobian ignore f [| x; y |]
+                let exact = array2D [ [ 2.0 * x * y; x * x ]; [ cos x; 3.0 * y * y ] ]
+
+                for r in 0..1 do
+                    for c in 0..1 do
+                        expectClose 1e-9 j[r, c] exact[r, c] (sprintf "J[%d,%d]" r c)
+
+            testCase "Richardson: order p removes the h^p term (slopes 2 and 4 on known expansions)"
+            <| fun () ->
+                // v(h) = (e^h - 1)/h = 1 + h/2 + h^2/6 + ...: one step leaves h^2 terms, error(h)/error(h/2) -> 4.
+                let v h = (exp h - 1.0) / h
+
+                let e1 h =
+                    abs (Richardson.extrapolate 1 (v h) (v (h / 2.0)) - 1.0)
+
+                expectClose 0.05 (log (e1 0.1 / e1 0.05) / log 2.0) 2.0 "order-1 combination: second order"
+                // w(h) = sin(h)/h = 1 - h^2/6 + h^4/120: even powers only, so order 2 leaves h^4 terms.
+                let w h = sin h / h
+
+                let e2 h =
+                    abs (Richardson.extrapolate 2 (w h) (w (h / 2.0)) - 1.0)
+
+                expectClose 0.05 (log (e2 0.4 / e2 0.2) / log 2.0) 4.0 "order-2 combination: fourth order"
+                // Exactly 2 F - C at order 1 (the same arithmetic as the callers had).
+                Expect.equal (Richardson.extrapolate 1 0.3 0.7) (2.0 * 0.7 - 0.3) "2 F - C bitwise"
+
+            testCase "Richardson: the standard error of 2 F - C matches the spread of simulated independent estimates"
+            <| fun () ->
+                let rng = Rng(5, 3)
+                let sc, sf = 0.4, 0.3
+                let n = 200_000
+                let xs = Array.init n (fun _ -> 2.0 * sf * rng.NextNormal() - sc * rng.NextNormal())
+                let sd = sqrt (Array.averageBy (fun x -> x * x) xs)
+                // The sample sd has relative error 1/sqrt(2n) = 1.6e-3; 5 of them.
+                expectClose 8e-3 sd (Richardson.stdErr sc sf) "sd of 2F - C"
+
+                let e =
+                    Richardson.ofEstimates
+                        { Mean = 1.0; StdErr = sc; Count = 10 }
+                        { Mean = 2.0; StdErr = sf; Count = 20 }
+
+                Expect.equal (e.Mean, e.Count) (3.0, 30) "mean 2F - C, count of both"
+
+            testCase "step counts: whole multiples survive roundoff; zero and overflow are named errors"
+            <| fun () ->
+                // 0.3 / 0.1 = 2.9999999999999996 and 0.7 / 0.1 = 6.999999999999999 in doubles.
+                Expect.equal (Steps.count "horizon" 0.3 "eta" 0.1) 3 "0.3 / 0.1"
+                Expect.equal (Steps.count "horizon" 0.7 "eta" 0.1) 7 "0.7 / 0.1"
+                Expect.equal (Steps.count "horizon" 1.0 "eta" 0.3) 3 "floor, not round: 3.33"
+                Expect.equal (Steps.count "horizon" 1.0 "eta" 0.4) 2 "floor, not round: 2.5"
+                Expect.equal (Steps.count "horizon" 1.0 "eta" 1.0) 1 "one step"
+                Expect.equal (Steps.count "t" (float Int32.MaxValue) "dt" 1.0) Int32.MaxValue "int max fits"
+                throwsNaming "horizon" (fun () -> Steps.count "horizon" 0.5 "eta" 1.0) "horizon < eta"
+                throwsNaming "eta" (fun () -> Steps.count "horizon" 0.5 "eta" 1.0) "message names eta too"
+                throwsNaming "t-end" (fun () -> Steps.count "t-end" 1e10 "dt" 1e-3) "1e13 steps"
+                throwsNaming "dt" (fun () -> Steps.count "t-end" 1.0 "dt" 0.0) "dt = 0"
+                throwsNaming "t-end" (fun () -> Steps.count "t-end" nan "dt" 0.1) "NaN horizon"
+
+            testCase "ensemble: the same numbers at 1, 2 and 4 threads; member i draws from Rng(seed, i)"
+            <| fun () ->
+                let member' i (tick: int64 -> unit) =
+                    let rng = Rng(9, i)
+                    let mutable s = 0.0
+
+                    for k in 1..1000 do
+                        s <- s + rng.NextNormal()
+
+                        if k % 100 = 0 then
+                            tick 100L
+
+                    s
+
+                let at p =
+                    Ensemble.run p CancellationToken.None ignore 16000.0 16 member'
+
+                let one = at 1
+                Expect.equal (at 2) one "2 threads"
+                Expect.equal (at 4) one "4 threads"
+                // Oracle for the streams: sequential draws, member by member.
+                let direct =
+                    Array.init 16 (fun i -> let r = Rng(9, i) in Seq.sum (seq { for _ in 1..1000 -> r.NextNormal() }))
+
+                Expect.equal one direct "streams (seed, i)"
+
+                let sampled p =
+                    Ensemble.sample p CancellationToken.None 4 1000 8 (fun i rng -> float i + rng.NextDouble())
+
+                Expect.equal (sampled 3) (sampled 1) "sample: thread count"
+                Expect.equal (sampled 1) (Array.init 8 (fun i -> float i + Rng(4, 1000 + i).NextDouble())) "offset"
+
+            testCase "ensemble: progress reaches 1; a cancelled token stops it with OperationCanceledException"
+            <| fun () ->
+                let mutable last = 0.0
+
+                Ensemble.run 2 CancellationToken.None (fun f -> last <- max last f) 40.0 4 (fun _ tick ->
+                    for _ in 1..10 do
+                        tick 1L)
+                |> ignore
+
+                Expect.equal last 1.0 "progress 1"
+                use cts = new CancellationTokenSource()
+
+                let run () =
+                    Ensemble.run 2 cts.Token ignore 1e9 8 (fun i tick ->
+                        for k in 1..1_000_000 do
+                            if i = 0 && k = 10 then
+                                cts.Cancel()
+
+                            tick 1L)
+
+                Expect.throwsT<OperationCanceledException> (run >> ignore) "cancelled mid-run"
+
+                throwsNaming
+                    "max parallelism"
+                    (fun () -> Ensemble.run 0 CancellationToken.None ignore 1.0 1 (fun _ _ -> 0))
+                    "0"
+
+            testCase "batch sampler: without replacement every epoch is a permutation; with replacement uniform"
+            <| fun () ->
+                let n = 7
+                let s = BatchSampler(WithoutReplacement, n, Rng(3, 2))
+                let firsts = Array.zeroCreate n
+
+                for _ in 1..7000 do
+                    let epoch = Array.init n (fun _ -> s.Next())
+                    Expect.equal (Array.sort epoch) (Array.init n id) "a permutation"
+                    firsts[epoch[0]] <- firsts[epoch[0]] + 1
+                // Each index opens an epoch with probability 1/7: counts 1000 +- 5 sd (sd = 30).
+                for c in firsts do
+                    Expect.isLessThan (abs (float c - 1000.0)) 150.0 "uniform first index"
+
+                let w = BatchSampler(WithReplacement, n, Rng(3, 4))
+                let counts = Array.zeroCreate n
+
+                for _ in 1..70_000 do
+                    let i = w.Next()
+                    counts[i] <- counts[i] + 1
+
+                for c in counts do
+                    Expect.isLessThan (abs (float c - 10_000.0)) 460.0 "uniform (5 sd)"
+
+                throwsNaming "n" (fun () -> BatchSampler(WithReplacement, 0, Rng(1))) "n = 0"
+        ]
