@@ -5,13 +5,6 @@ open System.Threading
 open StatPhysFs
 open StatPhysFs.Dmft
 
-/// How real mini-batch SGD draws its batches.
-type BatchSampling =
-    /// B independent uniform indices per step.
-    | WithReplacement
-    /// Epochs of a fresh random permutation cut into consecutive batches.
-    | WithoutReplacement
-
 /// Which finite-d process a multi-pass simulation runs.
 type MultiPassProcess =
     /// The SGF of dmft-sgf.md section 3.1 (Euler-Maruyama, one Brownian motion per sample, step Dt).
