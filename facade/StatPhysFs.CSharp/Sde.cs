@@ -136,6 +136,16 @@ public sealed class FiniteSumLosses
         return new(FsProblem.Custom(name, dimension, samples, gradient, loss));
     }
 
+    /// <summary>The built-in data set of <c>statphys sde</c> itself: rows a_i ~ N(0, I/d) and labels y_i ~ N(0, 1)
+    /// drawn from the seed (the arrays <see cref="BuiltInLeastSquares"/> and <see cref="SgdDiffusion.ExactLeastSquares"/>
+    /// take).</summary>
+    public static (double[][] A, double[] Y) BuiltInData(int dimension = 3, int samples = 6, int dataSeed = 7)
+    {
+        CheckBuiltIn(dimension, samples, 0);
+        var ds = FsDataSet.Gaussian(dimension, samples, dataSeed);
+        return (ds.Features, ds.Labels);
+    }
+
     /// <summary>The built-in data set of <c>statphys sde</c>: rows a_i ~ N(0, I/d), labels y_i ~ N(0, 1) from the seed,
     /// as least squares (f_i = (a_i.x - y_i)^2/2 + ridge |x|^2/2).</summary>
     public static FiniteSumLosses BuiltInLeastSquares(int dimension = 3, int samples = 6, int dataSeed = 7, double ridge = 0)
@@ -281,6 +291,28 @@ public sealed class SgdDiffusion
         _ => FsModel.NewSmf(2),
     };
 
+    /// <summary>The weak orders of GF, SME1, SMF1 and SMF2 on least squares, from the exact oracles (no Monte Carlo):
+    /// learning rates <paramref name="etas"/> (default 1/8 .. 1/256, distinct, each &lt;= horizon), the two standard
+    /// initial points x_c = 1 + 0.3 c and -0.5 (1 + 0.3 c).</summary>
+    public static WeakOrderResult WeakOrder(double[][] a, double[] y, double[]? etas = null, double horizon = 2, double ridge = 0,
+        CancellationToken cancellationToken = default)
+    {
+        var d = Guard.Rows(a, nameof(a));
+        Guard.Vector(y, a.Length, nameof(y));
+        if (etas is not null) Guard.AllFinite(etas, nameof(etas));
+        Guard.Positive(horizon, nameof(horizon));
+        if (!(double.IsFinite(ridge) && ridge >= 0))
+            throw new ArgumentOutOfRangeException(nameof(ridge), ridge, "ridge must be a finite number >= 0.");
+        var x0 = Enumerable.Range(0, 2).Select(j => Enumerable.Range(0, d).Select(c => (j == 0 ? 1.0 : -0.5) * (1 + 0.3 * c)).ToArray()).ToArray();
+        var problem = new WeakOrderProblem(a, y, ridge, etas ?? new[] { 1.0 / 8, 1.0 / 16, 1.0 / 32, 1.0 / 64, 1.0 / 128, 1.0 / 256 },
+            horizon, x0);
+        var settings = new WeakOrderSettings(3,
+            new RunControl(cancellationToken, FSharpOption<FSharpFunc<double, Unit>>.None, long.MaxValue, double.PositiveInfinity));
+        var s = Guard.Run(() => StatPhysFs.Sde.WeakOrder.Solve(settings, problem), cancellationToken);
+        return new(s.Etas, s.Errors.ToDictionary(t => t.Item1, t => t.Item2), s.Slopes.ToDictionary(t => t.Item1, t => t.Item2),
+            StatusConversion.Of(s.Status).Status);
+    }
+
     /// <summary>Exact moments for least squares (no Monte Carlo): tr E[x x^T] of the first point and, with two points,
     /// E|x - y|^2, for SGD (exact recursion) or a model (moment ODE by the matrix exponential).</summary>
     public static (double TraceSecondMoment, double? TwoPointDistance) ExactLeastSquares(SdeKind? model, double[][] a, double[] y,
@@ -299,6 +331,12 @@ public sealed class SgdDiffusion
         return (m.TraceSecond(0), initialPoints.Length > 1 ? m.TwoPoint(0, 1) : null);
     }
 }
+
+/// <summary>A weak-order study on the exact least-squares oracles: |E phi(SGD) - E phi(model)| at the horizon per
+/// learning rate (gf_one_point, sme1_one_point, smf1_one_point, smf2_one_point, smf1_two_point, smf2_two_point) and
+/// the log-log slopes over the finest three learning rates.</summary>
+public sealed record WeakOrderResult(double[] Etas, IReadOnlyDictionary<string, double[]> Errors,
+    IReadOnlyDictionary<string, double> Slopes, SolveStatus Status);
 
 /// <summary>Closed-form oracles of sme-smf.md section 6 for quadratic problems.</summary>
 public static class QuadraticOracles
