@@ -54,16 +54,30 @@ let private errorOf (text: string) (read: DataSet -> unit) =
             Expect.stringContains m path "the message names the file"
             m.Replace(path, "FILE"))
 
-let private settings = { SdeSettings.defaults with Paths = 4000; Seed = 3 }
+let private settings =
+    { SdeSettings.defaults with
+        Paths = 4000
+        Seed = 3
+    }
+
 let private eta, horizon = 0.1, 1.0
 
 let private x0 = [| [| 1.0; -0.5; 0.3 |]; [| -0.4; 0.8; 0.1 |] |]
 
 let private observables =
     [
-        { Name = "tr"; Value = fun (xs: float[][]) -> xs[0] |> Array.sumBy (fun v -> v * v) }
-        { Name = "x1"; Value = fun (xs: float[][]) -> xs[0][0] }
-        { Name = "two-point"; Value = fun (xs: float[][]) -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum }
+        {
+            Name = "tr"
+            Value = fun (xs: float[][]) -> xs[0] |> Array.sumBy (fun v -> v * v)
+        }
+        {
+            Name = "x1"
+            Value = fun (xs: float[][]) -> xs[0][0]
+        }
+        {
+            Name = "two-point"
+            Value = fun (xs: float[][]) -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum
+        }
     ]
 
 /// SGD with replacement through `Flows.solve`: the estimates at the horizon.

@@ -10,7 +10,13 @@ open StatPhysFs.Simulation
 open StatPhysFs.Tests.Prop
 
 /// Monte Carlo through `Flows.solve`: the estimates of `obs` at floor(tEnd/eta) eta (batch 1), checked to complete.
-let private mc (s: SdeSettings, eta: float, tEnd: float) (proc: SdeProcess) (data: SdeData) x0 (obs: (float[][] -> float)[]) =
+let private mc
+    (s: SdeSettings, eta: float, tEnd: float)
+    (proc: SdeProcess)
+    (data: SdeData)
+    x0
+    (obs: (float[][] -> float)[])
+    =
     let sol =
         Flows.solve
             s
@@ -154,7 +160,12 @@ let sde =
                 let p = FiniteSumProblem.leastSquares 0.0 a y
                 let eta = 0.1
 
-                let s = { SdeSettings.defaults with Paths = 8000 }, eta, 2.0
+                let s =
+                    { SdeSettings.defaults with
+                        Paths = 8000
+                    },
+                    eta,
+                    2.0
 
                 let obs =
                     [|
@@ -389,7 +400,9 @@ let meanField =
 
                 let variance (e: Estimate) = e.StdErr * e.StdErr * float e.Count
                 let sgd = mc (settings 0.1 EulerMaruyama 1) sgdWith data [| x0 |] obs
-                let smf = mc (settings 0.1 EulerRichardson 2) (SdeProcess.Diffusion(Smf 2)) data [| x0 |] obs
+
+                let smf =
+                    mc (settings 0.1 EulerRichardson 2) (SdeProcess.Diffusion(Smf 2)) data [| x0 |] obs
 
                 for o in 0 .. obs.Length - 1 do
                     let se = sqrt (sgd[o].StdErr ** 2.0 + smf[o].StdErr ** 2.0)
@@ -406,7 +419,8 @@ let meanField =
                     let r = (variance sgd2[o] / 0.2) / (variance sgd[o] / 0.1)
                     Expect.isTrue (r > 0.75 && r < 1.33) (sprintf "Var/eta ratio %g for observable %d" r o)
                 // SMF variance matches SGD's (relative O(eta)); noise independent per particle is ~N times smaller.
-                let smfEm = mc (settings 0.1 EulerMaruyama 4) (SdeProcess.Diffusion(Smf 2)) data [| x0 |] obs
+                let smfEm =
+                    mc (settings 0.1 EulerMaruyama 4) (SdeProcess.Diffusion(Smf 2)) data [| x0 |] obs
 
                 let indep =
                     mc (settings 0.1 EulerMaruyama 4) (SdeProcess.Diffusion(SmfPerBlock(2, 3))) data [| x0 |] obs
@@ -574,12 +588,16 @@ let online =
                 (fun (xs: float[][]) -> Array.fold2 (fun acc l x -> acc + l * x * x) 0.0 lambdas xs[0])
             |]
 
-        let s = { SdeSettings.defaults with Paths = 8000 }
+        let s =
+            { SdeSettings.defaults with
+                Paths = 8000
+            }
 
         let sgd = (mc (s, 0.1, 2.0) sgdWith (SdeData.Online p) x0 obs)[0]
 
         let smf =
             (mc ({ s with FreshSamplesPerStep = 4 }, 0.1, 2.0) (SdeProcess.Diffusion(Smf 2)) (SdeData.Online p) x0 obs)[0]
+
         let p0 = [| 1.0; 1.0; 1.0; 1.0 |]
 
         let eSgd =
@@ -619,10 +637,18 @@ let smeTwoPoint =
         let errs =
             etas
             |> Array.map (fun eta ->
-                let s = { SdeSettings.defaults with Paths = 10000 }, eta, 1.0
+                let s =
+                    { SdeSettings.defaults with
+                        Paths = 10000
+                    },
+                    eta,
+                    1.0
 
                 let exact = (LeastSquaresOracle.sgd 0.0 a y eta 1.0 x0).TwoPoint(0, 1)
-                let sme = (mc s (SdeProcess.Diffusion(Sme(2, true))) (SdeData.FiniteSum p) x0 dist)[0]
+
+                let sme =
+                    (mc s (SdeProcess.Diffusion(Sme(2, true))) (SdeData.FiniteSum p) x0 dist)[0]
+
                 let e = abs (exact - sme.Mean)
                 Expect.isGreaterThan e (5.0 * sme.StdErr) (sprintf "eta %g: error %g vs s.e. %g" eta e sme.StdErr)
                 e)
@@ -749,7 +775,14 @@ let divergence =
             let l = 1.0
             let p = FiniteSumProblem.leastSquares 0.0 [| [| sqrt l |] |] [| 0.0 |]
             let x0 = [| [| 1.0 |] |]
-            let obs = [ { Name = "x"; Value = fun (xs: float[][]) -> xs[0][0] } ]
+
+            let obs =
+                [
+                    {
+                        Name = "x"
+                        Value = fun (xs: float[][]) -> xs[0][0]
+                    }
+                ]
 
             let firstExceedance (c: float) =
                 let mutable k = 1

@@ -192,7 +192,8 @@ module DataSet =
         let y = Array.init samples (fun _ -> rng.NextNormal())
 
         let bytes =
-            Array.append (Array.concat rows) y |> Array.collect (fun (v: float) -> BitConverter.GetBytes v)
+            Array.append (Array.concat rows) y
+            |> Array.collect (fun (v: float) -> BitConverter.GetBytes v)
 
         {
             Source = sprintf "built-in Gaussian data (d = %d, n = %d, seed %d)" dim samples seed
@@ -208,7 +209,10 @@ module DataSet =
     [<CompiledName("LogisticBySign")>]
     let logisticBySign (ridge: float) (d: DataSet) =
         let c =
-            Array.map2 (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v)) d.Features d.Labels
+            Array.map2
+                (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v))
+                d.Features
+                d.Labels
 
         FiniteSumProblem.logistic (Array.create d.Rows ridge) c
 

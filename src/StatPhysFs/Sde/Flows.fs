@@ -407,7 +407,15 @@ module Flows =
             if stopped then None else Some xs
 
     /// The online SMF of the given order with `fresh` fresh samples per step for the noise (Euler step h).
-    let private onlineSmfPath (run: Run) (order: int) (fresh: int) (p: OnlineProblem) (x0: float[][]) (h: float) (nSteps: int) =
+    let private onlineSmfPath
+        (run: Run)
+        (order: int)
+        (fresh: int)
+        (p: OnlineProblem)
+        (x0: float[][])
+        (h: float)
+        (nSteps: int)
+        =
         fun (rng: Rng) (stop: float -> float[][] -> bool) ->
             let d = p.Dim
             let xs = x0 |> Array.map Array.copy
@@ -744,12 +752,7 @@ module Flows =
                         "a path's state became non-finite"
 
                 RunStatus.Diverged(t, reason),
-                Array.init obs.Length (fun _ ->
-                    {
-                        Mean = nan
-                        StdErr = nan
-                        Count = 0
-                    }),
+                Array.init obs.Length (fun _ -> { Mean = nan; StdErr = nan; Count = 0 }),
                 w
             | None, Some e -> RunStatus.Completed, e, worst
             | None, None -> failwith "unreachable: a path stopped without a divergence"

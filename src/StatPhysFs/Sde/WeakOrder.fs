@@ -47,8 +47,7 @@ type WeakOrderSolution =
         member s.Status = s.Status
 
         member s.Observables =
-            s.Errors
-            |> List.map (fun (n, e) -> { Name = n; Values = e; StdErr = None })
+            s.Errors |> List.map (fun (n, e) -> { Name = n; Values = e; StdErr = None })
 
 [<RequireQualifiedAccess>]
 module WeakOrderProblem =
@@ -104,7 +103,11 @@ module WeakOrderProblem =
 [<RequireQualifiedAccess>]
 module WeakOrder =
     [<CompiledName("Defaults")>]
-    let defaults = { FitPoints = 3; Control = RunControl.defaults }
+    let defaults =
+        {
+            FitPoints = 3
+            Control = RunControl.defaults
+        }
 
     /// The exact weak errors of GF, SME1, SMF1 and SMF2 against SGD at every eta, and their fitted slopes
     /// (expected: GF, SME1, SMF1 1; SMF2 2).
@@ -113,7 +116,10 @@ module WeakOrder =
         WeakOrderProblem.validate problem
         let etas = problem.Etas
         Check.intInRange "fitPoints" 2 etas.Length settings.FitPoints
-        let a, y, ridge, horizon, x0 = problem.Features, problem.Labels, problem.Ridge, problem.TEnd, problem.InitialPoints
+
+        let a, y, ridge, horizon, x0 =
+            problem.Features, problem.Labels, problem.Ridge, problem.TEnd, problem.InitialPoints
+
         let ct = settings.Control.CancellationToken
         let sw = Diagnostics.Stopwatch.StartNew()
 
