@@ -795,19 +795,22 @@ let sde () =
 
         let s =
             { Sde.SdeSettings.defaults with
-                Eta = 0.05
-                Horizon = 1.0
                 Paths = paths
                 SubSteps = 1
                 Scheme = Sde.EulerMaruyama
             }
 
-        let obs = [| (fun (xs: float[][]) -> xs[0][0]) |]
+        let obs: Sde.PointObservable list =
+            [ { Name = "x1"; Value = fun (xs: float[][]) -> xs[0][0] } ]
+
         let steps = float paths * 20.0
-        let tSgd = time 3 (fun () -> Sde.Flows.sgd s WithReplacement p pts obs) / steps
+        let problem proc = Sde.SdeProblem.create p proc 0.05 1.0 pts obs
+
+        let tSgd =
+            time 3 (fun () -> Sde.Flows.solve s (problem (Sde.SdeProcess.Sgd WithReplacement))) / steps
 
         let per model =
-            time 3 (fun () -> Sde.Flows.simulate s model p pts obs) / steps
+            time 3 (fun () -> Sde.Flows.solve s (problem (Sde.SdeProcess.Diffusion model))) / steps
 
         printfn
             "%s: SGD step %.2f us; per SDE step (EM): GF %.2f us, SMF1 %.2f us, SMF2 %.2f us (%.0fx SGD), SME1 %.2f us"

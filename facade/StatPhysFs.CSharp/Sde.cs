@@ -2,12 +2,12 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
+using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 using StatPhysFs.Sde;
-using StatPhysFs.Simulation;
 using FsFlows = StatPhysFs.Sde.Flows;
 using FsProblem = StatPhysFs.Sde.FiniteSumProblem;
-using FsProblems = StatPhysFs.Sde.FiniteSumProblemModule;
+using FsDataSet = StatPhysFs.Sde.DataSet;
 using FsModel = StatPhysFs.Sde.SdeModel;
 using FsOracle = StatPhysFs.Sde.LeastSquaresOracle;
 
@@ -40,7 +40,27 @@ public enum SdeSchemeKind
 }
 
 /// <summary>A Monte Carlo estimate: mean and standard error.</summary>
-public readonly record struct Estimate(double Mean, double StdErr);
+public readonly record struct SdeEstimate(double Mean, double StdErr);
+
+/// <summary>The outcome of an SGD or SDE Monte Carlo run: one estimate per observable at <see cref="Time"/>
+/// (floor(Horizon/LearningRate) x LearningRate), and how the run ended. A run whose state left
+/// |x_c| &lt;= DivergenceBound (or turned NaN) on some path is <see cref="SolveStatus.Diverged"/> at the first such time
+/// (<see cref="StoppedAt"/>), and its estimates are NaN.</summary>
+public sealed record SdeResult(IReadOnlyList<SdeEstimate> Estimates, double Time, SolveStatus Status, double? StoppedAt,
+    string StatusMessage, double MaxAbsState)
+{
+    /// <summary>The estimate of observable <paramref name="index"/>.</summary>
+    public SdeEstimate this[int index] => Estimates[index];
+    /// <summary>Number of observables.</summary>
+    public int Count => Estimates.Count;
+
+    internal static SdeResult Of(SdeSolution s)
+    {
+        var (status, time, message) = StatusConversion.Of(s.Status);
+        return new(s.Estimates.Select(e => new SdeEstimate(e.Mean, e.StdErr)).ToArray(), s.T[0], status, time, message,
+            s.Statistics.MaxAbsState);
+    }
+}
 
 /// <summary>A finite data set of per-sample losses f_i on parameters x in R^d, with gradients.</summary>
 public sealed class FiniteSumLosses
@@ -58,7 +78,7 @@ public sealed class FiniteSumLosses
         Guard.Rows(a, nameof(a));
         Guard.Vector(y, a.Length, nameof(y));
         Guard.Finite(ridge, nameof(ridge));
-        return new(FsProblems.LeastSquares(ridge, a, y));
+        return new(FsProblem.LeastSquares(ridge, a, y));
     }
 
     /// <summary>f_i(x) = log(1 + exp(-c_i.x)) + ridge_i |x|^2/2.</summary>
@@ -66,7 +86,7 @@ public sealed class FiniteSumLosses
     {
         Guard.Rows(c, nameof(c));
         Guard.Vector(ridge, c.Length, nameof(ridge));
-        return new(FsProblems.Logistic(ridge, c));
+        return new(FsProblem.Logistic(ridge, c));
     }
 
     /// <summary>The two-layer teacher-student network on a finite data set: parameters are the K x N first-layer
@@ -79,7 +99,7 @@ public sealed class FiniteSumLosses
         Guard.AllFinite(v, nameof(v));
         Guard.Rows(inputs, nameof(inputs));
         Guard.Vector(labels, inputs.Length, nameof(labels));
-        return new(FsProblems.TwoLayer(activation.Value, v, inputs, labels));
+        return new(FsProblem.TwoLayer(activation.Value, v, inputs, labels));
     }
 
     /// <summary>A mean-field two-layer tanh network of <paramref name="width"/> particles (a, w, c) on data (z_i, y_i),
@@ -113,9 +133,61 @@ public sealed class FiniteSumLosses
         ArgumentNullException.ThrowIfNull(loss);
         if (dimension < 1) throw new ArgumentOutOfRangeException(nameof(dimension), dimension, "dimension must be >= 1.");
         if (samples < 1) throw new ArgumentOutOfRangeException(nameof(samples), samples, "samples must be >= 1.");
-        return new(FsProblems.Custom(name, dimension, samples,
-            FuncConvert.FromFunc<int, double[], double[], Unit>((i, x, o) => { gradient(i, x, o); return null!; }),
-            FuncConvert.FromFunc<int, double[], double>(loss)));
+        return new(FsProblem.Custom(name, dimension, samples, gradient, loss));
+    }
+
+    /// <summary>The built-in data set of <c>statphys sde</c> itself: rows a_i ~ N(0, I/d) and labels y_i ~ N(0, 1)
+    /// drawn from the seed (the arrays <see cref="BuiltInLeastSquares"/> and <see cref="SgdDiffusion.ExactLeastSquares"/>
+    /// take).</summary>
+    public static (double[][] A, double[] Y) BuiltInData(int dimension = 3, int samples = 6, int dataSeed = 7)
+    {
+        CheckBuiltIn(dimension, samples, 0);
+        var ds = FsDataSet.Gaussian(dimension, samples, dataSeed);
+        return (ds.Features, ds.Labels);
+    }
+
+    /// <summary>The built-in data set of <c>statphys sde</c>: rows a_i ~ N(0, I/d), labels y_i ~ N(0, 1) from the seed,
+    /// as least squares (f_i = (a_i.x - y_i)^2/2 + ridge |x|^2/2).</summary>
+    public static FiniteSumLosses BuiltInLeastSquares(int dimension = 3, int samples = 6, int dataSeed = 7, double ridge = 0)
+    {
+        CheckBuiltIn(dimension, samples, ridge);
+        return new(FsDataSet.Gaussian(dimension, samples, dataSeed).LeastSquares(ridge));
+    }
+
+    /// <summary>The built-in data set as logistic regression on the labels' signs (c_i = sign(y_i) a_i).</summary>
+    public static FiniteSumLosses BuiltInLogistic(int dimension = 3, int samples = 6, int dataSeed = 7, double ridge = 0)
+    {
+        CheckBuiltIn(dimension, samples, ridge);
+        return new(FsDataSet.Gaussian(dimension, samples, dataSeed).LogisticBySign(ridge));
+    }
+
+    /// <summary>The built-in two-layer problem: inputs sqrt(d) a_i, labels from a fixed two-unit erf teacher drawn
+    /// from the seed; the student is a K = 2 erf committee (parameters 2 x d).</summary>
+    public static FiniteSumLosses BuiltInTwoLayer(int dimension = 3, int samples = 6, int dataSeed = 7)
+    {
+        CheckBuiltIn(dimension, samples, 0);
+        return new(FsDataSet.Gaussian(dimension, samples, dataSeed).TwoLayerTeacher(dataSeed));
+    }
+
+    /// <summary>A CSV data set (features then the label on each row; optional header; '#' comments) as least
+    /// squares, or as logistic regression (labels all in {-1, 1} or all in {0, 1}).</summary>
+    public static FiniteSumLosses FromCsv(string path, bool logistic = false, double ridge = 0)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!(double.IsFinite(ridge) && ridge >= 0))
+            throw new ArgumentOutOfRangeException(nameof(ridge), ridge, "ridge must be a finite number >= 0.");
+        var ds = FsDataSet.ReadCsv(path);
+        return new(logistic ? ds.Logistic(ridge) : ds.LeastSquares(ridge));
+    }
+
+    private static void CheckBuiltIn(int dimension, int samples, double ridge)
+    {
+        if (dimension < 1 || dimension > 10_000)
+            throw new ArgumentOutOfRangeException(nameof(dimension), dimension, "dimension must be in [1, 10000].");
+        if (samples < 1 || samples > 1_000_000)
+            throw new ArgumentOutOfRangeException(nameof(samples), samples, "samples must be in [1, 1000000].");
+        if (!(double.IsFinite(ridge) && ridge >= 0))
+            throw new ArgumentOutOfRangeException(nameof(ridge), ridge, "ridge must be a finite number >= 0.");
     }
 }
 
@@ -137,6 +209,9 @@ public sealed class SgdDiffusion
     public int Paths { get; init; } = 10000;
     /// <summary>Seed; path r uses the stream (seed, r).</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>A path whose state leaves |x_c| &lt;= DivergenceBound (or turns NaN) stops, and the run is
+    /// <see cref="SolveStatus.Diverged"/> at the first such time.</summary>
+    public double DivergenceBound { get; init; } = 1e8;
 
     private SdeSettings Settings(CancellationToken ct)
     {
@@ -148,23 +223,36 @@ public sealed class SgdDiffusion
             throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon must be >= LearningRate (floor(Horizon/LearningRate) SGD steps).");
         if (Horizon / LearningRate * Math.Max(1, SubSteps) * 2 > int.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(Horizon), Horizon, "Horizon/LearningRate x SubSteps is too many steps for one path.");
-        return SettingsUnchecked(ct);
+        if (!(DivergenceBound > 0 && !double.IsNaN(DivergenceBound)))
+            throw new ArgumentOutOfRangeException(nameof(DivergenceBound), DivergenceBound, "DivergenceBound must be > 0.");
+        var control = new RunControl(ct, FSharpOption<FSharpFunc<double, Unit>>.None, long.MaxValue, double.PositiveInfinity);
+        return new(SubSteps,
+            Scheme switch
+            {
+                SdeSchemeKind.EulerMaruyama => SdeScheme.EulerMaruyama,
+                SdeSchemeKind.HeunDrift => SdeScheme.HeunDrift,
+                _ => SdeScheme.EulerRichardson,
+            }, Paths, Seed, Environment.ProcessorCount, 1, DivergenceBound, control);
     }
 
-    private SdeSettings SettingsUnchecked(CancellationToken ct) => new(LearningRate, Horizon, SubSteps,
-        Scheme switch
-        {
-            SdeSchemeKind.EulerMaruyama => SdeScheme.EulerMaruyama,
-            SdeSchemeKind.HeunDrift => SdeScheme.HeunDrift,
-            _ => SdeScheme.EulerRichardson,
-        }, BatchSize, Paths, Seed, Environment.ProcessorCount, ct);
-
-    private static FSharpFunc<double[][], double>[] Obs(IEnumerable<Func<double[][], double>> observables)
+    /// <summary>The observables as the library's named list ("0", "1", ... in the caller's order).</summary>
+    private static FSharpList<PointObservable> Obs(IEnumerable<Func<double[][], double>> observables)
     {
         ArgumentNullException.ThrowIfNull(observables);
         var list = observables.ToArray();
         if (list.Any(f => f is null)) throw new ArgumentNullException(nameof(observables), "observables holds a null function.");
-        return list.Select(f => FuncConvert.FromFunc(f)).ToArray();
+        var result = FSharpList<PointObservable>.Empty;
+        for (var i = list.Length - 1; i >= 0; i--)
+            result = FSharpList<PointObservable>.Cons(new PointObservable(i.ToString(), FuncConvert.FromFunc(list[i])), result);
+        return result;
+    }
+
+    private SdeResult Solve(SdeProcess process, FiniteSumLosses problem, double[][] initialPoints,
+        FSharpList<PointObservable> obs, CancellationToken ct)
+    {
+        var s = Settings(ct);
+        var p = new SdeProblem(SdeData.NewFiniteSum(problem.Value), process, LearningRate, BatchSize, initialPoints, Horizon, obs);
+        return SdeResult.Of(Guard.Run(() => FsFlows.Solve(s, p), ct));
     }
 
     private static void CheckPoints(FiniteSumLosses problem, double[][] initialPoints)
@@ -173,27 +261,25 @@ public sealed class SgdDiffusion
         Guard.Rows(initialPoints, nameof(initialPoints), problem.Dimension);
     }
 
-    /// <summary>Monte Carlo of SGD (with or without replacement): each observable of the points at the horizon.</summary>
-    public IReadOnlyList<Estimate> Sgd(FiniteSumLosses problem, double[][] initialPoints,
+    /// <summary>Monte Carlo of SGD (with or without replacement): each observable of the points at the horizon, and
+    /// the run's status (Diverged with its time when a path left the bound).</summary>
+    public SdeResult Sgd(FiniteSumLosses problem, double[][] initialPoints,
         IEnumerable<Func<double[][], double>> observables, bool withReplacement = true, CancellationToken cancellationToken = default)
     {
         CheckPoints(problem, initialPoints);
         var obs = Obs(observables);
-        var s = Settings(cancellationToken);
-        return Guard.Run(() => FsFlows.Sgd(s, withReplacement ? BatchSampling.WithReplacement : BatchSampling.WithoutReplacement,
-            problem.Value, initialPoints, obs), cancellationToken).Select(e => new Estimate(e.Mean, e.StdErr)).ToArray();
+        return Solve(SdeProcess.NewSgd(withReplacement ? BatchSampling.WithReplacement : BatchSampling.WithoutReplacement),
+            problem, initialPoints, obs, cancellationToken);
     }
 
-    /// <summary>Monte Carlo of a diffusion model: each observable of the points at the horizon.</summary>
-    public IReadOnlyList<Estimate> Simulate(SdeKind model, FiniteSumLosses problem, double[][] initialPoints,
+    /// <summary>Monte Carlo of a diffusion model: each observable of the points at the horizon, and the run's status.</summary>
+    public SdeResult Simulate(SdeKind model, FiniteSumLosses problem, double[][] initialPoints,
         IEnumerable<Func<double[][], double>> observables, CancellationToken cancellationToken = default)
     {
         Guard.Defined(model, nameof(model));
         CheckPoints(problem, initialPoints);
         var obs = Obs(observables);
-        var s = Settings(cancellationToken);
-        return Guard.Run(() => FsFlows.Simulate(s, ToModel(model), problem.Value, initialPoints, obs), cancellationToken)
-            .Select(e => new Estimate(e.Mean, e.StdErr)).ToArray();
+        return Solve(SdeProcess.NewDiffusion(ToModel(model)), problem, initialPoints, obs, cancellationToken);
     }
 
     internal static FsModel ToModel(SdeKind k) => k switch
@@ -204,6 +290,28 @@ public sealed class SgdDiffusion
         SdeKind.Smf1 => FsModel.NewSmf(1),
         _ => FsModel.NewSmf(2),
     };
+
+    /// <summary>The weak orders of GF, SME1, SMF1 and SMF2 on least squares, from the exact oracles (no Monte Carlo):
+    /// learning rates <paramref name="etas"/> (default 1/8 .. 1/256, distinct, each &lt;= horizon), the two standard
+    /// initial points x_c = 1 + 0.3 c and -0.5 (1 + 0.3 c).</summary>
+    public static WeakOrderResult WeakOrder(double[][] a, double[] y, double[]? etas = null, double horizon = 2, double ridge = 0,
+        CancellationToken cancellationToken = default)
+    {
+        var d = Guard.Rows(a, nameof(a));
+        Guard.Vector(y, a.Length, nameof(y));
+        if (etas is not null) Guard.AllFinite(etas, nameof(etas));
+        Guard.Positive(horizon, nameof(horizon));
+        if (!(double.IsFinite(ridge) && ridge >= 0))
+            throw new ArgumentOutOfRangeException(nameof(ridge), ridge, "ridge must be a finite number >= 0.");
+        var x0 = Enumerable.Range(0, 2).Select(j => Enumerable.Range(0, d).Select(c => (j == 0 ? 1.0 : -0.5) * (1 + 0.3 * c)).ToArray()).ToArray();
+        var problem = new WeakOrderProblem(a, y, ridge, etas ?? new[] { 1.0 / 8, 1.0 / 16, 1.0 / 32, 1.0 / 64, 1.0 / 128, 1.0 / 256 },
+            horizon, x0);
+        var settings = new WeakOrderSettings(3,
+            new RunControl(cancellationToken, FSharpOption<FSharpFunc<double, Unit>>.None, long.MaxValue, double.PositiveInfinity));
+        var s = Guard.Run(() => StatPhysFs.Sde.WeakOrder.Solve(settings, problem), cancellationToken);
+        return new(s.Etas, s.Errors.ToDictionary(t => t.Item1, t => t.Item2), s.Slopes.ToDictionary(t => t.Item1, t => t.Item2),
+            StatusConversion.Of(s.Status).Status);
+    }
 
     /// <summary>Exact moments for least squares (no Monte Carlo): tr E[x x^T] of the first point and, with two points,
     /// E|x - y|^2, for SGD (exact recursion) or a model (moment ODE by the matrix exponential).</summary>
@@ -223,6 +331,12 @@ public sealed class SgdDiffusion
         return (m.TraceSecond(0), initialPoints.Length > 1 ? m.TwoPoint(0, 1) : null);
     }
 }
+
+/// <summary>A weak-order study on the exact least-squares oracles: |E phi(SGD) - E phi(model)| at the horizon per
+/// learning rate (gf_one_point, sme1_one_point, smf1_one_point, smf2_one_point, smf1_two_point, smf2_two_point) and
+/// the log-log slopes over the finest three learning rates.</summary>
+public sealed record WeakOrderResult(double[] Etas, IReadOnlyDictionary<string, double[]> Errors,
+    IReadOnlyDictionary<string, double> Slopes, SolveStatus Status);
 
 /// <summary>Closed-form oracles of sme-smf.md section 6 for quadratic problems.</summary>
 public static class QuadraticOracles

@@ -6,7 +6,6 @@ open System
 open System.Diagnostics
 open StatPhysFs
 open StatPhysFs.Sde
-open StatPhysFs.Simulation
 open StatPhysFs.Cli.Output
 
 let usage =
@@ -80,23 +79,19 @@ let private userData (a: Args.Parsed) =
             cache <- Some(path, ds)
             Some ds
 
-/// The data set: the user's (--data), else the built-in one: rows a_i ~ N(0, I/d), labels y_i ~ N(0, 1) (least
-/// squares) or their signs (logistic).
-let private data (a: Args.Parsed) =
+/// The data set: the user's (--data), else the library's built-in one (DataSet.gaussian): rows a_i ~ N(0, I/d),
+/// labels y_i ~ N(0, 1) (least squares) or their signs (logistic).
+let private dataSet (a: Args.Parsed) =
     match userData a with
-    | Some ds -> ds.Features, ds.Labels
+    | Some ds -> ds
     | None ->
         let d = Args.int a "dim" 3
         let n = Args.int a "samples" 6
-        Check.intInRange "dim" 1 10_000 d
-        Check.intInRange "samples" 1 1_000_000 n
-        let rng = Rng(Args.int a "data-seed" 7, 1)
+        DataSet.gaussian d n (Args.int a "data-seed" 7)
 
-        let rows =
-            Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal() / sqrt (float d)))
-
-        let y = Array.init n (fun _ -> rng.NextNormal())
-        rows, y
+let private data (a: Args.Parsed) =
+    let ds = dataSet a
+    ds.Features, ds.Labels
 
 /// The data set's entry in the JSON parameters: file, SHA-256 of its bytes, rows, columns, header.
 let private dataParameter (a: Args.Parsed) =
@@ -130,33 +125,15 @@ let private problem (a: Args.Parsed) =
         | "least-squares" -> DataSet.leastSquares ridge ds
         | other -> raise (Args.UsageError(sprintf "--data works with --problem least-squares|logistic, got '%s'" other))
     | None ->
-        let rows, y = data a
+        let ds = dataSet a
 
         match kind with
-        | "two-layer" ->
-            // Inputs x ~ N(0, I_N) (the rows rescaled), a fixed teacher w*_m ~ N(0, I_N), m = 1, 2, erf units.
-            let nIn = rows[0].Length
-            let inputs = rows |> Array.map (Array.map (fun v -> v * sqrt (float nIn)))
-            let trng = Rng(Args.int a "data-seed" 7, 2)
-            let teacher = Array.init 2 (fun _ -> Array.init nIn (fun _ -> trng.NextNormal()))
-
-            let g z =
-                Gaussian.Activation.value Gaussian.Activation.Erf z
-
-            let labels =
-                inputs
-                |> Array.map (fun x -> teacher |> Array.sumBy (fun w -> g (Blas.dotArr w x / sqrt (float nIn))))
-
-            FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 1.0 |] inputs labels
+        | "two-layer" -> DataSet.twoLayerTeacher (Args.int a "data-seed" 7) ds
         | "mean-field" ->
             Check.intInRange "width" 1 100_000 (Args.int a "width" 100)
             MeanField.problem (fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7)))
-        | "logistic" ->
-            let c =
-                Array.map2 (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v)) rows y
-
-            FiniteSumProblem.logistic (Array.create rows.Length ridge) c
-        | _ -> FiniteSumProblem.leastSquares ridge rows y
+        | "logistic" -> DataSet.logisticBySign ridge ds
+        | _ -> DataSet.leastSquares ridge ds
 
 /// --x0 v1,v2,... (one initial point) or v1,...;w1,... (several, one per --points): each of length `dim`.
 let private userInitialPoints (a: Args.Parsed) (dim: int) =
@@ -200,7 +177,7 @@ let private userInitialPoints (a: Args.Parsed) (dim: int) =
         Some points
 
 let private initialPoints (d: int) (m: int) =
-    Array.init m (fun j -> Array.init d (fun c -> (if j % 2 = 0 then 1.0 else -0.5) * (1.0 + 0.3 * float c)))
+    WeakOrderProblem.standardInitialPoints d m
 
 let private modelOf (name: string) =
     match name with
@@ -249,13 +226,16 @@ let private runSimulate (a: Args.Parsed) =
     let modelName =
         Args.choice a "model" [ "sgd"; "gf"; "sme1"; "sme2"; "smf1"; "smf2" ] "smf2"
 
+    let bar = Progress.create "sde" (a.Flags.Contains "progress")
+
     let s =
         { SdeSettings.defaults with
-            CancellationToken = Interrupt.token ()
-            Eta = Args.float a "eta" 0.05
-            Horizon = Args.float a "horizon" 1.0
+            Control =
+                { RunControl.defaults with
+                    CancellationToken = Interrupt.token ()
+                    Progress = Some bar.Report
+                }
             SubSteps = Args.int a "substeps" 2
-            Batch = Args.int a "batch" 1
             Paths = Args.int a "paths" 10000
             Seed = Args.int a "seed" 1
             Scheme =
@@ -264,6 +244,10 @@ let private runSimulate (a: Args.Parsed) =
                 | "heun" -> HeunDrift
                 | _ -> EulerRichardson
         }
+
+    // The learning rate, batch and horizon are the problem's (set below once the process is known).
+    let eta, horizon, batch =
+        Args.float a "eta" 0.05, Args.float a "horizon" 1.0, Args.int a "batch" 1
 
     let risk (x: float[]) =
         (Seq.sum (seq { for i in 0 .. p.Samples - 1 -> p.Loss i x })) / float p.Samples
@@ -292,20 +276,23 @@ let private runSimulate (a: Args.Parsed) =
             |> List.unzip
 
     SdeSettings.validate s
+    Check.positive "eta" eta
+    Check.positive "horizon" horizon
+    Check.intInRange "batch" 1 1_000_000 batch
 
-    if s.Horizon < s.Eta then
+    if horizon < eta then
         raise (
             Args.UsageError(
-                sprintf "--horizon (%g) must be >= --eta (%g): the run takes floor(horizon/eta) SGD steps" s.Horizon s.Eta
+                sprintf "--horizon (%g) must be >= --eta (%g): the run takes floor(horizon/eta) SGD steps" horizon eta
             )
         )
 
     // Steps per path (SDE schemes: sub-steps, and Richardson runs h and h/2) must fit the integrators' int counters.
-    let sgdSteps = float (Steps.count "horizon" s.Horizon "eta" s.Eta)
+    let sgdSteps = Math.Floor(horizon / eta + 1e-9)
 
     let schemeSteps, passes =
         if modelName = "sgd" then
-            sgdSteps * float s.Batch, 1.0
+            sgdSteps * float batch, 1.0
         else
             match s.Scheme with
             | EulerRichardson -> sgdSteps * float s.SubSteps * 2.0, 2.0
@@ -363,48 +350,23 @@ let private runSimulate (a: Args.Parsed) =
             |> Array.map (fun z -> z.Real)
             |> Array.max
 
-        if lmax > 0.0 && s.Eta > 2.0 / lmax then
+        if lmax > 0.0 && eta > 2.0 / lmax then
             Validate.warn
                 warnings
                 (sprintf
                     "--eta %g is above 2/lambda_max = %.4g (largest Hessian eigenvalue of the risk at the initial point): gradient steps of this size are unstable, so the run may diverge or be far from its small-eta models"
-                    s.Eta
+                    eta
                     (2.0 / lmax))
 
-    // Divergence: the largest |x_c| over every path and point at the horizon (infinity for a non-finite state), and
-    // progress: paths done out of the total. Both ride on one extra observable, evaluated once per path.
-    let gate = obj ()
-    let mutable worst = 0.0
-    let mutable pathsDone = 0
-    let totalPaths = float s.Paths * passes
-    let bar = Progress.create "sde" (a.Flags.Contains "progress")
-
-    let monitor (xs: float[][]) =
-        let mutable w = 0.0
-
-        for x in xs do
-            for v in x do
-                let av = if Double.IsFinite v then abs v else infinity
-                if av > w then w <- av
-
-        lock gate (fun () ->
-            if w > worst then worst <- w
-            pathsDone <- pathsDone + 1)
-
-        bar.Report(float pathsDone / totalPaths)
-        0.0
-
-    let obs = Array.ofList (obs @ [ monitor ])
     let sw = Stopwatch.StartNew()
 
-    let est =
+    let proc =
         if modelName = "sgd" then
-            let sampling =
+            SdeProcess.Sgd(
                 match Args.choice a "sampling" [ "with"; "without" ] "with" with
                 | "without" -> WithoutReplacement
                 | _ -> WithReplacement
-
-            Flows.sgd s sampling p x0 obs
+            )
         else
             let model = modelOf modelName
 
@@ -414,24 +376,29 @@ let private runSimulate (a: Args.Parsed) =
                     "statphys: note: the SME's multi-point statistics are only order 1 (shared W); use smf for them"
             | _ -> ()
 
-            Flows.simulate s model p x0 obs
+            SdeProcess.Diffusion model
 
+    let problem =
+        {
+            Data = SdeData.FiniteSum p
+            Process = proc
+            Eta = eta
+            Batch = batch
+            InitialPoints = x0
+            TEnd = horizon
+            Observables = List.map2 (fun n f -> { Name = n; Value = f }) names obs
+        }
+
+    let sol = Flows.solve { s with DivergenceBound = bound } problem
     bar.Done()
-    let est = est[.. est.Length - 2]
+    let est = sol.Estimates
+    let worst = sol.Statistics.MaxAbsState
+    let status = sol.Status
 
-    let diverged = not (worst <= bound)
-
-    let status =
-        if diverged then
-            RunStatus.Diverged(
-                s.Horizon,
-                (if Double.IsFinite worst then
-                     sprintf "a path reached |x| = %.3g > divergence-bound %g by the horizon" worst bound
-                 else
-                     "a path's state became non-finite by the horizon")
-            )
-        else
-            RunStatus.Completed
+    let diverged =
+        match status with
+        | RunStatus.Diverged _ -> true
+        | _ -> false
 
     if diverged then
         eprintfn
@@ -451,15 +418,15 @@ let private runSimulate (a: Args.Parsed) =
                 "samples", Int p.Samples
                 "x0", Arr [ for x in x0 -> Arr [ for v in x -> Num v ] ]
                 "model", Str modelName
-                "eta", Num s.Eta
-                "horizon", Num s.Horizon
+                "eta", Num eta
+                "horizon", Num horizon
                 "substeps", Int s.SubSteps
-                "batch", Int s.Batch
+                "batch", Int batch
                 "points", Int m
                 "paths", Int s.Paths
                 "seed", Int s.Seed
             ]
-        T = [| float (Steps.count "horizon" s.Horizon "eta" s.Eta) * s.Eta |]
+        T = sol.T
         Series =
             List.zip names (List.ofArray est)
             |> List.collect (fun (n, e) -> [ n, [| value e.Mean |]; n + "_stderr", [| value e.StdErr |] ])
@@ -503,7 +470,7 @@ let private runWeakOrder (a: Args.Parsed) =
         (Array.forall (fun e -> e <= horizon) etas)
         (sprintf "every learning rate must be <= --horizon (%g): each takes floor(horizon/eta) steps." horizon)
 
-    let totalSteps = etas |> Array.sumBy (fun e -> float (Steps.count "horizon" horizon "etas" e))
+    let totalSteps = etas |> Array.sumBy (fun e -> Math.Floor(horizon / e + 1e-9))
     Validate.Budget.steps "weak-order" (horizon / Array.min etas) [ "etas"; "horizon" ]
     let d0 = float rows[0].Length
 
@@ -520,42 +487,22 @@ let private runWeakOrder (a: Args.Parsed) =
     let x0 = initialPoints d 2
     let sw = Stopwatch.StartNew()
 
-    let sgd =
-        etas
-        |> Array.map (fun eta -> LeastSquaresOracle.sgd ridge rows y eta horizon x0)
+    let sol =
+        WeakOrder.solve
+            { WeakOrder.defaults with
+                Control = RunControl.withCancellation (Interrupt.token ()) RunControl.defaults
+            }
+            {
+                Features = rows
+                Labels = y
+                Ridge = ridge
+                Etas = etas
+                TEnd = horizon
+                InitialPoints = x0
+            }
 
-    let errors (model: SdeModel) (points: int) (f: PointMoments -> float) =
-        etas
-        |> Array.mapi (fun k eta ->
-            let x = x0[.. points - 1]
-
-            let s =
-                if points = 2 then
-                    sgd[k]
-                else
-                    LeastSquaresOracle.sgd ridge rows y eta horizon x
-
-            abs (f s - f (LeastSquaresOracle.moments model ridge rows y eta horizon x)))
-
-    let tr (m: PointMoments) = m.TraceSecond 0
-    let two (m: PointMoments) = m.TwoPoint(0, 1)
-
-    let series =
-        [
-            "gf_one_point", errors GradientFlow 1 tr
-            "sme1_one_point", errors (Sme(1, true)) 1 tr
-            "smf1_one_point", errors (Smf 1) 1 tr
-            "smf2_one_point", errors (Smf 2) 1 tr
-            "smf1_two_point", errors (Smf 1) 2 two
-            "smf2_two_point", errors (Smf 2) 2 two
-        ]
-
-    // Slopes over the finest three learning rates (the coarse end is pre-asymptotic, spec V5).
-    let tail (v: float[]) = v[v.Length - 3 ..]
-
-    let slopes =
-        series
-        |> List.map (fun (n, e) -> n, Num(Stats.logLogSlope (tail etas) (tail e)))
+    let series = sol.Errors
+    let slopes = sol.Slopes |> List.map (fun (n, v) -> n, Num v)
 
     {
         Parameters =

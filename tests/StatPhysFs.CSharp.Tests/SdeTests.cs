@@ -75,6 +75,57 @@ public class SdeTests
     }
 
     [Fact]
+    public void DivergenceIsReportedWithItsTimeAndAStableRunCompletes()
+    {
+        // One data point, f = x^2/2: SGD is x_k = (1 - eta)^k x0 with no noise. At eta = 3 the factor is -2, so the
+        // first step with |x| > 1e8 (the default bound) is k = 27 (2^27 > 1e8 > 2^26): Diverged at t = 27 x 3 = 81.
+        var one = FiniteSumLosses.LeastSquares(new[] { new[] { 1.0 } }, new[] { 0.0 });
+        Func<double[][], double>[] obs = { xs => xs[0][0] };
+        var blowUp = new SgdDiffusion { LearningRate = 3, Horizon = 100, Paths = 8 }.Sgd(one, new[] { new[] { 1.0 } }, obs);
+        Assert.Equal(SolveStatus.Diverged, blowUp.Status);
+        Assert.Equal(81.0, blowUp.StoppedAt!.Value, 12);
+        Assert.True(double.IsNaN(blowUp[0].Mean), "a diverged run's estimates are NaN");
+        // eta = 0.5: the factor is 1/2, the run completes at t = 100 with x = 2^-200 exactly.
+        var stable = new SgdDiffusion { LearningRate = 0.5, Horizon = 100, Paths = 8 }.Sgd(one, new[] { new[] { 1.0 } }, obs);
+        Assert.Equal(SolveStatus.Completed, stable.Status);
+        Assert.Null(stable.StoppedAt);
+        Assert.Equal(100.0, stable.Time, 12);
+        Assert.Equal(1.0, stable[0].Mean / Math.Pow(0.5, 200), 12);
+    }
+
+    [Fact]
+    public void BuiltInDataSetSgdMatchesTheExactRecursion()
+    {
+        // The built-in data set of `statphys sde` (d = 3, n = 6, seed 7): Monte Carlo SGD against the exact moment
+        // recursion on the same arrays, within 4 standard errors.
+        var (a, y) = FiniteSumLosses.BuiltInData();
+        var problem = FiniteSumLosses.BuiltInLeastSquares();
+        Assert.Equal(3, problem.Dimension);
+        Assert.Equal(6, problem.Samples);
+        var sim = new SgdDiffusion { LearningRate = 0.05, Horizon = 1, Paths = 4000 };
+        var est = sim.Sgd(problem, X0, new Func<double[][], double>[] { xs => xs[0].Sum(v => v * v) });
+        Assert.Equal(SolveStatus.Completed, est.Status);
+        var exact = SgdDiffusion.ExactLeastSquares(null, a, y, 0.05, 1, X0).TraceSecondMoment;
+        Assert.True(Math.Abs(est[0].Mean - exact) < 4 * est[0].StdErr, $"{est[0].Mean} +- {est[0].StdErr} vs {exact}");
+    }
+
+    [Fact]
+    public void WeakOrderStudyFitsTheExpectedOrders()
+    {
+        // The library's study against this file's own two-rate ratios above: SMF2 order 2, GF/SME1/SMF1 order 1.
+        var (a, y) = Data();
+        var r = SgdDiffusion.WeakOrder(a, y);
+        Assert.Equal(6, r.Etas.Length);
+        Assert.InRange(r.Slopes["smf2_one_point"], 1.85, 2.15);
+        Assert.InRange(r.Slopes["smf2_two_point"], 1.85, 2.15);
+        Assert.InRange(r.Slopes["gf_one_point"], 0.85, 1.15);
+        Assert.InRange(r.Slopes["smf1_two_point"], 0.85, 1.15);
+        Assert.Equal(SolveStatus.Completed, r.Status);
+        var ex = Assert.ThrowsAny<ArgumentException>(() => SgdDiffusion.WeakOrder(a, y, new[] { 0.1, 0.1 }));
+        Assert.Contains("etas", ex.Message);
+    }
+
+    [Fact]
     public void BadLearningRateNamesTheParameter()
     {
         var (a, y) = Data();

@@ -56,26 +56,53 @@ let private errorOf (text: string) (read: DataSet -> unit) =
 
 let private settings =
     { SdeSettings.defaults with
-        Eta = 0.1
-        Horizon = 1.0
         Paths = 4000
         Seed = 3
     }
 
+let private eta, horizon = 0.1, 1.0
+
 let private x0 = [| [| 1.0; -0.5; 0.3 |]; [| -0.4; 0.8; 0.1 |] |]
 
 let private observables =
-    [|
-        (fun (xs: float[][]) -> xs[0] |> Array.sumBy (fun v -> v * v))
-        (fun (xs: float[][]) -> xs[0][0])
-        (fun (xs: float[][]) -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum)
-    |]
+    [
+        {
+            Name = "tr"
+            Value = fun (xs: float[][]) -> xs[0] |> Array.sumBy (fun v -> v * v)
+        }
+        {
+            Name = "x1"
+            Value = fun (xs: float[][]) -> xs[0][0]
+        }
+        {
+            Name = "two-point"
+            Value = fun (xs: float[][]) -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum
+        }
+    ]
+
+/// SGD with replacement through `Flows.solve`: the estimates at the horizon.
+let private sgd (p: FiniteSumProblem) =
+    let sol =
+        SdeProblem.create p (SdeProcess.Sgd WithReplacement) eta horizon x0 observables
+        |> Flows.solve settings
+
+    Expect.equal sol.Status Completed "completed"
+    sol.Estimates
 
 [<Tests>]
 let dataSet =
     testList
         "user data sets (CSV)"
         [
+            test "the library's built-in data set (DataSet.gaussian 3 6 7) is the documented recipe, bit for bit" {
+                let a, y = builtIn
+                let ds = DataSet.gaussian 3 6 7
+                Expect.equal ds.Features a "rows a_i ~ N(0, I/d) from the stream (7, 1)"
+                Expect.equal ds.Labels y "then the labels y_i ~ N(0, 1)"
+                Expect.equal (DataSet.gaussian 3 6 7).Sha256 ds.Sha256 "the hash names the values"
+                Expect.notEqual (DataSet.gaussian 3 6 8).Sha256 ds.Sha256 "another seed, another hash"
+            }
+
             test "a CSV written from the built-in data set reads back bit for bit and gives the built-in numbers" {
                 let a, y = builtIn
 
@@ -88,18 +115,15 @@ let dataSet =
                         Expect.equal (ds.Rows, ds.Columns) (6, 4) "rows, columns"
 
                         // Same problem, same seed: the same Monte Carlo numbers as the in-memory problem.
-                        let fromCsv =
-                            Flows.sgd settings WithReplacement (DataSet.leastSquares 0.0 ds) x0 observables
-
-                        let direct =
-                            Flows.sgd settings WithReplacement (FiniteSumProblem.leastSquares 0.0 a y) x0 observables
+                        let fromCsv = sgd (DataSet.leastSquares 0.0 ds)
+                        let direct = sgd (FiniteSumProblem.leastSquares 0.0 a y)
 
                         for k in 0 .. observables.Length - 1 do
                             Expect.equal fromCsv[k].Mean direct[k].Mean "identical mean"
                             Expect.equal fromCsv[k].StdErr direct[k].StdErr "identical standard error"
 
                         // And against the exact moment recursion of SGD (independent of the Monte Carlo): 4 s.e.
-                        let exact = LeastSquaresOracle.sgd 0.0 a y settings.Eta settings.Horizon x0
+                        let exact = LeastSquaresOracle.sgd 0.0 a y eta horizon x0
 
                         for (name, est: Estimate, value) in
                             [

@@ -9,6 +9,32 @@ open StatPhysFs.Sde
 open StatPhysFs.Simulation
 open StatPhysFs.Tests.Prop
 
+/// Monte Carlo through `Flows.solve`: the estimates of `obs` at floor(tEnd/eta) eta (batch 1), checked to complete.
+let private mc
+    (s: SdeSettings, eta: float, tEnd: float)
+    (proc: SdeProcess)
+    (data: SdeData)
+    x0
+    (obs: (float[][] -> float)[])
+    =
+    let sol =
+        Flows.solve
+            s
+            {
+                Data = data
+                Process = proc
+                Eta = eta
+                Batch = 1
+                InitialPoints = x0
+                TEnd = tEnd
+                Observables = obs |> Array.mapi (fun i f -> { Name = string i; Value = f }) |> List.ofArray
+            }
+
+    Expect.equal sol.Status Completed "the run completes"
+    sol.Estimates
+
+let private sgdWith = SdeProcess.Sgd WithReplacement
+
 /// The V5 fixture of sme-smf.md: d = 3, n = 6, random a_i (scaled by 1/sqrt d so that eta |a_i|^2 is small on the
 /// grid) and y_i, two initial points.
 let private fixture =
@@ -136,10 +162,10 @@ let sde =
 
                 let s =
                     { SdeSettings.defaults with
-                        Eta = eta
-                        Horizon = 2.0
                         Paths = 8000
-                    }
+                    },
+                    eta,
+                    2.0
 
                 let obs =
                     [|
@@ -147,9 +173,9 @@ let sde =
                         (fun xs -> Array.map2 (fun u v -> (u - v) * (u - v)) xs[0] xs[1] |> Array.sum)
                     |]
 
-                let sgd = Flows.sgd s WithReplacement p x0 obs
+                let sgd = mc s sgdWith (SdeData.FiniteSum p) x0 obs
                 let so = LeastSquaresOracle.sgd 0.0 a y eta 2.0 x0
-                let smf = Flows.simulate s (Smf 2) p x0 obs
+                let smf = mc s (SdeProcess.Diffusion(Smf 2)) (SdeData.FiniteSum p) x0 obs
                 let mo = LeastSquaresOracle.moments (Smf 2) 0.0 a y eta 2.0 x0
 
                 for (name, est: Estimate, exact) in
@@ -212,7 +238,9 @@ let sde =
                 let msg =
                     Expect.throwsC
                         (fun () ->
-                            Flows.simulate { SdeSettings.defaults with Eta = -1.0 } (Smf 2) p x0 [||]
+                            Flows.solve
+                                SdeSettings.defaults
+                                (SdeProblem.create p (SdeProcess.Diffusion(Smf 2)) -1.0 1.0 x0 [])
                             |> ignore)
                         (fun e -> e.Message)
 
@@ -220,7 +248,11 @@ let sde =
 
                 let msg2 =
                     Expect.throwsC
-                        (fun () -> Flows.simulate SdeSettings.defaults (Smf 2) p [| [| 1.0 |] |] [||] |> ignore)
+                        (fun () ->
+                            Flows.solve
+                                SdeSettings.defaults
+                                (SdeProblem.create p (SdeProcess.Diffusion(Smf 2)) 0.05 1.0 [| [| 1.0 |] |] [])
+                            |> ignore)
                         (fun e -> e.Message)
 
                 Expect.stringContains msg2 "x0" "names x0"
@@ -345,28 +377,32 @@ let meanField =
                 // N = 100 particles, n = 8 data points, T = 1; statistics over 2000 data orders. Oracle: Monte Carlo
                 // SGD itself. Tolerances: 3.5 combined standard errors for the means (the SMF by EM + Richardson, m = 2,
                 // whose time-stepping error is below the SGD-SMF gap); variances from EM with h = eta/4.
-                let data, x0 = MeanField.fixture 100 5
-                let p = MeanField.problem data
+                let fixture, x0 = MeanField.fixture 100 5
+                let p = MeanField.problem fixture
 
                 let obs =
                     [|
                         (fun (xs: float[][]) -> MeanField.output xs[0] 0.7)
                         (fun xs -> MeanField.output xs[0] -1.3)
-                        (fun xs -> MeanField.risk data xs[0])
+                        (fun xs -> MeanField.risk fixture xs[0])
                     |]
 
                 let settings eta scheme m =
                     { SdeSettings.defaults with
-                        Eta = eta
-                        Horizon = 1.0
                         Paths = 2000
                         SubSteps = m
                         Scheme = scheme
-                    }
+                    },
+                    eta,
+                    1.0
+
+                let data = SdeData.FiniteSum p
 
                 let variance (e: Estimate) = e.StdErr * e.StdErr * float e.Count
-                let sgd = Flows.sgd (settings 0.1 EulerMaruyama 1) WithReplacement p [| x0 |] obs
-                let smf = Flows.simulate (settings 0.1 EulerRichardson 2) (Smf 2) p [| x0 |] obs
+                let sgd = mc (settings 0.1 EulerMaruyama 1) sgdWith data [| x0 |] obs
+
+                let smf =
+                    mc (settings 0.1 EulerRichardson 2) (SdeProcess.Diffusion(Smf 2)) data [| x0 |] obs
 
                 for o in 0 .. obs.Length - 1 do
                     let se = sqrt (sgd[o].StdErr ** 2.0 + smf[o].StdErr ** 2.0)
@@ -377,16 +413,17 @@ let meanField =
                         (sprintf "observable %d: SGD %g, SMF %g, se %g" o sgd[o].Mean smf[o].Mean se)
                 // Fluctuations ~ sqrt(eta): Var/eta nearly constant between eta = 0.2 and 0.1 (measured 0.041 vs
                 // 0.0385 for the output at z = 0.7).
-                let sgd2 = Flows.sgd (settings 0.2 EulerMaruyama 1) WithReplacement p [| x0 |] obs
+                let sgd2 = mc (settings 0.2 EulerMaruyama 1) sgdWith data [| x0 |] obs
 
                 for o in 0 .. obs.Length - 1 do
                     let r = (variance sgd2[o] / 0.2) / (variance sgd[o] / 0.1)
                     Expect.isTrue (r > 0.75 && r < 1.33) (sprintf "Var/eta ratio %g for observable %d" r o)
                 // SMF variance matches SGD's (relative O(eta)); noise independent per particle is ~N times smaller.
-                let smfEm = Flows.simulate (settings 0.1 EulerMaruyama 4) (Smf 2) p [| x0 |] obs
+                let smfEm =
+                    mc (settings 0.1 EulerMaruyama 4) (SdeProcess.Diffusion(Smf 2)) data [| x0 |] obs
 
                 let indep =
-                    Flows.simulate (settings 0.1 EulerMaruyama 4) (SmfPerBlock(2, 3)) p [| x0 |] obs
+                    mc (settings 0.1 EulerMaruyama 4) (SdeProcess.Diffusion(SmfPerBlock(2, 3))) data [| x0 |] obs
 
                 for o in 0 .. obs.Length - 1 do
                     let rel = variance smfEm[o] / variance sgd[o]
@@ -553,13 +590,14 @@ let online =
 
         let s =
             { SdeSettings.defaults with
-                Eta = 0.1
-                Horizon = 2.0
                 Paths = 8000
             }
 
-        let sgd = (Online.sgd s p x0 obs)[0]
-        let smf = (Online.smf s 2 4 p x0 obs)[0]
+        let sgd = (mc (s, 0.1, 2.0) sgdWith (SdeData.Online p) x0 obs)[0]
+
+        let smf =
+            (mc ({ s with FreshSamplesPerStep = 4 }, 0.1, 2.0) (SdeProcess.Diffusion(Smf 2)) (SdeData.Online p) x0 obs)[0]
+
         let p0 = [| 1.0; 1.0; 1.0; 1.0 |]
 
         let eSgd =
@@ -601,13 +639,16 @@ let smeTwoPoint =
             |> Array.map (fun eta ->
                 let s =
                     { SdeSettings.defaults with
-                        Eta = eta
-                        Horizon = 1.0
                         Paths = 10000
-                    }
+                    },
+                    eta,
+                    1.0
 
                 let exact = (LeastSquaresOracle.sgd 0.0 a y eta 1.0 x0).TwoPoint(0, 1)
-                let sme = (Flows.simulate s (Sme(2, true)) p x0 dist)[0]
+
+                let sme =
+                    (mc s (SdeProcess.Diffusion(Sme(2, true))) (SdeData.FiniteSum p) x0 dist)[0]
+
                 let e = abs (exact - sme.Mean)
                 Expect.isGreaterThan e (5.0 * sme.StdErr) (sprintf "eta %g: error %g vs s.e. %g" eta e sme.StdErr)
                 e)
@@ -663,14 +704,12 @@ let schemes =
                 for scheme in [ EulerMaruyama; HeunDrift ] do
                     let s =
                         { SdeSettings.defaults with
-                            Eta = 0.1
-                            Horizon = 1.0
                             SubSteps = 1
                             Scheme = scheme
                             Paths = 20000
                         }
 
-                    let mc = Flows.simulate s (Smf 2) p x0 obs
+                    let mc = mc (s, 0.1, 1.0) (SdeProcess.Diffusion(Smf 2)) (SdeData.FiniteSum p) x0 obs
                     let ex = LeastSquaresOracle.schemeMoments scheme 1 (Smf 2) 0.0 a y 0.1 1.0 x0
 
                     for o, exact in [ 0, ex.TraceSecond 0; 1, ex.TwoPoint(0, 1) ] do
@@ -689,13 +728,15 @@ let reproducible =
         let obs = [| (fun (xs: float[][]) -> xs[0][0] + xs[1][1]) |]
 
         let flows par =
-            Flows.simulate
-                { SdeSettings.defaults with
+            mc
+                ({ SdeSettings.defaults with
                     Paths = 500
                     MaxParallelism = par
-                }
-                (Smf 2)
-                p
+                 },
+                 0.05,
+                 1.0)
+                (SdeProcess.Diffusion(Smf 2))
+                (SdeData.FiniteSum p)
                 x0
                 obs
 
@@ -722,3 +763,137 @@ let reproducible =
         let s1, s3 = sim 1, sim 3
         Expect.equal s1.Q[0, 0].Mean s3.Q[0, 0].Mean "SGF simulation"
     }
+
+[<Tests>]
+let divergence =
+    testList
+        "SME and SMF: divergence detection"
+        [
+            // One data point f = l x^2/2 (no noise: the models' G = grad F - grad f_1 vanishes, so every path is the
+            // deterministic linear recursion x_k = c^k x0). With |c| > 1 the first step whose |x| exceeds the bound is
+            // the smallest k with |c|^k |x0| > bound: the divergence time is k h, known before the run.
+            let l = 1.0
+            let p = FiniteSumProblem.leastSquares 0.0 [| [| sqrt l |] |] [| 0.0 |]
+            let x0 = [| [| 1.0 |] |]
+
+            let obs =
+                [
+                    {
+                        Name = "x"
+                        Value = fun (xs: float[][]) -> xs[0][0]
+                    }
+                ]
+
+            let firstExceedance (c: float) =
+                let mutable k = 1
+
+                while abs c ** float k <= 1e8 do
+                    k <- k + 1
+
+                k
+
+            let settings scheme =
+                { SdeSettings.defaults with
+                    Paths = 16
+                    SubSteps = 1
+                    Scheme = scheme
+                }
+
+            let expectDiverged (sol: SdeSolution) (t: float) what =
+                match sol.Status with
+                | Diverged(td, why) ->
+                    expectClose 1e-12 td t (sprintf "%s: divergence time" what)
+                    Expect.stringContains why "divergence bound" "the reason names the bound"
+                | other -> failtestf "%s: expected Diverged at %g, got %A" what t other
+
+                Expect.isTrue (Double.IsNaN sol.Estimates[0].Mean) "a diverged run's estimates are NaN"
+
+            test "SGD above eta = 2/lambda: Diverged at k* eta, k* = first k with |1 - eta l|^k > bound (27 at eta 3)" {
+                let eta = 3.0
+                let k = firstExceedance (1.0 - eta * l)
+                Expect.equal k 27 "2^27 > 1e8 > 2^26"
+
+                let sol =
+                    SdeProblem.create p (SdeProcess.Sgd WithReplacement) eta 100.0 x0 obs
+                    |> Flows.solve (settings EulerMaruyama)
+
+                expectDiverged sol (float k * eta) "SGD"
+                // The old check at the horizon would have said t = 99 (the last step).
+                Expect.isLessThan (float k * eta) (SdeProblem.finalTime sol.Problem) "before the horizon"
+            }
+
+            test "SMF2 (EM, h = eta) and GF: Diverged at the first exceedance of their Euler factors" {
+                let eta = 3.0
+
+                for model, c in [ Smf 2, 1.0 - eta * l - eta * eta * l * l / 2.0; GradientFlow, 1.0 - eta * l ] do
+                    let sol =
+                        SdeProblem.create p (SdeProcess.Diffusion model) eta 100.0 x0 obs
+                        |> Flows.solve (settings EulerMaruyama)
+
+                    expectDiverged sol (float (firstExceedance c) * eta) (sprintf "%A" model)
+            }
+
+            test "Richardson: the earliest divergence over both passes (the fine pass h = eta/2 diverges first here)" {
+                let eta = 3.0
+                let cCoarse = 1.0 - eta * l - eta * eta * l * l / 2.0
+                let h = eta / 2.0
+                let cFine = 1.0 - h * l - h * eta * l * l / 2.0
+                let tCoarse = float (firstExceedance cCoarse) * eta
+                let tFine = float (firstExceedance cFine) * h
+                Expect.isLessThan tFine tCoarse "the fixture's fine pass diverges first (28.5 < 30)"
+
+                let sol =
+                    SdeProblem.create p (SdeProcess.Diffusion(Smf 2)) eta 100.0 x0 obs
+                    |> Flows.solve (settings EulerRichardson)
+
+                expectDiverged sol (min tCoarse tFine) "SMF2 Richardson"
+            }
+
+            test "a stable run (eta l = 0.5) completes, |x| = 0.5^k x0 exactly" {
+                let eta = 0.5
+
+                let sol =
+                    SdeProblem.create p (SdeProcess.Sgd WithReplacement) eta 100.0 x0 obs
+                    |> Flows.solve (settings EulerMaruyama)
+
+                Expect.equal sol.Status Completed "completed"
+                let rel = sol.Estimates[0].Mean / 0.5 ** 200.0 - 1.0
+                Expect.isLessThan (abs rel) 1e-12 "the deterministic recursion (relative error)"
+                Expect.equal sol.Statistics.SgdSteps 200 "200 steps"
+            }
+
+            test "a non-finite state is a divergence at its first step" {
+                let nanGradient =
+                    FiniteSumProblem.custom "NaN gradient" 1 1 (fun _ _ out -> out[0] <- nan) (fun _ _ -> 0.0)
+
+                let sol =
+                    SdeProblem.create nanGradient (SdeProcess.Sgd WithReplacement) 0.1 1.0 x0 obs
+                    |> Flows.solve (settings EulerMaruyama)
+
+                match sol.Status with
+                | Diverged(t, why) ->
+                    expectClose 1e-12 t 0.1 "at the first step"
+                    Expect.stringContains why "non-finite" "names the cause"
+                | other -> failtestf "expected Diverged, got %A" other
+            }
+
+            test "noisy divergence (the issue's eta = 3 SMF2 run): same status at 1 and 4 threads, before the horizon" {
+                let a, y, x0 = fixture
+                let p = FiniteSumProblem.leastSquares 0.0 a y
+
+                let run par =
+                    SdeProblem.create p (SdeProcess.Diffusion(Smf 2)) 3.0 30.0 x0 obs
+                    |> Flows.solve
+                        { SdeSettings.defaults with
+                            Paths = 200
+                            MaxParallelism = par
+                        }
+
+                let one, four = run 1, run 4
+                Expect.equal one.Status four.Status "same divergence at any thread count"
+
+                match one.Status with
+                | Diverged(t, _) -> Expect.isLessThan t 30.0 "before the horizon"
+                | other -> failtestf "expected Diverged, got %A" other
+            }
+        ]

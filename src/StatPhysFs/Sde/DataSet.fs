@@ -5,6 +5,7 @@ open System.Globalization
 open System.IO
 open System.Security.Cryptography
 open System.Text
+open StatPhysFs
 
 /// A labelled data set for the finite-sum problems: one row a data point, its features a_i then its label y_i. This is
 /// how a user's own data reaches `FiniteSumProblem.leastSquares` and `FiniteSumProblem.logistic` (the library and the
@@ -176,3 +177,69 @@ module DataSet =
             Array.map2 (fun (a: float[]) yi -> a |> Array.map (fun v -> yi * v)) d.Features y
 
         FiniteSumProblem.logistic (Array.create d.Rows ridge) c
+
+    /// The built-in data set of `statphys sde`: n rows a_i ~ N(0, I/d) then n labels y_i ~ N(0, 1), all from the
+    /// stream (seed, 1). Its SHA-256 is of the values as little-endian float64, rows then labels.
+    [<CompiledName("Gaussian")>]
+    let gaussian (dim: int) (samples: int) (seed: int) =
+        Check.intInRange "dim" 1 10_000 dim
+        Check.intInRange "samples" 1 1_000_000 samples
+        let rng = Rng(seed, 1)
+
+        let rows =
+            Array.init samples (fun _ -> Array.init dim (fun _ -> rng.NextNormal() / sqrt (float dim)))
+
+        let y = Array.init samples (fun _ -> rng.NextNormal())
+
+        let bytes =
+            Array.append (Array.concat rows) y
+            |> Array.collect (fun (v: float) -> BitConverter.GetBytes v)
+
+        {
+            Source = sprintf "built-in Gaussian data (d = %d, n = %d, seed %d)" dim samples seed
+            Features = rows
+            Labels = y
+            Sha256 = hex bytes
+            HasHeader = false
+            LineNumbers = Array.init samples (fun i -> i + 1)
+        }
+
+    /// Logistic regression on real-valued labels read by their sign: c_i = a_i for y_i >= 0, -a_i otherwise, with
+    /// f_i(x) = log(1 + e^{-c_i . x}) + ridge |x|^2/2 (the built-in logistic problem of `statphys sde`).
+    [<CompiledName("LogisticBySign")>]
+    let logisticBySign (ridge: float) (d: DataSet) =
+        let c =
+            Array.map2
+                (fun (r: float[]) yi -> r |> Array.map (fun v -> if yi >= 0.0 then v else -v))
+                d.Features
+                d.Labels
+
+        FiniteSumProblem.logistic (Array.create d.Rows ridge) c
+
+    /// The built-in two-layer problem of `statphys sde`: inputs x_i = sqrt(N) a_i (so x ~ N(0, I_N) for the Gaussian
+    /// data), labels from a fixed teacher of two erf units w*_m ~ N(0, I_N) drawn from the stream (seed, 2),
+    /// y_i = sum_m erf-unit(w*_m . x_i / sqrt N); the student is a K = 2 erf committee with readout (1, 1).
+    [<CompiledName("TwoLayerTeacher")>]
+    let twoLayerTeacher (seed: int) (d: DataSet) =
+        let nIn = d.Features[0].Length
+        let inputs = d.Features |> Array.map (Array.map (fun v -> v * sqrt (float nIn)))
+        let trng = Rng(seed, 2)
+        let teacher = Array.init 2 (fun _ -> Array.init nIn (fun _ -> trng.NextNormal()))
+
+        let g z =
+            Gaussian.Activation.value Gaussian.Activation.Erf z
+
+        let labels =
+            inputs
+            |> Array.map (fun x -> teacher |> Array.sumBy (fun w -> g (Blas.dotArr w x / sqrt (float nIn))))
+
+        FiniteSumProblem.twoLayer Gaussian.Activation.Erf [| 1.0; 1.0 |] inputs labels
+
+/// C#-shaped entries (the module above compiles as DataSetModule).
+type DataSet with
+    static member ReadCsv(path: string) = DataSet.readCsv path
+    static member Gaussian(dim: int, samples: int, seed: int) = DataSet.gaussian dim samples seed
+    member d.LeastSquares(ridge: float) = DataSet.leastSquares ridge d
+    member d.Logistic(ridge: float) = DataSet.logistic ridge d
+    member d.LogisticBySign(ridge: float) = DataSet.logisticBySign ridge d
+    member d.TwoLayerTeacher(seed: int) = DataSet.twoLayerTeacher seed d

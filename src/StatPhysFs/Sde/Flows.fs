@@ -4,7 +4,6 @@ open System
 open System.Threading
 open System.Threading.Tasks
 open StatPhysFs
-open StatPhysFs.Simulation
 
 /// The diffusion models of SGD at small learning rate eta (sme-smf.md sections 2-3), time t = k eta.
 type SdeModel =
@@ -30,22 +29,126 @@ type SdeScheme =
     /// Heun (trapezoidal) drift with Euler noise: error O(h^2 + eta h) for these small-noise SDEs.
     | HeunDrift
 
-type SdeSettings =
+/// The data a run learns from.
+[<RequireQualifiedAccess>]
+type SdeData =
+    /// A finite data set: SGD samples its indices, the SDE models' noise is built from all n per-sample gradients.
+    | FiniteSum of FiniteSumProblem
+    /// Fresh samples every step (the SMF's noise from `FreshSamplesPerStep` fresh samples per step, sme-smf.md 5.3 b).
+    | Online of OnlineProblem
+
+    member d.Dim =
+        match d with
+        | FiniteSum p -> p.Dim
+        | Online p -> p.Dim
+
+    member d.Name =
+        match d with
+        | FiniteSum p -> p.Name
+        | Online p -> p.Name
+
+/// Which process the points follow.
+[<RequireQualifiedAccess>]
+type SdeProcess =
+    /// Mini-batch SGD itself, steps of size eta (the sampling applies to finite data; online data draws fresh samples).
+    | Sgd of sampling: BatchSampling
+    /// A diffusion model of SGD, integrated with the settings' scheme.
+    | Diffusion of model: SdeModel
+
+/// A named functional of the points' states (every point of the multi-point motion), averaged over paths.
+type PointObservable =
     {
+        Name: string
+        Value: float[][] -> float
+    }
+
+/// SGD (or one of its diffusion models) at learning rate eta from m initial points driven by common randomness (the
+/// m-point motion of sme-smf.md section 1), observed at the horizon: time t = SGD steps x eta, floor(TEnd/eta) steps.
+type SdeProblem =
+    {
+        Data: SdeData
+        Process: SdeProcess
         /// Learning rate eta.
         Eta: float
-        /// Horizon T (floor(T/eta) SGD steps).
-        Horizon: float
+        /// Mini-batch B (SGD averages B sampled gradients; the models' noise is divided by sqrt B).
+        Batch: int
+        /// Initial points x0^1 .. x0^m, each of length d.
+        InitialPoints: float[][]
+        /// Horizon T: floor(T/eta) SGD steps.
+        TEnd: float
+        Observables: PointObservable list
+    }
+
+[<RequireQualifiedAccess>]
+module SdeProblem =
+    /// A problem with batch 1 on a finite data set.
+    [<CompiledName("Create")>]
+    let create (data: FiniteSumProblem) (proc: SdeProcess) (eta: float) (tEnd: float) (x0: float[][]) observables =
+        {
+            Data = SdeData.FiniteSum data
+            Process = proc
+            Eta = eta
+            Batch = 1
+            InitialPoints = x0
+            TEnd = tEnd
+            Observables = observables
+        }
+
+    /// floor(TEnd/eta): the number of SGD steps (the grid of the SDE schemes is SubSteps times finer).
+    [<CompiledName("SgdSteps")>]
+    let sgdSteps (p: SdeProblem) = float (Steps.count "t-end" p.TEnd "eta" p.Eta)
+
+    /// The time of the last SGD step, floor(TEnd/eta) eta: where the observables are reported.
+    [<CompiledName("FinalTime")>]
+    let finalTime (p: SdeProblem) = sgdSteps p * p.Eta
+
+    /// Bad parameters are errors naming the field and its valid range (before any work).
+    [<CompiledName("Validate")>]
+    let validate (p: SdeProblem) =
+        Check.positive "eta" p.Eta
+        Check.positive "tEnd" p.TEnd
+
+        Check.that
+            "tEnd"
+            (p.TEnd >= p.Eta)
+            (sprintf "tEnd (%g) must be >= eta (%g): the run takes floor(tEnd/eta) SGD steps." p.TEnd p.Eta)
+
+        Check.intInRange "batch" 1 1_000_000 p.Batch
+        Check.that "x0" (not (isNull p.InitialPoints) && p.InitialPoints.Length > 0) "give at least one initial point."
+        let d = p.Data.Dim
+
+        Check.that
+            "x0"
+            (p.InitialPoints
+             |> Array.forall (fun x -> not (isNull x) && x.Length = d && Array.forall Double.IsFinite x))
+            (sprintf "every initial point needs d = %d finite numbers." d)
+
+        Check.that "observables" (not (isNull (box p.Observables))) "give a list of observables (it may be empty)."
+
+        match p.Data, p.Process with
+        | SdeData.Online _, SdeProcess.Diffusion(Smf _)
+        | SdeData.Online _, SdeProcess.Sgd _
+        | SdeData.FiniteSum _, _ -> ()
+        | SdeData.Online _, SdeProcess.Diffusion m ->
+            Check.that "process" false (sprintf "online data runs SGD or the SMF (Smf 1 or Smf 2), not %A." m)
+
+/// Numerics of an SDE run: the scheme, Monte Carlo size, seed, divergence bound and run control.
+type SdeSettings =
+    {
         /// Sub-steps m per eta of the SDE schemes (h = eta/m).
         SubSteps: int
         Scheme: SdeScheme
-        /// Mini-batch B (with replacement: noise / sqrt B).
-        Batch: int
         /// Monte Carlo paths.
         Paths: int
+        /// Path r draws from the stream (Seed, r): the same numbers at any thread count.
         Seed: int
         MaxParallelism: int
-        CancellationToken: CancellationToken
+        /// Online SMF: fresh samples per step for the noise.
+        FreshSamplesPerStep: int
+        /// A path whose state leaves |x_c| <= DivergenceBound (or turns non-finite) stops: the run is Diverged at
+        /// the first such time over all paths.
+        DivergenceBound: float
+        Control: RunControl
     }
 
 [<RequireQualifiedAccess>]
@@ -53,89 +156,188 @@ module SdeSettings =
     [<CompiledName("Defaults")>]
     let defaults =
         {
-            Eta = 0.05
-            Horizon = 1.0
             SubSteps = 2
             Scheme = EulerRichardson
-            Batch = 1
             Paths = 10000
             Seed = 1
             MaxParallelism = Environment.ProcessorCount
-            CancellationToken = CancellationToken.None
+            FreshSamplesPerStep = 1
+            DivergenceBound = 1e8
+            Control = RunControl.defaults
         }
 
+    [<CompiledName("Validate")>]
     let validate (s: SdeSettings) =
-        Check.positive "eta" s.Eta
-        Check.positive "horizon" s.Horizon
         Check.intInRange "sub-steps" 1 100_000 s.SubSteps
-        Check.intInRange "batch" 1 1_000_000 s.Batch
         Check.intInRange "paths" 2 100_000_000 s.Paths
         Check.positiveInt "max parallelism" s.MaxParallelism
+        Check.intInRange "fresh samples per step" 1 1_000_000 s.FreshSamplesPerStep
+        Check.positive "divergence bound" s.DivergenceBound
 
-/// Monte Carlo of SGD and of its diffusion models from m initial points driven by common randomness (the m-point
-/// motion of sme-smf.md section 1), returning each observable's mean and standard error at the horizon.
+/// How much work a run did.
+type SdeStatistics =
+    {
+        /// Monte Carlo paths per pass (Richardson runs two passes, at h and h/2).
+        Paths: int
+        /// SGD steps floor(TEnd/eta) per path.
+        SgdSteps: int
+        /// Time steps per path of the (coarse) scheme: SGD steps for SGD, SGD steps x SubSteps for the models.
+        SchemeSteps: int
+        /// Largest |x_c| over every path and point at the horizon (the first exceedance when the run diverged).
+        MaxAbsState: float
+        WallSeconds: float
+    }
+
+/// The Monte Carlo estimates of the problem's observables at the horizon, with standard errors, and how the run ended.
+type SdeSolution =
+    {
+        Problem: SdeProblem
+        /// [| floor(TEnd/eta) eta |]: the estimates are at the horizon.
+        T: float[]
+        /// One estimate per observable, in the problem's order (NaN when the run diverged).
+        Estimates: Estimate[]
+        Status: RunStatus
+        Statistics: SdeStatistics
+    }
+
+    /// The estimate of the observable with this name.
+    member s.Estimate(name: string) =
+        match s.Problem.Observables |> List.tryFindIndex (fun o -> o.Name = name) with
+        | Some i -> s.Estimates[i]
+        | None -> invalidArg "name" (sprintf "no observable named '%s'." name)
+
+    interface ISolution with
+        member s.Times = s.T
+        member s.Status = s.Status
+
+        member s.Observables =
+            List.mapi
+                (fun i (o: PointObservable) ->
+                    {
+                        Name = o.Name
+                        Values = [| s.Estimates[i].Mean |]
+                        StdErr = Some [| s.Estimates[i].StdErr |]
+                    })
+                s.Problem.Observables
+
+/// Monte Carlo of SGD and of its diffusion models from m initial points driven by common randomness, each path
+/// watched for divergence at every step: `problem |> Flows.solve settings`.
 [<RequireQualifiedAccess>]
 module Flows =
-    let internal steps (s: SdeSettings) =
-        Steps.count "horizon" s.Horizon "eta" s.Eta
+    /// What the path integrators need from the problem and the settings.
+    type internal Run =
+        {
+            Eta: float
+            Batch: int
+            Scheme: SdeScheme
+            Token: CancellationToken
+        }
 
-    /// Paths in parallel, path r drawing from the stream (Seed, r): the same numbers at any thread count.
+    /// The first divergence over all paths, ordered by (time, pass, path) so that the reported one does not depend
+    /// on the thread count; paths stop once past the earliest known divergence (they cannot give an earlier one).
+    type internal DivergenceWatch(bound: float) =
+        let gate = obj ()
+        let mutable first: (float * int * int * float) option = None
+        let mutable earliest = infinity
+
+        member _.Bound = bound
+        member _.Earliest = earliest
+        member _.First = first
+
+        member _.Report(t: float, pass: int, path: int, value: float) =
+            lock gate (fun () ->
+                match first with
+                | Some(t0, p0, r0, _) when (t0, p0, r0) <= (t, pass, path) -> ()
+                | _ ->
+                    first <- Some(t, pass, path, value)
+                    earliest <- min earliest t)
+
+    /// max |x_c| over the points, infinity for a non-finite coordinate.
+    let internal largestAbs (xs: float[][]) =
+        let mutable w = 0.0
+
+        for x in xs do
+            for v in x do
+                let av = if Double.IsFinite v then abs v else infinity
+
+                if av > w then
+                    w <- av
+
+        w
+
+    /// Paths in parallel, path r drawing from the stream (Seed, pass * 1e8 + r): the same numbers at any thread count.
+    /// `runPath rng stop` returns the final states, or None when `stop t xs` (divergence, or past the earliest one)
+    /// ended it. Returns the estimates (None when any path stopped) and the largest final |x_c|.
     let internal monteCarlo
         (s: SdeSettings)
-        (stream: int)
+        (watch: DivergenceWatch)
+        (tick: unit -> unit)
+        (pass: int)
         (observables: (float[][] -> float)[])
-        (runPath: Rng -> float[][])
+        (runPath: Rng -> (float -> float[][] -> bool) -> float[][] option)
         =
         let values = Array.init observables.Length (fun _ -> Array.zeroCreate s.Paths)
+        let finalAbs = Array.zeroCreate s.Paths
+        let stopped = Array.zeroCreate s.Paths
 
-        Ensemble.sample s.MaxParallelism s.CancellationToken s.Seed (stream * 100_000_000) s.Paths (fun r rng ->
-            let xs = runPath rng
+        let po =
+            ParallelOptions(MaxDegreeOfParallelism = s.MaxParallelism, CancellationToken = s.Control.CancellationToken)
 
-            for o in 0 .. observables.Length - 1 do
-                values[o][r] <- observables[o] xs)
+        Parallel.For(
+            0,
+            s.Paths,
+            po,
+            fun r ->
+                let stop (t: float) (xs: float[][]) =
+                    let w = largestAbs xs
+
+                    if not (w <= watch.Bound) then
+                        watch.Report(t, pass, r, w)
+                        true
+                    else
+                        t > watch.Earliest
+
+                match runPath (Rng(s.Seed, pass * 100_000_000 + r)) stop with
+                | Some xs ->
+                    finalAbs[r] <- largestAbs xs
+
+                    for o in 0 .. observables.Length - 1 do
+                        values[o][r] <- observables[o] xs
+                | None -> stopped[r] <- true
+
+                tick ()
+        )
         |> ignore
 
-        values |> Array.map Stats.estimate
-
-    let private checkPoints (p: FiniteSumProblem) (x0: float[][]) =
-        Check.that "x0" (x0.Length > 0) "give at least one initial point."
-
-        Check.that
-            "x0"
-            (x0 |> Array.forall (fun x -> x.Length = p.Dim))
-            (sprintf "every initial point needs length d = %d." p.Dim)
+        (if Array.contains true stopped then
+             None
+         else
+             Some(values |> Array.map Stats.estimate)),
+        Array.max finalAbs
 
     /// Mini-batch SGD x <- x - (eta/B) sum_b grad f_{i_b}(x) from every initial point with the same samples.
-    [<CompiledName("Sgd")>]
-    let sgd
-        (s: SdeSettings)
-        (sampling: BatchSampling)
-        (p: FiniteSumProblem)
-        (x0: float[][])
-        (observables: (float[][] -> float)[])
-        =
-        SdeSettings.validate s
-        checkPoints p x0
-        let k = steps s
-        let d = p.Dim
-        let n = p.Samples
-
-        monteCarlo s 0 observables (fun rng ->
+    let private sgdPath (run: Run) (sampling: BatchSampling) (p: FiniteSumProblem) (x0: float[][]) (k: int) =
+        fun (rng: Rng) (stop: float -> float[][] -> bool) ->
+            let d = p.Dim
+            let n = p.Samples
             let xs = x0 |> Array.map Array.copy
             let g = Array.zeroCreate d
             let acc = Array.init xs.Length (fun _ -> Array.zeroCreate d)
             let sampler = BatchSampler(sampling, n, rng)
             let next () = sampler.Next()
 
-            for step in 1..k do
+            let mutable step = 1
+            let mutable stopped = false
+
+            while not stopped && step <= k do
                 // A long path must stop soon after a cancellation, not at its end.
                 if step &&& 255 = 0 then
-                    s.CancellationToken.ThrowIfCancellationRequested()
+                    run.Token.ThrowIfCancellationRequested()
 
                 for a in acc do
                     Array.Clear a
 
-                for _ in 1 .. s.Batch do
+                for _ in 1 .. run.Batch do
                     let i = next ()
 
                     for j in 0 .. xs.Length - 1 do
@@ -146,9 +348,102 @@ module Flows =
 
                 for j in 0 .. xs.Length - 1 do
                     for c in 0 .. d - 1 do
-                        xs[j][c] <- xs[j][c] - s.Eta / float s.Batch * acc[j][c]
+                        xs[j][c] <- xs[j][c] - run.Eta / float run.Batch * acc[j][c]
 
-            xs)
+                stopped <- stop (float step * run.Eta) xs
+                step <- step + 1
+
+            if stopped then None else Some xs
+
+    /// SGD with a fresh sample per step (batch B averages B fresh samples), every point using the same samples.
+    let private onlineSgdPath (run: Run) (p: OnlineProblem) (x0: float[][]) (k: int) =
+        fun (rng: Rng) (stop: float -> float[][] -> bool) ->
+            let d = p.Dim
+            let xs = x0 |> Array.map Array.copy
+            let g = Array.zeroCreate d
+            let acc = Array.init xs.Length (fun _ -> Array.zeroCreate d)
+            let mutable step = 1
+            let mutable stopped = false
+
+            while not stopped && step <= k do
+                if step &&& 255 = 0 then
+                    run.Token.ThrowIfCancellationRequested()
+
+                for a in acc do
+                    Array.Clear a
+
+                for _ in 1 .. run.Batch do
+                    let theta = p.Sample rng
+
+                    for j in 0 .. xs.Length - 1 do
+                        p.Gradient theta xs[j] g
+
+                        for c in 0 .. d - 1 do
+                            acc[j][c] <- acc[j][c] + g[c]
+
+                for j in 0 .. xs.Length - 1 do
+                    for c in 0 .. d - 1 do
+                        xs[j][c] <- xs[j][c] - run.Eta / float run.Batch * acc[j][c]
+
+                stopped <- stop (float step * run.Eta) xs
+                step <- step + 1
+
+            if stopped then None else Some xs
+
+    /// The online SMF of the given order with `fresh` fresh samples per step for the noise (Euler step h).
+    let private onlineSmfPath
+        (run: Run)
+        (order: int)
+        (fresh: int)
+        (p: OnlineProblem)
+        (x0: float[][])
+        (h: float)
+        (nSteps: int)
+        =
+        fun (rng: Rng) (stop: float -> float[][] -> bool) ->
+            let d = p.Dim
+            let xs = x0 |> Array.map Array.copy
+            let full = Array.zeroCreate d
+            let hv = Array.zeroCreate d
+            let g = Array.zeroCreate d
+            let incr = Array.init xs.Length (fun _ -> Array.zeroCreate d)
+            let amp = sqrt (run.Eta * h / float fresh / float run.Batch)
+            let mutable step = 1
+            let mutable stopped = false
+
+            while not stopped && step <= nSteps do
+                if step &&& 63 = 0 then
+                    run.Token.ThrowIfCancellationRequested()
+
+                for a in incr do
+                    Array.Clear a
+                // The same fresh samples and multipliers for every point: the multi-point motion.
+                for _ in 1..fresh do
+                    let theta = p.Sample rng
+                    let xi = rng.NextNormal()
+
+                    for j in 0 .. xs.Length - 1 do
+                        p.PopulationGradient xs[j] full
+                        p.Gradient theta xs[j] g
+
+                        for c in 0 .. d - 1 do
+                            incr[j][c] <- incr[j][c] + amp * (full[c] - g[c]) * xi
+
+                for j in 0 .. xs.Length - 1 do
+                    let x = xs[j]
+                    p.PopulationGradient x full
+
+                    if order = 2 then
+                        p.PopulationHessianVector x full hv
+
+                    for c in 0 .. d - 1 do
+                        let b = -full[c] - (if order = 2 then 0.5 * run.Eta * hv[c] else 0.0)
+                        x[c] <- x[c] + h * b + incr[j][c]
+
+                stopped <- stop (float step * h) xs
+                step <- step + 1
+
+            if stopped then None else Some xs
 
     /// Per-point work buffers: per-sample gradients (n x d), grad F, drift, noise increment.
     type private Work(p: FiniteSumProblem) =
@@ -220,13 +515,14 @@ module Flows =
 
     /// One path of the SDE model from every initial point with step h; `common` noise for SMF and shared SME.
     let private sdePath
-        (s: SdeSettings)
+        (run: Run)
         (model: SdeModel)
         (p: FiniteSumProblem)
         (x0: float[][])
         (h: float)
         (nSteps: int)
         (rng: Rng)
+        (stop: float -> float[][] -> bool)
         =
         let d = p.Dim
         let n = p.Samples
@@ -234,7 +530,7 @@ module Flows =
         let works = xs |> Array.map (fun _ -> Work p)
         let xi = Array.zeroCreate n
         let zeta = Array.zeroCreate d
-        let amp = sqrt (s.Eta * h / float s.Batch)
+        let amp = sqrt (run.Eta * h / float run.Batch)
 
         let order =
             match model with
@@ -252,9 +548,12 @@ module Flows =
 
         Check.intInRange "order" 1 2 order
 
-        for step in 1..nSteps do
+        let mutable step = 1
+        let mutable stopped = false
+
+        while not stopped && step <= nSteps do
             if step &&& 63 = 0 then
-                s.CancellationToken.ThrowIfCancellationRequested()
+                run.Token.ThrowIfCancellationRequested()
 
             match model with
             | Smf _ -> rng.FillNormal(Span xi)
@@ -267,7 +566,7 @@ module Flows =
             for j in 0 .. xs.Length - 1 do
                 let w = works[j]
                 let x = xs[j]
-                drift p order s.Eta w x w.Drift
+                drift p order run.Eta w x w.Drift
                 // The noise increment from the gradients at x (Euler noise for every scheme).
                 match model with
                 | GradientFlow -> Array.Clear w.Incr
@@ -301,12 +600,12 @@ module Flows =
                     for a in 0 .. d - 1 do
                         w.Incr[a] <- amp * w.Incr[a]
 
-                match s.Scheme with
+                match run.Scheme with
                 | HeunDrift ->
                     for a in 0 .. d - 1 do
                         w.Pred[a] <- x[a] + h * w.Drift[a] + w.Incr[a]
 
-                    drift p order s.Eta w w.Pred w.Drift2
+                    drift p order run.Eta w w.Pred w.Drift2
 
                     for a in 0 .. d - 1 do
                         x[a] <- x[a] + 0.5 * h * (w.Drift[a] + w.Drift2[a]) + w.Incr[a]
@@ -314,32 +613,138 @@ module Flows =
                     for a in 0 .. d - 1 do
                         x[a] <- x[a] + h * w.Drift[a] + w.Incr[a]
 
-        xs
+            stopped <- stop (float step * h) xs
+            step <- step + 1
 
-    /// Run a scheme: `run stream h steps` once (EM, Heun) or at h and h/2 on independent streams combined as
-    /// 2 E^{h/2} - E^h (EulerRichardson), standard errors combined accordingly.
-    let internal schemeEstimates (s: SdeSettings) (run: int -> float -> int -> Estimate[]) =
-        let k = steps s * s.SubSteps
-        let h = s.Eta / float s.SubSteps
+        if stopped then None else Some xs
 
-        match s.Scheme with
-        | EulerRichardson -> Array.map2 Richardson.ofEstimates (run 1 h k) (run 2 (h / 2.0) (2 * k))
+    /// Run a scheme: `run pass h steps` once (EM, Heun) or at h and h/2 on independent passes combined as
+    /// 2 E^{h/2} - E^h (EulerRichardson), standard errors combined accordingly. None once a path stopped.
+    let internal schemeEstimates
+        (scheme: SdeScheme)
+        (k: int)
+        (h: float)
+        (run: int -> float -> int -> Estimate[] option * float)
+        =
+        match scheme with
+        | EulerRichardson ->
+            let coarse, w1 = run 1 h k
+            let fine, w2 = run 2 (h / 2.0) (2 * k)
+
+            (match coarse, fine with
+             | Some c, Some f ->
+                 Some(Array.map2 Richardson.ofEstimates c f)
+             | _ -> None),
+            max w1 w2
         | _ -> run 1 h k
 
-    /// Monte Carlo of an SDE model at the horizon: E[observable] with standard errors. EulerRichardson combines
-    /// independent runs at h and h/2 as 2 E^{h/2} - E^h (standard errors combined accordingly).
-    [<CompiledName("Simulate")>]
-    let simulate
-        (s: SdeSettings)
-        (model: SdeModel)
-        (p: FiniteSumProblem)
-        (x0: float[][])
-        (observables: (float[][] -> float)[])
-        =
-        SdeSettings.validate s
-        checkPoints p x0
+    /// Passes of the Monte Carlo a run makes (Richardson: two, at h and h/2).
+    let private passes (s: SdeSettings) (p: SdeProblem) =
+        match p.Process, s.Scheme with
+        | SdeProcess.Diffusion _, EulerRichardson -> 2
+        | _ -> 1
 
-        schemeEstimates s (fun stream h nSteps -> monteCarlo s stream observables (sdePath s model p x0 h nSteps))
+    /// Monte Carlo of the problem's process: each observable's mean and standard error at floor(TEnd/eta) eta. A path
+    /// that leaves |x_c| <= DivergenceBound (or turns non-finite) stops there; the run is then Diverged at the first
+    /// such time over all paths (in SGD time, steps x eta), with NaN estimates. Cancellation throws
+    /// OperationCanceledException (from the settings' token), as .NET does.
+    [<CompiledName("Solve")>]
+    let solve (settings: SdeSettings) (problem: SdeProblem) : SdeSolution =
+        SdeSettings.validate settings
+        SdeProblem.validate problem
+        let sgdSteps = SdeProblem.sgdSteps problem
+
+        let schemeSteps =
+            match problem.Process with
+            | SdeProcess.Sgd _ -> sgdSteps
+            | SdeProcess.Diffusion _ -> sgdSteps * float settings.SubSteps
+
+        // Richardson's fine pass takes twice the coarse steps; every count must fit an int.
+        Check.that
+            "tEnd"
+            (schemeSteps * 2.0 < float Int32.MaxValue)
+            (sprintf
+                "tEnd/eta x sub-steps = %g steps per path is too many (at most %d): lower tEnd or raise eta."
+                schemeSteps
+                (Int32.MaxValue / 2))
+
+        let k = int schemeSteps
+        let x0 = problem.InitialPoints
+        let obs = problem.Observables |> List.map (fun o -> o.Value) |> Array.ofList
+        let watch = DivergenceWatch settings.DivergenceBound
+
+        let run =
+            {
+                Eta = problem.Eta
+                Batch = problem.Batch
+                Scheme = settings.Scheme
+                Token = settings.Control.CancellationToken
+            }
+
+        // Progress: the fraction of paths done over every pass, reported at most ~100 times.
+        let total = settings.Paths * passes settings problem
+        let finished = ref 0
+
+        let tick () =
+            match settings.Control.Progress with
+            | None -> ()
+            | Some report ->
+                let n = Interlocked.Increment &finished.contents
+
+                if n * 100 / total > (n - 1) * 100 / total then
+                    report (float n / float total)
+
+        let sw = Diagnostics.Stopwatch.StartNew()
+        let h = problem.Eta / float settings.SubSteps
+        let mc = monteCarlo settings watch tick
+
+        let estimates, worst =
+            match problem.Data, problem.Process with
+            | SdeData.FiniteSum p, SdeProcess.Sgd sampling -> mc 0 obs (sgdPath run sampling p x0 k)
+            | SdeData.Online p, SdeProcess.Sgd _ -> mc 0 obs (onlineSgdPath run p x0 k)
+            | SdeData.FiniteSum p, SdeProcess.Diffusion model ->
+                schemeEstimates settings.Scheme k h (fun pass h nSteps ->
+                    mc pass obs (fun rng stop -> sdePath run model p x0 h nSteps rng stop))
+            | SdeData.Online p, SdeProcess.Diffusion model ->
+                let order =
+                    match model with
+                    | Smf o -> o
+                    | _ -> 0
+
+                Check.intInRange "order" 1 2 order
+
+                schemeEstimates settings.Scheme k h (fun pass h nSteps ->
+                    mc pass obs (onlineSmfPath run order settings.FreshSamplesPerStep p x0 h nSteps))
+
+        let status, estimates, worst =
+            match watch.First, estimates with
+            | Some(t, _, _, w), _ ->
+                let reason =
+                    if Double.IsFinite w then
+                        sprintf "a path reached |x_c| = %.3g > divergence bound %g" w settings.DivergenceBound
+                    else
+                        "a path's state became non-finite"
+
+                RunStatus.Diverged(t, reason),
+                Array.init obs.Length (fun _ -> { Mean = nan; StdErr = nan; Count = 0 }),
+                w
+            | None, Some e -> RunStatus.Completed, e, worst
+            | None, None -> failwith "unreachable: a path stopped without a divergence"
+
+        {
+            Problem = problem
+            T = [| SdeProblem.finalTime problem |]
+            Estimates = estimates
+            Status = status
+            Statistics =
+                {
+                    Paths = settings.Paths
+                    SgdSteps = int sgdSteps
+                    SchemeSteps = k
+                    MaxAbsState = worst
+                    WallSeconds = sw.Elapsed.TotalSeconds
+                }
+        }
 
     /// The first-order SMF's Euler step with h = eta and the single-sample increment eta G(x, theta_i) in place of
     /// the Gaussian one (sme-smf.md 5.1): x - eta grad F + eta (grad F - grad f_i). It is SGD's step to rounding.

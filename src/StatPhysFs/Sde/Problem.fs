@@ -225,3 +225,16 @@ module FiniteSumProblem =
 
                 for j in 0 .. p.Dim - 1 do
                     out[j] <- (gp[j] - gm[j]) / (2.0 * eps)
+
+/// C#-shaped constructors (the module above compiles as FiniteSumProblemModule).
+type FiniteSumProblem with
+    static member LeastSquares(ridge: float, a: float[][], y: float[]) = FiniteSumProblem.leastSquares ridge a y
+    static member Logistic(ridge: float[], c: float[][]) = FiniteSumProblem.logistic ridge c
+
+    static member TwoLayer(activation: Gaussian.Activation, v: float[], inputs: float[][], labels: float[]) =
+        FiniteSumProblem.twoLayer activation v inputs labels
+
+    static member Custom
+        (name: string, dim: int, samples: int, gradient: Action<int, float[], float[]>, loss: Func<int, float[], float>)
+        =
+        FiniteSumProblem.custom name dim samples (fun i x o -> gradient.Invoke(i, x, o)) (fun i x -> loss.Invoke(i, x))
