@@ -232,14 +232,14 @@ public class FacadeFuzzTests
         yield return new("Teacher.Custom null", E, () => Teacher.Custom("x", null!));
         foreach (var h in Hostile.Concat(new[] { -1.0 }))
         {
-            yield return new($"LeastSquaresSgf.CriticalTau alpha={h}", E, () => LeastSquaresSgf.CriticalTau(h, 0));
-            yield return new($"LeastSquaresSgf.CriticalTau ridge={h}", E, () => LeastSquaresSgf.CriticalTau(2, h));
-            yield return new($"LeastSquaresSgf.Stationary tau={h}", E, () => LeastSquaresSgf.Stationary(2, h));
-            yield return new($"LeastSquaresSgf.Curve dt={h}", E, () => LeastSquaresSgf.Curve(2, 1, h, 5));
-            yield return new($"LeastSquaresSgf.Curve alpha={h}", E, () => LeastSquaresSgf.Curve(h, 1, 0.1, 5));
+            yield return new($"LeastSquaresClosure.CriticalTau alpha={h}", E, () => LeastSquaresClosure.CriticalTau(h, 0));
+            yield return new($"LeastSquaresClosure.CriticalTau ridge={h}", E, () => LeastSquaresClosure.CriticalTau(2, h));
+            yield return new($"LeastSquaresClosure.Stationary tau={h}", E, () => LeastSquaresClosure.Stationary(2, h));
+            yield return new($"LeastSquaresClosure.Solve dt={h}", E, () => LeastSquaresClosure.Solve(2, 1, h, 5));
+            yield return new($"LeastSquaresClosure.Solve alpha={h}", E, () => LeastSquaresClosure.Solve(h, 1, 0.1, 5));
         }
-        yield return new("LeastSquaresSgf.Curve steps=0", E, () => LeastSquaresSgf.Curve(2, 1, 0.1, 0));
-        yield return new("LeastSquaresSgf.Curve alpha=1 ridge=0 continuous (finite times defined)", Expect.Any, () => LeastSquaresSgf.Curve(1, 0, 0.1, 5, continuous: true));
+        yield return new("LeastSquaresClosure.Solve steps=0", E, () => LeastSquaresClosure.Solve(2, 1, 0.1, 0));
+        yield return new("LeastSquaresClosure.Solve alpha=1 ridge=0 continuous (finite times defined)", Expect.Any, () => LeastSquaresClosure.Solve(1, 0, 0.1, 5, continuous: true));
 
         // SDE problems and flows.
         var ragged = new[] { new[] { 1.0, 2 }, new[] { 1.0 } };

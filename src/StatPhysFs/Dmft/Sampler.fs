@@ -288,7 +288,8 @@ type internal RowSampler
         samples: int,
         rngFor: int -> Rng,
         parallelism: int,
-        storeResponses: bool
+        storeResponses: bool,
+        ct: Threading.CancellationToken
     ) =
     static member ChunkSize = 256
     member val Total = RowSums(columns.Points, columns.Width, columns.TeacherWidth)
@@ -327,10 +328,22 @@ type internal RowSampler
             for j in 0 .. k - 1 do
                 rt[j * n + k] <- columns.R[k * n + j]
 
-        let po = ParallelOptions(MaxDegreeOfParallelism = parallelism)
+        let po =
+            ParallelOptions(MaxDegreeOfParallelism = parallelism, CancellationToken = ct)
 
-        Parallel.For(0, this.Chunks.Length, po, fun c -> this.Chunks[c].Step(k, p, model, columns, path, this.RT))
+        // A step over all samples can take a second: the token is seen before each chunk of 256 samples (a
+        // cancelled chunk is skipped, not thrown from, so that no AggregateException wraps the cancellation).
+        Parallel.For(
+            0,
+            this.Chunks.Length,
+            po,
+            fun c ->
+                if not ct.IsCancellationRequested then
+                    this.Chunks[c].Step(k, p, model, columns, path, this.RT)
+        )
         |> ignore
+
+        ct.ThrowIfCancellationRequested()
 
         this.Total.Clear()
 
