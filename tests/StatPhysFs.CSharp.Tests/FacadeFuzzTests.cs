@@ -403,7 +403,11 @@ public class FacadeFuzzTests
         {
             ("MultiPassSgd.Simulate (SGF)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(dimension: 1500, seeds: 2, cancellationToken: ct)),
             ("MultiPassSgd.Simulate (SGD)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(SimulatedProcess.SgdWithReplacement, 1500, 2, cancellationToken: ct)),
-            ("MultiPassSgd.SolveDmft", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 400 }.SolveDmft(samples: 200000, replicas: 2, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (auto: fixed point)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 400 }.SolveDmft(samples: 200000, replicas: 2, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (forward sweep)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 300 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (two-layer, forward sweep)", ct => new MultiPassSgd(Activation.Tanh, new[] { 1.0, 0.5 }, Activation.Tanh, new[] { 1.0, 1.0 }) { Steps = 200, TimeStep = 0.05 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (exact closure)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 2000, TimeStep = 0.01 }.SolveDmft(method: DmftMethod.ExactClosure, cancellationToken: ct)),
+            ("LeastSquaresClosure.Solve (continuous)", ct => LeastSquaresClosure.Solve(2, 1, 1e-4, 10_000_000, continuous: true, cancellationToken: ct)),
             ("SgdDiffusion.Sgd (long paths)", ct => new SgdDiffusion { LearningRate = 1e-6, Horizon = 100, Paths = 4 }.Sgd(ls, X0, Obs, cancellationToken: ct)),
             ("SgdDiffusion.Simulate (long paths)", ct => new SgdDiffusion { LearningRate = 1e-5, Horizon = 100, Paths = 4 }.Simulate(SdeKind.Smf2, ls, X0, Obs, ct)),
             ("TeacherStudentCommittee.Simulate", ct => new TeacherStudentCommittee().Simulate(Init(), new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct)),
@@ -423,7 +427,7 @@ public class FacadeFuzzTests
                 catch (OperationCanceledException) { sw.Stop(); return "cancelled"; }
                 catch (Exception e) { sw.Stop(); return e.GetType().Name + ": " + e.Message; }
             });
-            Thread.Sleep(400);
+            Thread.Sleep(500);
             sw.Start();
             cts.Cancel();
             var finished = task.Wait(TimeSpan.FromSeconds(30));

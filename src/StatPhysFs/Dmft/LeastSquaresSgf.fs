@@ -255,7 +255,7 @@ module LeastSquaresSgf =
 
     /// K_tr(j) = int s^2 r(s)^j d nu and K_te(j) = int s r(s)^j d nu, j < n: both kernels are geometric in j per node
     /// (r = (1 - dt(s+l))^2 for the scheme, e^{-2(s+l)dt} in continuous time).
-    let private kernels (law: MarchenkoPastur) (n: int) (ratio: float -> float) =
+    let private kernels (ct: Threading.CancellationToken) (law: MarchenkoPastur) (n: int) (ratio: float -> float) =
         let ktr = Array.zeroCreate n
         let kte = Array.zeroCreate n
 
@@ -266,6 +266,10 @@ module LeastSquaresSgf =
             let mutable pw = 1.0
 
             for j in 0 .. n - 1 do
+                // On a long grid the kernels alone take seconds: the token is seen every 2^15 terms.
+                if j &&& 32767 = 0 then
+                    ct.ThrowIfCancellationRequested()
+
                 ktr[j] <- ktr[j] + w * s * s * pw
                 kte[j] <- kte[j] + w * s * pw
                 pw <- pw * r
@@ -324,7 +328,7 @@ module LeastSquaresSgf =
     let private discrete (control: RunControl) (law: MarchenkoPastur) (p: LeastSquaresProblem) =
         let dt, steps = p.Dt, p.Steps
         let l = p.Ridge
-        let ktr, kte = kernels law (steps + 1) (fun s -> (1.0 - dt * (s + l)) ** 2.0)
+        let ktr, kte = kernels control.CancellationToken law (steps + 1) (fun s -> (1.0 - dt * (s + l)) ** 2.0)
 
         march control Discrete p (fun k ltr ->
             let eg, lg, mg =
@@ -343,7 +347,7 @@ module LeastSquaresSgf =
     /// trapezoidal rule on t_k = k dt (error O(dt^2)).
     let private continuous (control: RunControl) (law: MarchenkoPastur) (p: LeastSquaresProblem) =
         let dt, steps = p.Dt, p.Steps
-        let ktr, kte = kernels law (steps + 1) (fun s -> exp (-2.0 * (s + p.Ridge) * dt))
+        let ktr, kte = kernels control.CancellationToken law (steps + 1) (fun s -> exp (-2.0 * (s + p.Ridge) * dt))
 
         march control Continuous p (fun k ltr ->
             let eg, lg, mg = gradientFlow law p (float k * dt)

@@ -306,6 +306,8 @@ type internal RowSampler
         let count = (samples + cs - 1) / cs
 
         Array.init count (fun c ->
+            // Allocating a million samples' paths takes seconds: the token is seen per chunk here too.
+            ct.ThrowIfCancellationRequested()
             let size = min cs (samples - c * cs)
 
             SampleChunk(
