@@ -605,13 +605,22 @@ let dmft () =
                 }
                 sq)
 
-    let law = Dmft.MarchenkoPastur.ofAlpha 2.0
+    let ls =
+        { Dmft.LeastSquaresProblem.defaults with
+            Dt = 0.01
+            Steps = 1000
+        }
 
     let tVd =
-        time 3 (fun () -> Dmft.LeastSquaresSgf.discrete law 0.01 1000 Dmft.LeastSquaresSgf.defaults)
+        time 3 (fun () -> Dmft.LeastSquaresSgf.solve Dmft.LeastSquaresSettings.defaults ls)
 
     let tVc =
-        time 3 (fun () -> Dmft.LeastSquaresSgf.continuous law 0.01 1000 Dmft.LeastSquaresSgf.defaults)
+        time 3 (fun () ->
+            Dmft.LeastSquaresSgf.solve
+                { Dmft.LeastSquaresSettings.defaults with
+                    Scheme = Dmft.Continuous
+                }
+                ls)
 
     printfn
         "least squares, 1000 steps: exact DMFT closure %.3f s; discrete Volterra %.3f s; continuous Volterra %.3f s"
@@ -653,7 +662,7 @@ let dmft () =
     let compare
         (name: string)
         (p: Dmft.DmftProblem)
-        (obs: (string * (Dmft.DmftSolution -> SeriesEstimate) * (MultiPassSimResult -> SeriesEstimate)) list)
+        (obs: (string * (Dmft.DmftSolution -> SeriesEstimate) * (MultiPassSimSolution -> SeriesEstimate)) list)
         =
         let th =
             Dmft.Dmft.solve
@@ -663,11 +672,19 @@ let dmft () =
                 }
                 p
 
-        let sgf = MultiPassSim.run o ignore CancellationToken.None Sgf p
+        let sim proc =
+            MultiPassSim.solve
+                { MultiPassSimSettings.defaults with
+                    Process = proc
+                    Options = o
+                }
+                p
+
+        let sgf = sim Sgf
 
         let sgd =
             if p.Tau > 0.0 then
-                Some(MultiPassSim.run o ignore CancellationToken.None (Sgd(1, WithReplacement)) p)
+                Some(sim (Sgd(1, WithReplacement)))
             else
                 None
 
@@ -695,7 +712,7 @@ let dmft () =
 
     let glmObs =
         [
-            "m", (fun (s: Dmft.DmftSolution) -> s.M[0, 0]), (fun (r: MultiPassSimResult) -> r.M[0, 0])
+            "m", (fun (s: Dmft.DmftSolution) -> s.M[0, 0]), (fun (r: MultiPassSimSolution) -> r.M[0, 0])
             "q", (fun s -> s.Q[0, 0]), (fun r -> r.Q[0, 0])
             "train", (fun s -> s.TrainLoss), (fun r -> r.TrainLoss)
             "test err", (fun s -> s.TestError.Value), (fun r -> r.TestError.Value)
@@ -734,7 +751,11 @@ let dmft () =
 
     let sim4000 =
         time 1 (fun () ->
-            MultiPassSim.run { o with Dim = 4000; Seeds = 2 } ignore CancellationToken.None Sgf (logistic 60))
+            MultiPassSim.solve
+                { MultiPassSimSettings.defaults with
+                    Options = { o with Dim = 4000; Seeds = 2 }
+                }
+                (logistic 60))
 
     printfn "SGF simulation, logistic, d = 4000 (n = 8000), 60 steps, 2 seeds: %.1f s" sim4000
 

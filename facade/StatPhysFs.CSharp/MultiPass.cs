@@ -9,6 +9,7 @@ using FsDmft = StatPhysFs.Dmft.Dmft;
 using FsLoss = StatPhysFs.Dmft.GlmLoss;
 using FsTeacher = StatPhysFs.Dmft.GlmTeacher;
 using FsLs = StatPhysFs.Dmft.LeastSquaresSgf;
+using FsMp = StatPhysFs.Dmft.MarchenkoPastur;
 
 namespace StatPhysFs.CSharp;
 
@@ -186,6 +187,15 @@ public sealed class MultiPassSgd
         return (status, status == SolveStatus.Diverged ? time : null);
     }
 
+    /// <summary>The F# run control: the token, and the progress callback when there is one.</summary>
+    internal static RunControl Control(IProgress<double>? progress, CancellationToken ct) =>
+        new(ct,
+            progress is null
+                ? FSharpOption<FSharpFunc<double, Unit>>.None
+                : FSharpOption<FSharpFunc<double, Unit>>.Some(FuncConvert.FromAction<double>(progress.Report)),
+            GC.GetGCMemoryInfo().TotalAvailableMemoryBytes is > 0 and var total ? total / 4 * 3 : long.MaxValue,
+            double.PositiveInfinity);
+
     private static Series[,] Grid(SeriesEstimate[,] s)
     {
         var r = new Series[s.GetLength(0), s.GetLength(1)];
@@ -211,10 +221,10 @@ public sealed class MultiPassSgd
             DmftMethod.ExactClosure => DmftStrategy.ExactClosure,
             _ => DmftStrategy.Auto,
         };
-        var settings = new DmftSettings(samples, replicas, seed, strategy, Environment.ProcessorCount,
-            FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken);
+        var settings = new DmftSettings(samples, replicas, seed, strategy, extrapolateInStep, Environment.ProcessorCount,
+            Control(progress, cancellationToken));
         var problem = ToProblem();
-        var s = Guard.Run(() => extrapolateInStep ? FsDmft.SolveExtrapolated(settings, problem) : FsDmft.Solve(settings, problem), cancellationToken);
+        var s = Guard.Run(() => FsDmft.Solve(settings, problem), cancellationToken);
         var (status, time) = StatusOf(s.Status);
         return new MultiPassCurve(s.T, Grid(s.Q), Grid(s.M), Series.Of(s.TrainLoss), Series.Of(s.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(s.TestError) ? Series.Of(s.TestError.Value) : null,
@@ -235,43 +245,52 @@ public sealed class MultiPassSgd
             SimulatedProcess.SgdWithoutReplacement => MultiPassProcess.NewSgd(batchSize, BatchSampling.WithoutReplacement),
             _ => MultiPassProcess.Sgf,
         };
-        var o = new SimulationOptions(dimension, seeds, seed, 1e8, Environment.ProcessorCount);
+        var settings = new MultiPassSimSettings(proc, new SimulationOptions(dimension, seeds, seed, 1e8, Environment.ProcessorCount),
+            Control(progress, cancellationToken));
         var problem = ToProblem();
-        var r = Guard.Run(() => MultiPassSim.Run(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, proc, problem), cancellationToken);
-        var div = r.Divergences.Length > 0 ? r.Divergences.Min(d => d.Item2) : (double?)null;
+        var r = Guard.Run(() => MultiPassSim.Solve(settings, problem), cancellationToken);
+        var (status, time) = StatusOf(r.Status);
         return new MultiPassCurve(r.T, Grid(r.Q), Grid(r.M), Series.Of(r.TrainLoss), Series.Of(r.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(r.TestError) ? Series.Of(r.TestError.Value) : null,
-            null, null, null, div is null ? SolveStatus.Completed : SolveStatus.Diverged, div,
-            $"{process}, d = {dimension}, {seeds} seeds");
+            null, null, null, status, time, $"{process}, d = {dimension}, {seeds} seeds");
     }
 }
 
-/// <summary>Least squares under the SGF in closed form over the Marchenko-Pastur law (no Monte Carlo).</summary>
-public static class LeastSquaresSgf
+/// <summary>A least-squares learning curve from the Volterra equation (no Monte Carlo): e(t) = |theta - theta*|^2/d, the
+/// train loss (mean squared residual), the test loss e + sigma^2, m and q on t_k = k dt.</summary>
+public sealed record LeastSquaresCurve(IReadOnlyList<double> Times, IReadOnlyList<double> E, IReadOnlyList<double> TrainLoss,
+    IReadOnlyList<double> TestLoss, IReadOnlyList<double> M, IReadOnlyList<double> Q, SolveStatus Status, double? DivergenceTime);
+
+/// <summary>Least squares under the SGF in closed form over the Marchenko-Pastur law (no Monte Carlo): the exact
+/// closure of the multi-pass DMFT for the square loss with a linear teacher.</summary>
+public static class LeastSquaresClosure
 {
-    private static LeastSquaresParams P(double alpha, double tau, double ridge, double rho, double noiseVariance, double q0) =>
-        new(alpha, tau, ridge, rho, noiseVariance, q0);
+    private static LeastSquaresProblem P(double alpha, double tau, double ridge, double rho, double noiseVariance, double q0,
+        double dt = 0.1, int steps = 1) => new(alpha, tau, ridge, rho, noiseVariance, q0, dt, steps);
 
     /// <summary>tau_c = 2 / int s^2/(s + lambda) d nu: the SGF is stable iff tau &lt; tau_c.</summary>
-    public static double CriticalTau(double alpha, double ridge) => FsLs.CriticalTau(MarchenkoPasturModule.OfAlpha(alpha), ridge);
+    public static double CriticalTau(double alpha, double ridge) => FsLs.CriticalTau(FsMp.OfAlpha(alpha), ridge);
 
     /// <summary>Stationary (e, train loss) for tau &lt; tau_c, null above.</summary>
     public static (double E, double TrainLoss)? Stationary(double alpha, double tau, double ridge = 0, double rho = 1,
         double noiseVariance = 0.25)
     {
-        var s = FsLs.Stationary(MarchenkoPasturModule.OfAlpha(alpha), P(alpha, tau, ridge, rho, noiseVariance, 0));
+        var s = FsLs.Stationary(FsMp.OfAlpha(alpha), P(alpha, tau, ridge, rho, noiseVariance, 0));
         return FSharpOption<Tuple<double, double>>.get_IsSome(s) ? (s.Value.Item1, s.Value.Item2) : null;
     }
 
-    /// <summary>The learning curve e(t) = |theta - theta*|^2/d and the train loss, from the Volterra equation: exact
-    /// for Euler-Maruyama with step dt, or (continuous = true) the continuous-time equation by the trapezoid rule.</summary>
-    public static (IReadOnlyList<double> Times, IReadOnlyList<double> E, IReadOnlyList<double> TrainLoss, SolveStatus Status)
-        Curve(double alpha, double tau, double dt, int steps, bool continuous = false, double ridge = 0, double rho = 1,
-            double noiseVariance = 0.25, double q0 = 0)
+    /// <summary>The learning curve on t_k = k dt, k = 0..steps, from the Volterra equation: exact for Euler-Maruyama
+    /// with step dt, or (continuous = true) the continuous-time equation by the trapezoid rule. Above tau_c the curve
+    /// ends where the train loss left the divergence bound (Status = Diverged). Throws OperationCanceledException when
+    /// cancelled.</summary>
+    public static LeastSquaresCurve Solve(double alpha, double tau, double dt, int steps, bool continuous = false, double ridge = 0,
+        double rho = 1, double noiseVariance = 0.25, double q0 = 0, CancellationToken cancellationToken = default)
     {
-        var law = MarchenkoPasturModule.OfAlpha(alpha);
-        var p = P(alpha, tau, ridge, rho, noiseVariance, q0);
-        var c = continuous ? FsLs.Continuous(law, dt, steps, p) : FsLs.Discrete(law, dt, steps, p);
-        return (c.T, c.E, c.TrainLoss, StatusConversion.Of(c.Status).Status == SolveStatus.Diverged ? SolveStatus.Diverged : SolveStatus.Completed);
+        var settings = new LeastSquaresSettings(continuous ? LeastSquaresScheme.Continuous : LeastSquaresScheme.Discrete, 400,
+            MultiPassSgd.Control(null, cancellationToken));
+        var c = Guard.Run(() => FsLs.Solve(settings, P(alpha, tau, ridge, rho, noiseVariance, q0, dt, steps)), cancellationToken);
+        var (status, time, _) = StatusConversion.Of(c.Status);
+        return new LeastSquaresCurve(c.T, c.E, c.TrainLoss, c.TestLoss, c.M, c.Q, status,
+            status == SolveStatus.Diverged ? time : null);
     }
 }

@@ -343,13 +343,15 @@ let main (argv: string list) =
     // The Volterra solution on its own step 0.01 (401 points): the figure draws all of them, the documents keep the
     // 41-point grid.
     let volterraFull alpha =
-        (Dmft.LeastSquaresSgf.continuous
-            (Dmft.MarchenkoPastur.ofAlpha alpha)
-            0.01
-            400
-            { Dmft.LeastSquaresSgf.defaults with
+        (Dmft.LeastSquaresSgf.solve
+            { Dmft.LeastSquaresSettings.defaults with
+                Scheme = Dmft.Continuous
+            }
+            { Dmft.LeastSquaresProblem.defaults with
                 Alpha = alpha
                 Tau = tau
+                Dt = 0.01
+                Steps = 400
             })
             .E
 
@@ -363,7 +365,7 @@ let main (argv: string list) =
             OnlineLinear.closedForm
                 { OnlineLinear.defaults with
                     Rho = 1.0
-                    NoiseVar = Dmft.LeastSquaresSgf.defaults.NoiseVar
+                    NoiseVar = Dmft.LeastSquaresProblem.defaults.NoiseVar
                     Lr = tau
                     Ridge = 0.0
                     Batch = 1

@@ -180,40 +180,17 @@ let private parameters (p: DmftProblem) =
         "steps", Int p.Steps
     ]
 
-/// Named order-parameter series: m, q for a GLM; Q<ab>, M<ab> (1-based) for a committee.
-let private overlapSeries (p: DmftProblem) suffix (q: SeriesEstimate[,]) (m: SeriesEstimate[,]) withErr =
-    let one name (s: SeriesEstimate) =
-        [
-            yield name + suffix, s.Mean
-            if withErr then
-                yield name + suffix + "_stderr", s.StdErr
-        ]
+/// A solution's observables as named columns (the library names them: m, q or Q<ab>, M<ab>, the losses), each
+/// followed by <name>_stderr where it is an estimate; `suffix` tags an overlay (_sim, _sgd).
+let private observableSeries suffix (sol: ISolution) =
+    [
+        for o in sol.Observables do
+            yield o.Name + suffix, o.Values
 
-    match p.Model with
-    | Glm _ -> one "m" m[0, 0] @ one "q" q[0, 0]
-    | TwoLayer _ ->
-        [
-            for a in 0 .. Array2D.length1 q - 1 do
-                for b in a .. Array2D.length2 q - 1 do
-                    yield! one (sprintf "Q%d%d" (a + 1) (b + 1)) q[a, b]
-            for a in 0 .. Array2D.length1 m - 1 do
-                for b in 0 .. Array2D.length2 m - 1 do
-                    yield! one (sprintf "M%d%d" (a + 1) (b + 1)) m[a, b]
-        ]
-
-let private lossSeries suffix (train: SeriesEstimate) (test: SeriesEstimate) (err: SeriesEstimate option) withErr =
-    let one name (s: SeriesEstimate) =
-        [
-            yield name + suffix, s.Mean
-            if withErr then
-                yield name + suffix + "_stderr", s.StdErr
-        ]
-
-    one "train_loss" train
-    @ one "test_loss" test
-    @ (match err with
-       | Some e -> one "test_error" e
-       | None -> [])
+            match o.StdErr with
+            | Some e -> yield o.Name + suffix + "_stderr", e
+            | None -> ()
+    ]
 
 let private simOptions (a: Args.Parsed) =
     { SimulationOptions.defaults with
@@ -236,12 +213,21 @@ let private simulate (a: Args.Parsed) (p: DmftProblem) (proc: MultiPassProcess) 
     let bar =
         Progress.create (sprintf "%s d=%d, %d seeds" label o.Dim o.Seeds) (a.Flags.Contains "progress")
 
-    let sw = Stopwatch.StartNew()
-    let r = MultiPassSim.run o bar.Report (Interrupt.token ()) proc p
+    let r =
+        MultiPassSim.solve
+            {
+                Process = proc
+                Options = o
+                Control =
+                    RunControl.defaults
+                    |> RunControl.withCancellation (Interrupt.token ())
+                    |> RunControl.withProgress bar.Report
+            }
+            p
+
     bar.Done()
 
-    overlapSeries p suffix r.Q r.M true
-    @ lossSeries suffix r.TrainLoss r.TestLoss r.TestError true,
+    observableSeries suffix r,
     [
         (if suffix = "" then "simulation" else "simulation" + suffix),
         Obj(
@@ -257,7 +243,7 @@ let private simulate (a: Args.Parsed) (p: DmftProblem) (proc: MultiPassProcess) 
                     |> Array.map (fun (run, t) -> Obj [ "run", Int run; "time", Num t ])
                     |> List.ofArray
                 )
-                "wall_time_s", Num sw.Elapsed.TotalSeconds
+                "wall_time_s", Num r.WallSeconds
             ]
         )
     ]
@@ -267,23 +253,12 @@ let private fit (n: int) (series: (string * float[]) list) =
     series
     |> List.map (fun (k, v) -> k, Array.init n (fun i -> if i < v.Length then v[i] else nan))
 
-/// The least-squares parameters of a square-loss, linear-teacher GLM problem.
-let private leastSquaresOf (p: DmftProblem) : LeastSquaresParams =
-    {
-        Alpha = p.Alpha
-        Tau = p.Tau
-        Ridge = p.Ridge
-        Rho = p.Rho[0, 0]
-        NoiseVar = p.NoiseVar
-        Q0 = p.Q0[0, 0]
-    }
-
 let private leastSquaresMeta (p: DmftProblem) =
     match p.Model with
     | Glm(GlmLoss.Square, GlmTeacher.Linear) ->
         let law = MarchenkoPastur.ofAlpha p.Alpha
 
-        let ls = leastSquaresOf p
+        let ls = LeastSquaresProblem.ofDmft p
 
         // The t -> infinity limits may not exist (alpha = 1, ridge = 0: the error grows like sqrt t) although every
         // finite-time value is well defined: report the limit as absent, with the reason, and keep the curve.
@@ -413,12 +388,17 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
             | Glm(GlmLoss.Square, GlmTeacher.Linear) -> ()
             | _ -> raise (Args.UsageError "--exact needs --loss square --teacher linear")
 
-            let ls = leastSquaresOf p
+            let c =
+                LeastSquaresSgf.solve
+                    { LeastSquaresSettings.defaults with
+                        Scheme = Continuous
+                        Control = RunControl.defaults |> RunControl.withCancellation (Interrupt.token ())
+                    }
+                    (LeastSquaresProblem.ofDmft p)
 
-            let c = LeastSquaresSgf.continuous (MarchenkoPastur.ofAlpha p.Alpha) p.Dt p.Steps ls
             bar.Done()
 
-            [ "m", c.M; "q", c.Q; "train_loss", c.TrainLoss; "test_loss", c.TestLoss ],
+            observableSeries "" c,
             [],
             c.T,
             c.Status,
@@ -439,29 +419,24 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
                 | Glm(GlmLoss.Square, GlmTeacher.Linear) -> ()
                 | _ -> raise (Args.UsageError "--exact needs --loss square --teacher linear")
 
-            let solver =
-                if a.Flags.Contains "extrapolate" then
-                    Dmft.solveExtrapolated
-                else
-                    Dmft.solve
-
             let s =
-                solver
+                Dmft.solve
                     { DmftSettings.defaults with
-                        CancellationToken = Interrupt.token ()
                         Samples = Args.int a "samples" 20000
                         Replicas = Args.int a "replicas" 4
                         Seed = Args.int a "seed" 1
                         Strategy = strategy
-                        Progress = bar.Report
+                        ExtrapolateInStep = a.Flags.Contains "extrapolate"
+                        Control =
+                            RunControl.defaults
+                            |> RunControl.withCancellation (Interrupt.token ())
+                            |> RunControl.withProgress bar.Report
                     }
                     p
 
             bar.Done()
-            let mc = not exactFlag
 
-            overlapSeries p "" s.Q s.M mc
-            @ lossSeries "" s.TrainLoss s.TestLoss s.TestError mc,
+            observableSeries "" s,
             (if a.Flags.Contains "no-kernels" then
                  []
              else

@@ -232,14 +232,14 @@ public class FacadeFuzzTests
         yield return new("Teacher.Custom null", E, () => Teacher.Custom("x", null!));
         foreach (var h in Hostile.Concat(new[] { -1.0 }))
         {
-            yield return new($"LeastSquaresSgf.CriticalTau alpha={h}", E, () => LeastSquaresSgf.CriticalTau(h, 0));
-            yield return new($"LeastSquaresSgf.CriticalTau ridge={h}", E, () => LeastSquaresSgf.CriticalTau(2, h));
-            yield return new($"LeastSquaresSgf.Stationary tau={h}", E, () => LeastSquaresSgf.Stationary(2, h));
-            yield return new($"LeastSquaresSgf.Curve dt={h}", E, () => LeastSquaresSgf.Curve(2, 1, h, 5));
-            yield return new($"LeastSquaresSgf.Curve alpha={h}", E, () => LeastSquaresSgf.Curve(h, 1, 0.1, 5));
+            yield return new($"LeastSquaresClosure.CriticalTau alpha={h}", E, () => LeastSquaresClosure.CriticalTau(h, 0));
+            yield return new($"LeastSquaresClosure.CriticalTau ridge={h}", E, () => LeastSquaresClosure.CriticalTau(2, h));
+            yield return new($"LeastSquaresClosure.Stationary tau={h}", E, () => LeastSquaresClosure.Stationary(2, h));
+            yield return new($"LeastSquaresClosure.Solve dt={h}", E, () => LeastSquaresClosure.Solve(2, 1, h, 5));
+            yield return new($"LeastSquaresClosure.Solve alpha={h}", E, () => LeastSquaresClosure.Solve(h, 1, 0.1, 5));
         }
-        yield return new("LeastSquaresSgf.Curve steps=0", E, () => LeastSquaresSgf.Curve(2, 1, 0.1, 0));
-        yield return new("LeastSquaresSgf.Curve alpha=1 ridge=0 continuous (finite times defined)", Expect.Any, () => LeastSquaresSgf.Curve(1, 0, 0.1, 5, continuous: true));
+        yield return new("LeastSquaresClosure.Solve steps=0", E, () => LeastSquaresClosure.Solve(2, 1, 0.1, 0));
+        yield return new("LeastSquaresClosure.Solve alpha=1 ridge=0 continuous (finite times defined)", Expect.Any, () => LeastSquaresClosure.Solve(1, 0, 0.1, 5, continuous: true));
 
         // SDE problems and flows.
         var ragged = new[] { new[] { 1.0, 2 }, new[] { 1.0 } };
@@ -403,7 +403,11 @@ public class FacadeFuzzTests
         {
             ("MultiPassSgd.Simulate (SGF)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(dimension: 1500, seeds: 2, cancellationToken: ct)),
             ("MultiPassSgd.Simulate (SGD)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(SimulatedProcess.SgdWithReplacement, 1500, 2, cancellationToken: ct)),
-            ("MultiPassSgd.SolveDmft", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 400 }.SolveDmft(samples: 200000, replicas: 2, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (auto: fixed point)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 400 }.SolveDmft(samples: 200000, replicas: 2, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (forward sweep)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 300 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (two-layer, forward sweep)", ct => new MultiPassSgd(Activation.Tanh, new[] { 1.0, 0.5 }, Activation.Tanh, new[] { 1.0, 1.0 }) { Steps = 200, TimeStep = 0.05 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (exact closure)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 2000, TimeStep = 0.01 }.SolveDmft(method: DmftMethod.ExactClosure, cancellationToken: ct)),
+            ("LeastSquaresClosure.Solve (continuous)", ct => LeastSquaresClosure.Solve(2, 1, 1e-4, 10_000_000, continuous: true, cancellationToken: ct)),
             ("SgdDiffusion.Sgd (long paths)", ct => new SgdDiffusion { LearningRate = 1e-6, Horizon = 100, Paths = 4 }.Sgd(ls, X0, Obs, cancellationToken: ct)),
             ("SgdDiffusion.Simulate (long paths)", ct => new SgdDiffusion { LearningRate = 1e-5, Horizon = 100, Paths = 4 }.Simulate(SdeKind.Smf2, ls, X0, Obs, ct)),
             ("TeacherStudentCommittee.Simulate", ct => new TeacherStudentCommittee().Simulate(Init(), new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct)),
@@ -423,7 +427,7 @@ public class FacadeFuzzTests
                 catch (OperationCanceledException) { sw.Stop(); return "cancelled"; }
                 catch (Exception e) { sw.Stop(); return e.GetType().Name + ": " + e.Message; }
             });
-            Thread.Sleep(400);
+            Thread.Sleep(500);
             sw.Start();
             cts.Cancel();
             var finished = task.Wait(TimeSpan.FromSeconds(30));

@@ -13,7 +13,8 @@ public class MultiPassTests
         // Two independent derivations (moment-closed DMFT vs Marchenko-Pastur Volterra), equal to roundoff.
         var problem = new MultiPassSgd(Loss.Square, Teacher.Linear) { Alpha = 2, Tau = 1, Steps = 40 };
         var dmft = problem.SolveDmft(method: DmftMethod.ExactClosure);
-        var (_, e, train, status) = LeastSquaresSgf.Curve(alpha: 2, tau: 1, dt: 0.1, steps: 40);
+        var curve = LeastSquaresClosure.Solve(alpha: 2, tau: 1, dt: 0.1, steps: 40);
+        var (e, train, status) = (curve.E, curve.TrainLoss, curve.Status);
         Assert.Equal(SolveStatus.Completed, status);
         for (var k = 0; k <= 40; k++)
         {
@@ -28,12 +29,12 @@ public class MultiPassTests
     [Fact]
     public void CriticalTauAndStationaryValues()
     {
-        Assert.True(Math.Abs(LeastSquaresSgf.CriticalTau(alpha: 3, ridge: 0) - 2.0) < 1e-12);
-        var st = LeastSquaresSgf.Stationary(alpha: 2, tau: 1, noiseVariance: 0.25);
+        Assert.True(Math.Abs(LeastSquaresClosure.CriticalTau(alpha: 3, ridge: 0) - 2.0) < 1e-12);
+        var st = LeastSquaresClosure.Stationary(alpha: 2, tau: 1, noiseVariance: 0.25);
         Assert.NotNull(st);
         Assert.True(Math.Abs(st!.Value.TrainLoss - 0.25) < 1e-12); // sigma^2 (1 - 1/alpha) / (1 - tau/2)
-        Assert.Null(LeastSquaresSgf.Stationary(alpha: 2, tau: 2.5));
-        var (_, _, _, status) = LeastSquaresSgf.Curve(alpha: 2, tau: 3, dt: 0.1, steps: 5000);
+        Assert.Null(LeastSquaresClosure.Stationary(alpha: 2, tau: 2.5));
+        var status = LeastSquaresClosure.Solve(alpha: 2, tau: 3, dt: 0.1, steps: 5000).Status;
         Assert.Equal(SolveStatus.Diverged, status);
     }
 

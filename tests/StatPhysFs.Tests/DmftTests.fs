@@ -18,16 +18,20 @@ let private exact =
         Strategy = ExactClosure
     }
 
-let private lsOf (p: DmftProblem) =
-    {
-        Alpha = p.Alpha
-        Tau = p.Tau
-        Ridge = p.Ridge
-        Rho = p.Rho[0, 0]
-        NoiseVar = p.NoiseVar
-        Q0 = p.Q0[0, 0]
-    }
-    : LeastSquaresParams
+let private lsOf (p: DmftProblem) = LeastSquaresProblem.ofDmft p
+
+/// The least-squares curve of a problem: the discrete recursion, or the continuous Volterra equation on its grid.
+let private volterra (scheme: LeastSquaresScheme) (p: LeastSquaresProblem) =
+    LeastSquaresSgf.solve { LeastSquaresSettings.defaults with Scheme = scheme } p
+
+/// The finite-d multi-pass simulation of a process.
+let private simulate (o: SimulationOptions) (proc: MultiPassProcess) (p: DmftProblem) =
+    MultiPassSim.solve
+        { MultiPassSimSettings.defaults with
+            Process = proc
+            Options = o
+        }
+        p
 
 /// Least-squares problems from a seed: alpha in [0.3, 4], tau in [0, 1.5], ridge in [0, 0.5], random rho, sigma^2,
 /// q0, dt in [0.05, 0.2], up to 60 steps.
@@ -70,7 +74,7 @@ let leastSquares =
                 let sol = Dmft.solve exact p
 
                 let v =
-                    LeastSquaresSgf.discrete (MarchenkoPastur.ofAlpha p.Alpha) p.Dt p.Steps (lsOf p)
+                    volterra Discrete (lsOf p)
 
                 let ok (a: float[]) (b: float[]) =
                     Array.forall2 (fun x y -> close 1e-12 x y) a b
@@ -403,13 +407,11 @@ let simulation =
                             p
 
                     let sim =
-                        MultiPassSim.run
+                        simulate
                             { SimulationOptions.defaults with
                                 Dim = 2000
                                 Seeds = 4
                             }
-                            ignore
-                            Threading.CancellationToken.None
                             Sgf
                             p
 
@@ -447,13 +449,11 @@ let simulation =
                             p
 
                     let sim =
-                        MultiPassSim.run
+                        simulate
                             { SimulationOptions.defaults with
                                 Dim = 2000
                                 Seeds = 4
                             }
-                            ignore
-                            Threading.CancellationToken.None
                             Sgf
                             p
 
@@ -481,7 +481,7 @@ let simulation =
                         Steps = 30
                     }
 
-                let c = LeastSquaresSgf.continuous (MarchenkoPastur.ofAlpha 2.0) 0.01 300 (lsOf p)
+                let c = volterra Continuous { lsOf p with Dt = 0.01; Steps = 300 }
 
                 let o =
                     { SimulationOptions.defaults with
@@ -490,7 +490,7 @@ let simulation =
                     }
 
                 let sgd =
-                    MultiPassSim.run o ignore Threading.CancellationToken.None (Sgd(1, WithReplacement)) p
+                    simulate o (Sgd(1, WithReplacement)) p
 
                 for k in [ 10; 30 ] do
                     Expect.isTrue
@@ -519,13 +519,13 @@ let extrapolation =
         // Oracle: the continuous-time Volterra solution (trapezoid at dt = 0.0025, error ~1e-6). Measured at Dt = 0.1:
         // plain error 7.1e-2 in q(1), extrapolated 4.1e-3; halving Dt divides the extrapolated error by ~4.
         let c =
-            LeastSquaresSgf.continuous
-                (MarchenkoPastur.ofAlpha 2.0)
-                0.0025
-                400
-                { LeastSquaresSgf.defaults with
+            volterra
+                Continuous
+                { LeastSquaresProblem.defaults with
                     Alpha = 2.0
                     Tau = 1.0
+                    Dt = 0.0025
+                    Steps = 400
                 }
 
         let exactAt t = c.Q[int (Math.Round(t / 0.0025))]
@@ -540,7 +540,7 @@ let extrapolation =
                 }
 
             let plain = Dmft.solve exact p
-            let rich = Dmft.solveExtrapolated exact p
+            let rich = Dmft.solve { exact with ExtrapolateInStep = true } p
             let k = p.Steps
             abs (plain.Q[0, 0].Mean[k] - exactAt 1.0), abs (rich.Q[0, 0].Mean[rich.T.Length - 1] - exactAt 1.0)
 
@@ -592,7 +592,7 @@ let responseRecomputation =
                     let model = RowModel.create p.Model
 
                     let run stored =
-                        Dmft.forwardSweepWith stored s p model 0 1000 0 ignore
+                        DmftSweep.forwardSweepWith stored s p model 0 1000 0 ignore
 
                     let c1, t1, n1, st1 = run true
                     let c2, t2, n2, st2 = run false

@@ -10,7 +10,19 @@ open StatPhysFs.Dmft
 open StatPhysFs.Models
 open StatPhysFs.Tests.Prop
 
-let private ls = LeastSquaresSgf.defaults
+let private ls = LeastSquaresProblem.defaults
+
+/// The recursion exact for Euler-Maruyama with step dt, `steps` steps, over the 400-node law.
+let private discrete dt steps (p: LeastSquaresProblem) =
+    LeastSquaresSgf.solve LeastSquaresSettings.defaults { p with Dt = dt; Steps = steps }
+
+/// The continuous-time Volterra equation by the trapezoid on t_k = k dt.
+let private continuous dt steps (p: LeastSquaresProblem) =
+    LeastSquaresSgf.solve
+        { LeastSquaresSettings.defaults with
+            Scheme = Continuous
+        }
+        { p with Dt = dt; Steps = steps }
 
 /// alpha in [0.3, 5] away from 1 (where limits need care), from a seed.
 let private alphaOf (seed: int) =
@@ -92,6 +104,52 @@ let gradientFlow =
                 let e2, l2, _ = LeastSquaresSgf.gradientFlowLimit (MarchenkoPastur.ofAlpha a) p
                 close 1e-10 e1 e2 && close 1e-10 l1 l2)
 
+            // Oracle independent of the spectral formulas: the ridge minimiser theta = (X^T X/alpha + lambda)^{-1}
+            // X^T y/alpha of finite data sets (d = 300, X_ij ~ N(0, 1/d), |theta*|^2/d = rho exactly), its train loss
+            // (1/n)|X theta - y|^2 and error |theta - theta*|^2/d averaged over 8 data sets. Tolerance 4 standard errors
+            // plus 2% for the O(1/d) finite-size bias. This is the check of the ridge > 0 train loss, which the
+            // quadrature (gradientFlowLimit) and the Stieltjes closed form share only through the law.
+            test "ridge > 0: the t -> infinity limits equal the ridge minimiser of finite data sets (d = 300, 8 sets)" {
+                for (a, l) in [ 2.0, 0.3; 0.5, 0.2 ] do
+                    let p =
+                        { ls with
+                            Alpha = a
+                            Ridge = l
+                            Rho = 1.3
+                            NoiseVar = 0.4
+                        }
+
+                    let eInf, lInf = LeastSquaresSgf.gradientFlowLimitClosedForm p
+                    let eQ, lQ, _ = LeastSquaresSgf.gradientFlowLimit (MarchenkoPastur.ofAlpha a) p
+                    expectClose 1e-10 eQ eInf (sprintf "e_inf quadrature = closed form at alpha=%g" a)
+                    expectClose 1e-10 lQ lInf (sprintf "L_inf quadrature = closed form at alpha=%g" a)
+                    let d = 300
+                    let n = int (Math.Round(a * float d))
+
+                    let runs =
+                        Array.init 8 (fun seed ->
+                            let rng = Rng(seed + 1, 17)
+                            let mb = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build
+                            let vb = MathNet.Numerics.LinearAlgebra.Vector<float>.Build
+                            let x = mb.Dense(n, d, fun _ _ -> rng.NextNormal() / sqrt (float d))
+                            let star = vb.Dense(d, fun _ -> rng.NextNormal())
+                            let star = star * sqrt (p.Rho * float d) / star.L2Norm()
+                            let y = x * star + vb.Dense(n, fun _ -> sqrt p.NoiseVar * rng.NextNormal())
+                            let h = x.TransposeThisAndMultiply x / a + l * mb.DenseIdentity d
+                            let theta = h.Solve(x.TransposeThisAndMultiply y / a)
+                            let r = x * theta - y
+                            r.DotProduct r / float n, (theta - star).DotProduct(theta - star) / float d)
+
+                    for name, values, formula in
+                        [ "train loss", Array.map fst runs, lInf; "e", Array.map snd runs, eInf ] do
+                        let est = Stats.estimate values
+
+                        Expect.isLessThan
+                            (abs (est.Mean - formula))
+                            (4.0 * est.StdErr + 0.02 * formula)
+                            (sprintf "%s at alpha=%g lambda=%g: d=300 %g +- %g, formula %g" name a l est.Mean est.StdErr formula)
+            }
+
             test "the gradient-flow curves approach their limits at large t, with the early-stopping dip at alpha = 2" {
                 let law = MarchenkoPastur.ofAlpha 2.0
                 let p = { ls with Alpha = 2.0; Tau = 0.0 }
@@ -146,7 +204,7 @@ let gradientFlow =
                 let exact, _, _ = LeastSquaresSgf.gradientFlow law p 2.0
 
                 let err dt =
-                    let c = LeastSquaresSgf.discrete law dt (int (Math.Round(2.0 / dt))) p
+                    let c = discrete dt (int (Math.Round(2.0 / dt))) p
                     abs (c.E[c.E.Length - 1] - exact)
 
                 let ratio = err 0.02 / err 0.01
@@ -167,13 +225,13 @@ let sgf =
                 let p = { ls with Alpha = 2.0; Tau = 1.0 }
 
                 let at dt f =
-                    let c = f law dt (int (Math.Round(2.0 / dt))) p in c.E[c.E.Length - 1]
+                    let c = f dt (int (Math.Round(2.0 / dt))) p in c.E[c.E.Length - 1]
 
                 let rich =
-                    2.0 * at 0.00125 LeastSquaresSgf.discrete - at 0.0025 LeastSquaresSgf.discrete
+                    2.0 * at 0.00125 discrete - at 0.0025 discrete
 
-                let e1 = abs (at 0.1 LeastSquaresSgf.continuous - rich)
-                let e2 = abs (at 0.05 LeastSquaresSgf.continuous - rich)
+                let e1 = abs (at 0.1 continuous - rich)
+                let e2 = abs (at 0.05 continuous - rich)
                 Expect.isTrue (e1 / e2 > 3.3 && e1 / e2 < 4.7) (sprintf "error ratio %g (want 4), e1 = %g" (e1 / e2) e1)
 
                 Expect.isLessThan
@@ -211,14 +269,14 @@ let sgf =
                     // Near tau_c the trapezoid's O(dt^2) error is amplified (0.7% at dt = 0.05, tau = 0.8 tau_c,
                     // alpha = 2, measured); Richardson (4 v(dt/2) - v(dt))/3 on t = 600 removes it to ~1e-5.
                     let at dt =
-                        let c = LeastSquaresSgf.continuous law dt (int (Math.Round(600.0 / dt))) p
+                        let c = continuous dt (int (Math.Round(600.0 / dt))) p
                         Expect.equal c.Status Completed "completed"
                         c.E[c.E.Length - 1], c.TrainLoss[c.E.Length - 1]
 
                     let (e1, l1), (e2, l2) = at 0.05, at 0.025
                     expectClose 5e-4 ((4.0 * e2 - e1) / 3.0) eInf (sprintf "e_inf at alpha=%g lambda=%g" a l)
                     expectClose 5e-4 ((4.0 * l2 - l1) / 3.0) lInf (sprintf "L_inf at alpha=%g lambda=%g" a l)
-                    let above = LeastSquaresSgf.discrete law 0.05 20000 { p with Tau = 1.1 * tc }
+                    let above = discrete 0.05 20000 { p with Tau = 1.1 * tc }
 
                     match above.Status with
                     | Diverged(t, _) -> Expect.isGreaterThan t 0.0 "diverged at a positive time"
@@ -238,7 +296,7 @@ let sgf =
                 let target = ls.Rho * (1.0 - a) + ls.NoiseVar * a / (1.0 - a)
 
                 for tau in [ 0.5; 1.0; 1.5 ] do
-                    let c = LeastSquaresSgf.continuous law 0.05 8000 { ls with Alpha = a; Tau = tau }
+                    let c = continuous 0.05 8000 { ls with Alpha = a; Tau = tau }
                     expectClose 3e-3 c.E[c.E.Length - 1] target (sprintf "tau = %g" tau)
                     Expect.isLessThan c.TrainLoss[c.E.Length - 1] 1e-3 "L_tr -> 0"
             }
@@ -251,11 +309,7 @@ let sgf =
 
                 let gap alpha =
                     let c =
-                        LeastSquaresSgf.continuous
-                            (MarchenkoPastur.ofAlpha alpha)
-                            0.01
-                            400
-                            { ls with Alpha = alpha; Tau = tau }
+                        continuous 0.01 400 { ls with Alpha = alpha; Tau = tau }
 
                     let on =
                         OnlineLinear.closedForm
@@ -280,7 +334,7 @@ let sgf =
             test "bad input names the parameter" {
                 Expect.throwsT<ArgumentOutOfRangeException>
                     (fun () ->
-                        LeastSquaresSgf.discrete (MarchenkoPastur.ofAlpha 2.0) 0.1 10 { ls with Tau = -1.0 }
+                        discrete 0.1 10 { ls with Tau = -1.0 }
                         |> ignore)
                     "negative tau"
 

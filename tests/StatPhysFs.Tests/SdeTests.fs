@@ -749,15 +749,15 @@ let reproducible =
             }
 
         let sim par =
-            MultiPassSim.run
-                { SimulationOptions.defaults with
-                    Dim = 200
-                    Seeds = 3
-                    MaxParallelism = par
+            MultiPassSim.solve
+                { MultiPassSimSettings.defaults with
+                    Options =
+                        { SimulationOptions.defaults with
+                            Dim = 200
+                            Seeds = 3
+                            MaxParallelism = par
+                        }
                 }
-                ignore
-                Threading.CancellationToken.None
-                Sgf
                 glm
 
         let s1, s3 = sim 1, sim 3

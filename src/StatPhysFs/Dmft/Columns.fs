@@ -50,16 +50,20 @@ type internal Columns(p: DmftProblem) =
 
         Array.init (ms * ms) (fun i -> inv[i / ms, i % ms])
 
-    let reset () =
-        Array.Clear c
-        Array.Clear r
-        Array.Clear mOver
-
+    let setInitial () =
         for a in 0 .. m - 1 do
             for b in 0 .. m - 1 do
                 c[a * m + b] <- p.Q0[a, b]
 
-    do reset ()
+    let reset () =
+        Array.Clear c
+        Array.Clear r
+        Array.Clear mOver
+        setInitial ()
+
+    // Fresh arrays are already zero: clearing them would touch every page of the O(K^2) kernels up front (seconds at
+    // K = 2000 on a loaded machine, all of it before the first cancellation check).
+    do setInitial ()
 
     member _.Width = m
     member _.TeacherWidth = ms

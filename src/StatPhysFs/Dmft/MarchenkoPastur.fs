@@ -105,3 +105,11 @@ module MarchenkoPastur =
         let m = stieltjes alpha z
         let c = 1.0 / alpha
         -(c * m * m + m) / (2.0 * c * z * m - (1.0 - c - z))
+
+/// The law's constructors as static members, so that C# reaches them on the type itself (no `...Module` name).
+type MarchenkoPastur with
+    /// The default law of MarchenkoPastur.ofAlpha (400 band nodes).
+    static member OfAlpha(alpha: float) = MarchenkoPastur.ofAlpha alpha
+
+    /// A law with `nodes` band nodes (MarchenkoPastur.create).
+    static member Create(nodes: int, alpha: float) = MarchenkoPastur.create nodes alpha

@@ -219,11 +219,13 @@ type DmftSettings =
         Replicas: int
         Seed: int
         Strategy: DmftStrategy
+        /// Richardson extrapolation in the step (spec section 5.1): also solve at Dt/2 and return 2 v(Dt/2) - v(Dt),
+        /// removing the O(Dt) weak error of Euler-Maruyama against the continuous SGF.
+        ExtrapolateInStep: bool
         /// Worker threads (does not change the numbers).
         MaxParallelism: int
-        /// Receives the fraction done.
-        Progress: float -> unit
-        CancellationToken: Threading.CancellationToken
+        /// Cancellation (solve throws OperationCanceledException) and progress (the fraction done).
+        Control: RunControl
     }
 
 [<RequireQualifiedAccess>]
@@ -235,9 +237,9 @@ module DmftSettings =
             Replicas = 4
             Seed = 1
             Strategy = Auto
+            ExtrapolateInStep = false
             MaxParallelism = Environment.ProcessorCount
-            Progress = ignore
-            CancellationToken = Threading.CancellationToken.None
+            Control = RunControl.defaults
         }
 
     let validate (s: DmftSettings) =
@@ -267,6 +269,58 @@ type Kernel =
     member k.ToArray2D() =
         Array2D.init k.Points k.Points (fun i j -> k[i, j, 0, 0])
 
+/// The order-parameter and loss series of a multi-pass solution under the CLI's column names: m, q (GLM) or Q<ab>
+/// (a <= b), M<ab> (1-based, committee), then train_loss, test_loss and test_error (sign teacher). Shared by the DMFT
+/// and the finite-d simulator so that both write the same columns.
+[<RequireQualifiedAccess>]
+module MultiPassObservables =
+    let ofSeries
+        (p: DmftProblem)
+        (q: SeriesEstimate[,])
+        (m: SeriesEstimate[,])
+        (train: SeriesEstimate)
+        (test: SeriesEstimate)
+        (testError: SeriesEstimate option)
+        (withStdErr: bool)
+        =
+        let one name (s: SeriesEstimate) =
+            {
+                Name = name
+                Values = s.Mean
+                StdErr = if withStdErr then Some s.StdErr else None
+            }
+
+        let overlaps =
+            match p.Model with
+            | Glm _ -> [ one "m" m[0, 0]; one "q" q[0, 0] ]
+            | TwoLayer _ ->
+                [
+                    for a in 0 .. Array2D.length1 q - 1 do
+                        for b in a .. Array2D.length2 q - 1 do
+                            yield one (sprintf "Q%d%d" (a + 1) (b + 1)) q[a, b]
+                    for a in 0 .. Array2D.length1 m - 1 do
+                        for b in 0 .. Array2D.length2 m - 1 do
+                            yield one (sprintf "M%d%d" (a + 1) (b + 1)) m[a, b]
+                ]
+
+        overlaps
+        @ [ one "train_loss" train; one "test_loss" test ]
+        @ (testError |> Option.map (one "test_error") |> Option.toList)
+
+/// How a DMFT solve went: the strategy Auto resolved to and its sizes.
+type DmftStatistics =
+    {
+        /// The strategy actually used (Auto resolved).
+        Strategy: DmftStrategy
+        /// Monte Carlo samples per replica (0 for the exact closure).
+        Samples: int
+        /// Replicas averaged (1 for the exact closure).
+        Replicas: int
+        /// Last change of max_k q(t_k) between fixed-point iterations (NaN for the other strategies).
+        FixedPointResidual: float
+        WallSeconds: float
+    }
+
 /// A DMFT solution on t_k = k Dt. Series carry Monte Carlo standard errors across replicas (zero for the exact
 /// closure). For a GLM, Q[0,0] is q(t) and M[0,0] is m(t).
 type DmftSolution =
@@ -291,6 +345,17 @@ type DmftSolution =
         /// grid is the Sigma_U of the continuous theory (spec section 3.3).
         NoiseCovariance: Kernel
         Status: RunStatus
-        /// How it was solved (strategy, samples, iterations).
+        /// How it was solved (strategy, samples, iterations), in words.
         Method: string
+        Statistics: DmftStatistics
     }
+
+    /// True when the series are Monte Carlo estimates (their standard errors are reported).
+    member s.IsMonteCarlo = s.Statistics.Strategy <> ExactClosure
+
+    interface ISolution with
+        member s.Times = s.T
+        member s.Status = s.Status
+
+        member s.Observables =
+            MultiPassObservables.ofSeries s.Problem s.Q s.M s.TrainLoss s.TestLoss s.TestError s.IsMonteCarlo

@@ -288,7 +288,8 @@ type internal RowSampler
         samples: int,
         rngFor: int -> Rng,
         parallelism: int,
-        storeResponses: bool
+        storeResponses: bool,
+        ct: Threading.CancellationToken
     ) =
     static member ChunkSize = 256
     member val Total = RowSums(columns.Points, columns.Width, columns.TeacherWidth)
@@ -305,6 +306,8 @@ type internal RowSampler
         let count = (samples + cs - 1) / cs
 
         Array.init count (fun c ->
+            // Allocating a million samples' paths takes seconds: the token is seen per chunk here too.
+            ct.ThrowIfCancellationRequested()
             let size = min cs (samples - c * cs)
 
             SampleChunk(
@@ -327,10 +330,22 @@ type internal RowSampler
             for j in 0 .. k - 1 do
                 rt[j * n + k] <- columns.R[k * n + j]
 
-        let po = ParallelOptions(MaxDegreeOfParallelism = parallelism)
+        let po =
+            ParallelOptions(MaxDegreeOfParallelism = parallelism, CancellationToken = ct)
 
-        Parallel.For(0, this.Chunks.Length, po, fun c -> this.Chunks[c].Step(k, p, model, columns, path, this.RT))
+        // A step over all samples can take a second: the token is seen before each chunk of 256 samples (a
+        // cancelled chunk is skipped, not thrown from, so that no AggregateException wraps the cancellation).
+        Parallel.For(
+            0,
+            this.Chunks.Length,
+            po,
+            fun c ->
+                if not ct.IsCancellationRequested then
+                    this.Chunks[c].Step(k, p, model, columns, path, this.RT)
+        )
         |> ignore
+
+        ct.ThrowIfCancellationRequested()
 
         this.Total.Clear()
 

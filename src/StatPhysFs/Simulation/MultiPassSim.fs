@@ -12,19 +12,52 @@ type MultiPassProcess =
     /// Real mini-batch SGD with batch B and learning rate eta = tau B, observed at SGF times t = k eta / d.
     | Sgd of batch: int * sampling: BatchSampling
 
-/// Averages over seeds on the DMFT grid t_k = k Dt (standard errors across seeds).
-type MultiPassSimResult =
+/// What a multi-pass simulation runs, and how.
+type MultiPassSimSettings =
     {
+        Process: MultiPassProcess
+        /// Dimension d, seeds, base seed, divergence bound, parallelism.
+        Options: SimulationOptions
+        /// Cancellation (solve throws OperationCanceledException) and progress (the fraction of all steps done).
+        Control: RunControl
+    }
+
+[<RequireQualifiedAccess>]
+module MultiPassSimSettings =
+    /// The SGF at the simulators' defaults (d = 1000, 5 seeds, seed 1).
+    [<CompiledName("Defaults")>]
+    let defaults =
+        {
+            Process = Sgf
+            Options = SimulationOptions.defaults
+            Control = RunControl.defaults
+        }
+
+/// Averages over seeds on the DMFT grid t_k = k Dt (standard errors across seeds): the same observables as the
+/// DmftSolution, each with its standard error.
+type MultiPassSimSolution =
+    {
+        Problem: DmftProblem
+        Settings: MultiPassSimSettings
         T: float[]
         Q: SeriesEstimate[,]
         M: SeriesEstimate[,]
         TrainLoss: SeriesEstimate
         TestLoss: SeriesEstimate
         TestError: SeriesEstimate option
-        /// (seed, time) of every run that left the divergence bound.
+        /// (seed, time) of every run that left the divergence bound; the series are NaN from there on.
         Divergences: (int * float)[]
-        Options: SimulationOptions
+        /// Completed, or Diverged at the earliest divergence of any seed.
+        Status: RunStatus
+        WallSeconds: float
     }
+
+    interface ISolution with
+        member s.Times = s.T
+        member s.Status = s.Status
+
+        member s.Observables =
+            MultiPassObservables.ofSeries s.Problem s.Q s.M s.TrainLoss s.TestLoss s.TestError true
 
 /// Finite-n, finite-d multi-pass training on one fixed data set (n = alpha d samples, X_ij ~ N(0, 1/d)), the ground
 /// truth the DMFT describes. Observables use the exact Gaussian test integrals of the current overlaps.
@@ -128,7 +161,14 @@ module MultiPassSim =
             Diverged: float option
         }
 
-    let private runOne (o: SimulationOptions) (p: DmftProblem) (proc: MultiPassProcess) (run: int) tick =
+    let private runOne
+        (o: SimulationOptions)
+        (ct: CancellationToken)
+        (p: DmftProblem)
+        (proc: MultiPassProcess)
+        (run: int)
+        tick
+        =
         let model = RowModel.create p.Model
         let d = o.Dim
         let rng = Rng(o.Seed, run)
@@ -167,6 +207,10 @@ module MultiPassSim =
                 let mutable loss = 0.0
 
                 for i in 0 .. n - 1 do
+                    // A pass over the data is O(n d m): the token is seen every 64 samples, not once per step.
+                    if i &&& 63 = 0 then
+                        ct.ThrowIfCancellationRequested()
+
                     for a in 0 .. m - 1 do
                         r[i][a] <- Blas.dotArr data.X[i] data.Theta[a]
 
@@ -188,6 +232,9 @@ module MultiPassSim =
                             th[j] <- shrink * th[j]
 
                         for i in 0 .. n - 1 do
+                            if i &&& 63 = 0 then
+                                ct.ThrowIfCancellationRequested()
+
                             Blas.axpby (-g[i][a] / p.Alpha) (ReadOnlySpan data.X[i]) 1.0 (Span th)
 
                     tick (int64 (Math.Round(p.Dt * float d)))
@@ -208,6 +255,7 @@ module MultiPassSim =
 
             while k < points && diverged.IsNone do
                 let loss = fields model data r
+                ct.ThrowIfCancellationRequested()
                 record k loss
 
                 if k < points - 1 && diverged.IsNone then
@@ -215,6 +263,9 @@ module MultiPassSim =
                     let target = int64 (Math.Round(float (k + 1) * p.Dt * float d / eta))
 
                     while steps < target do
+                        // One SGD step is O(B d m): the token is seen every step.
+                        ct.ThrowIfCancellationRequested()
+
                         for b in 0 .. batch - 1 do
                             let i = nextIndex ()
                             idx[b] <- i
@@ -252,29 +303,30 @@ module MultiPassSim =
             Diverged = diverged
         }
 
-    /// Simulate `proc` on the problem's grid for o.Seeds independent data sets (in parallel; run r uses the stream
-    /// (Seed, r)). `progress` receives the fraction done.
-    [<CompiledName("Run")>]
-    let run
-        (o: SimulationOptions)
-        (progress: float -> unit)
-        (ct: CancellationToken)
-        (proc: MultiPassProcess)
-        (p: DmftProblem)
-        =
+    /// Simulate settings.Process on the problem's grid for settings.Options.Seeds independent data sets (in
+    /// parallel; run r uses the stream (Seed, r), so the numbers do not depend on the thread count). Throws
+    /// OperationCanceledException when settings.Control's token is cancelled.
+    [<CompiledName("Solve")>]
+    let solve (settings: MultiPassSimSettings) (p: DmftProblem) : MultiPassSimSolution =
+        let clock = Diagnostics.Stopwatch.StartNew()
+        let o = settings.Options
+        let proc = settings.Process
+        let ct = settings.Control.CancellationToken
         DmftProblem.validate p
 
         match proc with
         | Sgd(b, _) -> Check.intInRange "batch" 1 1_000_000_000 b
         | Sgf -> ()
 
+        ct.ThrowIfCancellationRequested()
         let times = Array.init (p.Steps + 1) (fun k -> float k * p.Dt)
 
         let outs =
             let work =
                 SimulationOptions.work o (if times.Length > 1 then times else [| 0.0; 1.0 |])
 
-            Ensemble.run o.MaxParallelism ct progress work o.Seeds (fun r tick -> runOne o p proc r tick)
+            Ensemble.run o.MaxParallelism ct (RunControl.report settings.Control) work o.Seeds (fun r tick ->
+                runOne o ct p proc r tick)
 
         let m, ms = DmftProblem.widths p
         let points = times.Length
@@ -293,16 +345,32 @@ module MultiPassSim =
             | Some _ -> Some(series (fun out k -> (Observables.testError p out.Q[k] out.M[k]).Value))
             | None -> None
 
+        let divergences =
+            outs
+            |> Array.mapi (fun r out -> out.Diverged |> Option.map (fun t -> r, t))
+            |> Array.choose id
+
         {
+            Problem = p
+            Settings = settings
             T = times
             Q = Array2D.init m m (fun a b -> series (fun out k -> out.Q[k][a, b]))
             M = Array2D.init m ms (fun a b -> series (fun out k -> out.M[k][a, b]))
             TrainLoss = series (fun out k -> out.Train[k])
             TestLoss = series (fun out k -> Observables.testLoss p out.Q[k] out.M[k])
             TestError = testError
-            Divergences =
-                outs
-                |> Array.mapi (fun r out -> out.Diverged |> Option.map (fun t -> r, t))
-                |> Array.choose id
-            Options = o
+            Divergences = divergences
+            Status =
+                if divergences.Length = 0 then
+                    Completed
+                else
+                    Diverged(
+                        divergences |> Array.map snd |> Array.min,
+                        sprintf
+                            "q exceeded the divergence bound %g in %d of %d seeds"
+                            o.DivergenceBound
+                            divergences.Length
+                            o.Seeds
+                    )
+            WallSeconds = clock.Elapsed.TotalSeconds
         }
