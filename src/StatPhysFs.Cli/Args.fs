@@ -104,10 +104,14 @@ let switch name help =
 
 /// The names of a command's valued options and of its switches (the sweep checks spec files against them).
 let valuedNames (c: CommandSpec) =
-    c.Options |> List.filter (fun o -> o.Kind <> Switch) |> List.map (fun o -> o.Name)
+    c.Options
+    |> List.filter (fun o -> o.Kind <> Switch)
+    |> List.map (fun o -> o.Name)
 
 let switchNames (c: CommandSpec) =
-    c.Options |> List.filter (fun o -> o.Kind = Switch) |> List.map (fun o -> o.Name)
+    c.Options
+    |> List.filter (fun o -> o.Kind = Switch)
+    |> List.map (fun o -> o.Name)
 
 let private parseNumber (name: string) (s: string) =
     match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with
@@ -168,7 +172,8 @@ let private build (c: CommandSpec) =
 
 let private configuration =
     // No @response files: an argument starting with '@' is a value like any other.
-    ParserConfiguration(ResponseFileTokenReplacer = null)
+    // No bundling of single-letter options (there are none): less work per token.
+    ParserConfiguration(ResponseFileTokenReplacer = null, EnablePosixBundling = false)
 
 /// The parsed command line: the values given (raw text, already checked), the switches given, the declaration.
 type Parsed =
@@ -185,9 +190,7 @@ let parse (c: CommandSpec) (argv: string list) =
     let result = cmd.Parse(Array.ofList argv, configuration)
 
     let valid () =
-        options
-        |> List.map (fun (o, _) -> "--" + o.Name)
-        |> String.concat ", "
+        options |> List.map (fun (o, _) -> "--" + o.Name) |> String.concat ", "
 
     match List.ofSeq result.UnmatchedTokens with
     | (t: string) :: _ when t.StartsWith "-" ->
@@ -217,7 +220,8 @@ let parse (c: CommandSpec) (argv: string list) =
             match o.Kind with
             | Switch -> flags <- flags.Add o.Name
             | _ ->
-                let v = result.GetValue<string>(opt.Name)
+                // The token itself (a valued option has exactly one; the parser refused the rest).
+                let v = r.Tokens[0].Value
                 check o v
                 values <- values.Add(o.Name, v)
 
@@ -232,7 +236,9 @@ let help (c: CommandSpec) =
     let cmd, _ = build c
     cmd.Options.Add(Help.HelpOption())
     use w = new IO.StringWriter()
-    cmd.Parse([| "--help" |], configuration).Invoke(InvocationConfiguration(Output = w)) |> ignore
+
+    cmd.Parse([| "--help" |], configuration).Invoke(InvocationConfiguration(Output = w))
+    |> ignore
 
     if c.Notes <> "" then
         w.WriteLine "Notes:"
@@ -294,7 +300,11 @@ let private valueIn (c: CommandSpec) (p: Parsed) (name: string) =
     match p.Values.TryFind name with
     | Some v -> v
     | None ->
-        match c.Options |> List.tryFind (fun o -> o.Name = name) |> Option.bind (fun o -> o.Default) with
+        match
+            c.Options
+            |> List.tryFind (fun o -> o.Name = name)
+            |> Option.bind (fun o -> o.Default)
+        with
         | Some d -> d
         | None -> invalidOp (sprintf "statphys %s declares no default for --%s" c.Path name)
 

@@ -11,8 +11,11 @@ open StatPhysFs.Cli.Args
 let private out =
     text "out" None "write the document to FILE.json or FILE.csv (default: JSON on standard output)"
 
-let private plot = text "plot" None "draw the standard figure to FILE.svg or FILE.png"
-let private progress = switch "progress" "show a progress bar even when standard error is not a terminal"
+let private plot =
+    text "plot" None "draw the standard figure to FILE.svg or FILE.png"
+
+let private progress =
+    switch "progress" "show a progress bar even when standard error is not a terminal"
 
 let private grid =
     oneOf "grid" [ "linear"; "log" ] "linear" "spacing of the output time grid"
@@ -76,7 +79,11 @@ let onlineCommittee =
                 number "ridge" 0.0 "ridge lambda, a loss term: per-step decay kappa = lr * lambda"
                 integer "batch" 1 "mini-batch size B"
                 number "momentum" 0.0 "heavy-ball momentum beta"
-                oneOf "schedule" [ "constant"; "inverse" ] "constant" "learning-rate schedule; inverse: eta(t) = min(lr, C/t)"
+                oneOf
+                    "schedule"
+                    [ "constant"; "inverse" ]
+                    "constant"
+                    "learning-rate schedule; inverse: eta(t) = min(lr, C/t)"
                 number "schedule-c" 1.0 "C of the inverse schedule"
                 text "init" (Some "default") "initial state: default|small|informed|random|FILE.json (see notes)"
                 seed
@@ -210,12 +217,8 @@ let dmftCommittee =
 let simulate (kind: string) =
     let problemOptions =
         [
-            for o in
-                List.distinctBy
-                    (fun (o: Spec) -> o.Name)
-                    (dmftProblem false @ glmModel @ committeeModel) ->
-                let glm =
-                    (dmftProblem false @ glmModel) |> List.tryFind (fun g -> g.Name = o.Name)
+            for o in List.distinctBy (fun (o: Spec) -> o.Name) (dmftProblem false @ glmModel @ committeeModel) ->
+                let glm = (dmftProblem false @ glmModel) |> List.tryFind (fun g -> g.Name = o.Name)
 
                 let committee =
                     (dmftProblem true @ committeeModel) |> List.tryFind (fun c -> c.Name = o.Name)
@@ -229,8 +232,10 @@ let simulate (kind: string) =
                     Help =
                         sprintf
                             "%s [default: %s (glm), %s (committee)]"
-                            (if o.Name = "teacher" then "teacher: linear|sign (glm), an activation (committee)"
-                             else o.Help)
+                            (if o.Name = "teacher" then
+                                 "teacher: linear|sign (glm), an activation (committee)"
+                             else
+                                 o.Help)
                             (describe glm)
                             (describe committee)
                 }
@@ -253,7 +258,9 @@ let simulate (kind: string) =
              else
                  "The finite-d SGF by Euler-Maruyama with step --dt on one data set of n = alpha d samples per seed.")
         Options =
-            [ oneOf "model" [ "glm"; "committee" ] "glm" "the model: a GLM or a two-layer committee" ]
+            [
+                oneOf "model" [ "glm"; "committee" ] "glm" "the model: a GLM or a two-layer committee"
+            ]
             @ problemOptions
             @ [
                 integer "dim" 2000 "input dimension d"
@@ -326,7 +333,10 @@ let sdeWeakOrder =
         Options =
             sdeData
             @ [
-                text "lrs" (Some "0.125,0.0625,0.03125,0.015625,0.0078125,0.00390625") "learning rates eta (at least two, distinct, <= --t-end)"
+                text
+                    "lrs"
+                    (Some "0.125,0.0625,0.03125,0.015625,0.0078125,0.00390625")
+                    "learning rates eta (at least two, distinct, <= --t-end)"
                 number "t-end" 2.0 "horizon, t = SGD steps x eta"
                 out
                 plot
@@ -339,11 +349,7 @@ let demo =
     {
         Path = "demo"
         Summary = "The showcase: theory against simulation, data and figures in one directory."
-        Options =
-            [
-                text "out" (Some "statphys-demo") "the directory written"
-                progress
-            ]
+        Options = [ text "out" (Some "statphys-demo") "the directory written"; progress ]
         Notes = ""
     }
 

@@ -73,6 +73,11 @@ let dispatch (ctx: Validate.Context) (argv: string list) =
     | "simulate" :: ("sgf" | "sgd" as kind) :: rest -> DmftCommand.mainSimulate ctx kind rest
     | "simulate" :: _ -> raise (UsageError "statphys simulate needs a process: sgf or sgd")
     | "sde" :: rest -> SdeCommand.main ctx rest
+    | [ "sweep" ]
+    | [ "sweep"; "--help" ]
+    | [ "sweep"; "-h" ] ->
+        printfn "%s" SweepCommand.usage
+        0
     | "sweep" :: rest -> SweepCommand.main ctx rest
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
