@@ -155,7 +155,7 @@ let private build (c: CommandSpec) =
             for o in c.Options ->
                 let opt: Option =
                     match o.Kind with
-                    | Switch -> Option<bool>("--" + o.Name, Description = o.Help, Arity = ArgumentArity.Zero)
+                    | Switch -> Option<string>("--" + o.Name, Description = o.Help, Arity = ArgumentArity.Zero)
                     | _ ->
                         let help =
                             match o.Default with
