@@ -13,61 +13,6 @@ open StatPhysFs.Models
 open StatPhysFs.Simulation
 open StatPhysFs.Cli.Output
 
-let usage =
-    """usage: statphys online committee [--K 2] [--M 2] [--student erf] [--teacher erf] [--lr 0.5] [--lr2 ETA_V]
-                                  [--noise-var 0] [--ridge 0] [--batch 1] [--momentum 0]
-                                  [--schedule constant|inverse] [--schedule-c C]
-                                  [--init default|small|informed|random|FILE.json] [--seed 1]
-                                  [--t-end 400] [--points 401] [--grid linear|log] [--rtol 1e-9]
-                                  [--simulate [--dim 1000] [--seeds 5]]
-                                  [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress] [--normalised]
-                                  [--analysis]
-  Activations: erf (= erf(x/sqrt 2)), relu, linear, tanh, sigmoid; --teacher defaults to --student, and a
-  different teacher activation is integrated by common-random-number QMC.
-  --rtol: Dormand-Prince 5(4) relative tolerance; the absolute one is rtol * 1e-5 (the small overlaps that seed the
-  escape need it). Default accuracy (spec 6.7 initial state, against a tight reference, where eg > 1e-8): eg within
-  ~7e-6 (K = 2) and ~8e-6 (K = 3) relative through plateau, escape and convergence, ~1e-8 on plateaus (K = 5), for
-  1.1-1.8x the right-hand sides of the former rtol 1e-8 / atol 1e-10 (which was 1e-2 off after the escape).
-  --analysis: also compute the plateau, its escape rate, eta_max and eta_opt (realisable erf K = M, T = I,
-  v = vT = 1, no noise or decay only); off by default, as it costs ~6 n right-hand sides and ~100 eigen-
-  decompositions of n x n, n = K(K+1)/2 + K^2 (about a second at K = 10, a minute at K = 30).
-  --normalised: the normalised committee (outputs (1/K) sum g and (1/M) sum g) instead of the plain sum.
-  --lr2 absent: fixed second layer. --ridge lambda is a loss term: per-step decay kappa = lr * lambda.
-  --schedule inverse: eta(t) = min(lr, C/t) (the annealed eta0/t family).
-  --init default: Q = diag(linspace(0.2, 0.3, K)) + 1e-4, R = 1e-4 (1 + index mod 3) (spec section 6.7);
-  small: Q = 1e-3 I, R = 1e-5; informed: each student unit at overlap 0.9 with teacher unit k mod M;
-  random: exact overlaps of Gaussian vectors in dimension --dim (default 1000) drawn with --seed;
-  FILE.json: {"Q": [[...]], "R": [[...]], "T": [[...]], "v": [...], "vTeacher": [...], "b": [...], "bTeacher": [...]}
-  (T, v, vTeacher, b, bTeacher optional; biases are fixed pre-activation offsets, their integrals are sampled)."""
-
-let valued =
-    [
-        "K"
-        "M"
-        "student"
-        "teacher"
-        "lr"
-        "lr2"
-        "noise-var"
-        "ridge"
-        "batch"
-        "momentum"
-        "schedule"
-        "schedule-c"
-        "init"
-        "seed"
-        "t-end"
-        "points"
-        "grid"
-        "rtol"
-        "dim"
-        "seeds"
-        "out"
-        "plot"
-    ]
-
-let flags = [ "simulate"; "progress"; "normalised"; "analysis" ]
-
 type Settings =
     {
         Params: CommitteeParams
@@ -193,16 +138,16 @@ let private readInit (path: string) (k: int) (m: int) =
     vector "b" k [||],
     vector "bTeacher" m [||]
 
-let parse (argv: string list) =
-    let a = Args.parse valued flags argv
-    let k = Args.int a "K" 2
-    let m = Args.int a "M" 2
+let parse (ctx: Validate.Context) (argv: string list) =
+    let a = Args.parse Options.onlineCommittee argv
+    let k = Args.int a "K"
+    let m = Args.int a "M"
 
     if k < 1 || m < 1 || k > 1000 || m > 1000 then
         raise (Args.UsageError(sprintf "--K and --M must lie in [1, 1000], got K = %d, M = %d" k m))
 
-    let student = Args.string a "student" "erf"
-    let teacher = Args.string a "teacher" student
+    let student = Args.string a "student"
+    let teacher = Args.tryValue a "teacher" |> Option.defaultValue student
 
     let activation flag name =
         try
@@ -213,12 +158,12 @@ let parse (argv: string list) =
     let act = activation "student" student
     let teacherAct = activation "teacher" teacher
 
-    let lr = Args.float a "lr" 0.5
-    let seed = Args.int a "seed" 1
+    let lr = Args.float a "lr"
+    let seed = Args.int a "seed"
     let baseP = Committee.create k m
 
     let init, t, vT, b, bT =
-        match Args.string a "init" "default" with
+        match Args.string a "init" with
         | "default" -> Committee.specInitialState k m, baseP.T, baseP.VTeacher, [||], [||]
         | "small" ->
             {
@@ -246,9 +191,9 @@ let parse (argv: string list) =
             [||]
         | "random" ->
             // Exact overlaps of Gaussian student vectors (variance 1/4 per coordinate) with an orthonormal teacher.
-            let d = Args.int a "dim" 1000
+            let d = Args.int a "dim"
             Check.intInRange "dim" 1 100_000_000 d
-            Validate.Budget.memory "--init random" (8.0 * float (k + m) * float d) [ "dim"; "K"; "M" ]
+            Validate.Budget.memory ctx "--init random" (8.0 * float (k + m) * float d) [ "dim"; "K"; "M" ]
             let rng = Rng(seed, 99)
             let w = Array.init k (fun _ -> Array.init d (fun _ -> 0.5 * rng.NextNormal()))
 
@@ -276,7 +221,7 @@ let parse (argv: string list) =
         else
             init, vT
 
-    let ridge = Args.float a "ridge" 0.0
+    let ridge = Args.float a "ridge"
 
     let p =
         { baseP with
@@ -285,13 +230,13 @@ let parse (argv: string list) =
             Lr = lr
             LrSecond =
                 (if a.Values.ContainsKey "lr2" then
-                     Some(Args.float a "lr2" 0.5)
+                     Some(Args.float a "lr2")
                  else
                      None)
-            NoiseVar = Args.float a "noise-var" 0.0
+            NoiseVar = Args.float a "noise-var"
             WeightDecay = lr * ridge
-            Batch = Args.int a "batch" 1
-            Momentum = Args.float a "momentum" 0.0
+            Batch = Args.int a "batch"
+            Momentum = Args.float a "momentum"
             T = t
             VTeacher = vT
             Bias = b
@@ -299,9 +244,9 @@ let parse (argv: string list) =
         }
 
     let schedule, scheduleName =
-        match Args.choice a "schedule" [ "constant"; "inverse" ] "constant" with
+        match Args.choice a "schedule" with
         | "inverse" ->
-            let c = Args.float a "schedule-c" 1.0
+            let c = Args.float a "schedule-c"
             Check.positive "schedule-c" c
             Some(fun (time: float) -> if time * lr <= c then lr else c / time), sprintf "min(lr, %g/t)" c
         | _ -> None, "constant"
@@ -310,8 +255,8 @@ let parse (argv: string list) =
         if a.Flags.Contains "simulate" then
             Some
                 { SimulationOptions.defaults with
-                    Dim = Args.int a "dim" 1000
-                    Seeds = Args.int a "seeds" 5
+                    Dim = Args.int a "dim"
+                    Seeds = Args.int a "seeds"
                     Seed = seed
                 }
         else
@@ -322,10 +267,10 @@ let parse (argv: string list) =
         Init = init
         Schedule = schedule
         ScheduleName = scheduleName
-        TEnd = Args.float a "t-end" 400.0
-        Points = Args.int a "points" 401
+        TEnd = Args.float a "t-end"
+        Points = Args.int a "points"
         Grid = Args.grid a
-        RelTol = Args.float a "rtol" 1e-9
+        RelTol = Args.float a "rtol"
         Simulation = sim
         Normalised = a.Flags.Contains "normalised"
         ForceProgress = a.Flags.Contains "progress"
@@ -340,7 +285,7 @@ let private matrixValue (a: float[,]) =
             for i in 0 .. Array2D.length1 a - 1 -> Arr [ for j in 0 .. Array2D.length2 a - 1 -> Num a[i, j] ]
         ]
 
-let run (s: Settings) : Document =
+let run (ctx: Validate.Context) (s: Settings) : Document =
     let p = s.Params
     Committee.validate p
     Check.positive "t-end" s.TEnd
@@ -349,12 +294,12 @@ let run (s: Settings) : Document =
     let warnings = ResizeArray<string>()
     let state = float (p.K * p.K + p.K * p.M + p.K)
     let units = float (p.K + p.M)
-    Validate.Budget.memory "the committee ODE output" (8.0 * float s.Points * state * 6.0) [ "points"; "K"; "M" ]
+    Validate.Budget.memory ctx "the committee ODE output" (8.0 * float s.Points * state * 6.0) [ "points"; "K"; "M" ]
     // One right-hand side costs about 60 (K+M)^4 operations (measured, erf closed forms); a run takes at least a
     // few hundred evaluations.
     let rhsOps = 60.0 * units ** 4.0
 
-    Validate.Budget.work "the committee ODE" (rhsOps * 6.0 * max 200.0 s.TEnd) 1 [ "K"; "M"; "t-end" ]
+    Validate.Budget.work ctx "the committee ODE" (rhsOps * 6.0 * max 200.0 s.TEnd) 1 [ "K"; "M"; "t-end" ]
     |> ignore
 
     match s.Simulation with
@@ -362,13 +307,13 @@ let run (s: Settings) : Document =
         Check.intInRange "dim" 1 100_000_000 o.Dim
         Check.intInRange "seeds" 1 1_000_000 o.Seeds
 
-        Validate.Budget.memory
+        Validate.Budget.memory ctx
             "the simulation"
             (8.0 * units * float o.Dim * 4.0 * float Environment.ProcessorCount)
             [ "dim"; "K"; "M" ]
 
         // t d SGD steps per seed, each O((K+M) d).
-        Validate.Budget.work
+        Validate.Budget.work ctx
             "the simulation"
             (4.0 * float o.Seeds * s.TEnd * float o.Dim * units * float o.Dim * float p.Batch)
             Environment.ProcessorCount
@@ -397,7 +342,7 @@ let run (s: Settings) : Document =
                 DivergenceBound = 1e8
                 Dense = false
                 Progress = Some bar.Report
-                CancellationToken = Interrupt.token ()
+                CancellationToken = ctx.Token
                 Events = [ EarlyStopping.event problem.Rhs egOf ]
             }
             (Ode.dopri5 s.RelTol (s.RelTol * 1e-5))
@@ -466,7 +411,7 @@ let run (s: Settings) : Document =
             let sw = Stopwatch.StartNew()
 
             let r =
-                OnlineCommitteeSim.runWithSchedule o bar.Report (Interrupt.token ()) p s.Schedule s.Init grid
+                OnlineCommitteeSim.runWithSchedule o bar.Report (ctx.Token) p s.Schedule s.Init grid
 
             bar.Done()
 
@@ -659,4 +604,4 @@ let plot (path: string) (d: Document) =
         d
         d
 
-let main (argv: string list) = Plot.execute parse run plot argv
+let main (ctx: Validate.Context) (argv: string list) = Plot.execute (parse ctx) (run ctx) plot argv

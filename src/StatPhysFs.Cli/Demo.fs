@@ -12,12 +12,9 @@ open StatPhysFs.Cli.Output
 
 let private fst3 (a, _, _) = a
 
-let usage =
-    "usage: statphys demo [--out DIR] [--progress]   (default DIR: ./statphys-demo)"
-
-let main (argv: string list) =
-    let a = Args.parse [ "out" ] [ "progress" ] argv
-    let dir = Args.string a "out" "statphys-demo"
+let main (ctx: Validate.Context) (argv: string list) =
+    let a = Args.parse Options.demo argv
+    let dir = Args.string a "out"
     Directory.CreateDirectory dir |> ignore
     let force = a.Flags.Contains "progress"
     let sw = Stopwatch.StartNew()
@@ -92,17 +89,17 @@ let main (argv: string list) =
         crit.Convention
     // Below the threshold: the learning curve relaxes to the noise floor eta sigma^2 / (2 (2 - eta)).
     let theoryOnly (st: OnlineLinearCommand.Settings) =
-        OnlineLinearCommand.run
+        OnlineLinearCommand.run ctx
             { st with
                 Points = 401
                 Simulation = None
             }
 
-    let stable = OnlineLinearCommand.run (settings 0.5 10.0)
+    let stable = OnlineLinearCommand.run ctx (settings 0.5 10.0)
     save "online-linear-below-critical" stable (theoryOnly (settings 0.5 10.0))
     // Above it: q grows like e^{(eta^2 - 2 eta) t} and crosses the bound 1e8 near t = 27; theory and simulation
     // both report the divergence time.
-    let unstable = OnlineLinearCommand.run (settings (1.15 * crit.Value) 40.0)
+    let unstable = OnlineLinearCommand.run ctx (settings (1.15 * crit.Value) 40.0)
     save "online-linear-above-critical" unstable (theoryOnly (settings (1.15 * crit.Value) 40.0))
 
     let report (d: Document) =
@@ -136,7 +133,7 @@ let main (argv: string list) =
     // seed the escape earlier than the ODE's small initial asymmetry at small d; its escape time grows towards the
     // ODE's as d grows. (A simulation costs ~ d^2 t: d = 50, 200, 800 keep the demo near a minute.)
     let committeeSettings (asymmetry: float) (tEnd: float) (points: int) (sim: SimulationOptions option) =
-        { (fst3 (CommitteeCommand.parse [ "--K"; "2"; "--M"; "2"; "--lr"; "0.5" ])) with
+        { (fst3 (CommitteeCommand.parse ctx [ "--K"; "2"; "--M"; "2"; "--lr"; "0.5" ])) with
             Init =
                 {
                     Q = array2D [ [ 0.2; 0.0 ]; [ 0.0; 0.2 ] ]
@@ -189,8 +186,8 @@ let main (argv: string list) =
     let committeeCaption = "erf, lr = 0.5, Q(0) = 0.2 I"
 
     // (1) The same overlaps, asymmetry 0.1, d = 1000.
-    let committee = CommitteeCommand.run (committeeSettings 0.1 120.0 61 (simAt 1000 4))
-    let committeeDense = CommitteeCommand.run (committeeSettings 0.1 120.0 601 None)
+    let committee = CommitteeCommand.run ctx (committeeSettings 0.1 120.0 61 (simAt 1000 4))
+    let committeeDense = CommitteeCommand.run ctx (committeeSettings 0.1 120.0 601 None)
     let cname = "online-committee-plateau"
     writeDoc cname committee
 
@@ -218,7 +215,7 @@ let main (argv: string list) =
 
     // (2) Asymmetry 0.001: escape time against d.
     let small = 0.001
-    let scanDense = CommitteeCommand.run (committeeSettings small 300.0 1201 None)
+    let scanDense = CommitteeCommand.run ctx (committeeSettings small 300.0 1201 None)
     let odeEscape = escapeTime scanDense.T (seriesOf scanDense "eg") threshold
 
     let scan =
@@ -227,7 +224,7 @@ let main (argv: string list) =
                 // The command's document (ODE on the grid + simulation), built here to keep each run's eg(t) for
                 // per-run escape times and their standard error.
                 let st = committeeSettings small 300.0 151 None
-                let ode = CommitteeCommand.run st
+                let ode = CommitteeCommand.run ctx st
                 let o = (simAt dim seeds).Value
                 let bar = Progress.create (sprintf "simulating d=%d, %d seeds" dim seeds) force
                 let sw = Stopwatch.StartNew()
@@ -293,6 +290,7 @@ let main (argv: string list) =
     // real SGD simulated at d = 1000; the SGF-SGD gap is the one the spec predicts for nonlinear losses.
     let logistic =
         DmftCommand.runArgs
+            ctx
             false
             [
                 "--loss"
@@ -311,7 +309,7 @@ let main (argv: string list) =
                 "1"
                 "--t-end"
                 "4"
-                "--samples"
+                "--mc-samples"
                 "5000"
                 "--simulate"
                 "--sgd"
@@ -429,7 +427,7 @@ let main (argv: string list) =
         (Array.last online)
 
     // SDE models of SGD (issue 5): the weak error against eta on exact least-squares oracles.
-    let weak = SdeCommand.runWeakOrderArgs []
+    let weak = SdeCommand.runWeakOrderArgs ctx []
     let wname = "sde-weak-order"
 
     writeDoc wname weak

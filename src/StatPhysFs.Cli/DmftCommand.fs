@@ -11,88 +11,9 @@ open StatPhysFs.Gaussian
 open StatPhysFs.Simulation
 open StatPhysFs.Cli.Output
 
-let private common =
-    """  problem:  [--alpha 2] [--tau 1] [--ridge 0] [--noise-var 0.25] [--dt 0.1] [--t-end 6] [--q0 0]
-  DMFT:     [--samples 20000] [--replicas 4] [--seed 1] [--strategy auto|sweep|fixed-point]
-            [--fp-batch 2000] [--damping 0.5] [--iterations 10]
-  overlay:  [--simulate [--dim 2000] [--seeds 4]] [--sgd [--batch 1] [--sampling with|without]]
-  output:   [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress] [--no-kernels]
-  --extrapolate: Richardson in dt (solves at dt and dt/2, 2 v(dt/2) - v(dt)), removing the O(dt) Euler error.
-  alpha = n/d (delta in the spec), tau = eta/B, time t = SGD steps x eta/d (epochs = t/(tau alpha)).
-  Series: m, q (GLM) or Q<ab>, M<ab> (committee), train_loss, test_loss, test_error (sign teacher), each with
-  <name>_stderr; square-loss losses are mean squared residuals (no 1/2). Kernels C, R (and Sigma_u) under "kernels"."""
-
-let usageGlm =
-    """usage: statphys dmft glm [--loss square|logistic|hinge] [--teacher linear|sign] [--rho 1]
-                        [--exact [--continuous]]
-"""
-    + common
-    + """
-  --exact: the least-squares closure (square loss, linear teacher; no Monte Carlo), exact for the Euler-Maruyama
-  step --dt; with --continuous the continuous-time Volterra equation (trapezoid, error O(dt^2))."""
-
-let usageCommittee =
-    """usage: statphys dmft committee [--student tanh|erf|relu|linear|sigmoid] [--teacher tanh|...]
-                              [--v 1,0.5] [--v-teacher 1,1]
-"""
-    + common
-    + """
-  Two-layer network with fixed readout v (width k = len v) trained on its first layer, square loss, teacher of
-  width len(v-teacher) with identity Gram matrix; theta_0 rows N(0, q0 I) (default q0 0.25, ridge 0.01,
-  noise-var 0.01, dt 0.2)."""
-
-let usageSimulate =
-    """usage: statphys simulate sgf|sgd [--model glm|committee] [GLM or committee options] [--dim 2000] [--seeds 4]
-                               [--batch 1] [--sampling with|without]
-  The finite-d process alone: the SGF by Euler-Maruyama with step --dt (sgf), or real mini-batch SGD with
-  eta = tau B (sgd), on one data set of n = alpha d samples per seed; observed at t = k dt."""
-
-let valued =
-    [
-        "loss"
-        "teacher"
-        "student"
-        "v"
-        "v-teacher"
-        "rho"
-        "alpha"
-        "tau"
-        "ridge"
-        "noise-var"
-        "dt"
-        "t-end"
-        "q0"
-        "samples"
-        "replicas"
-        "seed"
-        "strategy"
-        "fp-batch"
-        "damping"
-        "iterations"
-        "dim"
-        "seeds"
-        "batch"
-        "sampling"
-        "model"
-        "out"
-        "plot"
-    ]
-
-let flags =
-    [
-        "exact"
-        "continuous"
-        "extrapolate"
-        "simulate"
-        "sgd"
-        "progress"
-        "no-kernels"
-    ]
-
-let private vector (a: Args.Parsed) (name: string) (fallback: float[]) =
-    match a.Values.TryFind name with
-    | None -> fallback
-    | Some s ->
+let private vector (defaults: Args.CommandSpec) (a: Args.Parsed) (name: string) =
+    match Args.stringIn defaults a name with
+    | s ->
         try
             s.Split(',')
             |> Array.map (fun x -> Double.Parse(x, Globalization.CultureInfo.InvariantCulture))
@@ -101,14 +22,28 @@ let private vector (a: Args.Parsed) (name: string) (fallback: float[]) =
 
 /// The problem from the options: a GLM or a committee.
 let private problem (a: Args.Parsed) (committee: bool) =
-    let dt0, ridge0, noise0, q00 =
+    // The defaults are the model's (dmft glm and dmft committee differ; simulate takes them from --model).
+    let defaults =
         if committee then
-            0.2, 0.01, 0.01, 0.25
+            Options.dmftCommittee
         else
-            0.1, 0.0, 0.25, 0.0
+            Options.dmftGlm
 
-    let dt = Args.float a "dt" dt0
-    let tEnd = Args.float a "t-end" 6.0
+    let num name = Args.floatIn defaults a name
+    let word name = Args.stringIn defaults a name
+
+    let foreign =
+        if committee then
+            [ "loss"; "rho" ]
+        else
+            [ "student"; "v"; "v-teacher" ]
+
+    for o in foreign do
+        if a.Values.ContainsKey o then
+            raise (Args.UsageError(sprintf "--%s does not apply to --model %s" o (if committee then "committee" else "glm")))
+
+    let dt = num "dt"
+    let tEnd = num "t-end"
     Check.positive "dt" dt
     Check.positive "t-end" tEnd
     Validate.Budget.steps "the DMFT grid" (tEnd / dt) [ "t-end"; "dt" ]
@@ -118,34 +53,35 @@ let private problem (a: Args.Parsed) (committee: bool) =
         if committee then
             let net =
                 {
-                    Student = Activation.ofName (Args.string a "student" "tanh")
-                    V = vector a "v" [| 1.0; 0.5 |]
-                    Teacher = Activation.ofName (Args.string a "teacher" "tanh")
-                    VTeacher = vector a "v-teacher" [| 1.0; 1.0 |]
+                    Student = Activation.ofName (word "student")
+                    V = vector defaults a "v"
+                    Teacher = Activation.ofName (word "teacher")
+                    VTeacher = vector defaults a "v-teacher"
                 }
 
-            DmftProblem.twoLayer net (Args.float a "q0" q00)
+            DmftProblem.twoLayer net (num "q0")
         else
             let loss =
-                match Args.choice a "loss" [ "square"; "logistic"; "hinge" ] "square" with
+                match word "loss" with
                 | "logistic" -> GlmLoss.Logistic
                 | "hinge" -> GlmLoss.Hinge
                 | _ -> GlmLoss.Square
 
             let teacher =
-                match Args.choice a "teacher" [ "linear"; "sign" ] "linear" with
+                match word "teacher" with
                 | "sign" -> GlmTeacher.Sign
-                | _ -> GlmTeacher.Linear
+                | "linear" -> GlmTeacher.Linear
+                | other -> raise (Args.UsageError(sprintf "--teacher must be one of linear|sign for a GLM, got '%s'" other))
 
             DmftProblem.glm loss teacher
-            |> DmftProblem.withRho (Args.float a "rho" 1.0)
-            |> DmftProblem.withQ0 (Args.float a "q0" q00)
+            |> DmftProblem.withRho (num "rho")
+            |> DmftProblem.withQ0 (num "q0")
 
     { baseP with
-        Alpha = Args.float a "alpha" 2.0
-        Tau = Args.float a "tau" 1.0
-        Ridge = Args.float a "ridge" ridge0
-        NoiseVar = Args.float a "noise-var" noise0
+        Alpha = num "alpha"
+        Tau = num "tau"
+        Ridge = num "ridge"
+        NoiseVar = num "noise-var"
         Dt = dt
         Steps = max 1 steps
     }
@@ -194,20 +130,20 @@ let private observableSeries suffix (sol: ISolution) =
 
 let private simOptions (a: Args.Parsed) =
     { SimulationOptions.defaults with
-        Dim = Args.int a "dim" 2000
-        Seeds = Args.int a "seeds" 4
-        Seed = Args.int a "seed" 1
+        Dim = Args.int a "dim"
+        Seeds = Args.int a "seeds"
+        Seed = Args.int a "seed"
     }
 
 let private sgdProcess (a: Args.Parsed) =
     let sampling =
-        match Args.choice a "sampling" [ "with"; "without" ] "with" with
+        match Args.choice a "sampling" with
         | "without" -> WithoutReplacement
         | _ -> WithReplacement
 
-    Sgd(Args.int a "batch" 1, sampling)
+    Sgd(Args.int a "batch", sampling)
 
-let private simulate (a: Args.Parsed) (p: DmftProblem) (proc: MultiPassProcess) (label: string) suffix =
+let private simulate (ctx: Validate.Context) (a: Args.Parsed) (p: DmftProblem) (proc: MultiPassProcess) (label: string) suffix =
     let o = simOptions a
 
     let bar =
@@ -220,7 +156,7 @@ let private simulate (a: Args.Parsed) (p: DmftProblem) (proc: MultiPassProcess) 
                 Options = o
                 Control =
                     RunControl.defaults
-                    |> RunControl.withCancellation (Interrupt.token ())
+                    |> RunControl.withCancellation ctx.Token
                     |> RunControl.withProgress bar.Report
             }
             p
@@ -281,7 +217,7 @@ let private leastSquaresMeta (p: DmftProblem) =
     | _ -> []
 
 /// Memory and work of the DMFT solve and of the finite-d overlays, refused up front when over budget.
-let private budget (a: Args.Parsed) (p: DmftProblem) =
+let private budget (ctx: Validate.Context) (a: Args.Parsed) (p: DmftProblem) =
     let steps = float p.Steps + 1.0
 
     let width =
@@ -290,10 +226,10 @@ let private budget (a: Args.Parsed) (p: DmftProblem) =
         | Glm _ -> 1.0
 
     let exact = a.Flags.Contains "exact"
-    let samples = float (Args.int a "samples" 20000)
-    let replicas = float (Args.int a "replicas" 4)
-    Check.intInRange "samples" 2 100_000_000 (Args.int a "samples" 20000)
-    Check.intInRange "replicas" 1 1000 (Args.int a "replicas" 4)
+    let samples = float (Args.int a "mc-samples")
+    let replicas = float (Args.int a "replicas")
+    Check.intInRange "mc-samples" 2 100_000_000 (Args.int a "mc-samples")
+    Check.intInRange "replicas" 1 1000 (Args.int a "replicas")
     // --extrapolate also solves at dt/2: twice the steps.
     let refine = if a.Flags.Contains "extrapolate" then 2.0 else 1.0
     let n = steps * refine
@@ -309,25 +245,25 @@ let private budget (a: Args.Parsed) (p: DmftProblem) =
     let samplerBytes =
         if exact then 0.0 else 1.5 * samples * n * (2.0 * width + w2) * 8.0
 
-    Validate.Budget.memory
+    Validate.Budget.memory ctx
         "the DMFT solve"
         (kernelBytes + textBytes + samplerBytes)
-        [ "t-end"; "dt"; "samples" ]
+        [ "t-end"; "dt"; "mc-samples" ]
 
     let ops =
         if exact then
             10.0 * n * n
         else
             let fp =
-                match Args.choice a "strategy" [ "auto"; "sweep"; "fixed-point" ] "auto" with
-                | "fixed-point" -> float (max 1 (Args.int a "iterations" 10))
+                match Args.choice a "strategy" with
+                | "fixed-point" -> float (max 1 (Args.int a "iterations"))
                 | _ -> 1.0
 
             // Each sample's field carries the memory integral over the past: t^2 per sample, width^2 per term; the
             // constant is measured (default glm: 20000 samples, 61 steps, 25 s on 2 cores).
             fp * samples * n * n * w2 * 1200.0 + replicas * n * n * w2 * 20.0
 
-    Validate.Budget.work "the DMFT solve" ops Environment.ProcessorCount [ "t-end"; "dt"; "samples" ]
+    Validate.Budget.work ctx "the DMFT solve" ops Environment.ProcessorCount [ "t-end"; "dt"; "mc-samples" ]
     |> ignore
 
     if a.Flags.Contains "simulate" || a.Flags.Contains "sgd" then
@@ -337,8 +273,8 @@ let private budget (a: Args.Parsed) (p: DmftProblem) =
         let d = float o.Dim
         let nData = max 1.0 (Math.Round(p.Alpha * d))
         let cores = float (min o.Seeds Environment.ProcessorCount)
-        Validate.Budget.memory "the simulation" (cores * (nData * d + 4.0 * (nData + d) * width) * 8.0) [ "dim"; "alpha" ]
-        let batch = float (Args.int a "batch" 1)
+        Validate.Budget.memory ctx "the simulation" (cores * (nData * d + 4.0 * (nData + d) * width) * 8.0) [ "dim"; "alpha" ]
+        let batch = float (Args.int a "batch")
 
         let sgdWork =
             if a.Flags.Contains "sgd" then
@@ -350,7 +286,7 @@ let private budget (a: Args.Parsed) (p: DmftProblem) =
         let sgfWork =
             if a.Flags.Contains "simulate" then float p.Steps * nData * d * width * 4.0 else 0.0
 
-        Validate.Budget.work
+        Validate.Budget.work ctx
             "the simulation"
             (float o.Seeds * (sgdWork + sgfWork))
             Environment.ProcessorCount
@@ -359,7 +295,7 @@ let private budget (a: Args.Parsed) (p: DmftProblem) =
 
 /// Real SGD has eta = tau B: tau must be positive (tau = 0 is gradient flow, simulated by the SGF).
 let private checkSgd (a: Args.Parsed) (p: DmftProblem) =
-    Check.intInRange "batch" 1 10_000_000 (Args.int a "batch" 1)
+    Check.intInRange "batch" 1 10_000_000 (Args.int a "batch")
 
     if p.Tau <= 0.0 then
         raise (
@@ -368,9 +304,9 @@ let private checkSgd (a: Args.Parsed) (p: DmftProblem) =
             )
         )
 
-let private runDmft (a: Args.Parsed) (committee: bool) =
+let private runDmft (ctx: Validate.Context) (a: Args.Parsed) (committee: bool) =
     let p = problem a committee
-    budget a p
+    budget ctx a p
 
     if a.Flags.Contains "sgd" then
         checkSgd a p
@@ -392,7 +328,7 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
                 LeastSquaresSgf.solve
                     { LeastSquaresSettings.defaults with
                         Scheme = Continuous
-                        Control = RunControl.defaults |> RunControl.withCancellation (Interrupt.token ())
+                        Control = RunControl.defaults |> RunControl.withCancellation ctx.Token
                     }
                     (LeastSquaresProblem.ofDmft p)
 
@@ -408,10 +344,10 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
                 if exactFlag then
                     ExactClosure
                 else
-                    match Args.choice a "strategy" [ "auto"; "sweep"; "fixed-point" ] "auto" with
+                    match Args.choice a "strategy" with
                     | "sweep" -> ForwardSweep
                     | "fixed-point" ->
-                        FixedPoint(Args.int a "fp-batch" 2000, Args.float a "damping" 0.5, Args.int a "iterations" 10)
+                        FixedPoint(Args.int a "fp-batch", Args.float a "damping", Args.int a "iterations")
                     | _ -> Auto
 
             if exactFlag then
@@ -422,14 +358,14 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
             let s =
                 Dmft.solve
                     { DmftSettings.defaults with
-                        Samples = Args.int a "samples" 20000
-                        Replicas = Args.int a "replicas" 4
-                        Seed = Args.int a "seed" 1
+                        Samples = Args.int a "mc-samples"
+                        Replicas = Args.int a "replicas"
+                        Seed = Args.int a "seed"
                         Strategy = strategy
                         ExtrapolateInStep = a.Flags.Contains "extrapolate"
                         Control =
                             RunControl.defaults
-                            |> RunControl.withCancellation (Interrupt.token ())
+                            |> RunControl.withCancellation ctx.Token
                             |> RunControl.withProgress bar.Report
                     }
                     p
@@ -463,13 +399,13 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
 
     let simSeries, simMeta =
         if a.Flags.Contains "simulate" then
-            simulate a p Sgf "sgf" "_sim"
+            simulate ctx a p Sgf "sgf" "_sim"
         else
             [], []
 
     let sgdSeries, sgdMeta =
         if a.Flags.Contains "sgd" then
-            simulate a p (sgdProcess a) "sgd" "_sgd"
+            simulate ctx a p (sgdProcess a) "sgd" "_sgd"
         else
             [], []
 
@@ -490,22 +426,22 @@ let private runDmft (a: Args.Parsed) (committee: bool) =
             @ sgdMeta
     }
 
-let private runSimulation (a: Args.Parsed) (kind: string) =
-    let committee = Args.choice a "model" [ "glm"; "committee" ] "glm" = "committee"
+let private runSimulation (ctx: Validate.Context) (a: Args.Parsed) (kind: string) =
+    let committee = Args.choice a "model" = "committee"
     let p = problem a committee
 
     if kind = "sgd" then
         checkSgd a p
 
     // The simulation alone: no DMFT solve, so only the overlay's budget counts.
-    Validate.Budget.memory "the output" (float (p.Steps + 1) * 8.0 * 40.0) [ "t-end"; "dt" ]
+    Validate.Budget.memory ctx "the output" (float (p.Steps + 1) * 8.0 * 40.0) [ "t-end"; "dt" ]
 
     (let o = simOptions a
      Check.intInRange "dim" 1 10_000_000 o.Dim
      Check.intInRange "seeds" 1 1_000_000 o.Seeds
      let d = float o.Dim
      let nData = max 1.0 (Math.Round(p.Alpha * d))
-     Validate.Budget.memory "the simulation" (float (min o.Seeds Environment.ProcessorCount) * nData * d * 8.0 * 1.5) [ "dim"; "alpha" ]
+     Validate.Budget.memory ctx "the simulation" (float (min o.Seeds Environment.ProcessorCount) * nData * d * 8.0 * 1.5) [ "dim"; "alpha" ]
 
      let ops =
          if kind = "sgd" then
@@ -513,12 +449,12 @@ let private runSimulation (a: Args.Parsed) (kind: string) =
          else
              float p.Steps * nData * d * 4.0
 
-     Validate.Budget.work "the simulation" (float o.Seeds * ops) Environment.ProcessorCount [ "dim"; "seeds"; "t-end"; "dt"; "tau" ]
+     Validate.Budget.work ctx "the simulation" (float o.Seeds * ops) Environment.ProcessorCount [ "dim"; "seeds"; "t-end"; "dt"; "tau" ]
      |> ignore)
 
     let proc = if kind = "sgd" then sgdProcess a else Sgf
 
-    let series, meta = simulate a p proc kind ""
+    let series, meta = simulate ctx a p proc kind ""
 
     {
         Parameters = parameters p
@@ -620,19 +556,19 @@ let plot (path: string) (d: Document) =
             Curves = curves
         }
 
-let private parseWith (argv: string list) =
-    let a = Args.parse valued flags argv
+let private parseWith (spec: Args.CommandSpec) (argv: string list) =
+    let a = Args.parse spec argv
     a, a.Values.TryFind "out", a.Values.TryFind "plot"
 
-let mainGlm (argv: string list) =
-    Plot.execute parseWith (fun a -> runDmft a false) plot argv
+let mainGlm (ctx: Validate.Context) (argv: string list) =
+    Plot.execute (parseWith Options.dmftGlm) (fun a -> runDmft ctx a false) plot argv
 
-let mainCommittee (argv: string list) =
-    Plot.execute parseWith (fun a -> runDmft a true) plot argv
+let mainCommittee (ctx: Validate.Context) (argv: string list) =
+    Plot.execute (parseWith Options.dmftCommittee) (fun a -> runDmft ctx a true) plot argv
 
-let mainSimulate (kind: string) (argv: string list) =
-    Plot.execute parseWith (fun a -> runSimulation a kind) plot argv
+let mainSimulate (ctx: Validate.Context) (kind: string) (argv: string list) =
+    Plot.execute (parseWith (Options.simulate kind)) (fun a -> runSimulation ctx a kind) plot argv
 
 /// Run `dmft glm` (committee = false) or `dmft committee` from argument tokens, returning the document.
-let runArgs (committee: bool) (argv: string list) =
-    runDmft (Args.parse valued flags argv) committee
+let runArgs (ctx: Validate.Context) (committee: bool) (argv: string list) =
+    runDmft ctx (Args.parse (if committee then Options.dmftCommittee else Options.dmftGlm) argv) committee

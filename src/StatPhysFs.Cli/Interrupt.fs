@@ -8,18 +8,8 @@ open System
 open System.Runtime.InteropServices
 open System.Threading
 
-// One source per command run (the tests run many commands in one process).
-let mutable private source = new CancellationTokenSource()
-
-/// The token every long loop of the current command watches.
-let token () = source.Token
-
-/// Cancel the current command, as Ctrl-C would (for tests and embedding).
-let cancel () = source.Cancel()
-
-/// A fresh token for a new command, with Ctrl-C and SIGTERM wired to it until the returned value is disposed.
-let install () : IDisposable =
-    source <- new CancellationTokenSource()
+/// Wire Ctrl-C and SIGTERM to `source` (the command's token) until the returned value is disposed.
+let install (source: CancellationTokenSource) : IDisposable =
     let current = source
 
     let onCancel =

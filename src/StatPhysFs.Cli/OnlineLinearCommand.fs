@@ -10,17 +10,6 @@ open StatPhysFs.Models
 open StatPhysFs.Simulation
 open StatPhysFs.Cli.Output
 
-let usage =
-    """usage: statphys online linear [--rho 1] [--noise-var 0.1] [--lr 0.5] [--ridge 0] [--batch 1] [--m0 0] [--q0 0.1]
-                               [--t-end 10] [--points 101] [--grid linear|log]
-                               [--solver dopri5|rk4|euler] [--rtol 1e-10] [--dt 0.01]
-                               [--simulate [--dim 1000] [--seeds 5] [--seed 1]]
-                               [--out FILE.json|FILE.csv] [--plot FILE.svg|FILE.png] [--progress]
-                               [--divergence-bound 1e8]
-  --rtol must lie in [1e-14, 1e-2]; a fixed --dt (rk4, euler) must be within the method's stability limit.
-  Time t = SGD steps / d. Ridge is the loss term (lambda/2)|w|^2/d (critical lr 2B(1+lambda)).
-  Without --out the JSON document goes to standard output."""
-
 type Settings =
     {
         Params: OnlineLinearParams
@@ -34,55 +23,29 @@ type Settings =
         ForceProgress: bool
     }
 
-let valued =
-    [
-        "rho"
-        "noise-var"
-        "lr"
-        "ridge"
-        "batch"
-        "m0"
-        "q0"
-        "t-end"
-        "points"
-        "grid"
-        "solver"
-        "rtol"
-        "dt"
-        "dim"
-        "seeds"
-        "seed"
-        "out"
-        "plot"
-        "divergence-bound"
-    ]
-
-let flags = [ "simulate"; "progress" ]
-
 let parse (argv: string list) =
-    let a = Args.parse valued flags argv
-    let d = OnlineLinear.defaults
+    let a = Args.parse Options.onlineLinear argv
 
     let p =
         {
-            Rho = Args.float a "rho" 1.0
-            NoiseVar = Args.float a "noise-var" d.NoiseVar
-            Lr = Args.float a "lr" d.Lr
-            Ridge = Args.float a "ridge" 0.0
-            Batch = Args.int a "batch" 1
-            M0 = Args.float a "m0" 0.0
-            Q0 = Args.float a "q0" d.Q0
+            Rho = Args.float a "rho"
+            NoiseVar = Args.float a "noise-var"
+            Lr = Args.float a "lr"
+            Ridge = Args.float a "ridge"
+            Batch = Args.int a "batch"
+            M0 = Args.float a "m0"
+            Q0 = Args.float a "q0"
         }
 
-    let rtol = Args.float a "rtol" 1e-10
+    let rtol = Args.float a "rtol"
     // Below 1e-14 the step size underflows against rounding (reported as a divergence at t = 0); above 1e-2 the
     // result is not a solution of the ODE.
     Check.inRange "rtol" 1e-14 1e-2 rtol
 
     let alg =
-        match Args.choice a "solver" [ "dopri5"; "rk4"; "euler" ] "dopri5" with
-        | "rk4" -> RungeKutta4(Args.float a "dt" 0.01)
-        | "euler" -> Euler(Args.float a "dt" 0.01)
+        match Args.choice a "solver" with
+        | "rk4" -> RungeKutta4(Args.float a "dt")
+        | "euler" -> Euler(Args.float a "dt")
         | _ ->
             Dopri5
                 {
@@ -96,10 +59,10 @@ let parse (argv: string list) =
         if a.Flags.Contains "simulate" then
             Some
                 { SimulationOptions.defaults with
-                    Dim = Args.int a "dim" 1000
-                    Seeds = Args.int a "seeds" 5
-                    Seed = Args.int a "seed" 1
-                    DivergenceBound = Args.float a "divergence-bound" 1e8
+                    Dim = Args.int a "dim"
+                    Seeds = Args.int a "seeds"
+                    Seed = Args.int a "seed"
+                    DivergenceBound = Args.float a "divergence-bound"
                 }
         else
             for o in [ "dim"; "seeds"; "seed" ] do
@@ -110,12 +73,12 @@ let parse (argv: string list) =
 
     {
         Params = p
-        TEnd = Args.float a "t-end" 10.0
-        Points = Args.int a "points" 101
+        TEnd = Args.float a "t-end"
+        Points = Args.int a "points"
         Grid = Args.grid a
         Algorithm = alg
         Simulation = sim
-        DivergenceBound = Args.float a "divergence-bound" 1e8
+        DivergenceBound = Args.float a "divergence-bound"
         ForceProgress = a.Flags.Contains "progress"
     },
     a.Values.TryFind "out",
@@ -153,7 +116,7 @@ let private maxStableStep (alg: OdeAlgorithm) (eigen: Numerics.Complex[]) =
 
         lo
 
-let run (s: Settings) : Document =
+let run (ctx: Validate.Context) (s: Settings) : Document =
     let p = s.Params
     OnlineLinear.validate p
     Check.positive "t-end" s.TEnd
@@ -168,7 +131,7 @@ let run (s: Settings) : Document =
     | Euler dt ->
         Check.positive "dt" dt
         Validate.Budget.steps "the fixed-step integration" (s.TEnd / dt) [ "t-end"; "dt" ]
-        Validate.Budget.work "the fixed-step integration" (s.TEnd / dt * 100.0) 1 [ "t-end"; "dt" ] |> ignore
+        Validate.Budget.work ctx "the fixed-step integration" (s.TEnd / dt * 100.0) 1 [ "t-end"; "dt" ] |> ignore
         // The ODE is linear: its Jacobian's eigenvalues give the method's stability limit exactly.
         let eigen = StatPhysFs.Models.Analysis.spectrum problem.Rhs problem.Y0
         let hMax = maxStableStep s.Algorithm eigen
@@ -189,15 +152,15 @@ let run (s: Settings) : Document =
     | Dopri5 _
     | Dop853 _ -> ()
 
-    Validate.Budget.memory "the output grid" (float s.Points * 8.0 * 40.0) [ "points" ] |> ignore
+    Validate.Budget.memory ctx "the output grid" (float s.Points * 8.0 * 40.0) [ "points" ] |> ignore
 
     match s.Simulation with
     | Some o ->
         Check.intInRange "dim" 1 100_000_000 o.Dim
         Check.intInRange "seeds" 1 1_000_000 o.Seeds
-        Validate.Budget.memory "the simulation" (8.0 * 4.0 * float o.Dim * float Environment.ProcessorCount) [ "dim" ]
+        Validate.Budget.memory ctx "the simulation" (8.0 * 4.0 * float o.Dim * float Environment.ProcessorCount) [ "dim" ]
         // t d SGD steps per seed, each O(d).
-        Validate.Budget.work
+        Validate.Budget.work ctx
             "the simulation"
             (5.0 * float o.Seeds * s.TEnd * float o.Dim * float o.Dim * float p.Batch)
             Environment.ProcessorCount
@@ -218,7 +181,7 @@ let run (s: Settings) : Document =
                 SaveAt = grid
                 DivergenceBound = s.DivergenceBound
                 Dense = false
-                CancellationToken = Interrupt.token ()
+                CancellationToken = ctx.Token
                 Events = [ EarlyStopping.event problem.Rhs egOf ]
             }
             s.Algorithm
@@ -289,7 +252,7 @@ let run (s: Settings) : Document =
                 Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
 
             let sw = Stopwatch.StartNew()
-            let r = OnlineLinearSim.run o bar.Report (Interrupt.token ()) p grid
+            let r = OnlineLinearSim.run o bar.Report (ctx.Token) p grid
             bar.Done()
 
             [
@@ -371,4 +334,4 @@ let plot (path: string) (d: Document) =
         d
         d
 
-let main (argv: string list) = Plot.execute parse run plot argv
+let main (ctx: Validate.Context) (argv: string list) = Plot.execute parse (run ctx) plot argv

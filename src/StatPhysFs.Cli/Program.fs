@@ -16,16 +16,41 @@ commands:
   statphys sde [options]                 SGD against its SME / SMF at small learning rate (statphys sde --help)
   statphys sde weak-order [options]      weak-order slopes of GF, SME, SMF on exact oracles, with a log-log plot
   statphys sweep run|merge|plot|slurm    grids of any command: resumable, parallel, Slurm arrays (statphys sweep)
-  statphys help                          this text
+  statphys help                          this text (statphys COMMAND --help: the command's options and defaults)
+  statphys --version                     the version
 global options (any command):
   --max-memory SIZE   refuse runs estimated above SIZE (e.g. 8G; default 75% of physical memory)
   --max-time SECONDS  refuse runs whose estimated work exceeds SECONDS (default 3600)
-  --name=value is accepted wherever --name value is.
+  --name=value is accepted wherever --name value is; an option a command does not declare is refused.
 exit codes: 0 done (the document's meta.status says completed, diverged, cancelled), 2 bad input or a request
 over budget, 1 internal failure, 130 cancelled (Ctrl-C, SIGTERM) before a document could be written; every error is
 one line on standard error."""
 
-let dispatch (argv: string list) =
+/// The version of this program (the assembly's, from Directory.Build.props).
+let version () =
+    let v = Reflection.Assembly.GetExecutingAssembly().GetName().Version
+    sprintf "%d.%d.%d" v.Major v.Minor v.Build
+
+/// The declaration of the command named by the leading words, if any (for --help).
+let private declaration (words: string list) =
+    match words with
+    | "demo" :: _ -> Some Options.demo
+    | "online" :: "linear" :: _ -> Some Options.onlineLinear
+    | "online" :: "committee" :: _ -> Some Options.onlineCommittee
+    | "dmft" :: "glm" :: _ -> Some Options.dmftGlm
+    | "dmft" :: "committee" :: _ -> Some Options.dmftCommittee
+    | "simulate" :: ("sgf" | "sgd" as kind) :: _ -> Some(Options.simulate kind)
+    | "sde" :: "weak-order" :: _ -> Some Options.sdeWeakOrder
+    | "sde" :: _ -> Some Options.sde
+    | "sweep" :: "run" :: _ -> Some Options.sweepRun
+    | "sweep" :: "merge" :: _ -> Some Options.sweepMerge
+    | "sweep" :: "plot" :: _ -> Some Options.sweepPlot
+    | "sweep" :: "slurm" :: _ -> Some Options.sweepSlurm
+    | _ -> None
+
+let private isHelp (a: string) = a = "--help" || a = "-h"
+
+let dispatch (ctx: Validate.Context) (argv: string list) =
     match argv with
     | []
     | [ "help" ]
@@ -33,37 +58,27 @@ let dispatch (argv: string list) =
     | [ "-h" ] ->
         printfn "%s" usage
         0
-    | "demo" :: rest when List.contains "--help" rest ->
-        printfn "%s" Demo.usage
+    | [ "--version" ] ->
+        printfn "statphys %s" (version ())
         0
-    | "demo" :: rest -> Demo.main rest
-    | "online" :: "linear" :: rest when List.contains "--help" rest ->
-        printfn "%s" OnlineLinearCommand.usage
+    | _ when List.exists isHelp argv && (declaration argv).IsSome ->
+        printfn "%s" (Args.help (declaration argv).Value)
         0
-    | "online" :: "linear" :: rest -> OnlineLinearCommand.main rest
-    | "online" :: "committee" :: rest when List.contains "--help" rest ->
-        printfn "%s" CommitteeCommand.usage
-        0
-    | "online" :: "committee" :: rest -> CommitteeCommand.main rest
-    | "dmft" :: "glm" :: rest when List.contains "--help" rest ->
-        printfn "%s" DmftCommand.usageGlm
-        0
-    | "dmft" :: "glm" :: rest -> DmftCommand.mainGlm rest
-    | "dmft" :: "committee" :: rest when List.contains "--help" rest ->
-        printfn "%s" DmftCommand.usageCommittee
-        0
-    | "dmft" :: "committee" :: rest -> DmftCommand.mainCommittee rest
+    | "demo" :: rest -> Demo.main ctx rest
+    | "online" :: "linear" :: rest -> OnlineLinearCommand.main ctx rest
+    | "online" :: "committee" :: rest -> CommitteeCommand.main ctx rest
+    | "dmft" :: "glm" :: rest -> DmftCommand.mainGlm ctx rest
+    | "dmft" :: "committee" :: rest -> DmftCommand.mainCommittee ctx rest
     | "dmft" :: _ -> raise (UsageError "statphys dmft needs a model: glm or committee")
-    | "simulate" :: kind :: rest when List.contains "--help" rest && (kind = "sgf" || kind = "sgd") ->
-        printfn "%s" DmftCommand.usageSimulate
-        0
-    | "simulate" :: ("sgf" | "sgd" as kind) :: rest -> DmftCommand.mainSimulate kind rest
+    | "simulate" :: ("sgf" | "sgd" as kind) :: rest -> DmftCommand.mainSimulate ctx kind rest
     | "simulate" :: _ -> raise (UsageError "statphys simulate needs a process: sgf or sgd")
-    | "sde" :: rest when List.contains "--help" rest ->
-        printfn "%s" SdeCommand.usage
+    | "sde" :: rest -> SdeCommand.main ctx rest
+    | [ "sweep" ]
+    | [ "sweep"; "--help" ]
+    | [ "sweep"; "-h" ] ->
+        printfn "%s" SweepCommand.usage
         0
-    | "sde" :: rest -> SdeCommand.main rest
-    | "sweep" :: rest -> SweepCommand.main rest
+    | "sweep" :: rest -> SweepCommand.main ctx rest
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
     | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
 
@@ -80,8 +95,9 @@ let private internalError (what: string) (msg: string) =
 let rec report (e: exn) =
     match e with
     | UsageError msg ->
-        eprintfn "statphys: %s" msg
-        eprintfn "run 'statphys help' for usage"
+        // One line: the message names the option (an unknown one lists the command's options; COMMAND --help has
+        // their defaults).
+        eprintfn "statphys: %s" (msg.Replace('\n', ' ').Replace('\r', ' '))
         2
     | :? AggregateException as a ->
         // Parallel loops wrap the real failure: report the first inner one.
@@ -115,27 +131,37 @@ let rec report (e: exn) =
     | e when e.GetType().Name = "NonConvergenceException" -> internalError "a numerical algorithm failed" e.Message
     | e -> internalError (sprintf "internal error (%s)" (e.GetType().Name)) e.Message
 
-/// The whole command line: global options, output checks before any work, the command; never throws.
-let run (argv: string list) =
+/// The whole command line with the given cancellation source (Ctrl-C and SIGTERM cancel it; tests cancel it
+/// themselves): global options, output checks before any work, the command; never throws.
+let runWith (source: Threading.CancellationTokenSource) (argv: string list) =
     try
-        // Budgets are per invocation (the fuzz tests call `run` many times in one process).
-        Validate.Budget.maxMemory <- 0.75 * Validate.Budget.physicalMemory ()
-        Validate.Budget.maxTime <- 3600.0
-        let argv = Validate.Budget.takeGlobal argv
+        // Budgets are per invocation: they travel in the context, never in a global.
+        let budget, argv = Validate.Budget.takeGlobal argv
         let words = commandWords argv
 
-        if not (List.contains "--help" argv) then
+        let ctx: Validate.Context =
+            {
+                Budget = budget
+                Token = source.Token
+            }
+
+        if not (List.exists isHelp argv) then
             Validate.outputs words argv
 
         // A sweep handles Ctrl-C itself (it keeps its finished points); every other command stops and says cancelled.
         use _interrupt =
             match words with
             | "sweep" :: _ -> { new IDisposable with member _.Dispose() = () }
-            | _ -> Interrupt.install ()
+            | _ -> Interrupt.install source
 
-        dispatch argv
+        dispatch ctx argv
     with e ->
         report e
+
+/// The whole command line, with a fresh cancellation source.
+let run (argv: string list) =
+    use source = new Threading.CancellationTokenSource()
+    runWith source argv
 
 [<EntryPoint>]
 let main argv =

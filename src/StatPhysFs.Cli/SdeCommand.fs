@@ -8,76 +8,16 @@ open StatPhysFs
 open StatPhysFs.Sde
 open StatPhysFs.Cli.Output
 
-let usage =
-    """usage: statphys sde [--problem least-squares|logistic|two-layer|mean-field] [--dim 3] [--samples 6] [--ridge 0]
-                    [--width 100] [--data-seed 7]
-                    [--model sgd|gf|sme1|sme2|smf1|smf2] [--scheme em|richardson|heun] [--substeps 2]
-                    [--eta 0.05] [--horizon 1] [--batch 1] [--sampling with|without] [--points 2]
-                    [--paths 10000] [--seed 1] [--divergence-bound 1e8] [--progress] [--data FILE.csv]
-                    [--x0 v1,v2,...[;w1,w2,...]] [--out FILE.json|FILE.csv]
-       statphys sde weak-order [--etas 0.125,0.0625,0.03125,0.015625,0.0078125] [--horizon 2] [--data FILE.csv]
-                    [--out FILE] [--plot FILE.svg|FILE.png]
-  --data FILE.csv: your data set instead of the built-in one, one row a data point: the features, then the label
-  (comma-separated, optional header line, '#' comments); least squares or logistic (labels all in {-1, 1} or all
-  in {0, 1}, 0 read as -1). The dimension and the number of samples come from the file (no --dim, --samples).
-  --x0: the initial point (length = the dimension); several points for the multi-point statistics separated by
-  ';' (their number sets --points). The JSON names the data (file, SHA-256, rows, columns) and the initial points.
-  Time t = SGD steps x eta. `sde` reports, at the horizon, tr E[x x^T] of the first point, E[x_1], E[F(x)] and
-  (two or more points, driven by the same samples / the same data-indexed noise) E|x - y|^2, with standard errors.
-  two-layer: an erf network with K = 2 units on --dim inputs against a two-unit teacher on --samples points.
-  mean-field: the N = --width particle tanh network of sme-smf.md V4 (one point = the particle system); it reports
-  the output at z = 0.7 and z = -1.3 and the training risk.
-  A path whose state leaves |x_c| <= --divergence-bound (or turns non-finite) makes the run's status "diverged";
-  its statistics are then written as null. --ridge must be >= 0 (a negative ridge makes the loss unbounded below).
-  `weak-order` measures |E phi(SGD) - E phi(model)| on the exact least-squares oracles (no Monte Carlo) for GF, SME1,
-  SMF1 and SMF2, one- and two-point, and fits the log-log slopes."""
-
-let valued =
-    [
-        "problem"
-        "dim"
-        "samples"
-        "ridge"
-        "data-seed"
-        "width"
-        "model"
-        "scheme"
-        "substeps"
-        "eta"
-        "etas"
-        "horizon"
-        "batch"
-        "sampling"
-        "points"
-        "paths"
-        "seed"
-        "data"
-        "x0"
-        "out"
-        "plot"
-        "divergence-bound"
-    ]
-
-let flags = [ "progress" ]
-
-let mutable private cache: (string * DataSet) option = None
-
 /// The user's data set (--data FILE.csv: features then the label on each row), if given.
 let private userData (a: Args.Parsed) =
     match a.Values.TryFind "data" with
     | None -> None
     | Some path ->
-        for o in [ "dim"; "samples"; "data-seed" ] do
+        for o in [ "params"; "n"; "data-seed" ] do
             if a.Values.ContainsKey o then
                 raise (Args.UsageError(sprintf "--%s does not apply with --data (the data set fixes it)" o))
 
-        // Read once per run (the problem, the built-in-data path and the JSON parameters all ask).
-        match cache with
-        | Some(p, ds) when p = path -> Some ds
-        | _ ->
-            let ds = DataSet.readCsv path
-            cache <- Some(path, ds)
-            Some ds
+        Some(DataSet.readCsv path)
 
 /// The data set: the user's (--data), else the library's built-in one (DataSet.gaussian): rows a_i ~ N(0, I/d),
 /// labels y_i ~ N(0, 1) (least squares) or their signs (logistic).
@@ -85,9 +25,9 @@ let private dataSet (a: Args.Parsed) =
     match userData a with
     | Some ds -> ds
     | None ->
-        let d = Args.int a "dim" 3
-        let n = Args.int a "samples" 6
-        DataSet.gaussian d n (Args.int a "data-seed" 7)
+        let d = Args.int a "params"
+        let n = Args.int a "n"
+        DataSet.gaussian d n (Args.int a "data-seed")
 
 let private data (a: Args.Parsed) =
     let ds = dataSet a
@@ -112,9 +52,9 @@ let private dataParameter (a: Args.Parsed) =
 
 let private problem (a: Args.Parsed) =
     let kind =
-        Args.choice a "problem" [ "least-squares"; "logistic"; "two-layer"; "mean-field" ] "least-squares"
+        Args.choice a "problem"
 
-    let ridge = Args.float a "ridge" 0.0
+    let ridge = Args.float a "ridge"
     // Least squares and logistic loss are bounded below only for ridge >= 0 (negative risks otherwise).
     Check.nonNegative "ridge" ridge
 
@@ -128,14 +68,14 @@ let private problem (a: Args.Parsed) =
         let ds = dataSet a
 
         match kind with
-        | "two-layer" -> DataSet.twoLayerTeacher (Args.int a "data-seed" 7) ds
+        | "two-layer" -> DataSet.twoLayerTeacher (Args.int a "data-seed") ds
         | "mean-field" ->
-            Check.intInRange "width" 1 100_000 (Args.int a "width" 100)
-            MeanField.problem (fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7)))
+            Check.intInRange "width" 1 100_000 (Args.int a "width")
+            MeanField.problem (fst (MeanField.fixture (Args.int a "width") (Args.int a "data-seed")))
         | "logistic" -> DataSet.logisticBySign ridge ds
         | _ -> DataSet.leastSquares ridge ds
 
-/// --x0 v1,v2,... (one initial point) or v1,...;w1,... (several, one per --points): each of length `dim`.
+/// --x0 v1,v2,... (one initial point) or v1,...;w1,... (several, one per --inits): each of length `dim`.
 let private userInitialPoints (a: Args.Parsed) (dim: int) =
     match a.Values.TryFind "x0" with
     | None -> None
@@ -187,29 +127,33 @@ let private modelOf (name: string) =
     | "smf1" -> Smf 1
     | _ -> Smf 2
 
-let private runSimulate (a: Args.Parsed) =
+let private runSimulate (ctx: Validate.Context) (a: Args.Parsed) =
     let p = problem a
-    let meanField = Args.string a "problem" "" = "mean-field"
+    let meanField = Args.string a "problem" = "mean-field"
     let given = userInitialPoints a p.Dim
 
-    // With --x0 the number of points is the number of vectors given (--points, if also given, must agree).
+    // With --x0 the number of points is the number of vectors given (--inits, if also given, must agree).
+    let inits = Args.tryValue a "inits" |> Option.map (fun _ -> Args.int a "inits")
+
     let m =
         match given with
         | Some xs ->
-            if a.Values.ContainsKey "points" && Args.int a "points" 2 <> xs.Length then
+            match inits with
+            | Some k when k <> xs.Length ->
                 raise (
                     Args.UsageError(
-                        sprintf
-                            "--points %d but --x0 gives %d point(s); separate points by ';'"
-                            (Args.int a "points" 2)
-                            xs.Length
+                        sprintf "--inits %d but --x0 gives %d point(s); separate points by ';'" k xs.Length
                     )
                 )
+            | _ -> ()
 
             xs.Length
-        | None -> if meanField then 1 else Args.int a "points" 2
+        | None ->
+            match inits with
+            | Some k -> k
+            | None -> if meanField then 1 else 2
 
-    Check.intInRange "points" 1 64 m
+    Check.intInRange "inits" 1 64 m
 
     if meanField && m <> 1 then
         raise (Args.UsageError "--problem mean-field takes one initial point (the particle system)")
@@ -219,12 +163,12 @@ let private runSimulate (a: Args.Parsed) =
         | Some xs -> xs
         | None when meanField ->
             [|
-                snd (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7))
+                snd (MeanField.fixture (Args.int a "width") (Args.int a "data-seed"))
             |]
         | None -> initialPoints p.Dim m
 
     let modelName =
-        Args.choice a "model" [ "sgd"; "gf"; "sme1"; "sme2"; "smf1"; "smf2" ] "smf2"
+        Args.choice a "model"
 
     let bar = Progress.create "sde" (a.Flags.Contains "progress")
 
@@ -232,14 +176,14 @@ let private runSimulate (a: Args.Parsed) =
         { SdeSettings.defaults with
             Control =
                 { RunControl.defaults with
-                    CancellationToken = Interrupt.token ()
+                    CancellationToken = ctx.Token
                     Progress = Some bar.Report
                 }
-            SubSteps = Args.int a "substeps" 2
-            Paths = Args.int a "paths" 10000
-            Seed = Args.int a "seed" 1
+            SubSteps = Args.int a "substeps"
+            Paths = Args.int a "paths"
+            Seed = Args.int a "seed"
             Scheme =
-                match Args.choice a "scheme" [ "em"; "richardson"; "heun" ] "richardson" with
+                match Args.choice a "scheme" with
                 | "em" -> EulerMaruyama
                 | "heun" -> HeunDrift
                 | _ -> EulerRichardson
@@ -247,7 +191,7 @@ let private runSimulate (a: Args.Parsed) =
 
     // The learning rate, batch and horizon are the problem's (set below once the process is known).
     let eta, horizon, batch =
-        Args.float a "eta" 0.05, Args.float a "horizon" 1.0, Args.int a "batch" 1
+        Args.float a "lr", Args.float a "t-end", Args.int a "batch"
 
     let risk (x: float[]) =
         (Seq.sum (seq { for i in 0 .. p.Samples - 1 -> p.Loss i x })) / float p.Samples
@@ -255,7 +199,7 @@ let private runSimulate (a: Args.Parsed) =
     let names, obs =
         if meanField then
             let data =
-                fst (MeanField.fixture (Args.int a "width" 100) (Args.int a "data-seed" 7))
+                fst (MeanField.fixture (Args.int a "width") (Args.int a "data-seed"))
 
             [
                 "output_z0.7", (fun (xs: float[][]) -> MeanField.output xs[0] 0.7)
@@ -276,14 +220,14 @@ let private runSimulate (a: Args.Parsed) =
             |> List.unzip
 
     SdeSettings.validate s
-    Check.positive "eta" eta
-    Check.positive "horizon" horizon
+    Check.positive "lr" eta
+    Check.positive "t-end" horizon
     Check.intInRange "batch" 1 1_000_000 batch
 
     if horizon < eta then
         raise (
             Args.UsageError(
-                sprintf "--horizon (%g) must be >= --eta (%g): the run takes floor(horizon/eta) SGD steps" horizon eta
+                sprintf "--t-end (%g) must be >= --lr (%g): the run takes floor(t-end/lr) SGD steps" horizon eta
             )
         )
 
@@ -299,15 +243,15 @@ let private runSimulate (a: Args.Parsed) =
             | HeunDrift -> sgdSteps * float s.SubSteps * 2.0, 1.0
             | EulerMaruyama -> sgdSteps * float s.SubSteps, 1.0
 
-    Validate.Budget.steps "sde" schemeSteps [ "horizon"; "eta"; "substeps" ]
+    Validate.Budget.steps "sde" schemeSteps [ "t-end"; "lr"; "substeps" ]
     let cores = min s.MaxParallelism Environment.ProcessorCount
     // Per path state: m points of d coordinates; the SDE work buffers hold n x d per-sample gradients per point.
     let perPath = float m * float p.Dim * (if modelName = "sgd" then 1.0 else float p.Samples + 8.0)
 
-    Validate.Budget.memory
+    Validate.Budget.memory ctx
         "sde"
         (8.0 * (float s.Paths * float (obs.Length + 1) + float cores * perPath))
-        [ "paths"; "points"; "dim"; "samples"; "width" ]
+        [ "paths"; "inits"; "params"; "n"; "width" ]
 
     // Measured cost per point and step (2 cores): about 1 us of overhead plus 15 ns per sample-coordinate for the
     // SDE models (all n per-sample gradients), 0.7 us plus a gradient per batch element for SGD.
@@ -317,14 +261,14 @@ let private runSimulate (a: Args.Parsed) =
         else
             float m * (2000.0 + 30.0 * float p.Dim * float p.Samples)
 
-    Validate.Budget.work
+    Validate.Budget.work ctx
         "sde"
         (float s.Paths * passes * schemeSteps * workPerStep)
         cores
-        [ "paths"; "horizon"; "eta"; "substeps"; "dim"; "samples"; "width" ]
+        [ "paths"; "t-end"; "lr"; "substeps"; "params"; "n"; "width" ]
     |> ignore
 
-    let bound = Args.float a "divergence-bound" 1e8
+    let bound = Args.float a "divergence-bound"
     Check.positive "divergence-bound" bound
     let warnings = ResizeArray<string>()
 
@@ -354,7 +298,7 @@ let private runSimulate (a: Args.Parsed) =
             Validate.warn
                 warnings
                 (sprintf
-                    "--eta %g is above 2/lambda_max = %.4g (largest Hessian eigenvalue of the risk at the initial point): gradient steps of this size are unstable, so the run may diverge or be far from its small-eta models"
+                    "--lr %g is above 2/lambda_max = %.4g (largest Hessian eigenvalue of the risk at the initial point): gradient steps of this size are unstable, so the run may diverge or be far from its small-eta models"
                     eta
                     (2.0 / lmax))
 
@@ -363,7 +307,7 @@ let private runSimulate (a: Args.Parsed) =
     let proc =
         if modelName = "sgd" then
             SdeProcess.Sgd(
-                match Args.choice a "sampling" [ "with"; "without" ] "with" with
+                match Args.choice a "sampling" with
                 | "without" -> WithoutReplacement
                 | _ -> WithReplacement
             )
@@ -443,45 +387,42 @@ let private runSimulate (a: Args.Parsed) =
             @ Output.warnings warnings
     }
 
-let private runWeakOrder (a: Args.Parsed) =
+let private runWeakOrder (ctx: Validate.Context) (a: Args.Parsed) =
     if a.Values.ContainsKey "x0" then
         raise (Args.UsageError "--x0 is for `statphys sde`; weak-order uses its two fixed initial points")
 
     let rows, y = data a
-    let horizon = Args.float a "horizon" 2.0
+    let horizon = Args.float a "t-end"
 
-    Check.positive "horizon" horizon
+    Check.positive "t-end" horizon
 
-    let etas =
-        match a.Values.TryFind "etas" with
-        | Some s -> Validate.floatList "etas" s
-        | None -> [| 1.0 / 8.0; 1.0 / 16.0; 1.0 / 32.0; 1.0 / 64.0; 1.0 / 128.0; 1.0 / 256.0 |]
+    let etas = Validate.floatList "lrs" (Args.string a "lrs")
 
     Check.that
-        "etas"
+        "lrs"
         (etas.Length >= 2 && Array.forall (fun e -> e > 0.0) etas)
         "give at least two positive learning rates."
 
     // A slope needs distinct learning rates; each must take at least one step before the horizon.
-    Check.that "etas" ((Array.distinct etas).Length = etas.Length) "give distinct learning rates (a log-log slope needs distinct points)."
+    Check.that "lrs" ((Array.distinct etas).Length = etas.Length) "give distinct learning rates (a log-log slope needs distinct points)."
 
     Check.that
-        "etas"
+        "lrs"
         (Array.forall (fun e -> e <= horizon) etas)
-        (sprintf "every learning rate must be <= --horizon (%g): each takes floor(horizon/eta) steps." horizon)
+        (sprintf "every learning rate must be <= --t-end (%g): each takes floor(t-end/lr) steps." horizon)
 
-    let totalSteps = etas |> Array.sumBy (fun e -> Math.Floor(horizon / e + 1e-9))
-    Validate.Budget.steps "weak-order" (horizon / Array.min etas) [ "etas"; "horizon" ]
+    let totalSteps = etas |> Array.sumBy (fun e -> float (Steps.count "t-end" horizon "lrs" e))
+    Validate.Budget.steps "weak-order" (horizon / Array.min etas) [ "lrs"; "t-end" ]
     let d0 = float rows[0].Length
 
-    Validate.Budget.work
+    Validate.Budget.work ctx
         "weak-order"
         (totalSteps * 12.0 * float rows.Length * d0 * d0 * d0 * d0)
         1
-        [ "etas"; "horizon"; "dim"; "samples" ]
+        [ "lrs"; "t-end"; "params"; "n" ]
     |> ignore
 
-    let ridge = Args.float a "ridge" 0.0
+    let ridge = Args.float a "ridge"
     Check.nonNegative "ridge" ridge
     let d = rows[0].Length
     let x0 = initialPoints d 2
@@ -490,7 +431,7 @@ let private runWeakOrder (a: Args.Parsed) =
     let sol =
         WeakOrder.solve
             { WeakOrder.defaults with
-                Control = RunControl.withCancellation (Interrupt.token ()) RunControl.defaults
+                Control = RunControl.withCancellation ctx.Token RunControl.defaults
             }
             {
                 Features = rows
@@ -582,19 +523,14 @@ let plotWeakOrder (path: string) (d: Document) =
                 ]
         }
 
-let private parseWith (argv: string list) =
-    let a = Args.parse valued flags argv
+let private parseWith (spec: Args.CommandSpec) (argv: string list) =
+    let a = Args.parse spec argv
     a, a.Values.TryFind "out", a.Values.TryFind "plot"
 
-let main (argv: string list) =
+let main (ctx: Validate.Context) (argv: string list) =
     match argv with
-    | "weak-order" :: rest -> Plot.execute parseWith runWeakOrder plotWeakOrder rest
-    | _ ->
-        Plot.execute
-            parseWith
-            runSimulate
-            (fun _ _ -> raise (Args.UsageError "--plot is for `statphys sde weak-order`"))
-            argv
+    | "weak-order" :: rest -> Plot.execute (parseWith Options.sdeWeakOrder) (runWeakOrder ctx) plotWeakOrder rest
+    | _ -> Plot.execute (parseWith Options.sde) (runSimulate ctx) (fun _ _ -> ()) argv
 
-let runWeakOrderArgs (argv: string list) =
-    runWeakOrder (Args.parse valued flags argv)
+let runWeakOrderArgs (ctx: Validate.Context) (argv: string list) =
+    runWeakOrder ctx (Args.parse Options.sdeWeakOrder argv)

@@ -16,6 +16,7 @@ let usage =
                            [--where AXIS=VALUE]... [--log-z]
        statphys sweep slurm SPEC.json --out DIR --tasks N [--cpus-per-task 1] [--time HH:MM:SS] [--partition P]
                             [--force] [--submit [--wait [--table TABLE.csv]]]
+  (statphys sweep run|merge|plot|slurm --help: the options of each.)
   SPEC.json: {"command": "dmft glm", "fixed": {"exact": true, "t-end": 5},
               "axes": {"alpha": {"from": 0.25, "to": 4, "points": 9, "spacing": "log"}, "tau": [0, 0.5, 1]},
               "combine": "product"|"zip", "record": ["test_loss"], "at": [1, 5]}
@@ -27,13 +28,14 @@ let usage =
   variables SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT choose the shard when set.
   `run` ends with the line "sweep: C computed, S skipped, F failed" on standard error."""
 
-/// A sweepable command: its name, the options it takes (valued and switches) and its entry function.
+/// A sweepable command: its name, the options it takes (valued and switches, from its declaration) and its entry
+/// function.
 type Sweepable =
     {
         Name: string
         Valued: string list
         Switches: string list
-        Main: string list -> int
+        Main: Validate.Context -> string list -> int
         /// Runs Monte Carlo (simulation) for these parameters: it parallelises itself.
         MonteCarlo: Map<string, ParamValue> -> bool
     }
@@ -44,58 +46,58 @@ let commands: Sweepable list =
     [
         {
             Name = "online linear"
-            Valued = OnlineLinearCommand.valued
-            Switches = OnlineLinearCommand.flags
+            Valued = Args.valuedNames Options.onlineLinear
+            Switches = Args.switchNames Options.onlineLinear
             Main = OnlineLinearCommand.main
             MonteCarlo = fun p -> has p "simulate"
         }
         {
             Name = "online committee"
-            Valued = CommitteeCommand.valued
-            Switches = CommitteeCommand.flags
+            Valued = Args.valuedNames Options.onlineCommittee
+            Switches = Args.switchNames Options.onlineCommittee
             Main = CommitteeCommand.main
             MonteCarlo = fun p -> has p "simulate"
         }
         {
             Name = "dmft glm"
-            Valued = DmftCommand.valued
-            Switches = DmftCommand.flags
+            Valued = Args.valuedNames Options.dmftGlm
+            Switches = Args.switchNames Options.dmftGlm
             Main = DmftCommand.mainGlm
             MonteCarlo = fun p -> not (has p "exact") || has p "simulate" || has p "sgd"
         }
         {
             Name = "dmft committee"
-            Valued = DmftCommand.valued
-            Switches = DmftCommand.flags
+            Valued = Args.valuedNames Options.dmftCommittee
+            Switches = Args.switchNames Options.dmftCommittee
             Main = DmftCommand.mainCommittee
             MonteCarlo = fun _ -> true
         }
         {
             Name = "simulate sgf"
-            Valued = DmftCommand.valued
-            Switches = DmftCommand.flags
-            Main = DmftCommand.mainSimulate "sgf"
+            Valued = Args.valuedNames (Options.simulate "sgf")
+            Switches = Args.switchNames (Options.simulate "sgf")
+            Main = fun ctx -> DmftCommand.mainSimulate ctx "sgf"
             MonteCarlo = fun _ -> true
         }
         {
             Name = "simulate sgd"
-            Valued = DmftCommand.valued
-            Switches = DmftCommand.flags
-            Main = DmftCommand.mainSimulate "sgd"
+            Valued = Args.valuedNames (Options.simulate "sgd")
+            Switches = Args.switchNames (Options.simulate "sgd")
+            Main = fun ctx -> DmftCommand.mainSimulate ctx "sgd"
             MonteCarlo = fun _ -> true
         }
         {
             Name = "sde"
-            Valued = SdeCommand.valued
-            Switches = SdeCommand.flags
+            Valued = Args.valuedNames Options.sde
+            Switches = Args.switchNames Options.sde
             Main = SdeCommand.main
             MonteCarlo = fun _ -> true
         }
         {
             Name = "sde weak-order"
-            Valued = SdeCommand.valued
-            Switches = SdeCommand.flags
-            Main = fun args -> SdeCommand.main ("weak-order" :: args)
+            Valued = Args.valuedNames Options.sdeWeakOrder
+            Switches = Args.switchNames Options.sdeWeakOrder
+            Main = fun ctx args -> SdeCommand.main ctx ("weak-order" :: args)
             MonteCarlo = fun _ -> false
         }
     ]
@@ -287,7 +289,7 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
 
 /// Evaluate one point in this process: the command's entry function writes its JSON to a temporary file, which is
 /// read back and summarised. Console output is expected to be silenced by the caller (see `silenced`).
-let evaluator (spec: SweepSpec) (cmd: Sweepable) (p: Point) : PointResult =
+let evaluator (ctx: Validate.Context) (spec: SweepSpec) (cmd: Sweepable) (p: Point) : PointResult =
     let tmp =
         Path.Combine(
             Path.GetTempPath(),
@@ -305,7 +307,7 @@ let evaluator (spec: SweepSpec) (cmd: Sweepable) (p: Point) : PointResult =
 
     try
         try
-            let rc = cmd.Main args
+            let rc = cmd.Main ctx args
 
             if rc <> 0 then
                 PointResult.failed (sprintf "%s exited with code %d" cmd.Name rc)
@@ -338,11 +340,9 @@ let readSpec (path: string) =
 
     Spec.parse (File.ReadAllText path)
 
-let private argsOf (valued: string list) (switches: string list) (argv: string list) = Args.parse valued switches argv
-
 /// The shard: --shard, else the Slurm array variables, else 0/1.
 let shardOf (a: Args.Parsed) =
-    match a.Values.TryFind "shard" with
+    match Args.tryValue a "shard" with
     | Some s -> Shard.parse "shard" s
     | None ->
         match
@@ -366,9 +366,9 @@ let private positional (name: string) (argv: string list) =
     | p :: rest when not (p.StartsWith "--") -> p, rest
     | _ -> raise (Args.UsageError(sprintf "sweep needs %s as its first argument" name))
 
-let private runCmd (argv: string list) =
+let private runCmd (ctx: Validate.Context) (argv: string list) =
     let specPath, rest = positional "SPEC.json" argv
-    let a = argsOf [ "out"; "parallel"; "shard" ] [ "force" ] rest
+    let a = Args.parse Options.sweepRun rest
 
     let dir =
         match a.Values.TryFind "out" with
@@ -382,7 +382,9 @@ let private runCmd (argv: string list) =
     let monteCarlo = pts.Length > 0 && cmd.MonteCarlo(Map.ofList pts[0].Parameters)
 
     let parallel =
-        Args.int a "parallel" (if monteCarlo then 1 else Environment.ProcessorCount)
+        match Args.tryValue a "parallel" with
+        | Some _ -> Args.int a "parallel"
+        | None -> if monteCarlo then 1 else Environment.ProcessorCount
 
     if parallel < 1 || parallel > 4096 then
         fail "parallel: must lie in [1, 4096], got %d" parallel
@@ -423,7 +425,8 @@ let private runCmd (argv: string list) =
                     }
                     progress
                     cts.Token
-                    (evaluator spec cmd)
+                    // The points run to completion: the sweep itself stops starting new ones on Ctrl-C / SIGTERM.
+                    (evaluator { ctx with Token = CancellationToken.None } spec cmd)
             finally
                 if interactive then
                     err.WriteLine())
@@ -474,7 +477,7 @@ let mergeTo (dir: string) (out: string) (withWallTime: bool) =
 
 let private mergeCmd (argv: string list) =
     let dir, rest = positional "DIR" argv
-    let a = argsOf [ "out" ] [ "no-wall-time" ] rest
+    let a = Args.parse Options.sweepMerge rest
 
     let out =
         match a.Values.TryFind "out" with
@@ -557,8 +560,7 @@ let private processOutput (file: string) (args: string list) =
 let private slurmCmd (argv: string list) =
     let specPath, rest = positional "SPEC.json" argv
 
-    let a =
-        argsOf [ "out"; "tasks"; "cpus-per-task"; "time"; "partition"; "table" ] [ "submit"; "wait"; "force" ] rest
+    let a = Args.parse Options.sweepSlurm rest
 
     let dir =
         match a.Values.TryFind "out" with
@@ -567,10 +569,10 @@ let private slurmCmd (argv: string list) =
 
     let tasks =
         match a.Values.TryFind "tasks" with
-        | Some _ -> Args.int a "tasks" 1
+        | Some _ -> Args.int a "tasks"
         | None -> raise (Args.UsageError "sweep slurm needs --tasks N")
 
-    let cpus = Args.int a "cpus-per-task" 1
+    let cpus = Args.int a "cpus-per-task"
 
     if tasks < 1 || tasks > 100_000 then
         fail "tasks: must lie in [1, 100000], got %d" tasks
@@ -650,10 +652,10 @@ let private slurmCmd (argv: string list) =
                     eprintfn "statphys: sweep slurm: see the task logs %s" (Path.Combine(dir, "slurm-*.out"))
                     2
 
-let main (argv: string list) =
+let main (ctx: Validate.Context) (argv: string list) =
     try
         match argv with
-        | "run" :: rest -> runCmd rest
+        | "run" :: rest -> runCmd ctx rest
         | "merge" :: rest -> mergeCmd rest
         | "plot" :: rest -> SweepPlot.main rest
         | "slurm" :: rest -> slurmCmd rest

@@ -384,7 +384,7 @@ let main (argv: string list) =
         | [] -> List.rev acc, List.rev keep
 
     let where, rest = split [] rest []
-    let a = Args.parse [ "x"; "y"; "z"; "out" ] [ "log-z" ] rest
+    let a = Args.parse StatPhysFs.Cli.Options.sweepPlot rest
 
     let need name =
         match a.Values.TryFind name with

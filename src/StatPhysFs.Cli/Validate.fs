@@ -143,16 +143,37 @@ let bytes (b: float) =
     elif b >= 1e6 then sprintf "%.1f MB" (b / 1e6)
     else sprintf "%.0f kB" (b / 1e3)
 
-/// Memory and work limits: by default 75% of physical memory and one hour of estimated work; `--max-memory SIZE`
-/// (bytes, or with K/M/G/T) and `--max-time SECONDS` change them for one run.
+/// Memory and work limits of one invocation: by default 75% of physical memory and one hour of estimated work;
+/// `--max-memory SIZE` (bytes, or with K/M/G/T) and `--max-time SECONDS` change them for one run.
+type Budget =
+    {
+        /// Bytes a run may plan to use.
+        MaxMemory: float
+        /// Seconds of estimated work allowed.
+        MaxTime: float
+        /// Whether MaxMemory is the default (for the message).
+        MemoryIsDefault: bool
+    }
+
+/// What a command receives besides its options: the budgets and the token that Ctrl-C / SIGTERM cancel. One per
+/// invocation (the tests and the sweep run many commands in one process), so nothing is global.
+type Context =
+    {
+        Budget: Budget
+        Token: Threading.CancellationToken
+    }
+
 module Budget =
     let physicalMemory () =
         float (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes)
 
-    let mutable maxMemory = 0.75 * physicalMemory ()
-
-    /// Seconds of estimated work allowed.
-    let mutable maxTime = 3600.0
+    /// 75% of physical memory, one hour.
+    let defaults () =
+        {
+            MaxMemory = 0.75 * physicalMemory ()
+            MaxTime = 3600.0
+            MemoryIsDefault = true
+        }
 
     /// Scalar operations per second of one core for these kernels (measured order of magnitude, deliberately
     /// optimistic so that only clearly impossible requests are refused).
@@ -176,33 +197,48 @@ module Budget =
         | true, v when Double.IsFinite v && v > 0.0 -> v * mult
         | _ -> raise (Args.UsageError(sprintf "--max-memory expects a size such as 8G or 500M, got '%s'" s))
 
-    /// Remove the global --max-memory / --max-time options from the tokens, applying them.
-    let takeGlobal (argv: string list) =
-        let rec go acc args =
-            match args with
-            | [] -> List.rev acc
-            | "--max-memory" :: v :: rest ->
-                maxMemory <- parseSize v
-                go acc rest
-            | (a: string) :: rest when a.StartsWith "--max-memory=" ->
-                maxMemory <- parseSize (a.Substring 13)
-                go acc rest
-            | "--max-time" :: v :: rest ->
-                maxTime <-
-                    (match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
-                     | true, x when Double.IsFinite x && x > 0.0 -> x
-                     | _ -> raise (Args.UsageError(sprintf "--max-time expects a positive number of seconds, got '%s'" v)))
+    let private parseSeconds (v: string) =
+        match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
+        | true, x when Double.IsFinite x && x > 0.0 -> x
+        | _ -> raise (Args.UsageError(sprintf "--max-time expects a positive number of seconds, got '%s'" v))
 
-                go acc rest
-            | a :: rest when a.StartsWith "--max-time=" -> go acc ("--max-time" :: a.Substring 11 :: rest)
+    /// Take the global --max-memory / --max-time options out of the tokens (any position, `--name value` or
+    /// `--name=value`, at most once each): the budget and the remaining tokens.
+    let takeGlobal (argv: string list) =
+        let seen = Collections.Generic.HashSet<string>()
+
+        let once name =
+            if not (seen.Add name) then
+                raise (Args.UsageError(sprintf "option --%s given twice" name))
+
+        let rec go (b: Budget) acc args =
+            match args with
+            | [] -> b, List.rev acc
+            | "--max-memory" :: v :: rest ->
+                once "max-memory"
+
+                go
+                    { b with
+                        MaxMemory = parseSize v
+                        MemoryIsDefault = false
+                    }
+                    acc
+                    rest
+            | (a: string) :: rest when a.StartsWith "--max-memory=" -> go b acc ("--max-memory" :: a.Substring 13 :: rest)
+            | "--max-time" :: v :: rest ->
+                once "max-time"
+                go { b with MaxTime = parseSeconds v } acc rest
+            | a :: rest when a.StartsWith "--max-time=" -> go b acc ("--max-time" :: a.Substring 11 :: rest)
             | [ "--max-memory" ]
             | [ "--max-time" ] -> raise (Args.UsageError(sprintf "option %s needs a value" (List.head args)))
-            | a :: rest -> go (a :: acc) rest
+            | a :: rest -> go b (a :: acc) rest
 
-        go [] argv
+        go (defaults ()) [] argv
 
     /// Refuse a request whose estimated memory (bytes) exceeds the limit, naming the flags that drive it.
-    let memory (what: string) (estimate: float) (flags: string list) =
+    let memory (ctx: Context) (what: string) (estimate: float) (flags: string list) =
+        let maxMemory = ctx.Budget.MaxMemory
+
         if not (estimate <= maxMemory) then
             raise (
                 Args.UsageError(
@@ -211,7 +247,7 @@ module Budget =
                         what
                         (bytes estimate)
                         (bytes maxMemory)
-                        (if maxMemory = 0.75 * physicalMemory () then
+                        (if ctx.Budget.MemoryIsDefault then
                              "75% of physical memory, the default"
                          else
                              "set by --max-memory")
@@ -220,7 +256,8 @@ module Budget =
             )
 
     /// Refuse a request whose estimated work (scalar operations) exceeds the time limit, naming the flags.
-    let work (what: string) (operations: float) (cores: int) (flags: string list) =
+    let work (ctx: Context) (what: string) (operations: float) (cores: int) (flags: string list) =
+        let maxTime = ctx.Budget.MaxTime
         let seconds = operations / (opsPerSecond * float (max 1 cores))
 
         if not (seconds <= maxTime) then
@@ -256,3 +293,11 @@ module Budget =
 let warn (sink: ResizeArray<string>) (msg: string) =
     eprintfn "statphys: warning: %s" msg
     sink.Add msg
+
+module Context =
+    /// The default budgets and no cancellation (for embedding and tests).
+    let defaults () : Context =
+        {
+            Budget = Budget.defaults ()
+            Token = Threading.CancellationToken.None
+        }

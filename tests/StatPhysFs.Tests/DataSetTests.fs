@@ -7,7 +7,7 @@ open Expecto
 open StatPhysFs
 open StatPhysFs.Sde
 
-/// The built-in data set of `statphys sde` (--dim 3 --samples 6 --data-seed 7): rows N(0, I/d), labels N(0, 1).
+/// The built-in data set of `statphys sde` (--params 3 --n 6 --data-seed 7): rows N(0, I/d), labels N(0, 1).
 let private builtIn =
     let rng = Rng(7, 1)
     let d, n = 3, 6

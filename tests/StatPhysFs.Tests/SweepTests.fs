@@ -441,7 +441,7 @@ let tests =
                                     (options 2)
                                     noProgress
                                     CancellationToken.None
-                                    (SweepCommand.evaluator spec cmd)
+                                    (SweepCommand.evaluator (Validate.Context.defaults ()) spec cmd)
 
                             Expect.equal (s.Computed, s.Failed) (6, 2) "lr = -0.5 fails"
 
@@ -554,7 +554,7 @@ let tests =
                                     (options p)
                                     noProgress
                                     CancellationToken.None
-                                    (SweepCommand.evaluator spec cmd)
+                                    (SweepCommand.evaluator (Validate.Context.defaults ()) spec cmd)
                                 |> ignore
 
                             Expect.equal (tableText b) (tableText a) "same bytes")
