@@ -42,7 +42,7 @@ let private solveOn (p: OnlineLinearParams) (grid: float[]) =
             DivergenceBound = 1e300
         }
         tight
-        (OnlineLinear.problem p grid[grid.Length - 1])
+        (OnlineLinear.odeProblem p grid[grid.Length - 1])
 
 [<Tests>]
 let special =
@@ -148,7 +148,7 @@ let theory =
                             DivergenceBound = 1e6
                         }
                         (Ode.dopri5 1e-8 1e-10)
-                        (OnlineLinear.problem p 1e4)
+                        (OnlineLinear.odeProblem p 1e4)
 
                 OnlineLinear.steadyState p = None
                 && (match s.Status with
@@ -449,7 +449,7 @@ let earlyStopping =
                         Ode.defaultOptions
                         (Ode.dopri5 1e-11 1e-13)
                         (fun y -> OnlineLinear.generalisationError p y[0] y[1])
-                        (OnlineLinear.problem p 30.0)
+                        (OnlineLinear.odeProblem p 30.0)
 
                 let eg t = (OnlineLinear.closedForm p t).Eg
                 let mutable a, b = 0.0, 30.0
@@ -479,7 +479,7 @@ let earlyStopping =
                         Ode.defaultOptions
                         (Ode.dopri5 1e-10 1e-12)
                         (fun y -> OnlineLinear.generalisationError p y[0] y[1])
-                        (OnlineLinear.problem p 30.0)
+                        (OnlineLinear.odeProblem p 30.0)
 
                 Expect.isNone found "D obeys a closed linear ODE without ridge: monotone"
         ]

@@ -16,6 +16,13 @@ type LearningRateSchedule =
     /// Any eta(t) > 0, with a name for output.
     | Custom of name: string * eta: (float -> float)
 
+    /// The name written to output files: constant, min(lr, C/t), or the custom name.
+    member s.Description =
+        match s with
+        | Constant -> "constant"
+        | Inverse c -> sprintf "min(lr, %g/t)" c
+        | Custom(name, _) -> name
+
 [<RequireQualifiedAccess>]
 module LearningRateSchedule =
     let validate (s: LearningRateSchedule) =
@@ -34,11 +41,7 @@ module LearningRateSchedule =
 
     /// The name written to output files: constant, min(lr, C/t), or the custom name.
     [<CompiledName("Describe")>]
-    let describe (s: LearningRateSchedule) =
-        match s with
-        | LearningRateSchedule.Constant -> "constant"
-        | LearningRateSchedule.Inverse c -> sprintf "min(lr, %g/t)" c
-        | LearningRateSchedule.Custom(name, _) -> name
+    let describe (s: LearningRateSchedule) = s.Description
 
 /// The problem `Committee.solve` integrates: the network and its training (`Model`), the learning-rate schedule,
 /// the initial overlaps (`CommitteeInitialState` / `CommitteeInitPreset` give the usual ones) and the horizon.
@@ -134,16 +137,18 @@ type CommitteeSolution =
                 }
 
             [
-                {
-                    Name = "eg"
-                    Values = s.Eg
-                    StdErr = s.Errors |> Option.map (fun e -> e.Eg)
-                }
-                {
-                    Name = "train_loss"
-                    Values = s.TrainLoss
-                    StdErr = s.Errors |> Option.map (fun e -> e.Eg)
-                }
+                yield
+                    {
+                        Name = "eg"
+                        Values = s.Eg
+                        StdErr = s.Errors |> Option.map (fun e -> e.Eg)
+                    }
+                yield
+                    {
+                        Name = "train_loss"
+                        Values = s.TrainLoss
+                        StdErr = s.Errors |> Option.map (fun e -> e.Eg)
+                    }
                 for i in 0 .. p.K - 1 do
                     for j in i .. p.K - 1 -> obs (sprintf "Q[%d,%d]" (i + 1) (j + 1)) (fun st -> st.Q[i, j])
                 for i in 0 .. p.K - 1 do

@@ -161,7 +161,6 @@ module OnlineLinearSim =
     /// Cancellation throws OperationCanceledException.
     [<CompiledName("Simulate")>]
     let simulate (sim: SimulationOptions) (settings: OnlineLinearSettings) (problem: OnlineLinearProblem) : OnlineLinearSolution =
-        Check.positive "t-end" problem.TEnd
         let times = OnlineLinear.outputTimes settings problem
 
         let r =
