@@ -310,18 +310,35 @@ let simulation =
 
                 let times = Grid.linear 0.0 4.0 9
                 let r = sim 1000 24 7 p times
+                // The shared check, on the solution shape: the ODE (itself checked against the closed form above) on
+                // the grid against the simulation of the same problem.
+                let problem = OnlineLinear.problem p 4.0
 
-                for j in 0 .. times.Length - 1 do
-                    let theory = (OnlineLinear.closedForm p times[j]).Eg
-                    let tol = 4.5 * r.Eg.StdErr[j] + 4e-3 * (theory + p.NoiseVar) + 1e-12
+                let settings =
+                    { OnlineLinear.defaultSettings with
+                        Algorithm = tight
+                        SaveAt = times
+                    }
 
-                    if abs (r.Eg.Mean[j] - theory) > tol then
-                        failtestf
-                            "t=%g: simulation %.5g +- %.2g vs theory %.5g"
-                            times[j]
-                            r.Eg.Mean[j]
-                            r.Eg.StdErr[j]
-                            theory
+                let simulated =
+                    OnlineLinearSim.simulate
+                        { SimulationOptions.defaults with
+                            Dim = 1000
+                            Seeds = 24
+                            Seed = 7
+                        }
+                        settings
+                        problem
+
+                Expect.equal simulated.Eg r.Eg.Mean "simulate returns the runs' means"
+
+                SolutionChecks.odeAgainstSimulation
+                    "linear regression, d = 1000"
+                    4.5
+                    (fun theory -> 4e-3 * (theory + p.NoiseVar) + 1e-12)
+                    [ "eg" ]
+                    (OnlineLinear.solve settings problem)
+                    simulated
 
                 expectClose 1e-12 r.Eg.Mean[0] (OnlineLinear.closedForm p 0.0).Eg "exact initial overlaps"
 
