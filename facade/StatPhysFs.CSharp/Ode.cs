@@ -163,6 +163,8 @@ public static class OdeSolver
         var report = progress is null
             ? FSharpOption<FSharpFunc<double, Unit>>.None
             : FSharpOption<FSharpFunc<double, Unit>>.Some(FuncConvert.FromAction<double>(progress.Report));
-        return new SolveOptions(s.SaveAt ?? Array.Empty<double>(), events, s.DivergenceBound, s.MaxSteps, true, ct, report);
+        var d = FsOde.DefaultOptions.Control;
+        return new SolveOptions(s.SaveAt ?? Array.Empty<double>(), events, s.DivergenceBound, s.MaxSteps, true,
+            new StatPhysFs.RunControl(ct, report, d.MaxMemoryBytes, d.MaxSeconds));
     }
 }

@@ -561,8 +561,7 @@ module Committee =
                     DivergenceBound = settings.DivergenceBound
                     MaxSteps = settings.MaxSteps
                     Dense = false
-                    Progress = settings.Control.Progress
-                    CancellationToken = settings.Control.CancellationToken
+                    Control = settings.Control
                     Events =
                         if settings.EarlyStopping then
                             [ EarlyStopping.event ode.Rhs egOf ]

@@ -15,8 +15,7 @@ module Ode =
             DivergenceBound = 1e10
             MaxSteps = 10_000_000
             Dense = true
-            CancellationToken = Threading.CancellationToken.None
-            Progress = None
+            Control = RunControl.defaults
         }
 
     [<CompiledName("Dopri5")>]
@@ -57,6 +56,11 @@ module Ode =
         Check.that "Y0" (p.Y0.Length > 0) "Y0 must have at least one component."
         p.Y0 |> Array.iteri (fun i v -> Check.finite (sprintf "Y0[%d]" i) v)
         Check.positive "DivergenceBound" o.DivergenceBound
+
+        Check.that
+            "MaxSeconds"
+            (o.Control.MaxSeconds > 0.0)
+            (sprintf "MaxSeconds must be > 0 (infinity for none), got %g." o.Control.MaxSeconds)
         Check.positiveInt "MaxSteps" o.MaxSteps
 
         match alg with
@@ -256,7 +260,7 @@ module Ode =
             if options.Dense then
                 segments.Add seg
 
-            match options.Progress with
+            match options.Control.Progress with
             | Some report when (t1 - t0) / span - lastProgress >= 0.01 || t1 >= tEnd ->
                 lastProgress <- (t1 - t0) / span
                 report (min 1.0 lastProgress)
@@ -264,9 +268,14 @@ module Ode =
 
             go
 
+        let clock = Diagnostics.Stopwatch.StartNew()
+
         let checkStop () =
-            if options.CancellationToken.IsCancellationRequested then
+            if options.Control.CancellationToken.IsCancellationRequested then
                 status <- Cancelled t
+                false
+            elif clock.Elapsed.TotalSeconds > options.Control.MaxSeconds then
+                status <- BudgetExceeded(t, sprintf "MaxSeconds = %g s of wall-clock time used" options.Control.MaxSeconds)
                 false
             elif steps >= options.MaxSteps then
                 status <- BudgetExceeded(t, sprintf "MaxSteps = %d steps taken" options.MaxSteps)
