@@ -183,7 +183,7 @@ public sealed class TeacherStudentCommittee
         var control = new StatPhysFs.RunControl(ct, report, d.Control.MaxMemoryBytes, d.Control.MaxSeconds);
         // Dormand-Prince with atol = rtol * 1e-2 and the bound 1e8, as this entry always integrated.
         return new CommitteeSettings(StatPhysFs.Ode.Ode.Dopri5(relativeTolerance, relativeTolerance * 1e-2), d.Points, d.Grid, times,
-            1e8, d.MaxSteps, false, d.Quadrature, control);
+            1e8, d.MaxSteps, false, d.Events, d.Quadrature, control);
     }
 
     /// <summary>Simulate online SGD at dimension d from the exact initial overlaps, averaged over seeds in parallel; an

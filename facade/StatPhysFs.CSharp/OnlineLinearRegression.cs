@@ -127,7 +127,8 @@ public sealed class OnlineLinearRegression
         };
         var d = FsLinear.DefaultSettings;
         var control = new StatPhysFs.RunControl(cancellationToken, FSharpOption<FSharpFunc<double, Unit>>.None, d.Control.MaxMemoryBytes, d.Control.MaxSeconds);
-        var fs = new OnlineLinearSettings(OdeSolver.ToAlgorithm(settings), d.Points, d.Grid, grid, settings.DivergenceBound, settings.MaxSteps, false, control);
+        var fs = new OnlineLinearSettings(OdeSolver.ToAlgorithm(settings), d.Points, d.Grid, grid, settings.DivergenceBound, settings.MaxSteps, false,
+            OdeSolver.ToOptions(settings, null, cancellationToken).Events, control);
         var r = Guard.Run(() => FsLinear.Solve(fs, FsLinear.Problem(p, tEnd)), cancellationToken);
         var (status, time, _) = StatusConversion.Of(r.Status);
         return new LinearCurve(r.T, r.M, r.Q, r.Eg, status, status == SolveStatus.Diverged ? time : null);
@@ -147,7 +148,7 @@ public sealed class OnlineLinearRegression
         var p = ToParams();
         var d = FsLinear.DefaultSettings;
         var control = new StatPhysFs.RunControl(cancellationToken, FSharpOption<FSharpFunc<double, Unit>>.Some(report), d.Control.MaxMemoryBytes, d.Control.MaxSeconds);
-        var fs = new OnlineLinearSettings(d.Algorithm, d.Points, d.Grid, times, d.DivergenceBound, d.MaxSteps, false, control);
+        var fs = new OnlineLinearSettings(d.Algorithm, d.Points, d.Grid, times, d.DivergenceBound, d.MaxSteps, false, d.Events, control);
         if (times.Length == 0) throw new ArgumentException("times must hold at least one time.", nameof(times));
         // The problem's horizon is not used when the output times are given.
         var r = Guard.Run(() => OnlineLinearSim.Simulate(o, fs, FsLinear.Problem(p, times[^1] > 0 ? times[^1] : 1.0)), cancellationToken);

@@ -70,6 +70,8 @@ type CommitteeSettings =
         MaxSteps: int
         /// Record the lowest interior minimum of eg (the early-stopping time) on the same integration.
         EarlyStopping: bool
+        /// More events to detect on the integration (a terminal one ends the run as TerminatedByEvent).
+        Events: OdeEvent list
         Quadrature: CommitteeQuadrature
         Control: RunControl
     }
@@ -468,6 +470,7 @@ module Committee =
             DivergenceBound = 1e8
             MaxSteps = 10_000_000
             EarlyStopping = false
+            Events = []
             Quadrature = CommitteeQuadrature.defaults
             Control = RunControl.defaults
         }
@@ -564,9 +567,9 @@ module Committee =
                     Control = settings.Control
                     Events =
                         if settings.EarlyStopping then
-                            [ EarlyStopping.event ode.Rhs egOf ]
+                            EarlyStopping.event ode.Rhs egOf :: settings.Events
                         else
-                            []
+                            settings.Events
                 }
                 settings.Algorithm
                 ode

@@ -53,6 +53,8 @@ type OnlineLinearSettings =
         MaxSteps: int
         /// Record the lowest interior minimum of eg (the early-stopping time) on the same integration.
         EarlyStopping: bool
+        /// More events to detect on the integration (a terminal one ends the run as TerminatedByEvent).
+        Events: OdeEvent list
         Control: RunControl
     }
 
@@ -330,6 +332,7 @@ module OnlineLinear =
             DivergenceBound = 1e8
             MaxSteps = 10_000_000
             EarlyStopping = false
+            Events = []
             Control = RunControl.defaults
         }
 
@@ -365,9 +368,9 @@ module OnlineLinear =
                     Control = settings.Control
                     Events =
                         if settings.EarlyStopping then
-                            [ EarlyStopping.event ode.Rhs egOf ]
+                            EarlyStopping.event ode.Rhs egOf :: settings.Events
                         else
-                            []
+                            settings.Events
                 }
                 settings.Algorithm
                 ode
