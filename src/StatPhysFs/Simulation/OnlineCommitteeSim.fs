@@ -204,8 +204,7 @@ module OnlineCommitteeSim =
 
     /// Runs `Seeds` independent simulations in parallel with the first-layer learning rate eta(t) = schedule t
     /// (t = steps/d) when given; overlaps are measured exactly at the requested times.
-    [<CompiledName("RunWithSchedule")>]
-    let runWithSchedule
+    let private runWithSchedule
         (o: SimulationOptions)
         (progress: float -> unit)
         (ct: CancellationToken)
