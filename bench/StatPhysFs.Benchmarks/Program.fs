@@ -209,7 +209,7 @@ let linearOde () =
                     Dense = false
                 }
                 alg
-                (OnlineLinear.problem p 10.0)
+                (OnlineLinear.odeProblem p 10.0)
 
         let e =
             Array.map2
@@ -306,11 +306,11 @@ let simulation () =
 let committee () =
     printfn "\n## Committee ODE (erf unless stated), spec section 6.7 initial state"
 
-    let init k = Committee.specInitialState k k
+    let init k = CommitteeInitialState.spec k k
 
     let egAt (p: CommitteeParams) (s0: CommitteeState) (sol: OdeSolution) =
         sol.Y
-        |> Array.map (fun y -> Committee.generalisationError p (Committee.unpack p s0.V y))
+        |> Array.map (fun y -> Committee.generalisationError p (CommitteeLayout.unpack p s0.V y))
 
     let p2 = Committee.create 2 2
     let s2 = init 2
@@ -323,7 +323,7 @@ let committee () =
                 Dense = false
             }
             alg
-            (Committee.problem p2 s2 1e4)
+            (Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p2 s2 1e4))
 
     let reference = run (Ode.dopri5 1e-12 1e-14)
     let refEg = egAt p2 s2 reference
@@ -333,7 +333,7 @@ let committee () =
         let ev =
             {
                 Name = "eg < 1e-3"
-                Observable = (fun _ y -> Committee.generalisationError p2 (Committee.unpack p2 s2.V y) - 1e-3)
+                Observable = (fun _ y -> Committee.generalisationError p2 (CommitteeLayout.unpack p2 s2.V y) - 1e-3)
                 Direction = Falling
                 Terminal = true
             }
@@ -345,7 +345,7 @@ let committee () =
                     Dense = false
                 }
                 alg
-                (Committee.problem p2 s2 1e4))
+                (Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p2 s2 1e4)))
                 .Status
         with
         | TerminatedByEvent(_, t) -> t
@@ -388,9 +388,9 @@ let committee () =
                             Dense = false
                         }
                         (Ode.dopri5 1e-8 1e-10)
-                        (Committee.problem p s0 tEnd))
+                        (Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p s0 tEnd)))
 
-        let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Value.Y[1])
+        let eg = Committee.generalisationError p (CommitteeLayout.unpack p s0.V sol.Value.Y[1])
 
         printfn
             "K = M = %d to t = 1e3 (dopri5 rtol 1e-8): %.2f s, %d RHS evaluations, %.2f ms per RHS, eg(1e3) = %.3g"
@@ -416,7 +416,7 @@ let committee () =
                         Dense = false
                     }
                     (Ode.dopri5 1e-6 1e-8)
-                    (Committee.problem pt s2 100.0))
+                    (Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem pt s2 100.0)))
 
     let pr =
         { Committee.create 2 2 with
@@ -434,7 +434,7 @@ let committee () =
                         Dense = false
                     }
                     (Ode.dopri5 1e-8 1e-10)
-                    (Committee.problem pr s2 100.0))
+                    (Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem pr s2 100.0)))
 
     printfn
         "K = M = 2 ReLU (I4 by Stein + Plackett) to t = 100 (dopri5 rtol 1e-8): %.2f s, %d RHS evaluations"
@@ -453,7 +453,7 @@ let committee () =
 
     printfn
         "K = M = 2 tanh (QMC, %d points) to t = 100 (dopri5 rtol 1e-6): %.2f s, %d RHS evaluations"
-        Committee.sampledPoints
+        CommitteeQuadrature.defaults.SampledPoints
         t
         sol.Value.Stats.Evaluations
 
@@ -499,7 +499,7 @@ let validation () =
                 Lr = 0.5
             }
 
-        let s0 = Committee.specInitialState 2 2
+        let s0 = CommitteeInitialState.spec 2 2
         let times = [| 0.0; 5.0; 20.0; 60.0 |]
 
         let sol =
@@ -508,7 +508,7 @@ let validation () =
                     SaveAt = times
                 }
                 (Ode.dopri5 1e-8 1e-10)
-                (Committee.problem p s0 60.0)
+                (Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p s0 60.0))
 
         let sim =
             OnlineCommitteeSim.run
@@ -524,7 +524,7 @@ let validation () =
                 times
 
         for j in 1 .. times.Length - 1 do
-            let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
+            let eg = Committee.generalisationError p (CommitteeLayout.unpack p s0.V sol.Y[j])
 
             printfn
                 "| %s | %g | %.5f | %.5f +- %.5f | %.1f |"
@@ -856,10 +856,19 @@ let rhsScaling () =
 
     for k in [ 2; 3; 5; 8; 10; 13; 16; 20; 30; 40; 50 ] do
         let p = Committee.create k k
-        let s = Committee.specInitialState k k
-        let y = Committee.pack p s
+        let s = CommitteeInitialState.spec k k
+        let y = CommitteeLayout.pack p s
         let fast = Committee.rhs p s.V
         let slow = Committee.rhsReference p s.V
+
+        let withThreshold threshold =
+            Committee.rhsWith
+                { CommitteeQuadrature.defaults with
+                    ParallelThreshold = threshold
+                }
+                p
+                LearningRateSchedule.Constant
+                s.V
         let dy = Array.zeroCreate y.Length
         let dr = Array.zeroCreate y.Length
         let n = 2 * k
@@ -872,12 +881,8 @@ let rhsScaling () =
                     f 0.0 y dy)
             / float inner
 
-        let saved = Committee.parallelThreshold
-        Committee.parallelThreshold <- Int32.MaxValue
-        let serial = per fast 9
-        Committee.parallelThreshold <- 0
-        let both = per fast 9
-        Committee.parallelThreshold <- saved
+        let serial = per (withThreshold Int32.MaxValue) 9
+        let both = per (withThreshold 0) 9
         let reference = per slow (if k > 30 then 3 else 5)
         fast 0.0 y dy
         slow 0.0 y dr
@@ -903,7 +908,7 @@ let rhsScaling () =
         let p = Committee.create k k
         let sw = Stopwatch.StartNew()
         CommitteeAnalysis.analyse p ignore |> ignore
-        printfn "| %d | %d | %.2f s |" k (Committee.size p) sw.Elapsed.TotalSeconds
+        printfn "| %d | %d | %.2f s |" k (CommitteeLayout.size p) sw.Elapsed.TotalSeconds
 
 /// Whole process against whole process: `statphys online committee` and the numpy/scipy peer (../shared/peers/,
 /// or $STATPHYS_PEERS) from the same initial state, K = 2 to t = 1e4 and K = 10 to t = 1000, medians of 3 runs,

@@ -56,8 +56,8 @@ type CommitteeRhs () =
     [<GlobalSetup>]
     member this.Setup() =
         let p = Committee.create this.K this.K
-        let s0 = Committee.specInitialState this.K this.K
-        let prob = Committee.problem p s0 1.0
+        let s0 = CommitteeInitialState.spec this.K this.K
+        let prob = Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p s0 1.0)
         f <- prob.Rhs
         y <- Array.copy prob.Y0
         dy <- Array.zeroCreate y.Length
@@ -91,8 +91,8 @@ type DmftSweep () =
 /// 100 SGD steps of the online committee simulator (K = M = 2 erf, d = 1e4, one seed, one core).
 [<MemoryDiagnoser>]
 type CommitteeSimulator () =
-    let p = Committee.create 2 2
-    let s0 = Committee.specInitialState 2 2
+    let problem =
+        Committee.problem (Committee.create 2 2) (CommitteeInitialState.spec 2 2) 0.01
 
     let o =
         { SimulationOptions.defaults with
@@ -104,4 +104,4 @@ type CommitteeSimulator () =
     [<Benchmark(OperationsPerInvoke = 100)>]
     member _.Step() =
         // t = steps / d: t = 0.01 is 100 steps at d = 1e4.
-        OnlineCommitteeSim.run o ignore CancellationToken.None p s0 [| 0.0; 0.01 |]
+        OnlineCommitteeSim.simulate o { Committee.defaultSettings with SaveAt = [| 0.0; 0.01 |] } problem

@@ -7,7 +7,8 @@ using StatPhysFs.Models;
 using StatPhysFs.Simulation;
 using FsCommittee = StatPhysFs.Models.Committee;
 using FsAnalysis = StatPhysFs.Models.Analysis;
-using FsOde = StatPhysFs.Ode.Ode;
+using FsLayout = StatPhysFs.Models.CommitteeLayout;
+using FsInitial = StatPhysFs.Models.CommitteeInitialState;
 
 namespace StatPhysFs.CSharp;
 
@@ -25,6 +26,41 @@ public sealed record CommitteeOverlaps(double[,] Q, double[,] R, double[] V)
         Guard.Vector(s.V, k, name + ".V");
     }
     internal static CommitteeOverlaps Of(CommitteeState s) => new(s.Q, s.R, s.V);
+
+    /// <summary>The initial state of spec section 6.7: Q = diag(linspace(0.2, 0.3, K)) + 1e-4 off the diagonal,
+    /// R = 1e-4 (1 + index mod 3), V = 1 (the CLI's --init default).</summary>
+    public static CommitteeOverlaps Spec(int k, int m) => Of(Guard.Run(() => FsInitial.Spec(k, m), default));
+    /// <summary>A student near the origin: Q = 1e-3 I, R = 1e-5, V = 1 (--init small).</summary>
+    public static CommitteeOverlaps Small(int k, int m) => Of(Guard.Run(() => FsInitial.Small(k, m), default));
+    /// <summary>Each student unit at overlap 0.9 with teacher unit k mod M, V = 1 (--init informed).</summary>
+    public static CommitteeOverlaps Informed(int k, int m) => Of(Guard.Run(() => FsInitial.Informed(k, m), default));
+    /// <summary>The exact overlaps of random Gaussian students in dimension <paramref name="dimension"/>, drawn with
+    /// <paramref name="seed"/>, against an orthonormal teacher (--init random).</summary>
+    public static CommitteeOverlaps Random(int k, int m, int dimension, int seed = 1) =>
+        Of(Guard.Run(() => FsInitial.Random(k, m, dimension, seed), default));
+}
+
+/// <summary>The first-layer learning rate as a function of time t = steps/d.</summary>
+public sealed class CommitteeSchedule
+{
+    private CommitteeSchedule(LearningRateSchedule value) { Value = value; }
+    internal LearningRateSchedule Value { get; }
+    /// <summary>eta(t) = the model's learning rate.</summary>
+    public static CommitteeSchedule Constant { get; } = new(LearningRateSchedule.Constant);
+    /// <summary>eta(t) = min(eta, c/t), the annealed eta0/t family.</summary>
+    public static CommitteeSchedule Inverse(double c)
+    {
+        Guard.Positive(c, nameof(c));
+        return new(LearningRateSchedule.NewInverse(c));
+    }
+    /// <summary>Any eta(t) &gt; 0, with a name for output.</summary>
+    public static CommitteeSchedule Custom(string name, Func<double, double> eta)
+    {
+        ArgumentNullException.ThrowIfNull(eta);
+        return new(LearningRateSchedule.NewCustom(name ?? "custom", FuncConvert.FromFunc(eta)));
+    }
+    /// <summary>The name written to output files.</summary>
+    public override string ToString() => Value.Description;
 }
 
 /// <summary>A committee learning curve from the ODE: the generalisation error and the overlaps at each time.</summary>
@@ -45,9 +81,9 @@ public sealed class TeacherStudentCommittee
     /// <summary>Teacher hidden units.</summary>
     public int M { get; init; } = 2;
     /// <summary>Activation of the student (and of the teacher unless <see cref="TeacherActivation"/> is set).</summary>
-    public Activation Activation { get; init; } = Activation.Erf;
+    public ActivationFunction Activation { get; init; } = ActivationFunction.Erf;
     /// <summary>The teacher's activation when it differs from the student's; null for the same.</summary>
-    public Activation? TeacherActivation { get; init; }
+    public ActivationFunction? TeacherActivation { get; init; }
     /// <summary>First-layer learning rate eta.</summary>
     public double LearningRate { get; init; } = 0.5;
     /// <summary>Second-layer learning rate; null keeps the second layer fixed.</summary>
@@ -68,6 +104,23 @@ public sealed class TeacherStudentCommittee
     public double[]? StudentBias { get; init; }
     /// <summary>Fixed teacher pre-activation biases b* (M); null for none.</summary>
     public double[]? TeacherBias { get; init; }
+    /// <summary>The first-layer learning-rate schedule (constant by default).</summary>
+    public CommitteeSchedule Schedule { get; init; } = CommitteeSchedule.Constant;
+
+    internal CommitteeProblem ToProblem(CommitteeOverlaps initial, double tEnd, Func<double, double>? schedule)
+    {
+        Guard.NotNull(Schedule, nameof(Schedule));
+        var sched = schedule is null ? Schedule.Value : CommitteeSchedule.Custom("custom", schedule).Value;
+        return new CommitteeProblem(ToParams(), sched, initial.ToFs(), tEnd);
+    }
+
+    /// <summary>True when the plateau / eta_max / eta_opt analyses apply from this initial state: K = M, T = I,
+    /// erf, fixed second layer v = vT = 1, no noise, weight decay or biases.</summary>
+    public bool AnalysisApplies(CommitteeOverlaps initial)
+    {
+        CommitteeOverlaps.Check(initial, K, M, nameof(initial));
+        return StatPhysFs.Models.CommitteeAnalysis.Applies(ToProblem(initial, 1.0, null));
+    }
 
     internal CommitteeParams ToParams()
     {
@@ -112,19 +165,25 @@ public sealed class TeacherStudentCommittee
         Guard.Defined(spacing, nameof(spacing));
         if (!(relativeTolerance >= 1e-14 && relativeTolerance <= 1e-2))
             throw new ArgumentOutOfRangeException(nameof(relativeTolerance), relativeTolerance, "relativeTolerance must lie in [1e-14, 1e-2].");
-        var p = ToParams();
         var grid = TimeGrid.Create(tEnd, points, spacing);
-        var problem = FsCommittee.Problem(p, initial.ToFs(), tEnd);
-        if (schedule is not null)
-        {
-            var sched = FSharpOption<FSharpFunc<double, double>>.Some(FuncConvert.FromFunc(schedule));
-            problem = new StatPhysFs.Ode.OdeProblem(FsCommittee.RhsWithSchedule(p, sched, initial.V), problem.Y0, problem.T0, problem.TEnd, problem.Names);
-        }
-        var settings = new OdeSettings { RelativeTolerance = relativeTolerance, AbsoluteTolerance = relativeTolerance * 1e-2, SaveAt = grid, DivergenceBound = 1e8 };
-        var r = Guard.Run(() => new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, progress, cancellationToken), OdeSolver.ToAlgorithm(settings), problem)), cancellationToken);
-        var states = grid.Select((t, k) => k < r.Times.Count && r.Times[k] == t ? CommitteeOverlaps.Of(FsCommittee.Unpack(p, initial.V, r.States[k])) : null).ToArray();
-        var eg = states.Select(s => s is null ? double.NaN : FsCommittee.GeneralisationError(p, s.ToFs())).ToArray();
-        return new CommitteeCurve(grid, eg, states, r.Status, r.Status == SolveStatus.Diverged ? r.StatusTime : null, r.Steps, r.Evaluations);
+        var problem = ToProblem(initial, tEnd, schedule);
+        var settings = Settings(grid, relativeTolerance, progress, cancellationToken);
+        var r = Guard.Run(() => FsCommittee.Solve(settings, problem), cancellationToken);
+        var states = r.States.Select(st => FSharpOption<CommitteeState>.get_IsSome(st) ? CommitteeOverlaps.Of(st.Value) : null).ToArray();
+        var (status, time, _) = StatusConversion.Of(r.Status);
+        return new CommitteeCurve(r.T, r.Eg, states, status, status == SolveStatus.Diverged ? time : null, r.Stats.Steps, r.Stats.Evaluations);
+    }
+
+    private static CommitteeSettings Settings(double[] times, double relativeTolerance, IProgress<double>? progress, CancellationToken ct)
+    {
+        var d = FsCommittee.DefaultSettings;
+        var report = progress is null
+            ? FSharpOption<FSharpFunc<double, Unit>>.None
+            : FSharpOption<FSharpFunc<double, Unit>>.Some(FuncConvert.FromAction<double>(progress.Report));
+        var control = new StatPhysFs.RunControl(ct, report, d.Control.MaxMemoryBytes, d.Control.MaxSeconds);
+        // Dormand-Prince with atol = rtol * 1e-2 and the bound 1e8, as this entry always integrated.
+        return new CommitteeSettings(StatPhysFs.Ode.Ode.Dopri5(relativeTolerance, relativeTolerance * 1e-2), d.Points, d.Grid, times,
+            1e8, d.MaxSteps, false, d.Events, d.Quadrature, control);
     }
 
     /// <summary>Simulate online SGD at dimension d from the exact initial overlaps, averaged over seeds in parallel; an
@@ -136,10 +195,12 @@ public sealed class TeacherStudentCommittee
         ArgumentNullException.ThrowIfNull(times);
         Guard.AllFinite(times, nameof(times));
         var o = new SimulationOptions(dimension, seeds, seed, 1e8, Environment.ProcessorCount);
-        var sched = schedule is null ? FSharpOption<FSharpFunc<double, double>>.None : FSharpOption<FSharpFunc<double, double>>.Some(FuncConvert.FromFunc(schedule));
-        var p = ToParams();
-        var r = Guard.Run(() => OnlineCommitteeSim.RunWithSchedule(o, FuncConvert.FromAction<double>(f => progress?.Report(f)), cancellationToken, p, sched, initial.ToFs(), times), cancellationToken);
-        return new CommitteeSimulation(r.T, r.Eg.Mean, r.Eg.StdErr, r.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
+        if (times.Length == 0) throw new ArgumentException("times must hold at least one time.", nameof(times));
+        // The problem's horizon is not used when the output times are given.
+        var problem = ToProblem(initial, times[^1] > 0 ? times[^1] : 1.0, schedule);
+        var r = Guard.Run(() => OnlineCommitteeSim.Simulate(o, Settings(times, 1e-8, progress, cancellationToken), problem), cancellationToken);
+        var e = r.Errors.Value;
+        return new CommitteeSimulation(r.T, r.Eg, e.Eg, e.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
     }
 
     /// <summary>A fixed point of the ODE near <paramref name="guess"/> (damped Newton), or null if none is found.
@@ -149,8 +210,8 @@ public sealed class TeacherStudentCommittee
         CommitteeOverlaps.Check(guess, K, M, nameof(guess));
         Guard.Positive(tolerance, nameof(tolerance));
         var p = ToParams();
-        var y = FsAnalysis.FixedPoint(tolerance, FsCommittee.Rhs(p, guess.V), FsCommittee.Pack(p, guess.ToFs()));
-        return FSharpOption<double[]>.get_IsSome(y) ? CommitteeOverlaps.Of(FsCommittee.Unpack(p, guess.V, y.Value)) : null;
+        var y = FsAnalysis.FixedPoint(tolerance, FsCommittee.Rhs(p, guess.V), FsLayout.Pack(p, guess.ToFs()));
+        return FSharpOption<double[]>.get_IsSome(y) ? CommitteeOverlaps.Of(FsLayout.Unpack(p, guess.V, y.Value)) : null;
     }
 
     /// <summary>Largest real part of the Jacobian's eigenvalues at a state: negative means locally stable.</summary>
@@ -158,7 +219,7 @@ public sealed class TeacherStudentCommittee
     {
         CommitteeOverlaps.Check(state, K, M, nameof(state));
         var p = ToParams();
-        return FsAnalysis.GrowthRate(FsCommittee.Rhs(p, state.V), FsCommittee.Pack(p, state.ToFs()));
+        return FsAnalysis.GrowthRate(FsCommittee.Rhs(p, state.V), FsLayout.Pack(p, state.ToFs()));
     }
 }
 

@@ -85,28 +85,29 @@ public static class GaussianExpectation
     }
 }
 
-/// <summary>An activation g and its derivative. <see cref="Erf"/> is g(x) = erf(x/sqrt 2).</summary>
-public sealed class Activation
+/// <summary>An activation g and its derivative. <see cref="Erf"/> is g(x) = erf(x/sqrt 2). (Named apart from the F#
+/// type <c>StatPhysFs.Gaussian.Activation</c> it wraps.)</summary>
+public sealed class ActivationFunction
 {
-    internal Activation(StatPhysFs.Gaussian.Activation value) { Value = value; }
+    internal ActivationFunction(StatPhysFs.Gaussian.Activation value) { Value = value; }
     internal StatPhysFs.Gaussian.Activation Value { get; }
 
     /// <summary>The activation's name.</summary>
     public string Name => Value.Name;
 
     /// <summary>g(x) = erf(x / sqrt 2) (closed-form integrals).</summary>
-    public static Activation Erf { get; } = new(StatPhysFs.Gaussian.Activation.Erf);
+    public static ActivationFunction Erf { get; } = new(StatPhysFs.Gaussian.Activation.Erf);
     /// <summary>g(x) = max(0, x) (closed-form I2, J2, I3).</summary>
-    public static Activation Relu { get; } = new(StatPhysFs.Gaussian.Activation.Relu);
+    public static ActivationFunction Relu { get; } = new(StatPhysFs.Gaussian.Activation.Relu);
     /// <summary>g(x) = x (closed-form integrals).</summary>
-    public static Activation Linear { get; } = new(StatPhysFs.Gaussian.Activation.Linear);
+    public static ActivationFunction Linear { get; } = new(StatPhysFs.Gaussian.Activation.Linear);
     /// <summary>tanh, through quadrature.</summary>
-    public static Activation Tanh { get; } = new(ActivationModule.Tanh);
+    public static ActivationFunction Tanh { get; } = new(StatPhysFs.Gaussian.Activation.Tanh);
     /// <summary>The logistic sigmoid, through quadrature.</summary>
-    public static Activation Sigmoid { get; } = new(ActivationModule.Sigmoid);
+    public static ActivationFunction Sigmoid { get; } = new(StatPhysFs.Gaussian.Activation.Sigmoid);
 
     /// <summary>Any activation given as a function and its derivative; its integrals go through quadrature.</summary>
-    public static Activation Custom(string name, Func<double, double> g, Func<double, double> derivative)
+    public static ActivationFunction Custom(string name, Func<double, double> g, Func<double, double> derivative)
     {
         ArgumentNullException.ThrowIfNull(g);
         ArgumentNullException.ThrowIfNull(derivative);
@@ -114,40 +115,40 @@ public sealed class Activation
     }
 
     /// <summary>g(x).</summary>
-    public double Evaluate(double x) => ActivationModule.Value(Value, x);
+    public double Evaluate(double x) => Value.Evaluate(x);
     /// <summary>g'(x).</summary>
-    public double Derivative(double x) => ActivationModule.Derivative(Value, x);
+    public double Derivative(double x) => Value.Derivative(x);
     /// <inheritdoc />
     public override string ToString() => Name;
 }
 
 /// <summary>The committee-machine integrals over centred Gaussians with covariance C (Saad-Solla convention,
 /// I2 = (2/pi) asin(.) for erf): I2 = E[g(u)g(v)], J2 = E[g'(u)g'(v)], I3 = E[g'(u) v g(w)], I4 = E[g'(u)g'(v)g(w)g(z)].</summary>
-public static class CommitteeIntegrals
+public static class CommitteeExpectations
 {
     /// <summary>E[g(u) g(v)] for a 2x2 covariance.</summary>
-    public static double I2(Activation g, double[,] covariance)
+    public static double I2(ActivationFunction g, double[,] covariance)
     {
         ArgumentNullException.ThrowIfNull(g);
         Guard.Matrix(covariance, 2, 2, nameof(covariance));
         return StatPhysFs.Gaussian.CommitteeIntegrals.I2(g.Value, covariance);
     }
     /// <summary>E[g'(u) g'(v)] for a 2x2 covariance.</summary>
-    public static double J2(Activation g, double[,] covariance)
+    public static double J2(ActivationFunction g, double[,] covariance)
     {
         ArgumentNullException.ThrowIfNull(g);
         Guard.Matrix(covariance, 2, 2, nameof(covariance));
         return StatPhysFs.Gaussian.CommitteeIntegrals.J2(g.Value, covariance);
     }
     /// <summary>E[g'(u) v g(w)] for a 3x3 covariance of (u, v, w).</summary>
-    public static double I3(Activation g, double[,] covariance)
+    public static double I3(ActivationFunction g, double[,] covariance)
     {
         ArgumentNullException.ThrowIfNull(g);
         Guard.Matrix(covariance, 3, 3, nameof(covariance));
         return StatPhysFs.Gaussian.CommitteeIntegrals.I3(g.Value, covariance);
     }
     /// <summary>E[g'(u) g'(v) g(w) g(z)] for a 4x4 covariance of (u, v, w, z).</summary>
-    public static double I4(Activation g, double[,] covariance)
+    public static double I4(ActivationFunction g, double[,] covariance)
     {
         ArgumentNullException.ThrowIfNull(g);
         Guard.Matrix(covariance, 4, 4, nameof(covariance));

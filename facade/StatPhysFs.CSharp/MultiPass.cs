@@ -140,7 +140,7 @@ public sealed class MultiPassSgd
 
     /// <summary>A two-layer network with fixed readout v (width k = v.Length), square loss, against a two-layer
     /// teacher with readout vTeacher and identity Gram matrix.</summary>
-    public MultiPassSgd(Activation student, double[] v, Activation teacher, double[] vTeacher)
+    public MultiPassSgd(ActivationFunction student, double[] v, ActivationFunction teacher, double[] vTeacher)
     {
         ArgumentNullException.ThrowIfNull(student);
         ArgumentNullException.ThrowIfNull(v);

@@ -148,7 +148,8 @@ public static class OdeSolver
 
     internal static SolveOptions ToOptions(OdeSettings s, IProgress<double>? progress, CancellationToken ct)
     {
-        var events = ListModule.OfSeq(s.Events.Select(e => new OdeEvent(
+        var events = FSharpList<OdeEvent>.Empty;
+        foreach (var ev in s.Events.Reverse().Select(e => new OdeEvent(
             e.Name,
             FuncConvert.FromFunc<double, double[], double>((t, y) => e.Observable(t, y)),
             e.Direction switch
@@ -157,10 +158,13 @@ public static class OdeSolver
                 CrossingDirection.Falling => EventDirection.Falling,
                 _ => EventDirection.Either,
             },
-            e.Terminal)));
+            e.Terminal)))
+            events = FSharpList<OdeEvent>.Cons(ev, events);
         var report = progress is null
             ? FSharpOption<FSharpFunc<double, Unit>>.None
             : FSharpOption<FSharpFunc<double, Unit>>.Some(FuncConvert.FromAction<double>(progress.Report));
-        return new SolveOptions(s.SaveAt ?? Array.Empty<double>(), events, s.DivergenceBound, s.MaxSteps, true, ct, report);
+        var d = FsOde.DefaultOptions.Control;
+        return new SolveOptions(s.SaveAt ?? Array.Empty<double>(), events, s.DivergenceBound, s.MaxSteps, true,
+            new StatPhysFs.RunControl(ct, report, d.MaxMemoryBytes, d.MaxSeconds));
     }
 }

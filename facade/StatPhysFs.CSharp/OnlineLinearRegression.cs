@@ -6,7 +6,6 @@ using Microsoft.FSharp.Core;
 using StatPhysFs.Models;
 using StatPhysFs.Simulation;
 using FsLinear = StatPhysFs.Models.OnlineLinear;
-using FsOde = StatPhysFs.Ode.Ode;
 
 namespace StatPhysFs.CSharp;
 
@@ -34,10 +33,10 @@ public static class TimeGrid
 
 /// <summary>Order parameters of linear regression at one time: teacher overlap m, self-overlap q and the
 /// generalisation error eg = (rho - 2m + q)/2 (label noise excluded).</summary>
-public readonly record struct LinearState(double M, double Q, double Eg);
+public readonly record struct LinearOverlaps(double M, double Q, double Eg);
 
 /// <summary>A stability threshold and the convention it refers to.</summary>
-public sealed record Threshold(double Value, string Convention);
+public sealed record LearningRateThreshold(double Value, string Convention);
 
 /// <summary>A learning curve from the ODE.</summary>
 public sealed record LinearCurve(IReadOnlyList<double> Times, IReadOnlyList<double> M, IReadOnlyList<double> Q,
@@ -81,17 +80,17 @@ public sealed class OnlineLinearRegression
         return new(Rho, NoiseVariance, LearningRate, Ridge, BatchSize, M0, Q0);
     }
 
-    private static LinearState Of(StatPhysFs.Models.LinearState s) => new(s.M, s.Q, s.Eg);
+    private static LinearOverlaps Of(StatPhysFs.Models.LinearState s) => new(s.M, s.Q, s.Eg);
 
     /// <summary>The exact solution at time t.</summary>
-    public LinearState ClosedForm(double t)
+    public LinearOverlaps ClosedForm(double t)
     {
         Guard.Finite(t, nameof(t));
         return Of(FsLinear.ClosedForm(ToParams(), t));
     }
 
     /// <summary>The steady state, or null at or above the critical learning rate.</summary>
-    public LinearState? SteadyState()
+    public LinearOverlaps? SteadyState()
     {
         var s = FsLinear.SteadyState(ToParams());
         return FSharpOption<StatPhysFs.Models.LinearState>.get_IsSome(s) ? Of(s.Value) : null;
@@ -99,13 +98,13 @@ public sealed class OnlineLinearRegression
 
     /// <summary>The critical learning rate of this model, computed from its coefficient matrix:
     /// 2B(1+lambda) in the loss-term ridge convention.</summary>
-    public Threshold CriticalLearningRate
+    public LearningRateThreshold CriticalLearningRate
     {
         get { var t = FsLinear.CriticalLearningRate(ToParams()); return new(t.Value, t.Convention); }
     }
 
     /// <summary>The other convention, 2/c_x for inputs of variance c_x: not this model's threshold.</summary>
-    public static Threshold CriticalLearningRateInputVariance(double inputVariance)
+    public static LearningRateThreshold CriticalLearningRateInputVariance(double inputVariance)
     {
         var t = FsLinear.CriticalLearningRateInputVariance(inputVariance);
         return new(t.Value, t.Convention);
@@ -126,12 +125,13 @@ public sealed class OnlineLinearRegression
             Method = settings.Method, RelativeTolerance = settings.RelativeTolerance, AbsoluteTolerance = settings.AbsoluteTolerance,
             Step = settings.Step, SaveAt = grid, DivergenceBound = settings.DivergenceBound, MaxSteps = settings.MaxSteps, Events = settings.Events,
         };
-        var r = Guard.Run(() => new OdeResult(FsOde.Solve(OdeSolver.ToOptions(settings, null, cancellationToken), OdeSolver.ToAlgorithm(settings), FsLinear.Problem(p, tEnd))), cancellationToken);
-        double At(int k, int i) => k < r.Times.Count && r.Times[k] == grid[k] ? r.States[k][i] : double.NaN;
-        var m = grid.Select((_, k) => At(k, 0)).ToArray();
-        var q = grid.Select((_, k) => At(k, 1)).ToArray();
-        var eg = m.Zip(q, (mm, qq) => FsLinear.GeneralisationError(p, mm, qq)).ToArray();
-        return new LinearCurve(grid, m, q, eg, r.Status, r.Status == SolveStatus.Diverged ? r.StatusTime : null);
+        var d = FsLinear.DefaultSettings;
+        var control = new StatPhysFs.RunControl(cancellationToken, FSharpOption<FSharpFunc<double, Unit>>.None, d.Control.MaxMemoryBytes, d.Control.MaxSeconds);
+        var fs = new OnlineLinearSettings(OdeSolver.ToAlgorithm(settings), d.Points, d.Grid, grid, settings.DivergenceBound, settings.MaxSteps, false,
+            OdeSolver.ToOptions(settings, null, cancellationToken).Events, control);
+        var r = Guard.Run(() => FsLinear.Solve(fs, FsLinear.Problem(p, tEnd)), cancellationToken);
+        var (status, time, _) = StatusConversion.Of(r.Status);
+        return new LinearCurve(r.T, r.M, r.Q, r.Eg, status, status == SolveStatus.Diverged ? time : null);
     }
 
     /// <summary>Simulate online SGD at dimension d, averaged over seeds (in parallel; the numbers do not depend on
@@ -146,8 +146,14 @@ public sealed class OnlineLinearRegression
         var o = new SimulationOptions(dimension, seeds, seed, divergenceBound, Environment.ProcessorCount);
         var report = FuncConvert.FromAction<double>(f => progress?.Report(f));
         var p = ToParams();
-        var r = Guard.Run(() => OnlineLinearSim.Run(o, report, cancellationToken, p, times), cancellationToken);
-        return new LinearSimulation(r.T, r.M.Mean, r.M.StdErr, r.Q.Mean, r.Q.StdErr, r.Eg.Mean, r.Eg.StdErr,
-            r.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
+        var d = FsLinear.DefaultSettings;
+        var control = new StatPhysFs.RunControl(cancellationToken, FSharpOption<FSharpFunc<double, Unit>>.Some(report), d.Control.MaxMemoryBytes, d.Control.MaxSeconds);
+        var fs = new OnlineLinearSettings(d.Algorithm, d.Points, d.Grid, times, d.DivergenceBound, d.MaxSteps, false, d.Events, control);
+        if (times.Length == 0) throw new ArgumentException("times must hold at least one time.", nameof(times));
+        // The problem's horizon is not used when the output times are given.
+        var r = Guard.Run(() => OnlineLinearSim.Simulate(o, fs, FsLinear.Problem(p, times[^1] > 0 ? times[^1] : 1.0)), cancellationToken);
+        var e = r.Errors.Value;
+        return new LinearSimulation(r.T, r.M, e.M, r.Q, e.Q, r.Eg, e.Eg,
+            e.Divergences.Select(d => (d.Item1, d.Item2)).ToArray());
     }
 }

@@ -91,7 +91,7 @@ public sealed class FiniteSumLosses
 
     /// <summary>The two-layer teacher-student network on a finite data set: parameters are the K x N first-layer
     /// weights (row-major), readout v fixed; exact gradient and Hessian-vector product.</summary>
-    public static FiniteSumLosses TwoLayer(Activation activation, double[] v, double[][] inputs, double[] labels)
+    public static FiniteSumLosses TwoLayer(ActivationFunction activation, double[] v, double[][] inputs, double[] labels)
     {
         ArgumentNullException.ThrowIfNull(activation);
         ArgumentNullException.ThrowIfNull(v);

@@ -17,7 +17,7 @@ type Settings =
     {
         Params: CommitteeParams
         Init: CommitteeState
-        Schedule: (float -> float) option
+        Schedule: LearningRateSchedule
         ScheduleName: string
         TEnd: float
         Points: int
@@ -164,51 +164,14 @@ let parse (ctx: Validate.Context) (argv: string list) =
 
     let init, t, vT, b, bT =
         match Args.string a "init" with
-        | "default" -> Committee.specInitialState k m, baseP.T, baseP.VTeacher, [||], [||]
-        | "small" ->
-            {
-                Q = Array2D.init k k (fun i j -> if i = j then 1e-3 else 0.0)
-                R = Array2D.create k m 1e-5
-                V = Array.create k 1.0
-            },
-            baseP.T,
-            baseP.VTeacher,
-            [||],
-            [||]
-        | "informed" ->
-            {
-                Q =
-                    Array2D.init k k (fun i j ->
-                        if i = j then 1.0
-                        elif i % m = j % m then 0.81
-                        else 0.0)
-                R = Array2D.init k m (fun i n -> if i % m = n then 0.9 else 0.0)
-                V = Array.create k 1.0
-            },
-            baseP.T,
-            baseP.VTeacher,
-            [||],
-            [||]
+        | "default" -> CommitteeInitialState.spec k m, baseP.T, baseP.VTeacher, [||], [||]
+        | "small" -> CommitteeInitialState.small k m, baseP.T, baseP.VTeacher, [||], [||]
+        | "informed" -> CommitteeInitialState.informed k m, baseP.T, baseP.VTeacher, [||], [||]
         | "random" ->
-            // Exact overlaps of Gaussian student vectors (variance 1/4 per coordinate) with an orthonormal teacher.
             let d = Args.int a "dim"
             Check.intInRange "dim" 1 100_000_000 d
             Validate.Budget.memory ctx "--init random" (8.0 * float (k + m) * float d) [ "dim"; "K"; "M" ]
-            let rng = Rng(seed, 99)
-            let w = Array.init k (fun _ -> Array.init d (fun _ -> 0.5 * rng.NextNormal()))
-
-            let tv =
-                Array.init m (fun n -> Array.init d (fun x -> if x = n then sqrt (float d) else 0.0))
-
-            {
-                Q = Array2D.init k k (fun i j -> Blas.dotArr w[i] w[j] / float d)
-                R = Array2D.init k m (fun i n -> Blas.dotArr w[i] tv[n] / float d)
-                V = Array.create k 1.0
-            },
-            baseP.T,
-            baseP.VTeacher,
-            [||],
-            [||]
+            CommitteeInitialState.random k m d seed, baseP.T, baseP.VTeacher, [||], [||]
         | file -> readInit file k m
 
     // The normalised committee: outputs (1/K) sum g and (1/M) sum g, i.e. v = 1/K and vT = 1/M, fixed.
@@ -243,13 +206,16 @@ let parse (ctx: Validate.Context) (argv: string list) =
             BiasTeacher = bT
         }
 
-    let schedule, scheduleName =
+    let schedule =
         match Args.choice a "schedule" with
         | "inverse" ->
             let c = Args.float a "schedule-c"
-            Check.positive "schedule-c" c
-            Some(fun (time: float) -> if time * lr <= c then lr else c / time), sprintf "min(lr, %g/t)" c
-        | _ -> None, "constant"
+            let s = LearningRateSchedule.Inverse c
+            LearningRateSchedule.validate s
+            s
+        | _ -> LearningRateSchedule.Constant
+
+    let scheduleName = LearningRateSchedule.describe schedule
 
     let sim =
         if a.Flags.Contains "simulate" then
@@ -321,64 +287,45 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
         |> ignore
     | None -> ()
 
-    let grid = Grid.make s.Grid 0.0 s.TEnd s.Points
-
-    let problem =
-        { Committee.problem p s.Init s.TEnd with
-            Rhs = Committee.rhsWithSchedule p s.Schedule s.Init.V
+    let problem: CommitteeProblem =
+        {
+            Model = p
+            Schedule = s.Schedule
+            Init = s.Init
+            TEnd = s.TEnd
         }
 
     let bar = Progress.create (sprintf "integrating K=%d M=%d" p.K p.M) s.ForceProgress
     let sw = Stopwatch.StartNew()
 
-    let egOf (y: float[]) =
-        Committee.generalisationError p (Committee.unpack p s.Init.V y)
+    let settings =
+        { Committee.defaultSettings with
+            Algorithm = Ode.dopri5 s.RelTol (s.RelTol * 1e-5)
+            Points = s.Points
+            Grid = s.Grid
+            DivergenceBound = 1e8
+            // The early-stopping event rides on this one integration.
+            EarlyStopping = true
+            Control =
+                { RunControl.defaults with
+                    Progress = Some bar.Report
+                    CancellationToken = ctx.Token
+                }
+        }
 
-    // The early-stopping event rides on this one integration.
-    let sol =
-        Ode.solve
-            { Ode.defaultOptions with
-                SaveAt = grid
-                DivergenceBound = 1e8
-                Dense = false
-                Progress = Some bar.Report
-                CancellationToken = ctx.Token
-                Events = [ EarlyStopping.event problem.Rhs egOf ]
-            }
-            (Ode.dopri5 s.RelTol (s.RelTol * 1e-5))
-            problem
+    let sol = Committee.solve settings problem
 
     bar.Done()
     let odeTime = sw.Elapsed.TotalSeconds
-
-    let early = EarlyStopping.ofSolution egOf 0.0 s.TEnd sol
-
-    let nt = grid.Length
-
-    let states =
-        Array.init nt (fun j ->
-            if j < sol.T.Length && sol.T[j] = grid[j] then
-                Some(Committee.unpack p s.Init.V sol.Y[j])
-            else
-                None)
-
-    let seriesOf f =
-        states
-        |> Array.map (function
-            | Some st -> f st
-            | None -> nan)
-
-    let eg = seriesOf (Committee.generalisationError p)
+    let grid = sol.T
+    let early = sol.EarlyStopping
+    let states = sol.States
+    let eg = sol.Eg
 
     let overlaps =
-        [
-            for i in 0 .. p.K - 1 do
-                for j in i .. p.K - 1 -> sprintf "Q[%d,%d]" (i + 1) (j + 1), seriesOf (fun st -> st.Q[i, j])
-            for i in 0 .. p.K - 1 do
-                for n in 0 .. p.M - 1 -> sprintf "R[%d,%d]" (i + 1) (n + 1), seriesOf (fun st -> st.R[i, n])
-            if p.LrSecond.IsSome then
-                for i in 0 .. p.K - 1 -> sprintf "v[%d]" (i + 1), seriesOf (fun st -> st.V[i])
-        ]
+        (sol :> ISolution).Observables
+        |> List.filter (fun o -> o.Name <> "eg" && o.Name <> "train_loss")
+        |> List.map (fun o -> o.Name, o.Values)
 
     // Without the (optional) eta_max analysis, a run above the stability threshold can end "completed" while the
     // student norms grow without bound. A learning student keeps Q_ii of the order of T_nn and of its start: say so.
@@ -410,34 +357,18 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
 
             let sw = Stopwatch.StartNew()
 
-            let r =
-                OnlineCommitteeSim.runWithSchedule o bar.Report (ctx.Token) p s.Schedule s.Init grid
+            let r = OnlineCommitteeSim.simulate o { settings with SaveAt = grid; Control = { settings.Control with Progress = Some bar.Report } } problem
+            let errors = r.Errors.Value
 
             bar.Done()
 
-            [ "eg_sim", r.Eg.Mean; "eg_sim_stderr", r.Eg.StdErr ],
-            Output.simulation o r.Divergences sw.Elapsed.TotalSeconds
+            [ "eg_sim", r.Eg; "eg_sim_stderr", errors.Eg ],
+            Output.simulation o errors.Divergences sw.Elapsed.TotalSeconds
     // Analyses defined for the realisable case the spec treats: K = M, T = I, v = vT = 1 fixed, no noise or decay.
     let analysis =
-        let identityT =
-            Seq.forall
-                (fun (i, j) -> p.T[i, j] = (if i = j then 1.0 else 0.0))
-                (seq {
-                    for i in 0 .. p.M - 1 do
-                        for j in 0 .. p.M - 1 -> i, j
-                })
-
         if
             s.Analysis
-            && p.K = p.M
-            && identityT
-            && p.LrSecond.IsNone
-            && Array.forall ((=) 1.0) s.Init.V
-            && Array.forall ((=) 1.0) p.VTeacher
-            && p.NoiseVar = 0.0
-            && p.WeightDecay = 0.0
-            && p.Activation = Erf
-            && not (Committee.needsSampling p)
+            && CommitteeAnalysis.applies problem
             && (let ops = 100.0 * state * rhsOps
 
                 if ops / Validate.Budget.opsPerSecond > 30.0 then
@@ -512,7 +443,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
                 "K", Int p.K
                 "M", Int p.M
                 "activation", Str p.Activation.Name
-                "teacher_activation", Str (Committee.teacherActivation p).Name
+                "teacher_activation", Str (CommitteeLayout.teacherActivation p).Name
                 "lr", Num p.Lr
                 "lr2",
                 (match p.LrSecond with
@@ -539,7 +470,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
             ]
         T = grid
         Series =
-            [ "eg", eg; "train_loss", eg |> Array.map (fun e -> e + 0.5 * p.NoiseVar) ]
+            [ "eg", eg; "train_loss", sol.TrainLoss ]
             @ overlaps
             @ simSeries
         Kernels = []
@@ -560,8 +491,8 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
                 "integrals",
                 Str(
                     match p.Activation with
-                    | _ when Committee.hasBias p -> "common-random-number QMC (biases)"
-                    | _ when Committee.needsSampling p ->
+                    | _ when CommitteeLayout.hasBias p -> "common-random-number QMC (biases)"
+                    | _ when CommitteeLayout.needsSampling p ->
                         "common-random-number QMC (student and teacher activations differ)"
                     | Erf
                     | Linear -> "closed forms"

@@ -125,6 +125,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
     let warnings = ResizeArray<string>()
 
     let problem = OnlineLinear.problem p s.TEnd
+    let odeProblem = OnlineLinear.odeProblem p s.TEnd
 
     match s.Algorithm with
     | RungeKutta4 dt
@@ -133,7 +134,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
         Validate.Budget.steps "the fixed-step integration" (s.TEnd / dt) [ "t-end"; "dt" ]
         Validate.Budget.work ctx "the fixed-step integration" (s.TEnd / dt * 100.0) 1 [ "t-end"; "dt" ] |> ignore
         // The ODE is linear: its Jacobian's eigenvalues give the method's stability limit exactly.
-        let eigen = StatPhysFs.Models.Analysis.spectrum problem.Rhs problem.Y0
+        let eigen = StatPhysFs.Models.Analysis.spectrum odeProblem.Rhs odeProblem.Y0
         let hMax = maxStableStep s.Algorithm eigen
 
         if dt > hMax then
@@ -168,40 +169,28 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
         |> ignore
     | None -> ()
 
-    let grid = Grid.make s.Grid 0.0 s.TEnd s.Points
     let sw = Stopwatch.StartNew()
 
-    let egOf (y: float[]) =
-        OnlineLinear.generalisationError p y[0] y[1]
+    let settings =
+        { OnlineLinear.defaultSettings with
+            Algorithm = s.Algorithm
+            Points = s.Points
+            Grid = s.Grid
+            DivergenceBound = s.DivergenceBound
+            // The early-stopping event rides on this one integration.
+            EarlyStopping = true
+            Control =
+                { RunControl.defaults with
+                    CancellationToken = ctx.Token
+                }
+        }
 
-    // The early-stopping event rides on this one integration.
-    let sol =
-        Ode.solve
-            { Ode.defaultOptions with
-                SaveAt = grid
-                DivergenceBound = s.DivergenceBound
-                Dense = false
-                CancellationToken = ctx.Token
-                Events = [ EarlyStopping.event problem.Rhs egOf ]
-            }
-            s.Algorithm
-            problem
-
+    let sol = OnlineLinear.solve settings problem
     let odeTime = sw.Elapsed.TotalSeconds
-
-    let early = EarlyStopping.ofSolution egOf 0.0 s.TEnd sol
-
+    let early = sol.EarlyStopping
+    let grid = sol.T
     let nt = grid.Length
-
-    let series i =
-        Array.init nt (fun k ->
-            if k < sol.T.Length && sol.T[k] = grid[k] then
-                sol.Y[k][i]
-            else
-                nan)
-
-    let m, q = series 0, series 1
-    let eg = Array.map2 (OnlineLinear.generalisationError p) m q
+    let m, q, eg = sol.M, sol.Q, sol.Eg
     let closed = grid |> Array.map (OnlineLinear.closedForm p)
 
     let maxRel =
@@ -252,18 +241,27 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
                 Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
 
             let sw = Stopwatch.StartNew()
-            let r = OnlineLinearSim.run o bar.Report (ctx.Token) p grid
+            let r =
+                OnlineLinearSim.simulate
+                    o
+                    { settings with
+                        SaveAt = grid
+                        Control = { settings.Control with Progress = Some bar.Report }
+                    }
+                    problem
+
+            let errors = r.Errors.Value
             bar.Done()
 
             [
-                "m_sim", r.M.Mean
-                "m_sim_stderr", r.M.StdErr
-                "q_sim", r.Q.Mean
-                "q_sim_stderr", r.Q.StdErr
-                "eg_sim", r.Eg.Mean
-                "eg_sim_stderr", r.Eg.StdErr
+                "m_sim", r.M
+                "m_sim_stderr", errors.M
+                "q_sim", r.Q
+                "q_sim_stderr", errors.Q
+                "eg_sim", r.Eg
+                "eg_sim_stderr", errors.Eg
             ],
-            Output.simulation o r.Divergences sw.Elapsed.TotalSeconds
+            Output.simulation o errors.Divergences sw.Elapsed.TotalSeconds
 
     {
         Parameters =

@@ -190,11 +190,11 @@ public class FacadeFuzzTests
         // Multi-pass SGD.
         yield return new("MultiPassSgd(null loss)", E, () => new MultiPassSgd(null!, Teacher.Linear));
         yield return new("MultiPassSgd(null teacher)", E, () => new MultiPassSgd(Loss.Square, null!));
-        yield return new("MultiPassSgd(null student)", E, () => new MultiPassSgd(null!, new[] { 1.0 }, Activation.Tanh, new[] { 1.0 }));
-        yield return new("MultiPassSgd(null v)", E, () => new MultiPassSgd(Activation.Tanh, null!, Activation.Tanh, new[] { 1.0 }));
-        yield return new("MultiPassSgd(empty v)", E, () => new MultiPassSgd(Activation.Tanh, Array.Empty<double>(), Activation.Tanh, new[] { 1.0 }));
-        yield return new("MultiPassSgd(null teacher act)", E, () => new MultiPassSgd(Activation.Tanh, new[] { 1.0 }, null!, new[] { 1.0 }));
-        yield return new("MultiPassSgd(NaN vTeacher)", E, () => new MultiPassSgd(Activation.Tanh, new[] { 1.0 }, Activation.Tanh, new[] { double.NaN }));
+        yield return new("MultiPassSgd(null student)", E, () => new MultiPassSgd(null!, new[] { 1.0 }, ActivationFunction.Tanh, new[] { 1.0 }));
+        yield return new("MultiPassSgd(null v)", E, () => new MultiPassSgd(ActivationFunction.Tanh, null!, ActivationFunction.Tanh, new[] { 1.0 }));
+        yield return new("MultiPassSgd(empty v)", E, () => new MultiPassSgd(ActivationFunction.Tanh, Array.Empty<double>(), ActivationFunction.Tanh, new[] { 1.0 }));
+        yield return new("MultiPassSgd(null teacher act)", E, () => new MultiPassSgd(ActivationFunction.Tanh, new[] { 1.0 }, null!, new[] { 1.0 }));
+        yield return new("MultiPassSgd(NaN vTeacher)", E, () => new MultiPassSgd(ActivationFunction.Tanh, new[] { 1.0 }, ActivationFunction.Tanh, new[] { double.NaN }));
         var mpProps = new (string, Func<MultiPassSgd>)[]
         {
             ("Steps=0", () => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 0, TimeStep = 0.2 }),
@@ -248,7 +248,7 @@ public class FacadeFuzzTests
         {
             yield return new($"FiniteSumLosses.LeastSquares a {name}", E, () => FiniteSumLosses.LeastSquares(rows!, new[] { 1.0, 2 }));
             yield return new($"FiniteSumLosses.Logistic c {name}", E, () => FiniteSumLosses.Logistic(rows!, new[] { 0.0, 0 }));
-            yield return new($"FiniteSumLosses.TwoLayer inputs {name}", E, () => FiniteSumLosses.TwoLayer(Activation.Erf, new[] { 1.0 }, rows!, new[] { 1.0, 2 }));
+            yield return new($"FiniteSumLosses.TwoLayer inputs {name}", E, () => FiniteSumLosses.TwoLayer(ActivationFunction.Erf, new[] { 1.0 }, rows!, new[] { 1.0, 2 }));
             yield return new($"SgdDiffusion.Sgd initialPoints {name}", E, () => new SgdDiffusion { Paths = 4 }.Sgd(FiniteSumLosses.LeastSquares(A, Y), rows!, Obs));
             yield return new($"SgdDiffusion.Simulate initialPoints {name}", E, () => new SgdDiffusion { Paths = 4 }.Simulate(SdeKind.Smf2, FiniteSumLosses.LeastSquares(A, Y), rows!, Obs));
             yield return new($"SgdDiffusion.ExactLeastSquares a {name}", E, () => SgdDiffusion.ExactLeastSquares(null, rows!, Y, 0.1, 1, X0));
@@ -259,8 +259,8 @@ public class FacadeFuzzTests
         yield return new("FiniteSumLosses.Logistic ridge null", E, () => FiniteSumLosses.Logistic(A, null!));
         yield return new("FiniteSumLosses.Logistic ridge short", E, () => FiniteSumLosses.Logistic(A, new[] { 0.0 }));
         yield return new("FiniteSumLosses.TwoLayer activation null", E, () => FiniteSumLosses.TwoLayer(null!, new[] { 1.0 }, A, Y));
-        yield return new("FiniteSumLosses.TwoLayer v null", E, () => FiniteSumLosses.TwoLayer(Activation.Erf, null!, A, Y));
-        yield return new("FiniteSumLosses.TwoLayer labels short", E, () => FiniteSumLosses.TwoLayer(Activation.Erf, new[] { 1.0 }, A, new[] { 1.0 }));
+        yield return new("FiniteSumLosses.TwoLayer v null", E, () => FiniteSumLosses.TwoLayer(ActivationFunction.Erf, null!, A, Y));
+        yield return new("FiniteSumLosses.TwoLayer labels short", E, () => FiniteSumLosses.TwoLayer(ActivationFunction.Erf, new[] { 1.0 }, A, new[] { 1.0 }));
         yield return new("FiniteSumLosses.MeanField inputs null", E, () => FiniteSumLosses.MeanField(null!, Y, 4));
         yield return new("FiniteSumLosses.MeanField labels short", E, () => FiniteSumLosses.MeanField(Y, new[] { 1.0 }, 4));
         yield return new("FiniteSumLosses.MeanField width 0", E, () => FiniteSumLosses.MeanField(Y, Y, 0));
@@ -341,14 +341,14 @@ public class FacadeFuzzTests
         yield return new("GaussianExpectation.Tensor throwing f", Expect.Callback, () => GaussianExpectation.Tensor(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 5));
         yield return new("GaussianExpectation.MonteCarlo throwing f", Expect.Callback, () => GaussianExpectation.MonteCarlo(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 1000));
         yield return new("GaussianExpectation.QuasiMonteCarlo throwing f", Expect.Callback, () => GaussianExpectation.QuasiMonteCarlo(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 64));
-        yield return new("Activation.Custom g null", E, () => Activation.Custom("x", null!, x => 1));
-        yield return new("Activation.Custom derivative null", E, () => Activation.Custom("x", x => x, null!));
-        foreach (var (name, fn) in new (string, Func<Activation, double[,], double>)[] { ("I2", CommitteeIntegrals.I2), ("J2", CommitteeIntegrals.J2), ("I3", CommitteeIntegrals.I3), ("I4", CommitteeIntegrals.I4) })
+        yield return new("ActivationFunction.Custom g null", E, () => ActivationFunction.Custom("x", null!, x => 1));
+        yield return new("ActivationFunction.Custom derivative null", E, () => ActivationFunction.Custom("x", x => x, null!));
+        foreach (var (name, fn) in new (string, Func<ActivationFunction, double[,], double>)[] { ("I2", CommitteeExpectations.I2), ("J2", CommitteeExpectations.J2), ("I3", CommitteeExpectations.I3), ("I4", CommitteeExpectations.I4) })
         {
-            yield return new($"CommitteeIntegrals.{name} g null", E, () => fn(null!, Id(4)));
-            yield return new($"CommitteeIntegrals.{name} cov null", E, () => fn(Activation.Erf, null!));
-            yield return new($"CommitteeIntegrals.{name} cov 5x5", E, () => fn(Activation.Erf, Id(5)));
-            yield return new($"CommitteeIntegrals.{name} cov 1x1", E, () => fn(Activation.Erf, Id(1)));
+            yield return new($"CommitteeExpectations.{name} g null", E, () => fn(null!, Id(4)));
+            yield return new($"CommitteeExpectations.{name} cov null", E, () => fn(ActivationFunction.Erf, null!));
+            yield return new($"CommitteeExpectations.{name} cov 5x5", E, () => fn(ActivationFunction.Erf, Id(5)));
+            yield return new($"CommitteeExpectations.{name} cov 1x1", E, () => fn(ActivationFunction.Erf, Id(1)));
         }
     }
 
@@ -405,7 +405,7 @@ public class FacadeFuzzTests
             ("MultiPassSgd.Simulate (SGD)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(SimulatedProcess.SgdWithReplacement, 1500, 2, cancellationToken: ct)),
             ("MultiPassSgd.SolveDmft (auto: fixed point)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 400 }.SolveDmft(samples: 200000, replicas: 2, cancellationToken: ct)),
             ("MultiPassSgd.SolveDmft (forward sweep)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 300 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
-            ("MultiPassSgd.SolveDmft (two-layer, forward sweep)", ct => new MultiPassSgd(Activation.Tanh, new[] { 1.0, 0.5 }, Activation.Tanh, new[] { 1.0, 1.0 }) { Steps = 200, TimeStep = 0.05 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
+            ("MultiPassSgd.SolveDmft (two-layer, forward sweep)", ct => new MultiPassSgd(ActivationFunction.Tanh, new[] { 1.0, 0.5 }, ActivationFunction.Tanh, new[] { 1.0, 1.0 }) { Steps = 200, TimeStep = 0.05 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
             ("MultiPassSgd.SolveDmft (exact closure)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 2000, TimeStep = 0.01 }.SolveDmft(method: DmftMethod.ExactClosure, cancellationToken: ct)),
             ("LeastSquaresClosure.Solve (continuous)", ct => LeastSquaresClosure.Solve(2, 1, 1e-4, 10_000_000, continuous: true, cancellationToken: ct)),
             ("SgdDiffusion.Sgd (long paths)", ct => new SgdDiffusion { LearningRate = 1e-6, Horizon = 100, Paths = 4 }.Sgd(ls, X0, Obs, cancellationToken: ct)),

@@ -39,25 +39,25 @@ public class GaussianTests
     public void ClosedFormsHitTheSpecTrapValues()
     {
         var unit = new double[,] { { 1, 1 }, { 1, 1 } };
-        Assert.Equal(0.5, CommitteeIntegrals.I2(Activation.Relu, unit), 15);
+        Assert.Equal(0.5, CommitteeExpectations.I2(ActivationFunction.Relu, unit), 15);
         var half = new double[,] { { 1, 0.5 }, { 0.5, 1 } };
-        Assert.Equal(2 / Math.PI * Math.Asin(0.25), CommitteeIntegrals.I2(Activation.Erf, half), 15);
+        Assert.Equal(2 / Math.PI * Math.Asin(0.25), CommitteeExpectations.I2(ActivationFunction.Erf, half), 15);
     }
 
     [Fact]
     public void CustomActivationFromCSharpMatchesTheBuiltInErf()
     {
         // erf(x/sqrt2) written by hand through the generic quadrature path, against the closed form.
-        var erf = Activation.Custom("my-erf", x => StatPhysFs.Gaussian.ActivationModule.Value(StatPhysFs.Gaussian.Activation.Erf, x),
+        var erf = ActivationFunction.Custom("my-erf", x => StatPhysFs.Gaussian.Activation.Erf.Evaluate(x),
             x => Math.Sqrt(2 / Math.PI) * Math.Exp(-x * x / 2));
-        Assert.Equal(CommitteeIntegrals.I3(Activation.Erf, Cov), CommitteeIntegrals.I3(erf, Cov), tolerance: 1e-9);
+        Assert.Equal(CommitteeExpectations.I3(ActivationFunction.Erf, Cov), CommitteeExpectations.I3(erf, Cov), tolerance: 1e-9);
     }
 
     [Fact]
     public void BadCovarianceIsRejectedByName()
     {
         var bad = new double[,] { { 1, 2 }, { 2, 1 } };
-        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => CommitteeIntegrals.I2(Activation.Tanh, bad));
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => CommitteeExpectations.I2(ActivationFunction.Tanh, bad));
         Assert.Contains("positive semi-definite", ex.Message);
     }
 }

@@ -69,7 +69,7 @@ public class MultiPassTests
     [Fact]
     public void TwoLayerNetworkHasKByKKernels()
     {
-        var net = new MultiPassSgd(Activation.Tanh, new[] { 1.0, 0.5 }, Activation.Tanh, new[] { 1.0, 1.0 })
+        var net = new MultiPassSgd(ActivationFunction.Tanh, new[] { 1.0, 0.5 }, ActivationFunction.Tanh, new[] { 1.0, 1.0 })
         { Ridge = 0.01, NoiseVariance = 0.01, InitialVariance = 0.25, TimeStep = 0.2, Steps = 5 };
         var s = net.SolveDmft(samples: 2000, replicas: 2);
         Assert.Equal(2, s.Correlation!.Width);

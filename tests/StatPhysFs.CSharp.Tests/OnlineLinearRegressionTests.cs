@@ -25,6 +25,20 @@ public class OnlineLinearRegressionTests
         }
     }
 
+    /// <summary>A terminal event in the settings stops the integration where m crosses 0.5; oracle: the closed form's
+    /// crossing time, by bisection.</summary>
+    [Fact]
+    public void TerminalEventsInTheSettingsStopTheRun()
+    {
+        double lo = 0, hi = 10;
+        for (int i = 0; i < 100; i++) { var mid = 0.5 * (lo + hi); if (Model.ClosedForm(mid).M < 0.5) lo = mid; else hi = mid; }
+        var ev = new OdeEventSpec("m = 0.5", (t, y) => y[0] - 0.5, CrossingDirection.Rising, Terminal: true);
+        var curve = Model.Integrate(tEnd: 10, points: 101, settings: new OdeSettings { RelativeTolerance = 1e-10, AbsoluteTolerance = 1e-12, Events = new[] { ev } });
+        Assert.Equal(SolveStatus.StoppedByEvent, curve.Status);
+        for (int k = 0; k < curve.Times.Count; k++)
+            Assert.Equal(curve.Times[k] <= lo, !double.IsNaN(curve.M[k]));
+    }
+
     [Fact]
     public void CriticalLearningRateAndSteadyStateFollowTheSpec()
     {

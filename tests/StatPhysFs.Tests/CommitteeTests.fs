@@ -46,16 +46,16 @@ let private randomState (k: int) (m: int) (seed: int) =
     Array2D.init m m (fun a b -> c[k + a, k + b])
 
 let private rhsAt (p: CommitteeParams) (s: CommitteeState) =
-    let y = Committee.pack p s
+    let y = CommitteeLayout.pack p s
     let dy = Array.zeroCreate y.Length
     Committee.rhs p s.V 0.0 y dy
     dy
 
-/// The ODE and the finite-d simulation from the same overlaps; fails when eg differs anywhere by more than
-/// 4.5 standard errors plus `slack` (the finite-d bias allowance). Returns both for further checks.
-/// ODE (with the learning-rate schedule, when given) against the simulator with the same schedule.
+/// The ODE and the finite-d simulation from the same overlaps (with the learning-rate schedule of the problem);
+/// fails when eg differs anywhere by more than 4.5 standard errors plus `slack` (the finite-d bias allowance), by
+/// the shared `SolutionChecks.odeAgainstSimulation`. Returns both solutions for further checks.
 let private odeAgainstScheduledSimulation
-    (schedule: (float -> float) option)
+    (schedule: LearningRateSchedule)
     label
     (p: CommitteeParams)
     (s0: CommitteeState)
@@ -66,48 +66,39 @@ let private odeAgainstScheduledSimulation
     seed
     slack
     =
-    let tEnd = times[times.Length - 1]
+    let problem =
+        { Committee.problem p s0 times[times.Length - 1] with
+            Schedule = schedule
+        }
 
-    let sol =
-        Ode.solve
-            { Ode.defaultOptions with
-                SaveAt = times
-            }
-            (Ode.dopri5 rtol (rtol * 1e-2))
-            { Committee.problem p s0 tEnd with
-                Rhs = Committee.rhsWithSchedule p schedule s0.V
-            }
+    let settings =
+        { Committee.defaultSettings with
+            Algorithm = Ode.dopri5 rtol (rtol * 1e-2)
+            SaveAt = times
+            DivergenceBound = 1e10
+        }
+
+    let sol = Committee.solve settings problem
 
     let sim =
-        OnlineCommitteeSim.runWithSchedule
+        OnlineCommitteeSim.simulate
             { SimulationOptions.defaults with
                 Dim = dim
                 Seeds = seeds
                 Seed = seed
             }
-            ignore
-            CancellationToken.None
-            p
-            schedule
-            s0
-            times
+            settings
+            problem
 
-    for j in 1 .. times.Length - 1 do
-        let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
-
-        if abs (sim.Eg.Mean[j] - theory) > 4.5 * sim.Eg.StdErr[j] + slack then
-            failtestf
-                "%s t=%g: simulation %.5f +- %.5f vs ODE %.5f"
-                label
-                times[j]
-                sim.Eg.Mean[j]
-                sim.Eg.StdErr[j]
-                theory
-
+    SolutionChecks.odeAgainstSimulation label 4.5 (fun _ -> slack) [ "eg" ] sol sim
     sol, sim
 
 let private odeAgainstSimulation label p s0 times rtol dim seeds seed slack =
-    odeAgainstScheduledSimulation None label p s0 times rtol dim seeds seed slack
+    odeAgainstScheduledSimulation LearningRateSchedule.Constant label p s0 times rtol dim seeds seed slack
+
+/// The ODE problem of `Committee.problem` for tests that drive `Ode.solve` themselves.
+let private odeOf p s0 tEnd =
+    Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p s0 tEnd)
 
 let private shapes =
     Arb.fromGen (Gen.zip3 (Gen.choose (1, 3)) (Gen.choose (1, 3)) seeds)
@@ -207,10 +198,10 @@ let reductions =
 
                 let dy = rhsAt p s
                 // dw_k/dt = -eta d grad_{w_k} eg, so dR_kn = -eta (sum_l G_kl R_ln + sum_m H_km T_mn), dQ likewise.
-                let y = Committee.pack p s
+                let y = CommitteeLayout.pack p s
 
                 let eg (y: float[]) =
-                    Committee.generalisationError p (Committee.unpack p s.V y)
+                    Committee.generalisationError p (CommitteeLayout.unpack p s.V y)
 
                 let dEg =
                     Array.init y.Length (fun c ->
@@ -293,13 +284,13 @@ let dynamics =
                             SaveAt = Grid.linear 0.0 20.0 21
                         }
                         (Ode.dopri5 1e-7 1e-9)
-                        (Committee.problem p s 20.0)
+                        (odeOf p s 20.0)
 
                 sol.Status = Completed
                 && sol.Y
                    |> Array.forall (fun y ->
-                       let st = Committee.unpack p s.V y
-                       let c = Committee.fieldCovariance p st
+                       let st = CommitteeLayout.unpack p s.V y
+                       let c = CommitteeLayout.fieldCovariance p st
 
                        let ev =
                            (Linalg.ofArray2D c).Evd().EigenValues |> Seq.map (fun z -> z.Real) |> Seq.min
@@ -327,11 +318,11 @@ let dynamics =
                     }
 
                 let solve s0 =
-                    Ode.solve Ode.defaultOptions (Ode.dopri5 1e-10 1e-12) (Committee.problem p s0 10.0)
+                    Ode.solve Ode.defaultOptions (Ode.dopri5 1e-10 1e-12) (odeOf p s0 10.0)
 
                 let a, b = solve s, solve sp
-                let ea = Committee.unpack p s.V (a.Evaluate 10.0)
-                let eb = Committee.unpack p sp.V (b.Evaluate 10.0)
+                let ea = CommitteeLayout.unpack p s.V (a.Evaluate 10.0)
+                let eb = CommitteeLayout.unpack p sp.V (b.Evaluate 10.0)
 
                 for i in 0..2 do
                     expectClose 1e-7 eb.V[i] ea.V[perm[i]] "v"
@@ -359,10 +350,10 @@ let dynamics =
                             SaveAt = [| 0.0; 50.0; 200.0 |]
                         }
                         (Ode.dopri5 1e-10 1e-12)
-                        (Committee.problem p s0 200.0)
+                        (odeOf p s0 200.0)
 
                 for y in sol.Y do
-                    let s = Committee.unpack p s0.V y
+                    let s = CommitteeLayout.unpack p s0.V y
 
                     for i in 0..2 do
                         for j in 0..2 do
@@ -392,9 +383,9 @@ let dynamics =
                                 V = Array.create k 1.0
                             }
 
-                        match Analysis.fixedPoint 1e-13 (Committee.rhs p s0.V) (Committee.pack p s0) with
+                        match Analysis.fixedPoint 1e-13 (Committee.rhs p s0.V) (CommitteeLayout.pack p s0) with
                         | Some y ->
-                            let s = Committee.unpack p s0.V y
+                            let s = CommitteeLayout.unpack p s0.V y
 
                             abs (s.Q[0, 0] - q0)
                             + abs (s.Q[0, 1] - q0)
@@ -462,7 +453,7 @@ let simulation =
 
                 let _, sim = odeAgainstSimulation "K = M = 2 erf" p s0 times 1e-9 1000 6 4 5e-4
 
-                expectClose 1e-12 sim.Eg.Mean[0] (Committee.generalisationError p s0) "exact initial overlaps"
+                expectClose 1e-12 sim.Eg[0] (Committee.generalisationError p s0) "exact initial overlaps"
 
             testCase "trained second layer and mini-batch: simulation against the ODE"
             <| fun () ->
@@ -489,7 +480,7 @@ let simulation =
                             SaveAt = times
                         }
                         (Ode.dopri5 1e-9 1e-11)
-                        (Committee.problem p s0 15.0)
+                        (odeOf p s0 15.0)
 
                 let sim =
                     OnlineCommitteeSim.run
@@ -505,7 +496,7 @@ let simulation =
                         times
 
                 for j in 1..2 do
-                    let st = Committee.unpack p s0.V sol.Y[j]
+                    let st = CommitteeLayout.unpack p s0.V sol.Y[j]
                     let theory = Committee.generalisationError p st
 
                     Expect.isLessThan
@@ -545,7 +536,7 @@ let simulation =
                             SaveAt = times
                         }
                         (Ode.dopri5 1e-9 1e-11)
-                        (Committee.problem p s0 20.0)
+                        (odeOf p s0 20.0)
 
                 let sim =
                     OnlineCommitteeSim.run
@@ -567,11 +558,11 @@ let simulation =
                             SaveAt = times
                         }
                         (Ode.dopri5 1e-9 1e-11)
-                        (Committee.problem { p with Momentum = 0.0 } s0 20.0)
+                        (odeOf { p with Momentum = 0.0 } s0 20.0)
 
                 for j in 1 .. times.Length - 1 do
-                    let theory = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[j])
-                    let wrong = Committee.generalisationError p (Committee.unpack p s0.V slow.Y[j])
+                    let theory = Committee.generalisationError p (CommitteeLayout.unpack p s0.V sol.Y[j])
+                    let wrong = Committee.generalisationError p (CommitteeLayout.unpack p s0.V slow.Y[j])
                     let tol = 4.5 * sim.Eg.StdErr[j] + 5e-4
 
                     if abs (sim.Eg.Mean[j] - theory) > tol then
@@ -609,7 +600,7 @@ let simulation =
                     }
 
                 let ex =
-                    Expect.throwsC (fun () -> Committee.problem (Committee.create 2 2) bad 1.0 |> ignore) id
+                    Expect.throwsC (fun () -> Committee.validateProblem (Committee.problem (Committee.create 2 2) bad 1.0)) id
 
                 Expect.stringContains ex.Message "positive semi-definite" "rejects overlaps no vectors can have"
         ]
@@ -639,9 +630,9 @@ let phenomena =
                                 V = Array.create k 1.0
                             }
 
-                        match Analysis.fixedPoint 1e-14 (Committee.rhs p perfect.V) (Committee.pack p perfect) with
+                        match Analysis.fixedPoint 1e-14 (Committee.rhs p perfect.V) (CommitteeLayout.pack p perfect) with
                         | Some y ->
-                            Committee.generalisationError p (Committee.unpack p perfect.V y)
+                            Committee.generalisationError p (CommitteeLayout.unpack p perfect.V y)
                             / (eta * p.NoiseVar)
                         | None -> failtestf "no noisy fixed point near the teacher for K=%d eta=%g" k eta
 
@@ -680,9 +671,9 @@ let phenomena =
                                 SaveAt = [| 0.0; 400.0 |]
                             }
                             (Ode.dopri5 1e-10 1e-12)
-                            (Committee.problem p s0 400.0)
+                            (odeOf p s0 400.0)
 
-                    let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[1])
+                    let eg = Committee.generalisationError p (CommitteeLayout.unpack p s0.V sol.Y[1])
                     expectClose 1e-6 eg (eta * s2 * float k / (4.0 - 2.0 * eta * float k)) (sprintf "K=%d M=%d" k m)
 
             // Spec 4.3: eta = eta0/t with eta0 > 1/2 gives D ~ eta0^2 sigma^2 / ((2 eta0 - 1) t): t * eg -> half of that.
@@ -705,23 +696,21 @@ let phenomena =
                             V = [| 1.0 |]
                         }
 
-                    let schedule t = if t <= eta0 then 1.0 else eta0 / t
+                    // eta(t) = min(1, eta0/t) at Lr = 1: the library's inverse schedule.
                     let tEnd = 2e4
 
-                    let prob =
-                        { Committee.problem p s0 tEnd with
-                            Rhs = Committee.rhsWithSchedule p (Some schedule) s0.V
-                        }
-
                     let sol =
-                        Ode.solve
-                            { Ode.defaultOptions with
+                        Committee.solve
+                            { Committee.defaultSettings with
+                                Algorithm = Ode.dopri5 1e-10 1e-14
                                 SaveAt = [| 0.0; tEnd |]
+                                DivergenceBound = 1e10
                             }
-                            (Ode.dopri5 1e-10 1e-14)
-                            prob
+                            { Committee.problem p s0 tEnd with
+                                Schedule = LearningRateSchedule.Inverse eta0
+                            }
 
-                    let eg = Committee.generalisationError p (Committee.unpack p s0.V sol.Y[1])
+                    let eg = sol.Eg[1]
                     // Corrections are O(t^{-(2 eta0 - 1)}) relative: under 2% at t = 2e4 for these eta0.
                     expectClose
                         0.02
@@ -753,7 +742,7 @@ let sampledPath =
                     let rhsEta eta = rhsAt { p with Lr = eta } s
                     let eta = 0.1
                     let r1, r2 = rhsEta eta, rhsEta (2.0 * eta)
-                    let c = Committee.fieldCovariance p s
+                    let c = CommitteeLayout.fieldCovariance p s
                     let a = Array.init 4 (fun i -> if i < 2 then s.V[i] else -p.VTeacher[i - 2])
                     // Q is stored as Q11, Q12, Q22.
                     for o, (i, k) in [ 0, (0, 0); 1, (0, 1); 2, (1, 1) ] do
@@ -857,7 +846,7 @@ let plateauAndConvergence =
                         }
 
                     let egOf (y: float[]) =
-                        Committee.generalisationError p (Committee.unpack p s0.V y)
+                        Committee.generalisationError p (CommitteeLayout.unpack p s0.V y)
 
                     let ev =
                         {
@@ -873,7 +862,7 @@ let plateauAndConvergence =
                                 Events = [ ev ]
                             }
                             (Ode.dopri5 1e-10 1e-12)
-                            (Committee.problem p s0 5000.0))
+                            (odeOf p s0 5000.0))
                             .Status
                     with
                     | TerminatedByEvent(_, t) -> t
@@ -945,7 +934,7 @@ let biases =
 
                 expectClose
                     1e-3
-                    sim.Eg.Mean[0]
+                    sim.Eg[0]
                     (Committee.generalisationError p s0)
                     "initial eg (QMC vs exact overlaps)"
         ]
@@ -1011,7 +1000,7 @@ let mixedActivations =
                         TeacherActivation = Some handErf
                     }
 
-                Expect.isTrue (Committee.needsSampling mixed) "the mixed model takes the sampled path"
+                Expect.isTrue (CommitteeLayout.needsSampling mixed) "the mixed model takes the sampled path"
                 expectClose 1e-3 (Committee.generalisationError mixed s) (Committee.generalisationError closed s) "eg"
                 let d1, d2 = rhsAt closed s, rhsAt mixed s
 
@@ -1089,7 +1078,7 @@ let throughThePlateau =
                 let times = [| 0.0; 5.0; 20.0; 40.0 |]
 
                 let _, sim =
-                    odeAgainstScheduledSimulation (Some schedule) "annealed" p s0 times 1e-9 1000 6 21 5e-4
+                    odeAgainstScheduledSimulation (LearningRateSchedule.Custom("annealed", schedule)) "annealed" p s0 times 1e-9 1000 6 21 5e-4
 
                 let constant =
                     OnlineCommitteeSim.run
@@ -1105,7 +1094,7 @@ let throughThePlateau =
                         times
 
                 // The schedule matters: at t = 40 the constant-rate run sits on its higher noise floor.
-                Expect.isGreaterThan constant.Eg.Mean[3] (sim.Eg.Mean[3] + 5.0 * sim.Eg.StdErr[3]) "annealing lowers eg"
+                Expect.isGreaterThan constant.Eg.Mean[3] (sim.Eg[3] + 5.0 * sim.Errors.Value.Eg[3]) "annealing lowers eg"
 
             testCase "over-parameterised erf students (K = M + L): extra units hurt when only the first layer learns"
             <| fun () ->
@@ -1144,9 +1133,9 @@ let throughThePlateau =
                                 SaveAt = [| 8000.0 |]
                             }
                             (Ode.dopri5 1e-9 1e-12)
-                            (Committee.problem p s0 8000.0)
+                            (odeOf p s0 8000.0)
 
-                    Committee.generalisationError p (Committee.unpack p s0.V sol.Y[0])
+                    Committee.generalisationError p (CommitteeLayout.unpack p s0.V sol.Y[0])
 
                 let first = [| 0..2 |] |> Array.map (egStar false)
                 let both = [| 0..2 |] |> Array.map (egStar true)

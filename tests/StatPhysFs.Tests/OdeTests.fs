@@ -168,7 +168,7 @@ let tests =
                 let s =
                     Ode.solve
                         { opts with
-                            CancellationToken = cts.Token
+                            Control = RunControl.withCancellation cts.Token opts.Control
                         }
                         (RungeKutta4 0.1)
                         (oscillator 10.0)
@@ -176,6 +176,23 @@ let tests =
                 match s.Status with
                 | Cancelled _ -> ()
                 | other -> failtestf "expected Cancelled, got %A" other
+
+            testCase "the wall-clock budget of RunControl stops the run as BudgetExceeded"
+            <| fun () ->
+                // 10^7 fixed steps cannot finish in a microsecond: the run stops within its first steps.
+                let s =
+                    Ode.solve
+                        { opts with
+                            Control = { opts.Control with MaxSeconds = 1e-6 }
+                        }
+                        (RungeKutta4 1e-6)
+                        (oscillator 10.0)
+
+                match s.Status with
+                | BudgetExceeded(t, why) ->
+                    Expect.isLessThan t 10.0 "stopped early"
+                    Expect.stringContains why "MaxSeconds" "names the budget"
+                | other -> failtestf "expected BudgetExceeded, got %A" other
 
             testCase "bad input names the parameter"
             <| fun () ->

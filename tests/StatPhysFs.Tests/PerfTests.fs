@@ -66,7 +66,7 @@ let tests =
                 for k, m, trainV in
                     [ 1, 1, false; 2, 2, false; 2, 3, true; 3, 1, true; 4, 4, false; 5, 7, true; 9, 3, false ] do
                     let p, s = randomCase (10 * k + m) k m trainV
-                    let y = Committee.pack p s
+                    let y = CommitteeLayout.pack p s
                     let fast = Array.zeroCreate y.Length
                     let slow = Array.zeroCreate y.Length
                     Committee.rhs p s.V 0.0 y fast
@@ -80,17 +80,16 @@ let tests =
             testCase "erf right-hand side is bitwise the same single- and multi-threaded (K = M = 12)"
             <| fun () ->
                 let p, s = randomCase 5 12 12 true
-                let y = Committee.pack p s
+                let y = CommitteeLayout.pack p s
                 let run threshold =
-                    let saved = Committee.parallelThreshold
-                    Committee.parallelThreshold <- threshold
+                    let quad =
+                        { CommitteeQuadrature.defaults with
+                            ParallelThreshold = threshold
+                        }
 
-                    try
-                        let dy = Array.zeroCreate y.Length
-                        Committee.rhs p s.V 0.0 y dy
-                        dy
-                    finally
-                        Committee.parallelThreshold <- saved
+                    let dy = Array.zeroCreate y.Length
+                    Committee.rhsWith quad p LearningRateSchedule.Constant s.V 0.0 y dy
+                    dy
 
                 let serial = run Int32.MaxValue
                 let threaded = run 0
@@ -115,7 +114,7 @@ let tests =
 
                 let growth eta =
                     let q = { p with Lr = eta }
-                    Analysis.growthRate (Committee.rhs q perfect.V) (Committee.pack q perfect)
+                    Analysis.growthRate (Committee.rhs q perfect.V) (CommitteeLayout.pack q perfect)
 
                 Expect.isLessThan (growth (r.EtaMax * (1.0 - 1e-7))) 0.0 "stable just below eta_max"
                 Expect.isGreaterThan (growth (r.EtaMax * (1.0 + 1e-7))) 0.0 "unstable just above eta_max"
@@ -127,7 +126,7 @@ let tests =
 
                 // The reduced (Q, C, R, S) Newton finds the root of the full right-hand side.
                 let pl = r.Plateau.Value
-                let y = Committee.pack p pl.State
+                let y = CommitteeLayout.pack p pl.State
                 let dy = Array.zeroCreate y.Length
                 Committee.rhs p pl.State.V 0.0 y dy
                 Expect.isLessThan (maxAbs dy) 1e-11 "plateau is a fixed point of the full flow"
@@ -211,7 +210,7 @@ let dop853Tests =
             testCase "committee K = M = 2: default tolerances keep eg within 1e-4 of a tight DOP853 reference"
             <| fun () ->
                 let p = Committee.create 2 2
-                let s0 = Committee.specInitialState 2 2
+                let s0 = CommitteeInitialState.spec 2 2
                 let grid = Grid.linear 0.0 2000.0 401
 
                 let eg (alg: OdeAlgorithm) =
@@ -222,9 +221,9 @@ let dop853Tests =
                                 Dense = false
                             }
                             alg
-                            (Committee.problem p s0 2000.0)
+                            (Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p s0 2000.0))
 
-                    sol.Y |> Array.map (fun y -> Committee.generalisationError p (Committee.unpack p s0.V y))
+                    sol.Y |> Array.map (fun y -> Committee.generalisationError p (CommitteeLayout.unpack p s0.V y))
 
                 let reference = eg (Ode.dop853 1e-13 1e-16)
                 let fast = eg (Ode.dopri5 1e-9 1e-14)

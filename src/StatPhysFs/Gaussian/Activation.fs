@@ -85,3 +85,17 @@ module Activation =
                     "activation"
                 )
             )
+
+/// The module's functions as members of the type, so C# reaches them without the compiled `ActivationModule` name.
+type Activation with
+    /// g(x).
+    member a.Evaluate(x: float) = Activation.value a x
+
+    /// g'(x).
+    member a.Derivative(x: float) = Activation.derivative a x
+
+    /// tanh (integrals by quadrature).
+    static member Tanh = Activation.tanh
+
+    /// The logistic sigmoid (integrals by quadrature).
+    static member Sigmoid = Activation.sigmoid

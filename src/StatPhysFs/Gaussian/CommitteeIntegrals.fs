@@ -80,7 +80,9 @@ module CommitteeIntegrals =
     // ---------- generic (tensor Gauss-Hermite) ----------
     /// Quadrature order per dimension for the generic path: accurate to ~1e-12 for smooth (analytic)
     /// activations; kinks converge only algebraically (use Monte Carlo error bars or a closed form there).
-    let mutable defaultOrder = 24
+    /// A constant: callers that want another order pass it (`i2With` ..., or the committee's settings).
+    [<Literal>]
+    let DefaultOrder = 24
 
     let private zeros n = Array.zeroCreate<float> n
 
@@ -109,50 +111,64 @@ module CommitteeIntegrals =
             (Array2D.length1 c = n && Array2D.length2 c = n)
             (sprintf "%s needs a %dx%d covariance." name n n)
 
-    /// I2 = E[g(u) g(v)] for the 2x2 covariance c.
-    [<CompiledName("I2")>]
-    let i2 (a: Activation) (c: float[,]) =
+    /// I2 = E[g(u) g(v)] for the 2x2 covariance c; `order` is the Gauss-Hermite order of the generic path.
+    [<CompiledName("I2WithOrder")>]
+    let i2With (order: int) (a: Activation) (c: float[,]) =
         checkSize "I2" 2 c
 
         match a with
         | Erf -> erfI2 c[0, 0] c[0, 1] c[1, 1]
         | Linear -> c[0, 1]
         | Relu -> reluI2 c[0, 0] c[0, 1] c[1, 1]
-        | Custom _ -> genericI2 a defaultOrder c
+        | Custom _ -> genericI2 a order c
+
+    /// I2 at the default order.
+    [<CompiledName("I2")>]
+    let i2 (a: Activation) (c: float[,]) = i2With DefaultOrder a c
 
     /// J2 = E[g'(u) g'(v)] for the 2x2 covariance c.
-    [<CompiledName("J2")>]
-    let j2 (a: Activation) (c: float[,]) =
+    [<CompiledName("J2WithOrder")>]
+    let j2With (order: int) (a: Activation) (c: float[,]) =
         checkSize "J2" 2 c
 
         match a with
         | Erf -> erfJ2 c[0, 0] c[0, 1] c[1, 1]
         | Linear -> 1.0
         | Relu -> reluJ2 c[0, 0] c[0, 1] c[1, 1]
-        | Custom _ -> genericJ2 a defaultOrder c
+        | Custom _ -> genericJ2 a order c
+
+    [<CompiledName("J2")>]
+    let j2 (a: Activation) (c: float[,]) = j2With DefaultOrder a c
 
     /// I3 = E[g'(u) v g(w)] for the 3x3 covariance c of (u, v, w).
-    [<CompiledName("I3")>]
-    let i3 (a: Activation) (c: float[,]) =
+    [<CompiledName("I3WithOrder")>]
+    let i3With (order: int) (a: Activation) (c: float[,]) =
         checkSize "I3" 3 c
 
         match a with
         | Erf -> erfI3 c[0, 0] c[0, 1] c[0, 2] c[1, 1] c[1, 2] c[2, 2]
         | Linear -> c[1, 2]
         | Relu -> reluI3 c[0, 0] c[0, 1] c[0, 2] c[1, 1] c[1, 2] c[2, 2]
-        | Custom _ -> genericI3 a defaultOrder c
+        | Custom _ -> genericI3 a order c
+
+    [<CompiledName("I3")>]
+    let i3 (a: Activation) (c: float[,]) = i3With DefaultOrder a c
 
     /// I4 = E[g'(u) g'(v) g(w) g(z)] for the 4x4 covariance c of (u, v, w, z). ReLU's has no elementary closed form:
-    /// `ReluI4` reduces it to closed forms and one 1-D Gauss-Legendre quadrature (~1e-12).
-    [<CompiledName("I4")>]
-    let i4 (a: Activation) (c: float[,]) =
+    /// `ReluI4` reduces it to closed forms and one 1-D Gauss-Legendre quadrature (~1e-12). The generic path caps
+    /// the order at 16 (16^4 nodes).
+    [<CompiledName("I4WithOrder")>]
+    let i4With (order: int) (a: Activation) (c: float[,]) =
         checkSize "I4" 4 c
 
         match a with
         | Erf -> erfI4 c[0, 0] c[0, 1] c[0, 2] c[0, 3] c[1, 1] c[1, 2] c[1, 3] c[2, 2] c[2, 3] c[3, 3]
         | Linear -> c[2, 3]
         | Relu -> ReluI4.evaluate c
-        | Custom _ -> genericI4 a (min defaultOrder 16) c
+        | Custom _ -> genericI4 a (min order 16) c
+
+    [<CompiledName("I4")>]
+    let i4 (a: Activation) (c: float[,]) = i4With DefaultOrder a c
 
 /// Vectorised kernels of the erf committee right-hand side (the O(K^2 (K+M)^2) I4 sum dominates its cost).
 [<RequireQualifiedAccess>]

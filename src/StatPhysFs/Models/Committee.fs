@@ -5,41 +5,159 @@ open StatPhysFs
 open StatPhysFs.Gaussian
 open StatPhysFs.Ode
 
-/// Teacher-student two-layer network in online SGD (online-sgd.md sections 1.1 and 3.1, the Goldt et al. / nn2pp
-/// convention): y = sum_n vT_n g(nu_n) + sigma zeta, yhat = sum_k v_k g(lambda_k), lambda = w.x/sqrt d,
-/// first-layer step eta/sqrt d, second-layer step etaV/d, per-step weight decay kappa/d (not multiplied by eta),
-/// time t = steps/d. The same activation g serves student and teacher.
-type CommitteeParams =
+/// The first-layer learning rate as a function of time (part of the committee problem, not a swapped right-hand
+/// side). The second-layer rate LrSecond stays constant.
+[<RequireQualifiedAccess>]
+type LearningRateSchedule =
+    /// eta(t) = Lr.
+    | Constant
+    /// eta(t) = min(Lr, C/t): the annealed eta0/t family (the CLI's --schedule inverse --schedule-c C).
+    | Inverse of c: float
+    /// Any eta(t) > 0, with a name for output.
+    | Custom of name: string * eta: (float -> float)
+
+    /// The name written to output files: constant, min(lr, C/t), or the custom name.
+    member s.Description =
+        match s with
+        | Constant -> "constant"
+        | Inverse c -> sprintf "min(lr, %g/t)" c
+        | Custom(name, _) -> name
+
+[<RequireQualifiedAccess>]
+module LearningRateSchedule =
+    let validate (s: LearningRateSchedule) =
+        match s with
+        | LearningRateSchedule.Inverse c -> Check.positive "schedule-c" c
+        | LearningRateSchedule.Constant
+        | LearningRateSchedule.Custom _ -> ()
+
+    /// eta at time t for the base rate lr.
+    [<CompiledName("Eta")>]
+    let eta (lr: float) (s: LearningRateSchedule) (t: float) =
+        match s with
+        | LearningRateSchedule.Constant -> lr
+        | LearningRateSchedule.Inverse c -> if t * lr <= c then lr else c / t
+        | LearningRateSchedule.Custom(_, f) -> f t
+
+    /// The name written to output files: constant, min(lr, C/t), or the custom name.
+    [<CompiledName("Describe")>]
+    let describe (s: LearningRateSchedule) = s.Description
+
+/// The problem `Committee.solve` integrates: the network and its training (`Model`), the learning-rate schedule,
+/// the initial overlaps (`CommitteeInitialState` / `CommitteeInitPreset` give the usual ones) and the horizon.
+type CommitteeProblem =
     {
-        K: int
-        M: int
-        Activation: Activation
-        /// First-layer learning rate eta (> 0).
-        Lr: float
-        /// Second-layer learning rate; None keeps the second layer fixed at V0.
-        LrSecond: float option
-        NoiseVar: float
-        /// Per-step weight decay kappa (nn2pp convention; kappa = eta * lambda for a loss-term ridge lambda).
-        WeightDecay: float
-        Batch: int
-        /// Heavy-ball momentum beta in [0, 1): in the d -> infinity ODE it is SGD with eta/(1-beta), etaV/(1-beta) and
-        /// kappa/(1-beta) (spec section 4.4; the velocity memory 1/(1-beta) steps is much shorter than d), so no extra
-        /// order parameters are needed in this limit. The simulator runs the real heavy-ball update.
-        Momentum: float
-        /// Teacher overlaps T (M x M) and second layer vT (M).
-        T: float[,]
-        VTeacher: float[]
-        /// Fixed pre-activation biases: lambda_k = w_k.x/sqrt d + b_k, nu_n = w*_n.x/sqrt d + bT_n, so the fields are
-        /// Gaussian with mean (b, bT). Empty arrays mean no biases. With biases every integral is sampled.
-        Bias: float[]
-        BiasTeacher: float[]
-        /// The teacher\'s activation when it differs from the student\'s (None: the same). Mixed pairs are sampled.
-        TeacherActivation: Activation option
+        Model: CommitteeParams
+        Schedule: LearningRateSchedule
+        /// Q(0), R(0) and v(0) (v(0) is the fixed second layer when LrSecond = None).
+        Init: CommitteeState
+        /// The horizon t_end (t = SGD steps / d).
+        TEnd: float
     }
 
-/// The state: Q (K x K, symmetric), R (K x M), v (K).
-type CommitteeState =
-    { Q: float[,]; R: float[,]; V: float[] }
+/// Numerics of `Committee.solve`: the integrator, the output grid, the quadrature of the integrals, run control.
+type CommitteeSettings =
+    {
+        /// Default Dormand-Prince 5(4), rtol 1e-9, atol 1e-14 (the small overlaps that seed the escape need it).
+        Algorithm: OdeAlgorithm
+        /// Output grid: Points times from 0 to TEnd, spaced as Grid; ignored when SaveAt is not empty.
+        Points: int
+        Grid: GridKind
+        /// Explicit output times in [0, TEnd] (strictly increasing); empty to use Points and Grid.
+        SaveAt: float[]
+        /// A state with some |component| above this (or NaN) ends the run as Diverged.
+        DivergenceBound: float
+        MaxSteps: int
+        /// Record the lowest interior minimum of eg (the early-stopping time) on the same integration.
+        EarlyStopping: bool
+        /// More events to detect on the integration (a terminal one ends the run as TerminatedByEvent).
+        Events: OdeEvent list
+        Quadrature: CommitteeQuadrature
+        Control: RunControl
+    }
+
+/// Standard errors over independent runs (a simulation): eg and each overlap, per time.
+type CommitteeErrors =
+    {
+        Eg: float[]
+        /// Standard errors of Q, R, v per time (None where any run had diverged).
+        States: CommitteeState option[]
+        /// eg of each run along T (NaN once that run diverged).
+        EgPerRun: float[][]
+        /// (run, time) of every run that diverged.
+        Divergences: (int * float) list
+    }
+
+/// A committee learning curve, from the ODE (`Committee.solve`) or a simulation (`OnlineCommitteeSim.simulate`):
+/// the typed states along T (None where the run did not reach the time), eg, the status and statistics.
+type CommitteeSolution =
+    {
+        Problem: CommitteeProblem
+        T: float[]
+        /// Q, R and v at each output time (the mean over runs for a simulation); None where not reached.
+        States: CommitteeState option[]
+        /// The generalisation error (label noise excluded); NaN where not reached.
+        Eg: float[]
+        /// Simulation only: standard errors and divergences.
+        Errors: CommitteeErrors option
+        Status: RunStatus
+        /// (time, eg) of the lowest interior minimum of eg, when `EarlyStopping` was asked for and one exists.
+        EarlyStopping: (float * float) option
+        /// ODE statistics (zero for a simulation).
+        Stats: OdeStats
+    }
+
+    /// The expected training loss per sample eg + sigma^2/2 along T.
+    member s.TrainLoss = s.Eg |> Array.map (fun e -> e + 0.5 * s.Problem.Model.NoiseVar)
+
+    /// One component of the states along T (NaN where not reached), e.g. `s.Series(fun st -> st.Q[0, 0])`.
+    member s.Series(f: CommitteeState -> float) =
+        s.States
+        |> Array.map (function
+            | Some st -> f st
+            | None -> nan)
+
+    interface ISolution with
+        member s.Times = s.T
+        member s.Status = s.Status
+
+        member s.Observables =
+            let p = s.Problem.Model
+            let err (f: CommitteeState -> float) =
+                s.Errors
+                |> Option.map (fun e ->
+                    e.States
+                    |> Array.map (function
+                        | Some st -> f st
+                        | None -> nan))
+
+            let obs name f =
+                {
+                    Name = name
+                    Values = s.Series f
+                    StdErr = err f
+                }
+
+            [
+                yield
+                    {
+                        Name = "eg"
+                        Values = s.Eg
+                        StdErr = s.Errors |> Option.map (fun e -> e.Eg)
+                    }
+                yield
+                    {
+                        Name = "train_loss"
+                        Values = s.TrainLoss
+                        StdErr = s.Errors |> Option.map (fun e -> e.Eg)
+                    }
+                for i in 0 .. p.K - 1 do
+                    for j in i .. p.K - 1 -> obs (sprintf "Q[%d,%d]" (i + 1) (j + 1)) (fun st -> st.Q[i, j])
+                for i in 0 .. p.K - 1 do
+                    for n in 0 .. p.M - 1 -> obs (sprintf "R[%d,%d]" (i + 1) (n + 1)) (fun st -> st.R[i, n])
+                if p.LrSecond.IsSome then
+                    for i in 0 .. p.K - 1 -> obs (sprintf "v[%d]" (i + 1)) (fun st -> st.V[i])
+            ]
 
 [<RequireQualifiedAccess>]
 module Committee =
@@ -75,21 +193,6 @@ module Committee =
             VTeacher = Array.create m (1.0 / float m)
         }
 
-    /// The initial state of spec section 6.7: Q = diag(linspace(0.2, 0.3, K)) + 1e-4 off the diagonal,
-    /// R = 1e-4 (1 + index mod 3), v = 1. A small asymmetry, so the plateau is visited and left.
-    [<CompiledName("SpecInitialState")>]
-    let specInitialState (k: int) (m: int) =
-        {
-            Q =
-                Array2D.init k k (fun i j ->
-                    if i = j then
-                        (if k = 1 then 0.2 else 0.2 + 0.1 * float i / float (k - 1))
-                    else
-                        1e-4)
-            R = Array2D.init k m (fun i n -> 1e-4 * (1.0 + float ((i * m + n) % 3)))
-            V = Array.create k 1.0
-        }
-
     [<CompiledName("Validate")>]
     let validate (p: CommitteeParams) =
         Check.intInRange "K" 1 1000 p.K
@@ -122,251 +225,14 @@ module Committee =
         Array.append p.Bias p.BiasTeacher
         |> Array.iteri (fun i x -> Check.finite (sprintf "bias[%d]" i) x)
 
-    /// True when some bias is non-zero (the closed forms assume centred fields).
-    let hasBias (p: CommitteeParams) =
-        Array.exists ((<>) 0.0) p.Bias || Array.exists ((<>) 0.0) p.BiasTeacher
-
-    /// The teacher's activation.
-    let teacherActivation (p: CommitteeParams) =
-        defaultArg p.TeacherActivation p.Activation
-
-    /// The activation of field i (students first, then teachers).
-    let fieldActivation (p: CommitteeParams) (i: int) =
-        if i < p.K then p.Activation else teacherActivation p
-
-    /// True when the closed forms do not apply: biases, or a teacher activation different from the student's.
-    let needsSampling (p: CommitteeParams) =
-        hasBias p || teacherActivation p <> p.Activation
-
-    /// Field means (b, bT).
-    let fieldMean (p: CommitteeParams) =
-        Array.init (p.K + p.M) (fun i ->
-            if i < p.K then
-                (if p.Bias.Length = 0 then 0.0 else p.Bias[i])
-            else
-                (if p.BiasTeacher.Length = 0 then
-                     0.0
-                 else
-                     p.BiasTeacher[i - p.K]))
-
-    /// Number of state components: K(K+1)/2 for Q, K M for R, and K for v when the second layer is trained.
-    let size (p: CommitteeParams) =
-        p.K * (p.K + 1) / 2 + p.K * p.M + (if p.LrSecond.IsSome then p.K else 0)
-
-    /// Pack a state into the ODE vector: Q's upper triangle row by row, then R row-major, then v if trained.
-    [<CompiledName("Pack")>]
-    let pack (p: CommitteeParams) (s: CommitteeState) =
-        let y = Array.zeroCreate (size p)
-        let mutable o = 0
-
-        for i in 0 .. p.K - 1 do
-            for j in i .. p.K - 1 do
-                y[o] <- s.Q[i, j]
-                o <- o + 1
-
-        for i in 0 .. p.K - 1 do
-            for n in 0 .. p.M - 1 do
-                y[o] <- s.R[i, n]
-                o <- o + 1
-
-        if p.LrSecond.IsSome then
-            for i in 0 .. p.K - 1 do
-                y[o + i] <- s.V[i]
-
-        y
-
-    /// Unpack; `v0` supplies the fixed second layer when it is not trained.
-    [<CompiledName("Unpack")>]
-    let unpack (p: CommitteeParams) (v0: float[]) (y: float[]) =
-        let q = Array2D.zeroCreate p.K p.K
-        let r = Array2D.zeroCreate p.K p.M
-        let mutable o = 0
-
-        for i in 0 .. p.K - 1 do
-            for j in i .. p.K - 1 do
-                q[i, j] <- y[o]
-                q[j, i] <- y[o]
-                o <- o + 1
-
-        for i in 0 .. p.K - 1 do
-            for n in 0 .. p.M - 1 do
-                r[i, n] <- y[o]
-                o <- o + 1
-
-        let v =
-            if p.LrSecond.IsSome then
-                Array.sub y o p.K
-            else
-                Array.copy v0
-
-        { Q = q; R = r; V = v }
-
-    /// The (K+M) x (K+M) covariance of the fields (lambda, nu): [[Q, R], [R^T, T]].
-    [<CompiledName("FieldCovariance")>]
-    let fieldCovariance (p: CommitteeParams) (s: CommitteeState) =
-        let n = p.K + p.M
-
-        Array2D.init n n (fun a b ->
-            match a < p.K, b < p.K with
-            | true, true -> s.Q[a, b]
-            | true, false -> s.R[a, b - p.K]
-            | false, true -> s.R[b, a - p.K]
-            | false, false -> p.T[a - p.K, b - p.K])
-
-    /// Halton points in dimension n mapped to N(0, I) (scrambling-free, fixed: common random numbers).
-    let private haltonNormal (n: int) (count: int) =
-        Check.intInRange "K + M (sampled integrals)" 1 Halton.primes.Length n
-
-        Array.init count (fun i ->
-            Halton.point n (i + 1)
-            |> Array.map (fun u -> MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, u)))
-
-    /// Number of quasi-Monte Carlo points of the sampled path.
-    let mutable sampledPoints = 1 <<< 15
-
-    let private pointCache =
-        System.Collections.Concurrent.ConcurrentDictionary<struct (int * int), float[][]>()
-
-    let private points n =
-        pointCache.GetOrAdd(struct (n, sampledPoints), fun (struct (n, c)) -> haltonNormal n c)
-
-    let private i2 (g: Activation) (c: float[,]) a b =
-        match g with
-        | Erf -> CommitteeIntegrals.erfI2 c[a, a] c[a, b] c[b, b]
-        | Linear -> c[a, b]
-        | Relu -> CommitteeIntegrals.reluI2 c[a, a] c[a, b] c[b, b]
-        | Custom _ -> CommitteeIntegrals.i2 g (array2D [ [ c[a, a]; c[a, b] ]; [ c[a, b]; c[b, b] ] ])
-
-    /// The generalisation error eg = (1/2) a^T I2 a with a = (v, -vT), label noise excluded.
-    [<CompiledName("GeneralisationError")>]
-    let generalisationError (p: CommitteeParams) (s: CommitteeState) =
-        let c = fieldCovariance p s
-        let n = p.K + p.M
-        let a = Array.init n (fun i -> if i < p.K then s.V[i] else -p.VTeacher[i - p.K])
-
-        if needsSampling p then
-            // (1/2) E[Delta^2] over the shifted fields, by the same fixed QMC points as the right-hand side.
-            let l = Linalg.psdFactorClipped c
-            let mu = fieldMean p
-            let mutable acc = 0.0
-
-            for z in points n do
-                let mutable delta = 0.0
-
-                for i in 0 .. n - 1 do
-                    let mutable f = mu[i]
-
-                    for j in 0 .. n - 1 do
-                        f <- f + l[i, j] * z[j]
-
-                    delta <- delta + a[i] * Activation.value (fieldActivation p i) f
-
-                acc <- acc + delta * delta
-
-            0.5 * acc / float (points n).Length
-        else
-            let mutable e = 0.0
-
-            for i in 0 .. n - 1 do
-                for j in 0 .. n - 1 do
-                    e <- e + a[i] * a[j] * i2 p.Activation c i j
-
-            0.5 * e
-
-    /// The expected training loss per sample, E[(yhat - y)^2]/2 = eg + sigma^2/2 (spec 1.3); the test MSE against noisy
-    /// labels is 2 eg + sigma^2.
-    [<CompiledName("TrainingLoss")>]
-    let trainingLoss (p: CommitteeParams) (s: CommitteeState) =
-        generalisationError p s + 0.5 * p.NoiseVar
-
-    /// Expectations the right-hand side needs, for the current covariance c and output weights a = (v, -vT):
-    /// a3[k, q] = E[g'(lambda_k) phi_q Delta], b4[i, k] = E[g'_i g'_k Delta^2], j2[i, k], i2[i, p],
-    /// with Delta = sum_p a_p g(phi_p) the clean error.
-    type private Moments =
-        {
-            A3: float[,]
-            B4: float[,]
-            J2: float[,]
-            I2: float[,]
-        }
-
-    let private closedMoments (p: CommitteeParams) (c: float[,]) (a: float[]) =
-        let n = p.K + p.M
-        let k = p.K
-        let a3 = Array2D.zeroCreate k n
-        let b4 = Array2D.zeroCreate k k
-        let j2 = Array2D.zeroCreate k k
-        let i2m = Array2D.zeroCreate k n
-        let g = p.Activation
-
-        for i in 0 .. k - 1 do
-            for q in 0 .. n - 1 do
-                let mutable s = 0.0
-
-                for r in 0 .. n - 1 do
-                    let v =
-                        match g with
-                        | Erf -> CommitteeIntegrals.erfI3 c[i, i] c[i, q] c[i, r] c[q, q] c[q, r] c[r, r]
-                        | Linear -> c[q, r]
-                        | _ -> CommitteeIntegrals.reluI3 c[i, i] c[i, q] c[i, r] c[q, q] c[q, r] c[r, r]
-
-                    s <- s + a[r] * v
-
-                a3[i, q] <- s
-                i2m[i, q] <- i2 g c i q
-
-        for i in 0 .. k - 1 do
-            for l in i .. k - 1 do
-                let mutable s = 0.0
-
-                for r in 0 .. n - 1 do
-                    for u in 0 .. n - 1 do
-                        let v =
-                            match g with
-                            | Erf ->
-                                CommitteeIntegrals.erfI4
-                                    c[i, i]
-                                    c[i, l]
-                                    c[i, r]
-                                    c[i, u]
-                                    c[l, l]
-                                    c[l, r]
-                                    c[l, u]
-                                    c[r, r]
-                                    c[r, u]
-                                    c[u, u]
-                            | Relu ->
-                                let idx = [| i; l; r; u |]
-                                ReluI4.evaluate (Array2D.init 4 4 (fun x y -> c[idx[x], idx[y]]))
-                            | _ -> c[r, u]
-
-                        s <- s + a[r] * a[u] * v
-
-                b4[i, l] <- s
-                b4[l, i] <- s
-
-                let jj =
-                    match g with
-                    | Erf -> CommitteeIntegrals.erfJ2 c[i, i] c[i, l] c[l, l]
-                    | Linear -> 1.0
-                    | _ -> CommitteeIntegrals.reluJ2 c[i, i] c[i, l] c[l, l]
-
-                j2[i, l] <- jj
-                j2[l, i] <- jj
-
-        { A3 = a3; B4 = b4; J2 = j2; I2 = i2m }
-
-    /// Below this many I4 terms per right-hand side the pair loop stays on one thread (fork/join costs ~10 us).
-    let mutable parallelThreshold = 40000
-
-    /// The step sizes at time t: eta (from the schedule, else Lr), the decay kappa and the noise factor eta^2/B.
+    /// The step sizes at time t: eta (from the schedule), the decay kappa and the noise factor eta^2/B.
     /// Heavy ball: the velocity remembers 1/(1-beta) = O(1) steps, much fewer than d, so every step size (eta, etaV
     /// and the decay kappa, which is part of the step) is divided by 1 - beta (spec 4.4).
-    let private stepSizes (p: CommitteeParams) (schedule: (float -> float) option) (t: float) =
+    let private stepSizes (p: CommitteeParams) (schedule: LearningRateSchedule) (t: float) =
         let eta0 =
             match schedule with
-            | Some f -> f t
-            | None -> p.Lr
+            | LearningRateSchedule.Constant -> p.Lr
+            | s -> LearningRateSchedule.eta p.Lr s t
 
         let eta = eta0 / (1.0 - p.Momentum)
         eta, p.WeightDecay / (1.0 - p.Momentum), eta * eta / float p.Batch
@@ -375,7 +241,7 @@ module Committee =
     /// (`ErfKernels.pairSum`), straight from the packed state into flat arrays, the (i, l) pairs spread over the
     /// cores. Each pair's sum is computed by one thread in a fixed order, so the result is bitwise the same at any
     /// thread count. Equal to the scalar closed forms to rounding (tested against `rhsReference`).
-    let private erfRhs (p: CommitteeParams) (schedule: (float -> float) option) (v0: float[]) : Rhs =
+    let private erfRhs (quad: CommitteeQuadrature) (p: CommitteeParams) (schedule: LearningRateSchedule) (v0: float[]) : Rhs =
         let k = p.K
         let m = p.M
         let n = k + m
@@ -457,7 +323,7 @@ module Committee =
 
             let b4 = Array.zeroCreate pairs
 
-            if work < parallelThreshold then
+            if work < quad.ParallelThreshold then
                 let scratch = Array.zeroCreate np
 
                 for q in 0 .. pairs - 1 do
@@ -510,84 +376,30 @@ module Committee =
                     dy[o + i] <- -etaV / (1.0 - p.Momentum) * e - kap * v[i]
             | None -> ()
 
-    /// Common-random-number quasi-Monte Carlo over the whole field vector: a fixed Halton point set mapped by the
-    /// PSD factor of the current covariance, so the right-hand side is a deterministic, continuous function of the
-    /// state (no noise injected into the ODE). Used for activations without closed forms, and with biases.
-    let private sampledMoments (points: float[][]) (p: CommitteeParams) (c: float[,]) (a: float[]) =
-        let mu = fieldMean p
-        let n = p.K + p.M
-        let k = p.K
-        let l = Linalg.psdFactorClipped c
-        let a3 = Array2D.zeroCreate k n
-        let b4 = Array2D.zeroCreate k k
-        let j2 = Array2D.zeroCreate k k
-        let i2m = Array2D.zeroCreate k n
-        let phi = Array.zeroCreate n
-        let gv = Array.zeroCreate n
-        let dg = Array.zeroCreate k
-        let g = p.Activation
-
-        for z in points do
-            for i in 0 .. n - 1 do
-                let mutable s = 0.0
-
-                for j in 0 .. n - 1 do
-                    s <- s + l[i, j] * z[j]
-                // phi holds the centred field (the linear slot of I3); g sees the shifted one.
-                phi[i] <- s
-                gv[i] <- Activation.value (fieldActivation p i) (s + mu[i])
-
-            let mutable delta = 0.0
-
-            for i in 0 .. n - 1 do
-                delta <- delta + a[i] * gv[i]
-
-            for i in 0 .. k - 1 do
-                dg[i] <- Activation.derivative g (phi[i] + mu[i])
-
-            for i in 0 .. k - 1 do
-                let w = dg[i] * delta
-
-                for q in 0 .. n - 1 do
-                    a3[i, q] <- a3[i, q] + w * phi[q]
-                    i2m[i, q] <- i2m[i, q] + gv[i] * gv[q]
-
-                for j in 0 .. k - 1 do
-                    b4[i, j] <- b4[i, j] + dg[i] * dg[j] * delta * delta
-                    j2[i, j] <- j2[i, j] + dg[i] * dg[j]
-
-        let inv = 1.0 / float points.Length
-
-        let sc (m: float[,]) =
-            Array2D.iteri (fun i j x -> m[i, j] <- x * inv) m
-
-        sc a3
-        sc b4
-        sc j2
-        sc i2m
-        { A3 = a3; B4 = b4; J2 = j2; I2 = i2m }
-
-
-    let private rhsWith (scalarErf: bool) (p: CommitteeParams) (schedule: (float -> float) option) (v0: float[]) : Rhs =
+    let private rhsOf (scalarErf: bool) (quad: CommitteeQuadrature) (p: CommitteeParams) (schedule: LearningRateSchedule) (v0: float[]) : Rhs =
         validate p
+        CommitteeQuadrature.validate quad
+        LearningRateSchedule.validate schedule
         Check.that "v0" (v0.Length = p.K) (sprintf "v0 must have K = %d entries." p.K)
         let n = p.K + p.M
 
-        if p.Activation = Erf && not scalarErf && not (needsSampling p) then
-            erfRhs p schedule v0
+        if p.Activation = Erf && not scalarErf && not (CommitteeLayout.needsSampling p) then
+            erfRhs quad p schedule v0
         else
+            let pts = CommitteeMoments.points quad.SampledPoints n
+
             fun t y dy ->
-                let s = unpack p v0 y
-                let c = fieldCovariance p s
+                let s = CommitteeLayout.unpack p v0 y
+                let c = CommitteeLayout.fieldCovariance p s
                 let a = Array.init n (fun i -> if i < p.K then s.V[i] else -p.VTeacher[i - p.K])
 
                 let mo =
                     match p.Activation with
-                    | _ when needsSampling p -> sampledMoments (points n) p c a
+                    | _ when CommitteeLayout.needsSampling p -> CommitteeMoments.sampledMoments pts p c a
                     | Erf
                     | Linear
-                    | Relu -> closedMoments p c a
-                    | Custom _ -> sampledMoments (points n) p c a
+                    | Relu -> CommitteeMoments.closedMoments quad.IntegralOrder p c a
+                    | Custom _ -> CommitteeMoments.sampledMoments pts p c a
 
                 let eta, kap, noise = stepSizes p schedule t
                 let mutable o = 0
@@ -617,39 +429,164 @@ module Committee =
                         dy[o + i] <- -etaV / (1.0 - p.Momentum) * e - kap * s.V[i]
                 | None -> ()
 
-    /// The right-hand side of the general K x M ODE (spec section 3.1), with an optional learning-rate schedule
-    /// eta(t) (None: constant eta). `v0` is the fixed second layer when it is not trained.
-    [<CompiledName("RhsWithSchedule")>]
-    let rhsWithSchedule (p: CommitteeParams) (schedule: (float -> float) option) (v0: float[]) : Rhs =
-        rhsWith false p schedule v0
+    /// The right-hand side of the general K x M ODE (spec section 3.1) under a learning-rate schedule, with the
+    /// integrals evaluated as `quad` says. `v0` is the fixed second layer when it is not trained.
+    [<CompiledName("RhsWith")>]
+    let rhsWith (quad: CommitteeQuadrature) (p: CommitteeParams) (schedule: LearningRateSchedule) (v0: float[]) : Rhs =
+        rhsOf false quad p schedule v0
 
     /// The right-hand side with erf's integrals evaluated term by term by the scalar closed forms
     /// (`CommitteeIntegrals.erfI3`, `erfI4`), no hoisting, vectorisation or threads: the oracle the fast path is
     /// tested against. Slower by an order of magnitude; identical to `rhs` for other activations.
     [<CompiledName("RhsReference")>]
-    let rhsReference (p: CommitteeParams) (v0: float[]) : Rhs = rhsWith true p None v0
+    let rhsReference (p: CommitteeParams) (v0: float[]) : Rhs =
+        rhsOf true CommitteeQuadrature.defaults p LearningRateSchedule.Constant v0
 
+    /// The right-hand side at constant learning rate and default quadrature (for fixed points and Jacobians).
     [<CompiledName("Rhs")>]
-    let rhs (p: CommitteeParams) (v0: float[]) = rhsWithSchedule p None v0
+    let rhs (p: CommitteeParams) (v0: float[]) =
+        rhsOf false CommitteeQuadrature.defaults p LearningRateSchedule.Constant v0
 
-    /// The ODE problem from an initial state.
+    /// The generalisation error eg = (1/2) a^T I2 a with a = (v, -vT), label noise excluded, at default quadrature.
+    [<CompiledName("GeneralisationError")>]
+    let generalisationError (p: CommitteeParams) (s: CommitteeState) =
+        CommitteeMoments.generalisationError CommitteeQuadrature.defaults p s
+
+    /// The expected training loss per sample, E[(yhat - y)^2]/2 = eg + sigma^2/2 (spec 1.3); the test MSE against noisy
+    /// labels is 2 eg + sigma^2.
+    [<CompiledName("TrainingLoss")>]
+    let trainingLoss (p: CommitteeParams) (s: CommitteeState) =
+        generalisationError p s + 0.5 * p.NoiseVar
+
+    /// Default settings: Dormand-Prince rtol 1e-9 / atol 1e-14, 401 linear output points, divergence bound 1e8,
+    /// 10^7 steps, no early-stopping event, default quadrature and run control.
+    [<CompiledName("DefaultSettings")>]
+    let defaultSettings =
+        {
+            Algorithm = Ode.dopri5 1e-9 1e-14
+            Points = 401
+            Grid = LinearGrid
+            SaveAt = [||]
+            DivergenceBound = 1e8
+            MaxSteps = 10_000_000
+            EarlyStopping = false
+            Events = []
+            Quadrature = CommitteeQuadrature.defaults
+            Control = RunControl.defaults
+        }
+
+    /// A problem at constant learning rate from an initial state.
     [<CompiledName("Problem")>]
-    let problem (p: CommitteeParams) (s0: CommitteeState) (tEnd: float) =
-        validate p
+    let problem (p: CommitteeParams) (init: CommitteeState) (tEnd: float) =
+        {
+            Model = p
+            Schedule = LearningRateSchedule.Constant
+            Init = init
+            TEnd = tEnd
+        }
 
-        Linalg.psdFactor "initial covariance [[Q, R], [R^T, T]]" (fieldCovariance p s0)
+    /// Checks the problem: the model, the schedule, the initial state's shape and that [[Q, R], [R^T, T]] is PSD.
+    [<CompiledName("ValidateProblem")>]
+    let validateProblem (problem: CommitteeProblem) =
+        let p = problem.Model
+        validate p
+        LearningRateSchedule.validate problem.Schedule
+        Check.positive "t-end" problem.TEnd
+        let s0 = problem.Init
+
+        Check.that
+            "Q"
+            (Array2D.length1 s0.Q = p.K && Array2D.length2 s0.Q = p.K)
+            (sprintf "the initial Q must be %dx%d." p.K p.K)
+
+        Check.that
+            "R"
+            (Array2D.length1 s0.R = p.K && Array2D.length2 s0.R = p.M)
+            (sprintf "the initial R must be %dx%d." p.K p.M)
+
+        Check.that "v0" (s0.V.Length = p.K) (sprintf "v0 must have K = %d entries." p.K)
+
+        Linalg.psdFactor "initial covariance [[Q, R], [R^T, T]]" (CommitteeLayout.fieldCovariance p s0)
         |> ignore
 
-        let names =
-            [|
-                for i in 1 .. p.K do
-                    for j in i .. p.K -> sprintf "Q[%d,%d]" i j
-                for i in 1 .. p.K do
-                    for n in 1 .. p.M -> sprintf "R[%d,%d]" i n
-                if p.LrSecond.IsSome then
-                    for i in 1 .. p.K -> sprintf "v[%d]" i
-            |]
+    /// The output times the settings ask for over [0, TEnd].
+    [<CompiledName("OutputTimes")>]
+    let outputTimes (settings: CommitteeSettings) (problem: CommitteeProblem) =
+        if settings.SaveAt.Length > 0 then
+            Array.copy settings.SaveAt
+        else
+            Grid.make settings.Grid 0.0 problem.TEnd settings.Points
 
-        { Ode.problem (rhs p s0.V) (pack p s0) 0.0 tEnd with
-            Names = names
+    /// The ODE as a plain initial-value problem (for callers that drive `Ode.solve` themselves, e.g. with events).
+    [<CompiledName("OdeProblem")>]
+    let odeProblem (quad: CommitteeQuadrature) (problem: CommitteeProblem) =
+        validateProblem problem
+        let p = problem.Model
+
+        { Ode.problem (rhsWith quad p problem.Schedule problem.Init.V) (CommitteeLayout.pack p problem.Init) 0.0 problem.TEnd with
+            Names = CommitteeLayout.names p
+        }
+
+    /// Maps an ODE solution saved at `times` to states: None (and eg NaN) at the times the run did not reach.
+    let private onGrid (quad: CommitteeQuadrature) (p: CommitteeParams) (v0: float[]) (times: float[]) (sol: OdeSolution) =
+        let states =
+            Array.init times.Length (fun j ->
+                if j < sol.T.Length && sol.T[j] = times[j] then
+                    Some(CommitteeLayout.unpack p v0 sol.Y[j])
+                else
+                    None)
+
+        let eg =
+            states
+            |> Array.map (function
+                | Some st -> CommitteeMoments.generalisationError quad p st
+                | None -> nan)
+
+        states, eg
+
+    /// Integrates the committee ODE (spec section 3.1) with the settings' algorithm, saving at the output times.
+    /// Never throws on a blow-up: the status says Diverged with the time.
+    [<CompiledName("Solve")>]
+    let solve (settings: CommitteeSettings) (problem: CommitteeProblem) : CommitteeSolution =
+        CommitteeQuadrature.validate settings.Quadrature
+        let quad = settings.Quadrature
+        let ode = odeProblem quad problem
+        let p = problem.Model
+        let times = outputTimes settings problem
+
+        let egOf (y: float[]) =
+            CommitteeMoments.generalisationError quad p (CommitteeLayout.unpack p problem.Init.V y)
+
+        let sol =
+            Ode.solve
+                { Ode.defaultOptions with
+                    SaveAt = times
+                    DivergenceBound = settings.DivergenceBound
+                    MaxSteps = settings.MaxSteps
+                    Dense = false
+                    Control = settings.Control
+                    Events =
+                        if settings.EarlyStopping then
+                            EarlyStopping.event ode.Rhs egOf :: settings.Events
+                        else
+                            settings.Events
+                }
+                settings.Algorithm
+                ode
+
+        let states, eg = onGrid quad p problem.Init.V times sol
+
+        {
+            Problem = problem
+            T = times
+            States = states
+            Eg = eg
+            Errors = None
+            Status = sol.Status
+            EarlyStopping =
+                if settings.EarlyStopping then
+                    EarlyStopping.ofSolution egOf 0.0 problem.TEnd sol
+                else
+                    None
+            Stats = sol.Stats
         }

@@ -70,11 +70,11 @@ module CommitteeAnalysis =
         // Packed indices of Q[0,0], Q[0,1], R[0,0], R[0,1].
         let iR = k * (k + 1) / 2
         let picks = if k = 1 then [| 0; iR |] else [| 0; 1; iR; iR + 1 |]
-        let full = Array.zeroCreate (Committee.size p)
+        let full = Array.zeroCreate (CommitteeLayout.size p)
 
         let reduced: Ode.Rhs =
             fun t x dx ->
-                rhs t (Committee.pack p (symmetricState k x)) full
+                rhs t (CommitteeLayout.pack p (symmetricState k x)) full
 
                 for i in 0 .. picks.Length - 1 do
                     dx[i] <- full[picks[i]]
@@ -89,11 +89,11 @@ module CommitteeAnalysis =
         | None -> None
         | Some x ->
             let s = symmetricState k x
-            let y = Committee.pack p s
+            let y = CommitteeLayout.pack p s
 
             let physical =
                 try
-                    Linalg.psdFactor "plateau covariance" (Committee.fieldCovariance p s) |> ignore
+                    Linalg.psdFactor "plateau covariance" (CommitteeLayout.fieldCovariance p s) |> ignore
                     true
                 with :? ArgumentException ->
                     false
@@ -134,12 +134,12 @@ module CommitteeAnalysis =
 
     let private pencil (p: CommitteeParams) (progress: float -> unit) =
         let s = perfect p.K
-        let y = Committee.pack p s
+        let y = CommitteeLayout.pack p s
 
         let jac eta (lo: float) (hi: float) =
             Analysis.jacobianWithProgress
                 (fun f -> progress (lo + (hi - lo) * f))
-                (Committee.rhsWithSchedule p (Some(fun _ -> eta)) s.V)
+                (Committee.rhsWith CommitteeQuadrature.defaults p (LearningRateSchedule.Custom("constant", fun _ -> eta)) s.V)
                 y
 
         let jp = jac 1.0 0.0 0.5
@@ -172,7 +172,7 @@ module CommitteeAnalysis =
     [<CompiledName("ConvergenceRate")>]
     let convergenceRate (p: CommitteeParams) =
         let s = perfect p.K
-        -(Analysis.growthRate (Committee.rhs p s.V) (Committee.pack p s))
+        -(Analysis.growthRate (Committee.rhs p s.V) (CommitteeLayout.pack p s))
 
     // eta_max by doubling/halving, then the Illinois variant of regula falsi on the growth rate (superlinear where
     // the crossing eigenvalue is smooth in eta) with a bisection step whenever the bracket fails to halve, to 1e-13
@@ -244,6 +244,30 @@ module CommitteeAnalysis =
     /// Plateau, eta_max, eta_opt and the decay rates in one pass, reporting progress in [0, 1]. Cost: the plateau's
     /// Newton on 4 numbers plus one Jacobian (2 n right-hand sides, n = K(K+1)/2 + K^2), the pencil (4 n right-hand
     /// sides) and ~100 eigen-decompositions of n x n. NaN where a rate does not exist (no sign change of the growth).
+    /// True when the fixed-point analyses (plateau, eta_max, eta_opt) apply to the problem: the realisable case the
+    /// spec treats, K = M, T = I, erf, fixed second layer v = vT = 1, no noise or weight decay, no biases.
+    [<CompiledName("Applies")>]
+    let applies (problem: CommitteeProblem) =
+        let p = problem.Model
+
+        let identityT =
+            Seq.forall
+                (fun (i, j) -> p.T[i, j] = (if i = j then 1.0 else 0.0))
+                (seq {
+                    for i in 0 .. p.M - 1 do
+                        for j in 0 .. p.M - 1 -> i, j
+                })
+
+        p.K = p.M
+        && identityT
+        && p.LrSecond.IsNone
+        && Array.forall ((=) 1.0) problem.Init.V
+        && Array.forall ((=) 1.0) p.VTeacher
+        && p.NoiseVar = 0.0
+        && p.WeightDecay = 0.0
+        && p.Activation = StatPhysFs.Gaussian.Erf
+        && not (CommitteeLayout.needsSampling p)
+
     [<CompiledName("Analyse")>]
     let analyse (p: CommitteeParams) (progress: float -> unit) =
         let stage lo hi (f: float) =

@@ -31,6 +31,93 @@ type LinearState = { M: float; Q: float; Eg: float }
 /// A stability threshold with the convention it refers to.
 type Threshold = { Value: float; Convention: string }
 
+/// The problem `OnlineLinear.solve` integrates: the model with its initial overlaps (M0, Q0), and the horizon.
+type OnlineLinearProblem =
+    {
+        Model: OnlineLinearParams
+        /// The horizon t_end (t = SGD steps / d).
+        TEnd: float
+    }
+
+/// Numerics of `OnlineLinear.solve`.
+type OnlineLinearSettings =
+    {
+        /// Default Dormand-Prince 5(4), rtol 1e-10, atol 1e-12.
+        Algorithm: OdeAlgorithm
+        /// Output grid: Points times from 0 to TEnd spaced as Grid; ignored when SaveAt is not empty.
+        Points: int
+        Grid: GridKind
+        SaveAt: float[]
+        /// A run whose |m| or q exceeds this is reported as divergent, with the time it happened.
+        DivergenceBound: float
+        MaxSteps: int
+        /// Record the lowest interior minimum of eg (the early-stopping time) on the same integration.
+        EarlyStopping: bool
+        /// More events to detect on the integration (a terminal one ends the run as TerminatedByEvent).
+        Events: OdeEvent list
+        Control: RunControl
+    }
+
+/// Standard errors over independent runs (a simulation).
+type LinearErrors =
+    {
+        M: float[]
+        Q: float[]
+        Eg: float[]
+        /// (run, time) of every run that diverged.
+        Divergences: (int * float) list
+    }
+
+/// A learning curve of online linear regression, from the ODE (`OnlineLinear.solve`) or a simulation
+/// (`OnlineLinearSim.simulate`): m, q and eg along T (NaN where the run did not reach the time).
+type OnlineLinearSolution =
+    {
+        Problem: OnlineLinearProblem
+        T: float[]
+        M: float[]
+        Q: float[]
+        Eg: float[]
+        /// Simulation only: standard errors and divergences.
+        Errors: LinearErrors option
+        Status: RunStatus
+        /// (time, eg) of the lowest interior minimum of eg, when asked for and one exists.
+        EarlyStopping: (float * float) option
+        /// ODE statistics (zero for a simulation).
+        Stats: OdeStats
+    }
+
+    /// The typed state at output index k, or None where the run did not reach it.
+    member s.State(k: int) =
+        if Double.IsNaN s.M[k] then
+            None
+        else
+            Some { M = s.M[k]; Q = s.Q[k]; Eg = s.Eg[k] }
+
+    interface ISolution with
+        member s.Times = s.T
+        member s.Status = s.Status
+
+        member s.Observables =
+            let e f = s.Errors |> Option.map f
+
+            [
+                {
+                    Name = "m"
+                    Values = s.M
+                    StdErr = e (fun x -> x.M)
+                }
+                {
+                    Name = "q"
+                    Values = s.Q
+                    StdErr = e (fun x -> x.Q)
+                }
+                {
+                    Name = "eg"
+                    Values = s.Eg
+                    StdErr = e (fun x -> x.Eg)
+                }
+            ]
+
 [<RequireQualifiedAccess>]
 module OnlineLinear =
     [<CompiledName("Defaults")>]
@@ -94,8 +181,9 @@ module OnlineLinear =
             dy[0] <- a[0, 0] * y[0] + b[0]
             dy[1] <- a[1, 0] * y[0] + a[1, 1] * y[1] + b[1]
 
-    [<CompiledName("Problem")>]
-    let problem (p: OnlineLinearParams) (tEnd: float) =
+    /// The ODE as a plain initial-value problem on [| m; q |] (for callers that drive `Ode.solve` themselves).
+    [<CompiledName("OdeProblem")>]
+    let odeProblem (p: OnlineLinearParams) (tEnd: float) =
         { Ode.problem (rhs p) [| p.M0; p.Q0 |] 0.0 tEnd with
             Names = [| "m"; "q" |]
         }
@@ -231,3 +319,83 @@ module OnlineLinear =
         let d0 = p.Rho - 2.0 * p.M0 + p.Q0
         let s2 = p.NoiseVar
         (s2 / d - s2 / d0 + log (d0 / d)) / float p.Batch
+
+    /// Default settings: Dormand-Prince rtol 1e-10 / atol 1e-12, 101 linear output points, divergence bound 1e8,
+    /// 10^7 steps, no early-stopping event, default run control.
+    [<CompiledName("DefaultSettings")>]
+    let defaultSettings =
+        {
+            Algorithm = Ode.dopri5 1e-10 1e-12
+            Points = 101
+            Grid = LinearGrid
+            SaveAt = [||]
+            DivergenceBound = 1e8
+            MaxSteps = 10_000_000
+            EarlyStopping = false
+            Events = []
+            Control = RunControl.defaults
+        }
+
+    [<CompiledName("Problem")>]
+    let problem (p: OnlineLinearParams) (tEnd: float) = { Model = p; TEnd = tEnd }
+
+    /// The output times the settings ask for over [0, TEnd].
+    [<CompiledName("OutputTimes")>]
+    let outputTimes (settings: OnlineLinearSettings) (problem: OnlineLinearProblem) =
+        if settings.SaveAt.Length > 0 then
+            Array.copy settings.SaveAt
+        else
+            Grid.make settings.Grid 0.0 problem.TEnd settings.Points
+
+    /// Integrates the (m, q) ODE with the settings' algorithm, saving at the output times. Never throws on a
+    /// blow-up: the status says Diverged with the time, and m, q, eg are NaN after it.
+    [<CompiledName("Solve")>]
+    let solve (settings: OnlineLinearSettings) (problem: OnlineLinearProblem) : OnlineLinearSolution =
+        let p = problem.Model
+        validate p
+        Check.positive "t-end" problem.TEnd
+        let ode = odeProblem p problem.TEnd
+        let times = outputTimes settings problem
+        let egOf (y: float[]) = generalisationError p y[0] y[1]
+
+        let sol =
+            Ode.solve
+                { Ode.defaultOptions with
+                    SaveAt = times
+                    DivergenceBound = settings.DivergenceBound
+                    MaxSteps = settings.MaxSteps
+                    Dense = false
+                    Control = settings.Control
+                    Events =
+                        if settings.EarlyStopping then
+                            EarlyStopping.event ode.Rhs egOf :: settings.Events
+                        else
+                            settings.Events
+                }
+                settings.Algorithm
+                ode
+
+        let series i =
+            Array.init times.Length (fun k ->
+                if k < sol.T.Length && sol.T[k] = times[k] then
+                    sol.Y[k][i]
+                else
+                    nan)
+
+        let m, q = series 0, series 1
+
+        {
+            Problem = problem
+            T = times
+            M = m
+            Q = q
+            Eg = Array.map2 (generalisationError p) m q
+            Errors = None
+            Status = sol.Status
+            EarlyStopping =
+                if settings.EarlyStopping then
+                    EarlyStopping.ofSolution egOf 0.0 problem.TEnd sol
+                else
+                    None
+            Stats = sol.Stats
+        }

@@ -73,9 +73,9 @@ type SolveOptions =
         MaxSteps: int
         /// Keep the interpolation data of every step, for `OdeSolution.Evaluate`.
         Dense: bool
-        CancellationToken: CancellationToken
-        /// Called with the fraction of [T0, TEnd] done, at most ~100 times per run.
-        Progress: (float -> unit) option
+        /// Cancellation (ends the run as Cancelled), progress (the fraction of [T0, TEnd] done, at most ~100 calls per
+        /// run) and the wall-clock budget MaxSeconds (ends it as BudgetExceeded).
+        Control: RunControl
     }
 
 /// The trajectory: values at the output times, the end status, events and statistics, and dense output.

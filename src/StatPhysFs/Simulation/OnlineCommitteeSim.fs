@@ -43,7 +43,7 @@ module OnlineCommitteeSim =
             for x in 0 .. d - 1 do
                 basis[i][x] <- basis[i][x] * s
 
-        let c = Committee.fieldCovariance p s0
+        let c = CommitteeLayout.fieldCovariance p s0
         // Order teacher first so that T's factor does not depend on the student's.
         let perm = Array.init n (fun i -> if i < p.M then p.K + i else i - p.M)
         let g = Array2D.init n n (fun i j -> c[perm[i], perm[j]])
@@ -65,7 +65,7 @@ module OnlineCommitteeSim =
 
     let private runOne
         (p: CommitteeParams)
-        (schedule: (float -> float) option)
+        (schedule: LearningRateSchedule)
         (s0: CommitteeState)
         (o: SimulationOptions)
         (times: float[])
@@ -81,13 +81,13 @@ module OnlineCommitteeSim =
         let sd = sqrt (float d)
         let sigma = sqrt p.NoiseVar
         let g = p.Activation
-        let gT = Committee.teacherActivation p
+        let gT = CommitteeLayout.teacherActivation p
         let lam = Array.zeroCreate p.K
         let nu = Array.zeroCreate p.M
         let gradW = Array.init p.K (fun _ -> Array.zeroCreate d)
         let gradV = Array.zeroCreate p.K
         let coef = Array.zeroCreate p.K
-        let mu = Committee.fieldMean p
+        let mu = CommitteeLayout.fieldMean p
         let decay = 1.0 - p.WeightDecay / float d
         let mutable eta = p.Lr
         let beta = p.Momentum
@@ -120,8 +120,8 @@ module OnlineCommitteeSim =
             while step < target && diverged.IsNone do
                 // A schedule eta(t) sets the first-layer rate at t = step/d, as in the ODE.
                 match schedule with
-                | Some f -> eta <- f (float step / float d)
-                | None -> ()
+                | LearningRateSchedule.Constant -> ()
+                | s -> eta <- LearningRateSchedule.eta p.Lr s (float step / float d)
 
                 if not plain then
                     for i in 0 .. p.K - 1 do
@@ -204,13 +204,12 @@ module OnlineCommitteeSim =
 
     /// Runs `Seeds` independent simulations in parallel with the first-layer learning rate eta(t) = schedule t
     /// (t = steps/d) when given; overlaps are measured exactly at the requested times.
-    [<CompiledName("RunWithSchedule")>]
-    let runWithSchedule
+    let private runWithSchedule
         (o: SimulationOptions)
         (progress: float -> unit)
         (ct: CancellationToken)
         (p: CommitteeParams)
-        (schedule: (float -> float) option)
+        (schedule: LearningRateSchedule)
         (s0: CommitteeState)
         (times: float[])
         =
@@ -254,4 +253,64 @@ module OnlineCommitteeSim =
         (s0: CommitteeState)
         (times: float[])
         =
-        runWithSchedule o progress ct p None s0 times
+        runWithSchedule o progress ct p LearningRateSchedule.Constant s0 times
+
+    /// Simulates the problem at finite d (`sim`: dimension, seeds, seed) on the settings' output times, with their
+    /// run control, and returns the ODE's solution shape with standard errors over runs: States are the mean
+    /// overlaps, `Errors` their standard errors; the status is Diverged at the earliest divergence when a run
+    /// diverged. Cancellation throws OperationCanceledException.
+    [<CompiledName("Simulate")>]
+    let simulate (sim: SimulationOptions) (settings: CommitteeSettings) (problem: CommitteeProblem) : CommitteeSolution =
+        Committee.validateProblem problem
+        let p = problem.Model
+        let times = Committee.outputTimes settings problem
+
+        let r =
+            runWithSchedule
+                sim
+                (RunControl.report settings.Control)
+                settings.Control.CancellationToken
+                p
+                problem.Schedule
+                problem.Init
+                times
+
+        let state (f: SeriesEstimate -> float[]) j =
+            let q = Array2D.init p.K p.K (fun a b -> (f r.Q[a, b])[j])
+            let rr = Array2D.init p.K p.M (fun a n -> (f r.R[a, n])[j])
+            let v = Array.init p.K (fun a -> (f r.V[a])[j])
+
+            if Double.IsNaN r.Eg.Mean[j] then
+                None
+            else
+                Some { Q = q; R = rr; V = v }
+
+        {
+            Problem = problem
+            T = r.T
+            States = Array.init times.Length (state (fun e -> e.Mean))
+            Eg = r.Eg.Mean
+            Errors =
+                Some
+                    {
+                        Eg = r.Eg.StdErr
+                        States = Array.init times.Length (state (fun e -> e.StdErr))
+                        EgPerRun = r.EgPerRun
+                        Divergences = r.Divergences
+                    }
+            Status =
+                match r.Divergences with
+                | [] -> Completed
+                | ds ->
+                    Diverged(
+                        ds |> List.map snd |> List.min,
+                        sprintf "%d of %d runs exceeded the divergence bound %g" ds.Length sim.Seeds sim.DivergenceBound
+                    )
+            EarlyStopping = None
+            Stats =
+                {
+                    Steps = 0
+                    Rejected = 0
+                    Evaluations = 0
+                }
+        }

@@ -155,3 +155,45 @@ module OnlineLinearSim =
                 |> List.ofArray
             Options = o
         }
+
+    /// Simulates the problem at finite d (`sim`: dimension, seeds, seed, divergence bound) on the settings' output
+    /// times, with their run control, and returns the ODE's solution shape: m, q, eg are means over runs, `Errors`
+    /// their standard errors; the status is Diverged at the earliest divergence when a run diverged.
+    /// Cancellation throws OperationCanceledException.
+    [<CompiledName("Simulate")>]
+    let simulate (sim: SimulationOptions) (settings: OnlineLinearSettings) (problem: OnlineLinearProblem) : OnlineLinearSolution =
+        let times = OnlineLinear.outputTimes settings problem
+
+        let r =
+            run sim (RunControl.report settings.Control) settings.Control.CancellationToken problem.Model times
+
+        {
+            Problem = problem
+            T = r.T
+            M = r.M.Mean
+            Q = r.Q.Mean
+            Eg = r.Eg.Mean
+            Errors =
+                Some
+                    {
+                        M = r.M.StdErr
+                        Q = r.Q.StdErr
+                        Eg = r.Eg.StdErr
+                        Divergences = r.Divergences
+                    }
+            Status =
+                match r.Divergences with
+                | [] -> Completed
+                | ds ->
+                    Diverged(
+                        ds |> List.map snd |> List.min,
+                        sprintf "%d of %d runs exceeded the divergence bound %g" ds.Length sim.Seeds sim.DivergenceBound
+                    )
+            EarlyStopping = None
+            Stats =
+                {
+                    Steps = 0
+                    Rejected = 0
+                    Evaluations = 0
+                }
+        }
