@@ -107,7 +107,7 @@ public static class Sweeps
         try
         {
             var options = new RunOptions(parallelism == 0 ? Environment.ProcessorCount : parallelism,
-                shard is null ? StatPhysFs.Sweep.ShardModule.all : StatPhysFs.Sweep.ShardModule.parse("shard", shard), force);
+                shard is null ? StatPhysFs.Sweep.Shard.All : StatPhysFs.Sweep.Shard.Parse("shard", shard), force);
             var report = FuncConvert.FromAction<RunProgress>(p => progress?.Report((p.Done, p.Total)));
             var eval = FuncConvert.FromFunc<Point, PointResult>(p =>
             {
@@ -115,13 +115,17 @@ public static class Sweeps
                 return new PointResult(To(r.Status),
                     r.DivergenceTime is double t ? FSharpOption<double>.Some(t) : FSharpOption<double>.None,
                     r.Message is null ? FSharpOption<string>.None : FSharpOption<string>.Some(r.Message),
-                    ListModule.OfSeq(r.Values.Select(kv => Tuple.Create(kv.Key, kv.Value))));
+                    FsList(r.Values.Select(kv => Tuple.Create(kv.Key, kv.Value))));
             });
             var s = FsSweep.run(directory, spec, options, report, cancellationToken, eval);
             return new SweepSummary(s.Computed, s.Skipped, s.Failed, s.Cancelled);
         }
         catch (SpecError e) { throw new ArgumentException(e.Data0); }
     }
+
+    /// <summary>An F# list of the items, in order.</summary>
+    private static FSharpList<T> FsList<T>(IEnumerable<T> items) =>
+        items.Reverse().Aggregate(FSharpList<T>.Empty, (tail, head) => FSharpList<T>.Cons(head, tail));
 
     /// <summary>Every point of the sweep in <paramref name="directory"/>, in index order. Throws
     /// <see cref="InvalidOperationException"/> listing the missing indices when the sweep is incomplete.</summary>

@@ -94,6 +94,13 @@ module Shard =
 
     let contains (s: Shard) (pointIndex: int) = pointIndex % s.Count = s.Index
 
+/// C#-shaped entries (no `ShardModule` in C#).
+type Shard with
+    /// The whole sweep: shard 0 of 1.
+    static member All = Shard.all
+    /// Parse "I/N" with 0 <= I < N; `field` names the input in the error.
+    static member Parse(field: string, text: string) = Shard.parse field text
+
 [<RequireQualifiedAccess>]
 module Spec =
     /// The library version that goes into every point's key: a new version recomputes rather than mixes results.
