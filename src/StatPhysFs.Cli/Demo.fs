@@ -132,8 +132,11 @@ let main (ctx: Validate.Context) (argv: string list) =
     // CommitteeTests does the same with error bars). (2) From an asymmetry of 0.001, the simulation's fluctuations
     // seed the escape earlier than the ODE's small initial asymmetry at small d; its escape time grows towards the
     // ODE's as d grows. (A simulation costs ~ d^2 t: d = 50, 200, 800 keep the demo near a minute.)
-    let committeeSettings (asymmetry: float) (tEnd: float) (points: int) (sim: SimulationOptions option) =
-        { (fst3 (CommitteeCommand.parse ctx [ "--K"; "2"; "--M"; "2"; "--lr"; "0.5" ])) with
+    let committeeModel = { Committee.create 2 2 with Lr = 0.5 }
+
+    let committeeSettings (asymmetry: float) (tEnd: float) (points: int) (sim: SimulationOptions option) : CommitteeCommand.Settings =
+        {
+            Params = committeeModel
             Init =
                 {
                     Q = array2D [ [ 0.2; 0.0 ]; [ 0.0; 0.2 ] ]
@@ -145,10 +148,17 @@ let main (ctx: Validate.Context) (argv: string list) =
                             ]
                     V = [| 1.0; 1.0 |]
                 }
+            Schedule = LearningRateSchedule.Constant
+            ScheduleName = LearningRateSchedule.describe LearningRateSchedule.Constant
             TEnd = tEnd
             Points = points
+            Grid = LinearGrid
+            // The command's default tolerance (online committee --rtol): Dormand-Prince 5(4) at 1e-9, atol 1e-14.
+            RelTol = 1e-9
             Simulation = sim
+            Normalised = false
             ForceProgress = force
+            Analysis = false
         }
 
     let simAt dim seeds =
@@ -162,16 +172,11 @@ let main (ctx: Validate.Context) (argv: string list) =
     let seriesOf (d: Document) name =
         d.Series |> List.find (fst >> (=) name) |> snd
 
-    let plateauEg (d: Document) =
-        match d.Meta |> List.tryFind (fst >> (=) "analysis") with
-        | Some(_, Obj kv) ->
-            match kv |> List.tryFind (fst >> (=) "plateau") with
-            | Some(_, Obj pl) ->
-                match pl |> List.tryFind (fst >> (=) "eg") with
-                | Some(_, Num e) -> e
-                | _ -> nan
-            | _ -> nan
-        | _ -> nan
+    // The unspecialised plateau's eg from the library (the symmetric fixed point), not from a document's metadata.
+    let plateauEg =
+        match CommitteeAnalysis.plateau committeeModel with
+        | Some pl -> pl.Eg
+        | None -> failwith "demo: the K = M = 2 erf committee has no unspecialised plateau"
 
     // Escape time: the first time eg(t) falls below half its plateau value (log-linear interpolation on the grid).
     let escapeTime (t: float[]) (eg: float[]) (threshold: float) =
@@ -202,7 +207,7 @@ let main (ctx: Validate.Context) (argv: string list) =
 
     let eg = seriesOf committee "eg"
     let egSim = seriesOf committee "eg_sim"
-    let threshold = plateauEg committee / 2.0
+    let threshold = plateauEg / 2.0
     let j = committee.T |> Array.findIndex (fun t -> t >= 30.0)
 
     printfn
