@@ -181,19 +181,7 @@ module OnlineLinearSim =
                         Eg = r.Eg.StdErr
                         Divergences = r.Divergences
                     }
-            Status =
-                match r.Divergences with
-                | [] -> Completed
-                | ds ->
-                    Diverged(
-                        ds |> List.map snd |> List.min,
-                        sprintf "%d of %d runs exceeded the divergence bound %g" ds.Length sim.Seeds sim.DivergenceBound
-                    )
+            Status = SimulationOutcome.status sim r.Divergences
             EarlyStopping = None
-            Stats =
-                {
-                    Steps = 0
-                    Rejected = 0
-                    Evaluations = 0
-                }
+            Stats = SimulationOutcome.noOdeStats
         }
