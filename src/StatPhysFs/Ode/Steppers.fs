@@ -145,6 +145,17 @@ module internal Steppers =
             let h = min (100.0 * h0) h1
             if Double.IsFinite h && h > 0.0 then h else 1e-6 * span
 
+    /// Counts a rejected step and whether the retry with step h from (t, y) can go on: false (reported to the
+    /// driver as an underflow) when h is below 1e-14 max(1, |t|).
+    let private retry (c: StepContext) (t: float) (y: float[]) (h: float) =
+        c.CountRejected()
+
+        if h < 1e-14 * max 1.0 (abs t) then
+            c.Underflow t y
+            false
+        else
+            true
+
     /// Dormand-Prince 5(4) with Hairer's step-size control and the DOPRI5 continuous extension.
     let dopri5 (o: Dopri5Options) (c: StepContext) =
         let n = c.N
@@ -254,14 +265,10 @@ module internal Steppers =
                     h <- min o.MaxStep (h' * fac)
                     facMax <- 10.0
                 else
-                    c.CountRejected()
                     let fac = rejectedFactor -0.2 0.1 e
                     h <- h' * fac
                     facMax <- 1.0
-
-                    if h < 1e-14 * max 1.0 (abs t) then
-                        c.Underflow t y
-                        go <- false
+                    go <- retry c t y h
 
     /// Dormand-Prince 8(5,3) with its 7th-order dense output.
     let dop853 (o: Dopri5Options) (c: StepContext) =
@@ -409,11 +416,7 @@ module internal Steppers =
                     h <- min o.MaxStep (h' * fac)
                     facMax <- 6.0
                 else
-                    c.CountRejected()
                     let fac = rejectedFactor -0.125 0.333 e
                     h <- h' * fac
                     facMax <- 1.0
-
-                    if h < 1e-14 * max 1.0 (abs t) then
-                        c.Underflow t y
-                        go <- false
+                    go <- retry c t y h
