@@ -42,6 +42,12 @@ type Sweepable =
 
 let private has (p: Map<string, ParamValue>) name = p.TryFind name = Some(Switch true)
 
+/// The value of the valued option `name`, or a usage error with `message` when it is missing.
+let private required (a: Args.Parsed) name (message: string) =
+    match a.Values.TryFind name with
+    | Some v -> v
+    | None -> raise (Args.UsageError message)
+
 /// A command's entry: the option names come from its declaration `options`.
 let private sweepable name options main monteCarlo =
     {
@@ -348,10 +354,7 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
     let specPath, rest = positional "SPEC.json" argv
     let a = Args.parse Options.sweepRun rest
 
-    let dir =
-        match a.Values.TryFind "out" with
-        | Some d -> d
-        | None -> raise (Args.UsageError "sweep run needs --out DIR")
+    let dir = required a "out" "sweep run needs --out DIR"
 
     let spec = readSpec specPath
     let cmd = resolve spec
@@ -457,10 +460,7 @@ let private mergeCmd (argv: string list) =
     let dir, rest = positional "DIR" argv
     let a = Args.parse Options.sweepMerge rest
 
-    let out =
-        match a.Values.TryFind "out" with
-        | Some o -> o
-        | None -> raise (Args.UsageError "sweep merge needs --out TABLE.csv|TABLE.json")
+    let out = required a "out" "sweep merge needs --out TABLE.csv|TABLE.json"
 
     if mergeTo dir out (not (a.Flags.Contains "no-wall-time")) then
         0
@@ -540,10 +540,7 @@ let private slurmCmd (argv: string list) =
 
     let a = Args.parse Options.sweepSlurm rest
 
-    let dir =
-        match a.Values.TryFind "out" with
-        | Some d -> d
-        | None -> raise (Args.UsageError "sweep slurm needs --out DIR (on a file system the nodes share)")
+    let dir = required a "out" "sweep slurm needs --out DIR (on a file system the nodes share)"
 
     let tasks =
         match a.Values.TryFind "tasks" with
