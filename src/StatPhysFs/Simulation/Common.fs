@@ -53,7 +53,14 @@ module SimulationOptions =
 
 /// What the online simulators report in the ODE solution's shape besides their estimates.
 [<RequireQualifiedAccess>]
-module SimulationOutcome =
+module internal SimulationOutcome =
+    /// (run index, divergence time) of the runs that diverged, in run order.
+    let divergences (times: float option[]) =
+        times
+        |> Array.mapi (fun r dv -> dv |> Option.map (fun t -> r, t))
+        |> Array.choose id
+        |> List.ofArray
+
     /// Completed, or Diverged at the earliest divergence time when any run (run index, time) diverged.
     let status (o: SimulationOptions) (divergences: (int * float) list) =
         match divergences with

@@ -236,11 +236,7 @@ module OnlineCommitteeSim =
             Q = Array2D.init p.K p.K (fun i j -> SeriesEstimate.ofRuns (series (fun s -> s.Q[i, j])))
             R = Array2D.init p.K p.M (fun i n -> SeriesEstimate.ofRuns (series (fun s -> s.R[i, n])))
             V = Array.init p.K (fun i -> SeriesEstimate.ofRuns (series (fun s -> s.V[i])))
-            Divergences =
-                results
-                |> Array.mapi (fun r (_, dv) -> dv |> Option.map (fun t -> r, t))
-                |> Array.choose id
-                |> List.ofArray
+            Divergences = SimulationOutcome.divergences (Array.map snd results)
         }
 
     /// Runs `Seeds` independent simulations in parallel; overlaps are measured exactly at the requested times.

@@ -148,11 +148,7 @@ module OnlineLinearSim =
             Q = SeriesEstimate.ofRuns qs
             Eg = SeriesEstimate.ofRuns egs
             EgPerRun = egs
-            Divergences =
-                results
-                |> Array.mapi (fun r (_, _, dv) -> dv |> Option.map (fun t -> r, t))
-                |> Array.choose id
-                |> List.ofArray
+            Divergences = SimulationOutcome.divergences (results |> Array.map (fun (_, _, dv) -> dv))
             Options = o
         }
 
