@@ -42,64 +42,48 @@ type Sweepable =
 
 let private has (p: Map<string, ParamValue>) name = p.TryFind name = Some(Switch true)
 
+/// The value of the valued option `name`, or a usage error with `message` when it is missing.
+let private required (a: Args.Parsed) name (message: string) =
+    match a.Values.TryFind name with
+    | Some v -> v
+    | None -> raise (Args.UsageError message)
+
+/// A command's entry: the option names come from its declaration `options`.
+let private sweepable name options main monteCarlo =
+    {
+        Name = name
+        Valued = Args.valuedNames options
+        Switches = Args.switchNames options
+        Main = main
+        MonteCarlo = monteCarlo
+    }
+
 let commands: Sweepable list =
     [
-        {
-            Name = "online linear"
-            Valued = Args.valuedNames Options.onlineLinear
-            Switches = Args.switchNames Options.onlineLinear
-            Main = OnlineLinearCommand.main
-            MonteCarlo = fun p -> has p "simulate"
-        }
-        {
-            Name = "online committee"
-            Valued = Args.valuedNames Options.onlineCommittee
-            Switches = Args.switchNames Options.onlineCommittee
-            Main = CommitteeCommand.main
-            MonteCarlo = fun p -> has p "simulate"
-        }
-        {
-            Name = "dmft glm"
-            Valued = Args.valuedNames Options.dmftGlm
-            Switches = Args.switchNames Options.dmftGlm
-            Main = DmftCommand.mainGlm
-            MonteCarlo = fun p -> not (has p "exact") || has p "simulate" || has p "sgd"
-        }
-        {
-            Name = "dmft committee"
-            Valued = Args.valuedNames Options.dmftCommittee
-            Switches = Args.switchNames Options.dmftCommittee
-            Main = DmftCommand.mainCommittee
-            MonteCarlo = fun _ -> true
-        }
-        {
-            Name = "simulate sgf"
-            Valued = Args.valuedNames (Options.simulate "sgf")
-            Switches = Args.switchNames (Options.simulate "sgf")
-            Main = fun ctx -> DmftCommand.mainSimulate ctx "sgf"
-            MonteCarlo = fun _ -> true
-        }
-        {
-            Name = "simulate sgd"
-            Valued = Args.valuedNames (Options.simulate "sgd")
-            Switches = Args.switchNames (Options.simulate "sgd")
-            Main = fun ctx -> DmftCommand.mainSimulate ctx "sgd"
-            MonteCarlo = fun _ -> true
-        }
-        {
-            Name = "sde"
-            Valued = Args.valuedNames Options.sde
-            Switches = Args.switchNames Options.sde
-            Main = SdeCommand.main
-            MonteCarlo = fun _ -> true
-        }
-        {
-            Name = "sde weak-order"
-            Valued = Args.valuedNames Options.sdeWeakOrder
-            Switches = Args.switchNames Options.sdeWeakOrder
-            Main = fun ctx args -> SdeCommand.main ctx ("weak-order" :: args)
-            MonteCarlo = fun _ -> false
-        }
+        sweepable "online linear" Options.onlineLinear OnlineLinearCommand.main (fun p -> has p "simulate")
+        sweepable "online committee" Options.onlineCommittee CommitteeCommand.main (fun p -> has p "simulate")
+        sweepable
+            "dmft glm"
+            Options.dmftGlm
+            DmftCommand.mainGlm
+            (fun p -> not (has p "exact") || has p "simulate" || has p "sgd")
+        sweepable "dmft committee" Options.dmftCommittee DmftCommand.mainCommittee (fun _ -> true)
+        sweepable
+            "simulate sgf"
+            (Options.simulate "sgf")
+            (fun ctx -> DmftCommand.mainSimulate ctx "sgf")
+            (fun _ -> true)
+        sweepable
+            "simulate sgd"
+            (Options.simulate "sgd")
+            (fun ctx -> DmftCommand.mainSimulate ctx "sgd")
+            (fun _ -> true)
+        sweepable "sde" Options.sde SdeCommand.main (fun _ -> true)
+        sweepable
+            "sde weak-order"
+            Options.sdeWeakOrder
+            (fun ctx args -> SdeCommand.main ctx ("weak-order" :: args))
+            (fun _ -> false)
     ]
 
 /// Flags the sweep sets itself or that make no sense per point.
@@ -370,10 +354,7 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
     let specPath, rest = positional "SPEC.json" argv
     let a = Args.parse Options.sweepRun rest
 
-    let dir =
-        match a.Values.TryFind "out" with
-        | Some d -> d
-        | None -> raise (Args.UsageError "sweep run needs --out DIR")
+    let dir = required a "out" "sweep run needs --out DIR"
 
     let spec = readSpec specPath
     let cmd = resolve spec
@@ -479,10 +460,7 @@ let private mergeCmd (argv: string list) =
     let dir, rest = positional "DIR" argv
     let a = Args.parse Options.sweepMerge rest
 
-    let out =
-        match a.Values.TryFind "out" with
-        | Some o -> o
-        | None -> raise (Args.UsageError "sweep merge needs --out TABLE.csv|TABLE.json")
+    let out = required a "out" "sweep merge needs --out TABLE.csv|TABLE.json"
 
     if mergeTo dir out (not (a.Flags.Contains "no-wall-time")) then
         0
@@ -562,10 +540,7 @@ let private slurmCmd (argv: string list) =
 
     let a = Args.parse Options.sweepSlurm rest
 
-    let dir =
-        match a.Values.TryFind "out" with
-        | Some d -> d
-        | None -> raise (Args.UsageError "sweep slurm needs --out DIR (on a file system the nodes share)")
+    let dir = required a "out" "sweep slurm needs --out DIR (on a file system the nodes share)"
 
     let tasks =
         match a.Values.TryFind "tasks" with

@@ -84,3 +84,61 @@ module EarlyStopping =
             algorithm
             problem
         |> ofSolution observable problem.T0 problem.TEnd
+
+/// The solve every ODE model's `solve` shares: its output times, and its ODE integrated with the settings' run knobs
+/// (plus the early-stopping event when asked), read back at those times.
+[<RequireQualifiedAccess>]
+module internal OutputGrid =
+    open StatPhysFs.Ode
+
+    /// The explicit save times when there are any, else the grid over [0, tEnd].
+    let times (saveAt: float[]) (grid: GridKind) (points: int) (tEnd: float) =
+        if saveAt.Length > 0 then
+            Array.copy saveAt
+        else
+            Grid.make grid 0.0 tEnd points
+
+    /// Integrates `ode` saving at `times` and returns the solution, the state at each output time (None where the
+    /// run stopped before it), and the early-stopping minimum of `egOf` over [0, ode.TEnd] when `earlyStopping`.
+    let solve
+        (times: float[])
+        (divergenceBound: float)
+        (maxSteps: int)
+        (control: RunControl)
+        (events: OdeEvent list)
+        (earlyStopping: bool)
+        (algorithm: OdeAlgorithm)
+        (egOf: float[] -> float)
+        (ode: OdeProblem)
+        =
+        let sol =
+            Ode.solve
+                { Ode.defaultOptions with
+                    SaveAt = times
+                    DivergenceBound = divergenceBound
+                    MaxSteps = maxSteps
+                    Dense = false
+                    Control = control
+                    Events =
+                        if earlyStopping then
+                            EarlyStopping.event ode.Rhs egOf :: events
+                        else
+                            events
+                }
+                algorithm
+                ode
+
+        let states =
+            Array.init times.Length (fun k ->
+                if k < sol.T.Length && sol.T[k] = times[k] then
+                    Some sol.Y[k]
+                else
+                    None)
+
+        let minimum =
+            if earlyStopping then
+                EarlyStopping.ofSolution egOf 0.0 ode.TEnd sol
+            else
+                None
+
+        sol, states, minimum

@@ -512,10 +512,7 @@ module Committee =
     /// The output times the settings ask for over [0, TEnd].
     [<CompiledName("OutputTimes")>]
     let outputTimes (settings: CommitteeSettings) (problem: CommitteeProblem) =
-        if settings.SaveAt.Length > 0 then
-            Array.copy settings.SaveAt
-        else
-            Grid.make settings.Grid 0.0 problem.TEnd settings.Points
+        OutputGrid.times settings.SaveAt settings.Grid settings.Points problem.TEnd
 
     /// The ODE as a plain initial-value problem (for callers that drive `Ode.solve` themselves, e.g. with events).
     [<CompiledName("OdeProblem")>]
@@ -527,14 +524,10 @@ module Committee =
             Names = CommitteeLayout.names p
         }
 
-    /// Maps an ODE solution saved at `times` to states: None (and eg NaN) at the times the run did not reach.
-    let private onGrid (quad: CommitteeQuadrature) (p: CommitteeParams) (v0: float[]) (times: float[]) (sol: OdeSolution) =
-        let states =
-            Array.init times.Length (fun j ->
-                if j < sol.T.Length && sol.T[j] = times[j] then
-                    Some(CommitteeLayout.unpack p v0 sol.Y[j])
-                else
-                    None)
+    /// Maps the ODE states at the output times to committee states: None (and eg NaN) at the times the run did not
+    /// reach.
+    let private onGrid (quad: CommitteeQuadrature) (p: CommitteeParams) (v0: float[]) (ys: float[] option[]) =
+        let states = ys |> Array.map (Option.map (CommitteeLayout.unpack p v0))
 
         let eg =
             states
@@ -557,24 +550,19 @@ module Committee =
         let egOf (y: float[]) =
             CommitteeMoments.generalisationError quad p (CommitteeLayout.unpack p problem.Init.V y)
 
-        let sol =
-            Ode.solve
-                { Ode.defaultOptions with
-                    SaveAt = times
-                    DivergenceBound = settings.DivergenceBound
-                    MaxSteps = settings.MaxSteps
-                    Dense = false
-                    Control = settings.Control
-                    Events =
-                        if settings.EarlyStopping then
-                            EarlyStopping.event ode.Rhs egOf :: settings.Events
-                        else
-                            settings.Events
-                }
+        let sol, ys, minimum =
+            OutputGrid.solve
+                times
+                settings.DivergenceBound
+                settings.MaxSteps
+                settings.Control
+                settings.Events
+                settings.EarlyStopping
                 settings.Algorithm
+                egOf
                 ode
 
-        let states, eg = onGrid quad p problem.Init.V times sol
+        let states, eg = onGrid quad p problem.Init.V ys
 
         {
             Problem = problem
@@ -583,10 +571,6 @@ module Committee =
             Eg = eg
             Errors = None
             Status = sol.Status
-            EarlyStopping =
-                if settings.EarlyStopping then
-                    EarlyStopping.ofSolution egOf 0.0 problem.TEnd sol
-                else
-                    None
+            EarlyStopping = minimum
             Stats = sol.Stats
         }

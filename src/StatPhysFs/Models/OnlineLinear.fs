@@ -342,10 +342,7 @@ module OnlineLinear =
     /// The output times the settings ask for over [0, TEnd].
     [<CompiledName("OutputTimes")>]
     let outputTimes (settings: OnlineLinearSettings) (problem: OnlineLinearProblem) =
-        if settings.SaveAt.Length > 0 then
-            Array.copy settings.SaveAt
-        else
-            Grid.make settings.Grid 0.0 problem.TEnd settings.Points
+        OutputGrid.times settings.SaveAt settings.Grid settings.Points problem.TEnd
 
     /// Integrates the (m, q) ODE with the settings' algorithm, saving at the output times. Never throws on a
     /// blow-up: the status says Diverged with the time, and m, q, eg are NaN after it.
@@ -358,29 +355,23 @@ module OnlineLinear =
         let times = outputTimes settings problem
         let egOf (y: float[]) = generalisationError p y[0] y[1]
 
-        let sol =
-            Ode.solve
-                { Ode.defaultOptions with
-                    SaveAt = times
-                    DivergenceBound = settings.DivergenceBound
-                    MaxSteps = settings.MaxSteps
-                    Dense = false
-                    Control = settings.Control
-                    Events =
-                        if settings.EarlyStopping then
-                            EarlyStopping.event ode.Rhs egOf :: settings.Events
-                        else
-                            settings.Events
-                }
+        let sol, ys, minimum =
+            OutputGrid.solve
+                times
+                settings.DivergenceBound
+                settings.MaxSteps
+                settings.Control
+                settings.Events
+                settings.EarlyStopping
                 settings.Algorithm
+                egOf
                 ode
 
         let series i =
-            Array.init times.Length (fun k ->
-                if k < sol.T.Length && sol.T[k] = times[k] then
-                    sol.Y[k][i]
-                else
-                    nan)
+            ys
+            |> Array.map (function
+                | Some y -> y[i]
+                | None -> nan)
 
         let m, q = series 0, series 1
 
@@ -392,10 +383,6 @@ module OnlineLinear =
             Eg = Array.map2 (generalisationError p) m q
             Errors = None
             Status = sol.Status
-            EarlyStopping =
-                if settings.EarlyStopping then
-                    EarlyStopping.ofSolution egOf 0.0 problem.TEnd sol
-                else
-                    None
+            EarlyStopping = minimum
             Stats = sol.Stats
         }

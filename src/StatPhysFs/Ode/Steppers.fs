@@ -97,6 +97,65 @@ module internal Steppers =
                 k <- k + 1
 
 
+    /// The weighted RMS norm of the embedded Runge-Kutta error control: sqrt(mean_i (v_i / sc_i)^2) with
+    /// sc_i = AbsTol + RelTol max(|ya_i|, |yb_i|).
+    let private errorNorm (o: Dopri5Options) (n: int) (v: float[]) (ya: float[]) (yb: float[]) =
+        let mutable s = 0.0
+
+        for i in 0 .. n - 1 do
+            let sc = o.AbsTol + o.RelTol * max (abs ya[i]) (abs yb[i])
+            let r = v[i] / sc
+            s <- s + r * r
+
+        sqrt (s / float n)
+
+    /// The first step: o.InitialStep when set, else Hairer's estimate (one Euler trial step of the context's
+    /// state; `exponent` = 1 / order of the error estimate). ys and k are scratch of length n, overwritten.
+    let private initialStep (o: Dopri5Options) (c: StepContext) (exponent: float) (ys: float[]) (k: float[]) =
+        if o.InitialStep > 0.0 then
+            o.InitialStep
+        else
+            let n = c.N
+            let y = c.Y
+            let f0 = c.F0
+            let span = c.TEnd - c.T0
+            let norm = errorNorm o n
+            let d0 = norm y y y
+            let d1 = norm f0 y y
+            let h0 = if d0 < 1e-5 || d1 < 1e-5 then 1e-6 else 0.01 * d0 / d1
+            let h0 = min h0 span
+
+            for i in 0 .. n - 1 do
+                ys[i] <- y[i] + h0 * f0[i]
+
+            c.Rhs (c.T0 + h0) ys k
+
+            for i in 0 .. n - 1 do
+                k[i] <- k[i] - f0[i]
+
+            let d2 = norm k y y / h0
+            let m = max d1 d2
+
+            let h1 =
+                if m <= 1e-15 then
+                    max 1e-6 (h0 * 1e-3)
+                else
+                    (0.01 / m) ** exponent
+
+            let h = min (100.0 * h0) h1
+            if Double.IsFinite h && h > 0.0 then h else 1e-6 * span
+
+    /// Counts a rejected step and whether the retry with step h from (t, y) can go on: false (reported to the
+    /// driver as an underflow) when h is below 1e-14 max(1, |t|).
+    let private retry (c: StepContext) (t: float) (y: float[]) (h: float) =
+        c.CountRejected()
+
+        if h < 1e-14 * max 1.0 (abs t) then
+            c.Underflow t y
+            false
+        else
+            true
+
     /// Dormand-Prince 5(4) with Hairer's step-size control and the DOPRI5 continuous extension.
     let dopri5 (o: Dopri5Options) (c: StepContext) =
         let n = c.N
@@ -118,44 +177,9 @@ module internal Steppers =
         let ys = Array.zeroCreate n
         let y1 = Array.zeroCreate n
 
-        let norm (v: float[]) (ya: float[]) (yb: float[]) =
-            let mutable s = 0.0
+        let norm = errorNorm o n
 
-            for i in 0 .. n - 1 do
-                let sc = o.AbsTol + o.RelTol * max (abs ya[i]) (abs yb[i])
-                let r = v[i] / sc
-                s <- s + r * r
-
-            sqrt (s / float n)
-
-        let mutable h =
-            if o.InitialStep > 0.0 then
-                o.InitialStep
-            else
-                let d0 = norm y y y
-                let d1 = norm f0 y y
-                let h0 = if d0 < 1e-5 || d1 < 1e-5 then 1e-6 else 0.01 * d0 / d1
-                let h0 = min h0 span
-
-                for i in 0 .. n - 1 do
-                    ys[i] <- y[i] + h0 * f0[i]
-
-                rhs (t + h0) ys k2
-
-                for i in 0 .. n - 1 do
-                    k3[i] <- k2[i] - f0[i]
-
-                let d2 = norm k3 y y / h0
-                let m = max d1 d2
-
-                let h1 =
-                    if m <= 1e-15 then
-                        max 1e-6 (h0 * 1e-3)
-                    else
-                        (0.01 / m) ** 0.2
-
-                let h = min (100.0 * h0) h1
-                if Double.IsFinite h && h > 0.0 then h else 1e-6 * span
+        let mutable h = initialStep o c 0.2 ys k2
 
         h <- min h o.MaxStep
         let mutable facMax = 10.0
@@ -241,14 +265,10 @@ module internal Steppers =
                     h <- min o.MaxStep (h' * fac)
                     facMax <- 10.0
                 else
-                    c.CountRejected()
                     let fac = rejectedFactor -0.2 0.1 e
                     h <- h' * fac
                     facMax <- 1.0
-
-                    if h < 1e-14 * max 1.0 (abs t) then
-                        c.Underflow t y
-                        go <- false
+                    go <- retry c t y h
 
     /// Dormand-Prince 8(5,3) with its 7th-order dense output.
     let dop853 (o: Dopri5Options) (c: StepContext) =
@@ -264,15 +284,7 @@ module internal Steppers =
         let ys = Array.zeroCreate n
         let y1 = Array.zeroCreate n
 
-        let norm (v: float[]) (ya: float[]) (yb: float[]) =
-            let mutable s = 0.0
-
-            for i in 0 .. n - 1 do
-                let sc = o.AbsTol + o.RelTol * max (abs ya[i]) (abs yb[i])
-                let r = v[i] / sc
-                s <- s + r * r
-
-            sqrt (s / float n)
+        let norm = errorNorm o n
 
         // ys = y + h sum_j a_sj k_j for stage s.
         let stageState (s: int) (h: float) =
@@ -287,36 +299,8 @@ module internal Steppers =
 
                 ys[i] <- y[i] + h * acc
 
-        let mutable h =
-            if o.InitialStep > 0.0 then
-                o.InitialStep
-            else
-                // Hairer's starting-step estimate for an 8th-order method.
-                let d0 = norm y y y
-                let d1 = norm f0 y y
-                let h0 = if d0 < 1e-5 || d1 < 1e-5 then 1e-6 else 0.01 * d0 / d1
-                let h0 = min h0 span
-
-                for i in 0 .. n - 1 do
-                    ys[i] <- y[i] + h0 * f0[i]
-
-                let k1 = stage[1]
-                rhs (t + h0) ys k1
-
-                for i in 0 .. n - 1 do
-                    k1[i] <- k1[i] - f0[i]
-
-                let d2 = norm k1 y y / h0
-                let m = max d1 d2
-
-                let h1 =
-                    if m <= 1e-15 then
-                        max 1e-6 (h0 * 1e-3)
-                    else
-                        (0.01 / m) ** (1.0 / 8.0)
-
-                let h = min (100.0 * h0) h1
-                if Double.IsFinite h && h > 0.0 then h else 1e-6 * span
+        // Hairer's starting-step estimate for an 8th-order method.
+        let mutable h = initialStep o c (1.0 / 8.0) ys stage[1]
 
         h <- min h o.MaxStep
         let mutable facMax = 6.0
@@ -432,11 +416,7 @@ module internal Steppers =
                     h <- min o.MaxStep (h' * fac)
                     facMax <- 6.0
                 else
-                    c.CountRejected()
                     let fac = rejectedFactor -0.125 0.333 e
                     h <- h' * fac
                     facMax <- 1.0
-
-                    if h < 1e-14 * max 1.0 (abs t) then
-                        c.Underflow t y
-                        go <- false
+                    go <- retry c t y h

@@ -315,80 +315,59 @@ module Flows =
              Some(values |> Array.map Stats.estimate)),
         Array.max finalAbs
 
+    /// k steps of mini-batch SGD x <- x - (eta/B) sum_b grad f(x, sample_b) from every initial point with the same
+    /// samples, B = run.Batch draws of `draw` a step; None when `stop` ends the path early.
+    let private sgdSteps
+        (run: Run)
+        (d: int)
+        (draw: unit -> 'Sample)
+        (gradient: 'Sample -> float[] -> float[] -> unit)
+        (x0: float[][])
+        (k: int)
+        (stop: float -> float[][] -> bool)
+        =
+        let xs = x0 |> Array.map Array.copy
+        let g = Array.zeroCreate d
+        let acc = Array.init xs.Length (fun _ -> Array.zeroCreate d)
+        let mutable step = 1
+        let mutable stopped = false
+
+        while not stopped && step <= k do
+            // A long path must stop soon after a cancellation, not at its end.
+            if step &&& 255 = 0 then
+                run.Token.ThrowIfCancellationRequested()
+
+            for a in acc do
+                Array.Clear a
+
+            for _ in 1 .. run.Batch do
+                let sample = draw ()
+
+                for j in 0 .. xs.Length - 1 do
+                    gradient sample xs[j] g
+
+                    for c in 0 .. d - 1 do
+                        acc[j][c] <- acc[j][c] + g[c]
+
+            for j in 0 .. xs.Length - 1 do
+                for c in 0 .. d - 1 do
+                    xs[j][c] <- xs[j][c] - run.Eta / float run.Batch * acc[j][c]
+
+            stopped <- stop (float step * run.Eta) xs
+            step <- step + 1
+
+        if stopped then None else Some xs
+
     /// Mini-batch SGD x <- x - (eta/B) sum_b grad f_{i_b}(x) from every initial point with the same samples.
     let private sgdPath (run: Run) (sampling: BatchSampling) (p: FiniteSumProblem) (x0: float[][]) (k: int) =
         fun (rng: Rng) (stop: float -> float[][] -> bool) ->
-            let d = p.Dim
-            let n = p.Samples
-            let xs = x0 |> Array.map Array.copy
-            let g = Array.zeroCreate d
-            let acc = Array.init xs.Length (fun _ -> Array.zeroCreate d)
-            let sampler = BatchSampler(sampling, n, rng)
-            let next () = sampler.Next()
-
-            let mutable step = 1
-            let mutable stopped = false
-
-            while not stopped && step <= k do
-                // A long path must stop soon after a cancellation, not at its end.
-                if step &&& 255 = 0 then
-                    run.Token.ThrowIfCancellationRequested()
-
-                for a in acc do
-                    Array.Clear a
-
-                for _ in 1 .. run.Batch do
-                    let i = next ()
-
-                    for j in 0 .. xs.Length - 1 do
-                        p.Gradient i xs[j] g
-
-                        for c in 0 .. d - 1 do
-                            acc[j][c] <- acc[j][c] + g[c]
-
-                for j in 0 .. xs.Length - 1 do
-                    for c in 0 .. d - 1 do
-                        xs[j][c] <- xs[j][c] - run.Eta / float run.Batch * acc[j][c]
-
-                stopped <- stop (float step * run.Eta) xs
-                step <- step + 1
-
-            if stopped then None else Some xs
+            let sampler = BatchSampler(sampling, p.Samples, rng)
+            sgdSteps run p.Dim (fun () -> sampler.Next()) p.Gradient x0 k stop
 
     /// SGD with a fresh sample per step (batch B averages B fresh samples), every point using the same samples.
     let private onlineSgdPath (run: Run) (p: OnlineProblem) (x0: float[][]) (k: int) =
         fun (rng: Rng) (stop: float -> float[][] -> bool) ->
-            let d = p.Dim
-            let xs = x0 |> Array.map Array.copy
-            let g = Array.zeroCreate d
-            let acc = Array.init xs.Length (fun _ -> Array.zeroCreate d)
-            let mutable step = 1
-            let mutable stopped = false
-
-            while not stopped && step <= k do
-                if step &&& 255 = 0 then
-                    run.Token.ThrowIfCancellationRequested()
-
-                for a in acc do
-                    Array.Clear a
-
-                for _ in 1 .. run.Batch do
-                    let theta = p.Sample rng
-
-                    for j in 0 .. xs.Length - 1 do
-                        p.Gradient theta xs[j] g
-
-                        for c in 0 .. d - 1 do
-                            acc[j][c] <- acc[j][c] + g[c]
-
-                for j in 0 .. xs.Length - 1 do
-                    for c in 0 .. d - 1 do
-                        xs[j][c] <- xs[j][c] - run.Eta / float run.Batch * acc[j][c]
-
-                stopped <- stop (float step * run.Eta) xs
-                step <- step + 1
-
-            if stopped then None else Some xs
+            sgdSteps run p.Dim (fun () -> p.Sample rng) p.Gradient x0 k stop
 
     /// The online SMF of the given order with `fresh` fresh samples per step for the noise (Euler step h).
     let private onlineSmfPath

@@ -50,3 +50,31 @@ module SimulationOptions =
             "times must be non-negative and strictly increasing."
 
         float o.Seeds * Math.Round(times[times.Length - 1] * float o.Dim) |> max 1.0
+
+/// What the online simulators report in the ODE solution's shape besides their estimates.
+[<RequireQualifiedAccess>]
+module internal SimulationOutcome =
+    /// (run index, divergence time) of the runs that diverged, in run order.
+    let divergences (times: float option[]) =
+        times
+        |> Array.mapi (fun r dv -> dv |> Option.map (fun t -> r, t))
+        |> Array.choose id
+        |> List.ofArray
+
+    /// Completed, or Diverged at the earliest divergence time when any run (run index, time) diverged.
+    let status (o: SimulationOptions) (divergences: (int * float) list) =
+        match divergences with
+        | [] -> Completed
+        | ds ->
+            Diverged(
+                ds |> List.map snd |> List.min,
+                sprintf "%d of %d runs exceeded the divergence bound %g" ds.Length o.Seeds o.DivergenceBound
+            )
+
+    /// A simulation takes no ODE steps.
+    let noOdeStats: StatPhysFs.Ode.OdeStats =
+        {
+            Steps = 0
+            Rejected = 0
+            Evaluations = 0
+        }

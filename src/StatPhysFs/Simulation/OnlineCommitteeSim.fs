@@ -236,11 +236,7 @@ module OnlineCommitteeSim =
             Q = Array2D.init p.K p.K (fun i j -> SeriesEstimate.ofRuns (series (fun s -> s.Q[i, j])))
             R = Array2D.init p.K p.M (fun i n -> SeriesEstimate.ofRuns (series (fun s -> s.R[i, n])))
             V = Array.init p.K (fun i -> SeriesEstimate.ofRuns (series (fun s -> s.V[i])))
-            Divergences =
-                results
-                |> Array.mapi (fun r (_, dv) -> dv |> Option.map (fun t -> r, t))
-                |> Array.choose id
-                |> List.ofArray
+            Divergences = SimulationOutcome.divergences (Array.map snd results)
         }
 
     /// Runs `Seeds` independent simulations in parallel; overlaps are measured exactly at the requested times.
@@ -298,19 +294,7 @@ module OnlineCommitteeSim =
                         EgPerRun = r.EgPerRun
                         Divergences = r.Divergences
                     }
-            Status =
-                match r.Divergences with
-                | [] -> Completed
-                | ds ->
-                    Diverged(
-                        ds |> List.map snd |> List.min,
-                        sprintf "%d of %d runs exceeded the divergence bound %g" ds.Length sim.Seeds sim.DivergenceBound
-                    )
+            Status = SimulationOutcome.status sim r.Divergences
             EarlyStopping = None
-            Stats =
-                {
-                    Steps = 0
-                    Rejected = 0
-                    Evaluations = 0
-                }
+            Stats = SimulationOutcome.noOdeStats
         }

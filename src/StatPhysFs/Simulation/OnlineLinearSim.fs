@@ -148,11 +148,7 @@ module OnlineLinearSim =
             Q = SeriesEstimate.ofRuns qs
             Eg = SeriesEstimate.ofRuns egs
             EgPerRun = egs
-            Divergences =
-                results
-                |> Array.mapi (fun r (_, _, dv) -> dv |> Option.map (fun t -> r, t))
-                |> Array.choose id
-                |> List.ofArray
+            Divergences = SimulationOutcome.divergences (results |> Array.map (fun (_, _, dv) -> dv))
             Options = o
         }
 
@@ -181,19 +177,7 @@ module OnlineLinearSim =
                         Eg = r.Eg.StdErr
                         Divergences = r.Divergences
                     }
-            Status =
-                match r.Divergences with
-                | [] -> Completed
-                | ds ->
-                    Diverged(
-                        ds |> List.map snd |> List.min,
-                        sprintf "%d of %d runs exceeded the divergence bound %g" ds.Length sim.Seeds sim.DivergenceBound
-                    )
+            Status = SimulationOutcome.status sim r.Divergences
             EarlyStopping = None
-            Stats =
-                {
-                    Steps = 0
-                    Rejected = 0
-                    Evaluations = 0
-                }
+            Stats = SimulationOutcome.noOdeStats
         }
