@@ -170,8 +170,8 @@ public sealed class TeacherStudentCommittee
         var settings = Settings(grid, relativeTolerance, progress, cancellationToken);
         var r = Guard.Run(() => FsCommittee.Solve(settings, problem), cancellationToken);
         var states = r.States.Select(st => FSharpOption<CommitteeState>.get_IsSome(st) ? CommitteeOverlaps.Of(st.Value) : null).ToArray();
-        var (status, time, _) = StatusConversion.Of(r.Status);
-        return new CommitteeCurve(r.T, r.Eg, states, status, status == SolveStatus.Diverged ? time : null, r.Stats.Steps, r.Stats.Evaluations);
+        var (status, time) = StatusConversion.WithDivergenceTime(r.Status);
+        return new CommitteeCurve(r.T, r.Eg, states, status, time, r.Stats.Steps, r.Stats.Evaluations);
     }
 
     private static CommitteeSettings Settings(double[] times, double relativeTolerance, IProgress<double>? progress, CancellationToken ct)

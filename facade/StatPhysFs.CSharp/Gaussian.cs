@@ -127,31 +127,24 @@ public sealed class ActivationFunction
 public static class CommitteeExpectations
 {
     /// <summary>E[g(u) g(v)] for a 2x2 covariance.</summary>
-    public static double I2(ActivationFunction g, double[,] covariance)
-    {
-        ArgumentNullException.ThrowIfNull(g);
-        Guard.Matrix(covariance, 2, 2, nameof(covariance));
-        return StatPhysFs.Gaussian.CommitteeIntegrals.I2(g.Value, covariance);
-    }
+    public static double I2(ActivationFunction g, double[,] covariance) =>
+        Checked(g, covariance, 2, StatPhysFs.Gaussian.CommitteeIntegrals.I2);
     /// <summary>E[g'(u) g'(v)] for a 2x2 covariance.</summary>
-    public static double J2(ActivationFunction g, double[,] covariance)
-    {
-        ArgumentNullException.ThrowIfNull(g);
-        Guard.Matrix(covariance, 2, 2, nameof(covariance));
-        return StatPhysFs.Gaussian.CommitteeIntegrals.J2(g.Value, covariance);
-    }
+    public static double J2(ActivationFunction g, double[,] covariance) =>
+        Checked(g, covariance, 2, StatPhysFs.Gaussian.CommitteeIntegrals.J2);
     /// <summary>E[g'(u) v g(w)] for a 3x3 covariance of (u, v, w).</summary>
-    public static double I3(ActivationFunction g, double[,] covariance)
-    {
-        ArgumentNullException.ThrowIfNull(g);
-        Guard.Matrix(covariance, 3, 3, nameof(covariance));
-        return StatPhysFs.Gaussian.CommitteeIntegrals.I3(g.Value, covariance);
-    }
+    public static double I3(ActivationFunction g, double[,] covariance) =>
+        Checked(g, covariance, 3, StatPhysFs.Gaussian.CommitteeIntegrals.I3);
     /// <summary>E[g'(u) g'(v) g(w) g(z)] for a 4x4 covariance of (u, v, w, z).</summary>
-    public static double I4(ActivationFunction g, double[,] covariance)
+    public static double I4(ActivationFunction g, double[,] covariance) =>
+        Checked(g, covariance, 4, StatPhysFs.Gaussian.CommitteeIntegrals.I4);
+
+    /// <summary>Checks the activation and the n x n covariance (naming the C# parameters), then evaluates.</summary>
+    private static double Checked(ActivationFunction g, double[,] covariance, int n,
+        Func<StatPhysFs.Gaussian.Activation, double[,], double> integral)
     {
         ArgumentNullException.ThrowIfNull(g);
-        Guard.Matrix(covariance, 4, 4, nameof(covariance));
-        return StatPhysFs.Gaussian.CommitteeIntegrals.I4(g.Value, covariance);
+        Guard.Matrix(covariance, n, n, nameof(covariance));
+        return integral(g.Value, covariance);
     }
 }

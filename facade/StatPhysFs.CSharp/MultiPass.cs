@@ -181,12 +181,6 @@ public sealed class MultiPassSgd
         return new DmftProblem(_model, Alpha, Tau, Ridge, NoiseVariance, rho, q0, TimeStep, Steps);
     }
 
-    private static (SolveStatus, double?) StatusOf(RunStatus s)
-    {
-        var (status, time, _) = StatusConversion.Of(s);
-        return (status, status == SolveStatus.Diverged ? time : null);
-    }
-
     /// <summary>The F# run control: the token, and the progress callback when there is one.</summary>
     internal static RunControl Control(IProgress<double>? progress, CancellationToken ct) =>
         new(ct,
@@ -225,7 +219,7 @@ public sealed class MultiPassSgd
             Control(progress, cancellationToken));
         var problem = ToProblem();
         var s = Guard.Run(() => FsDmft.Solve(settings, problem), cancellationToken);
-        var (status, time) = StatusOf(s.Status);
+        var (status, time) = StatusConversion.WithDivergenceTime(s.Status);
         return new MultiPassCurve(s.T, Grid(s.Q), Grid(s.M), Series.Of(s.TrainLoss), Series.Of(s.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(s.TestError) ? Series.Of(s.TestError.Value) : null,
             new TwoTimeKernel(s.Correlation), new TwoTimeKernel(s.Response), new TwoTimeKernel(s.NoiseCovariance),
@@ -249,7 +243,7 @@ public sealed class MultiPassSgd
             Control(progress, cancellationToken));
         var problem = ToProblem();
         var r = Guard.Run(() => MultiPassSim.Solve(settings, problem), cancellationToken);
-        var (status, time) = StatusOf(r.Status);
+        var (status, time) = StatusConversion.WithDivergenceTime(r.Status);
         return new MultiPassCurve(r.T, Grid(r.Q), Grid(r.M), Series.Of(r.TrainLoss), Series.Of(r.TestLoss),
             FSharpOption<SeriesEstimate>.get_IsSome(r.TestError) ? Series.Of(r.TestError.Value) : null,
             null, null, null, status, time, $"{process}, d = {dimension}, {seeds} seeds");
@@ -289,8 +283,7 @@ public static class LeastSquaresClosure
         var settings = new LeastSquaresSettings(continuous ? LeastSquaresScheme.Continuous : LeastSquaresScheme.Discrete, 400,
             MultiPassSgd.Control(null, cancellationToken));
         var c = Guard.Run(() => FsLs.Solve(settings, P(alpha, tau, ridge, rho, noiseVariance, q0, dt, steps)), cancellationToken);
-        var (status, time, _) = StatusConversion.Of(c.Status);
-        return new LeastSquaresCurve(c.T, c.E, c.TrainLoss, c.TestLoss, c.M, c.Q, status,
-            status == SolveStatus.Diverged ? time : null);
+        var (status, time) = StatusConversion.WithDivergenceTime(c.Status);
+        return new LeastSquaresCurve(c.T, c.E, c.TrainLoss, c.TestLoss, c.M, c.Q, status, time);
     }
 }

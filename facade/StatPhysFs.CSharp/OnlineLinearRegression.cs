@@ -130,8 +130,8 @@ public sealed class OnlineLinearRegression
         var fs = new OnlineLinearSettings(OdeSolver.ToAlgorithm(settings), d.Points, d.Grid, grid, settings.DivergenceBound, settings.MaxSteps, false,
             OdeSolver.ToOptions(settings, null, cancellationToken).Events, control);
         var r = Guard.Run(() => FsLinear.Solve(fs, FsLinear.Problem(p, tEnd)), cancellationToken);
-        var (status, time, _) = StatusConversion.Of(r.Status);
-        return new LinearCurve(r.T, r.M, r.Q, r.Eg, status, status == SolveStatus.Diverged ? time : null);
+        var (status, time) = StatusConversion.WithDivergenceTime(r.Status);
+        return new LinearCurve(r.T, r.M, r.Q, r.Eg, status, time);
     }
 
     /// <summary>Simulate online SGD at dimension d, averaged over seeds (in parallel; the numbers do not depend on

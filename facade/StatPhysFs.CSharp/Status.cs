@@ -26,4 +26,11 @@ internal static class StatusConversion
         StatPhysFs.RunStatus.Cancelled c => (SolveStatus.Cancelled, c.time, "cancelled"),
         _ => (SolveStatus.Completed, null, "completed"),
     };
+
+    /// <summary>The status and, only when it diverged, the divergence time (the records' DivergenceTime).</summary>
+    internal static (SolveStatus Status, double? DivergenceTime) WithDivergenceTime(StatPhysFs.RunStatus s)
+    {
+        var (status, time, _) = Of(s);
+        return (status, status == SolveStatus.Diverged ? time : null);
+    }
 }

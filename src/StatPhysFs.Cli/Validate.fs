@@ -30,16 +30,19 @@ let atomicWrite (path: string) (write: string -> unit) =
 
         reraise ()
 
+/// The absolute form of a --flag path; `what` ("file", "directory") names what an empty value should have been.
+let private fullPath (flag: string) (what: string) (path: string) =
+    if String.IsNullOrWhiteSpace path then
+        raise (Args.UsageError(sprintf "--%s needs a %s name, got an empty string" flag what))
+
+    try
+        Path.GetFullPath path
+    with e ->
+        raise (Args.UsageError(sprintf "--%s: invalid path '%s' (%s)" flag path e.Message))
+
 /// The target of --out/--plot: a known extension, an existing writable directory, not a directory itself.
 let outputPath (flag: string) (extensions: string list) (path: string) =
-    if String.IsNullOrWhiteSpace path then
-        raise (Args.UsageError(sprintf "--%s needs a file name, got an empty string" flag))
-
-    let full =
-        try
-            Path.GetFullPath path
-        with e ->
-            raise (Args.UsageError(sprintf "--%s: invalid path '%s' (%s)" flag path e.Message))
+    let full = fullPath flag "file" path
 
     let ext = Path.GetExtension(full).ToLowerInvariant()
 
@@ -76,14 +79,7 @@ let outputPath (flag: string) (extensions: string list) (path: string) =
 
 /// The output folder of `demo --out DIR`: an existing writable folder, or a new one in an existing writable parent.
 let outputDirectory (flag: string) (path: string) =
-    if String.IsNullOrWhiteSpace path then
-        raise (Args.UsageError(sprintf "--%s needs a directory name, got an empty string" flag))
-
-    let full =
-        try
-            Path.GetFullPath path
-        with e ->
-            raise (Args.UsageError(sprintf "--%s: invalid path '%s' (%s)" flag path e.Message))
+    let full = fullPath flag "directory" path
 
     if File.Exists full then
         raise (Args.UsageError(sprintf "--%s: '%s' is a file; give a directory" flag path))
