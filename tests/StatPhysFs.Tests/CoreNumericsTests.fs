@@ -243,6 +243,82 @@ let tests =
                     (fun () -> Ensemble.run 0 CancellationToken.None ignore 1.0 1 (fun _ _ -> 0))
                     "0"
 
+            testProp "chunked loop: every index runs exactly once, at any parallelism, with one state per thread" 100
+            <| fun (count: int) (par: int) ->
+                let count = abs count % 300
+                let par = 1 + abs par % 6
+                let hits: int[] = Array.zeroCreate count
+                let states = Collections.Concurrent.ConcurrentBag<int[]>()
+
+                Chunked.forWith
+                    par
+                    CancellationToken.None
+                    count
+                    (fun () ->
+                        let st = [| 0 |]
+                        states.Add st
+                        st)
+                    (fun st i ->
+                        st[0] <- st[0] + 1
+                        Interlocked.Increment(&hits[i]) |> ignore)
+
+                Array.forall ((=) 1) hits
+                && states.Count <= min par (max count 1)
+                && (states |> Seq.sumBy (fun st -> st[0])) = count
+
+            testCase "chunked loop: a body's exception comes out unwrapped; cancellation ends in OperationCanceledException"
+            <| fun () ->
+                let boom () =
+                    Chunked.forEach 4 CancellationToken.None 1000 (fun i ->
+                        if i = 517 then
+                            invalidArg "x" "index 517")
+
+                Expect.throwsT<ArgumentException> boom "the body's own exception type, not AggregateException"
+                use cts = new CancellationTokenSource()
+                let ran = ref 0
+
+                let cancelled () =
+                    Chunked.forEach 2 cts.Token 100_000 (fun i ->
+                        if i = 10 then
+                            cts.Cancel()
+
+                        Interlocked.Increment(&ran.contents) |> ignore)
+
+                Expect.throwsT<OperationCanceledException> cancelled "cancelled"
+                // Indices already claimed when the token flips still run: at most a few per thread.
+                Expect.isLessThan ran.Value 100 "the rest are skipped"
+
+            testCase "chunked loop: does not wait for the thread pool (all pool threads blocked)"
+            <| fun () ->
+                // Block every pool thread the pool will give without its ~0.5 s injection delay, then run a loop
+                // that asks for 4 workers: the caller must do the work alone, at once. (Parallel.For waits for the
+                // replicas it queued, here for thread injection.)
+                let minWorkers, _ = ThreadPool.GetMinThreads()
+                // Not disposed: blockers the pool starts later still read it.
+                let release = new ManualResetEventSlim(false)
+                let blockers = minWorkers + 4
+                let started = ref 0
+
+                for _ in 1..blockers do
+                    ThreadPool.UnsafeQueueUserWorkItem(
+                        (fun _ ->
+                            Interlocked.Increment(&started.contents) |> ignore
+                            release.Wait()),
+                        null
+                    )
+                    |> ignore
+
+                try
+                    let sw = Diagnostics.Stopwatch.StartNew()
+                    let out = Array.zeroCreate 64
+                    Chunked.forEach 4 CancellationToken.None 64 (fun i -> out[i] <- i * i)
+                    let ms = sw.Elapsed.TotalMilliseconds
+                    Expect.equal out (Array.init 64 (fun i -> i * i)) "all indices done"
+                    // Tolerance: far below the pool's injection interval (500 ms), well above scheduling noise.
+                    Expect.isLessThan ms 200.0 (sprintf "finished in %.1f ms with the pool blocked" ms)
+                finally
+                    release.Set()
+
             testCase "batch sampler: without replacement every epoch is a permutation; with replacement uniform"
             <| fun () ->
                 let n = 7

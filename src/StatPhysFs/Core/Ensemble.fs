@@ -1,7 +1,6 @@
 namespace StatPhysFs
 
 open System.Threading
-open System.Threading.Tasks
 
 /// Independent members (simulation seeds, Monte Carlo paths) run in parallel. Member i's result lands at index i and
 /// member i draws only from its own stream (Rng(seed, i) or an offset of it), so the numbers do not depend on the
@@ -11,7 +10,7 @@ module Ensemble =
     /// Runs members 0 .. count - 1, at most `maxParallelism` at once. `runOne i tick` computes member i and calls
     /// `tick n` after each n units of its work; `progress` receives the fraction of `totalWork` done (at most 1),
     /// serialised. Cancellation: `ct` is checked at every tick (a few work units of latency, not a whole member)
-    /// and before a member starts (OperationCanceledException).
+    /// and before a member starts (OperationCanceledException). A member's exception comes out unwrapped.
     [<CompiledName("Run")>]
     let run
         (maxParallelism: int)
@@ -34,10 +33,7 @@ module Ensemble =
 
         let results = Array.zeroCreate count
 
-        let po =
-            ParallelOptions(MaxDegreeOfParallelism = maxParallelism, CancellationToken = ct)
-
-        Parallel.For(0, count, po, fun i -> results[i] <- runOne i tick) |> ignore
+        Chunked.forEach maxParallelism ct count (fun i -> results[i] <- runOne i tick)
         results
 
     /// Runs members 0 .. count - 1 as `run` (no progress), member i drawing from the stream

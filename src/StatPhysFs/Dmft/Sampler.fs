@@ -1,7 +1,6 @@
 namespace StatPhysFs.Dmft
 
 open System
-open System.Threading.Tasks
 open StatPhysFs
 
 /// Sums of one row of kernels over samples: sum J D(k,l), sum l w*^T, sum g_k g_l^T, sum of losses.
@@ -330,22 +329,9 @@ type internal RowSampler
             for j in 0 .. k - 1 do
                 rt[j * n + k] <- columns.R[k * n + j]
 
-        let po =
-            ParallelOptions(MaxDegreeOfParallelism = parallelism, CancellationToken = ct)
-
-        // A step over all samples can take a second: the token is seen before each chunk of 256 samples (a
-        // cancelled chunk is skipped, not thrown from, so that no AggregateException wraps the cancellation).
-        Parallel.For(
-            0,
-            this.Chunks.Length,
-            po,
-            fun c ->
-                if not ct.IsCancellationRequested then
-                    this.Chunks[c].Step(k, p, model, columns, path, this.RT)
-        )
-        |> ignore
-
-        ct.ThrowIfCancellationRequested()
+        // A step over all samples can take a second: the token is seen before each chunk of 256 samples.
+        let chunks = this.Chunks
+        Chunked.forEach parallelism ct chunks.Length (fun c -> chunks[c].Step(k, p, model, columns, path, this.RT))
 
         this.Total.Clear()
 

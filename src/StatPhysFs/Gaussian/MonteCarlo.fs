@@ -2,7 +2,6 @@ namespace StatPhysFs.Gaussian
 
 open System
 open System.Threading
-open System.Threading.Tasks
 open StatPhysFs
 
 /// Monte Carlo and randomised quasi-Monte Carlo estimators of E[f(X)], X ~ N(mean, cov).
@@ -89,10 +88,7 @@ module GaussianMonteCarlo =
 
         let est = Array.zeroCreate shifts
 
-        Parallel.For(
-            0,
-            shifts,
-            fun r ->
+        Chunked.forEach Environment.ProcessorCount CancellationToken.None shifts (fun r ->
                 let z = Array.zeroCreate d
                 let x = Array.zeroCreate d
                 let mutable s = 0.0
@@ -106,9 +102,7 @@ module GaussianMonteCarlo =
                     transform l mean z x
                     s <- s + f x
 
-                est[r] <- s / float points
-        )
-        |> ignore
+                est[r] <- s / float points)
 
         let e = Stats.estimate est
         { e with Count = points * shifts }

@@ -329,16 +329,12 @@ module Committee =
                 for q in 0 .. pairs - 1 do
                     b4[q] <- ErfKernels.pairSum c np n a scratch pi[q] pl[q]
             else
-                System.Threading.Tasks.Parallel.For(
-                    0,
-                    pairs,
-                    (fun () -> Array.zeroCreate<float> np),
-                    (fun q _ (scratch: float[]) ->
-                        b4[q] <- ErfKernels.pairSum c np n a scratch pi[q] pl[q]
-                        scratch),
-                    ignore
-                )
-                |> ignore
+                Chunked.forWith
+                    System.Environment.ProcessorCount
+                    System.Threading.CancellationToken.None
+                    pairs
+                    (fun () -> Array.zeroCreate<float> np)
+                    (fun scratch q -> b4[q] <- ErfKernels.pairSum c np n a scratch pi[q] pl[q])
 
             let eta, kap, noise = stepSizes p schedule t
 

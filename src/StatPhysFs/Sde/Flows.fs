@@ -2,7 +2,6 @@ namespace StatPhysFs.Sde
 
 open System
 open System.Threading
-open System.Threading.Tasks
 open StatPhysFs
 
 /// The diffusion models of SGD at small learning rate eta (sme-smf.md sections 2-3), time t = k eta.
@@ -280,14 +279,7 @@ module Flows =
         let finalAbs = Array.zeroCreate s.Paths
         let stopped = Array.zeroCreate s.Paths
 
-        let po =
-            ParallelOptions(MaxDegreeOfParallelism = s.MaxParallelism, CancellationToken = s.Control.CancellationToken)
-
-        Parallel.For(
-            0,
-            s.Paths,
-            po,
-            fun r ->
+        Chunked.forEach s.MaxParallelism s.Control.CancellationToken s.Paths (fun r ->
                 let stop (t: float) (xs: float[][]) =
                     let w = largestAbs xs
 
@@ -305,9 +297,7 @@ module Flows =
                         values[o][r] <- observables[o] xs
                 | None -> stopped[r] <- true
 
-                tick ()
-        )
-        |> ignore
+                tick ())
 
         (if Array.contains true stopped then
              None
