@@ -119,11 +119,13 @@ type NormalBlock(parent: Rng) =
     /// Finishes the queued misses in order (positions relative to `target`).
     member private this.Drain(target: Span<float>) =
         for c in 0 .. misses - 1 do
-            let ok = missOk[c]
+            // The missed lanes in increasing order, one iteration each (a test per lane mispredicts too often).
+            let mutable missed = ~~~missOk[c] &&& 255u
 
-            for l in 0..7 do
-                if ok &&& (1u <<< l) = 0u then
-                    target[missAt[c] + l] <- this.Slow(missBits[8 * c + l], missU[8 * c + l])
+            while missed <> 0u do
+                let l = System.Numerics.BitOperations.TrailingZeroCount missed
+                target[missAt[c] + l] <- this.Slow(missBits[8 * c + l], missU[8 * c + l])
+                missed <- missed &&& (missed - 1u)
 
         misses <- 0
 
