@@ -77,7 +77,7 @@ let tests =
                 let corr = Array.fold2 (fun s x y -> s + x * y) 0.0 a b / float a.Length
                 Expect.isLessThan (abs corr) (5.0 / sqrt (float a.Length)) "neighbouring streams uncorrelated"
 
-            // The expected outputs come from an independent computation (Python): the xoshiro256**
+            // The expected outputs come from an independent computation (tests/oracles/xoshiro_jump.py): the xoshiro256**
             // transition written as a 256 x 256 matrix over GF(2) and raised to 2^128 by 128 squarings, applied to the
             // SplitMix64-seeded state of Rng(5, 2). It pins the jump polynomial's constants.
             testCase "the 2^128 jump matches the transition matrix raised to 2^128 over GF(2)"
