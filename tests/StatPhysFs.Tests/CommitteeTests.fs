@@ -455,6 +455,122 @@ let simulation =
 
                 expectClose 1e-12 sim.Eg[0] (Committee.generalisationError p s0) "exact initial overlaps"
 
+            // The simulator fuses each step's update into the next step's pass over the coordinates (blocks of 512,
+            // the update applied before w is read); this reference takes the steps one by one on the same documented
+            // stream (per step d + 1 normals of NormalBlock: x, then the label noise) and must give the same overlaps up
+            // to rounding. d = 1100 crosses the blocks, d + 1 is not a multiple of 8, and t = 1.3 crosses the
+            // divergence check at step d; noise and weight decay are on.
+            testCase "the fused simulator step equals a plain step-by-step reference on the same stream"
+            <| fun () ->
+                let p =
+                    { Committee.create 2 2 with
+                        Lr = 0.7
+                        NoiseVar = 0.1
+                        WeightDecay = 0.05
+                    }
+
+                let s0 =
+                    {
+                        Q = array2D [ [ 0.5; 0.1 ]; [ 0.1; 0.4 ] ]
+                        R = array2D [ [ 0.3; 0.05 ]; [ 0.02; 0.2 ] ]
+                        V = [| 1.0; 1.0 |]
+                    }
+
+                let d = 1100
+                let times = [| 0.0; 0.5; 1.3 |]
+
+                let sim =
+                    OnlineCommitteeSim.run
+                        { SimulationOptions.defaults with
+                            Dim = d
+                            Seeds = 1
+                            Seed = 7
+                        }
+                        ignore
+                        CancellationToken.None
+                        p
+                        s0
+                        times
+
+                let rng = Rng(7, 0)
+                let teacher, w = OnlineCommitteeSim.initialWeights p s0 d rng
+                let normals = NormalBlock(rng)
+                let x = Array.zeroCreate (d + 1)
+                let sd = sqrt (float d)
+                let g = p.Activation
+                let decay = 1.0 - p.WeightDecay / float d
+                let mutable step = 0
+
+                for j, t in Array.indexed times do
+                    while step < int (Math.Round(t * float d)) do
+                        normals.Fill(Span x)
+                        let field (u: float[]) = Seq.sum (Seq.init d (fun i -> u[i] * x[i])) / sd
+                        let nu = teacher |> Array.map field
+                        let lam = w |> Array.map field
+
+                        let y =
+                            sqrt p.NoiseVar * x[d]
+                            + Seq.sum (Seq.init p.M (fun m -> p.VTeacher[m] * Activation.value g nu[m]))
+
+                        let delta = Seq.sum (Seq.init p.K (fun k -> s0.V[k] * Activation.value g lam[k])) - y
+
+                        for k in 0 .. p.K - 1 do
+                            let c = p.Lr / sd * s0.V[k] * Activation.derivative g lam[k] * delta
+
+                            for i in 0 .. d - 1 do
+                                w[k][i] <- decay * w[k][i] - c * x[i]
+
+                        step <- step + 1
+
+                    for a in 0 .. p.K - 1 do
+                        for b in 0 .. p.K - 1 do
+                            let q = Seq.sum (Seq.init d (fun i -> w[a][i] * w[b][i])) / float d
+                            expectClose 1e-10 sim.Q[a, b].Mean[j] q (sprintf "Q[%d,%d] at t = %g" a b t)
+
+                        for m in 0 .. p.M - 1 do
+                            let r = Seq.sum (Seq.init d (fun i -> w[a][i] * teacher[m][i])) / float d
+                            expectClose 1e-10 sim.R[a, m].Mean[j] r (sprintf "R[%d,%d] at t = %g" a m t)
+
+            // Every run draws from its own stream (seed, run index), so the thread count cannot change a number: plain
+            // SGD (the fused pass) and mini-batch with a trained second layer (the accumulating path).
+            testCase "same seed, same numbers at 1 and 2 threads"
+            <| fun () ->
+                let s0 =
+                    {
+                        Q = array2D [ [ 0.5; 0.1 ]; [ 0.1; 0.4 ] ]
+                        R = array2D [ [ 0.3; 0.05 ]; [ 0.02; 0.2 ] ]
+                        V = [| 0.8; 1.1 |]
+                    }
+
+                for p in
+                    [
+                        { Committee.create 2 2 with NoiseVar = 0.1 }
+                        { Committee.create 2 2 with
+                            LrSecond = Some 0.3
+                            Batch = 3
+                        }
+                    ] do
+                    let simAt threads =
+                        OnlineCommitteeSim.run
+                            { SimulationOptions.defaults with
+                                Dim = 300
+                                Seeds = 4
+                                Seed = 3
+                                MaxParallelism = threads
+                            }
+                            ignore
+                            CancellationToken.None
+                            p
+                            s0
+                            [| 0.0; 1.0; 2.5 |]
+
+                    let one, two = simAt 1, simAt 2
+                    Expect.equal two.EgPerRun one.EgPerRun "eg of every run"
+                    Expect.equal two.Q[0, 1].Mean one.Q[0, 1].Mean "Q12"
+                    Expect.equal two.R[1, 0].Mean one.R[1, 0].Mean "R21"
+                    Expect.equal two.V[1].Mean one.V[1].Mean "v2"
+                    Expect.notEqual one.EgPerRun[0] one.EgPerRun[1] "runs differ"
+
             testCase "trained second layer and mini-batch: simulation against the ODE"
             <| fun () ->
                 let p =

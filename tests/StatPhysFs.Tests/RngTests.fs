@@ -76,4 +76,108 @@ let tests =
                 let a, b = draw 5 2, draw 5 3
                 let corr = Array.fold2 (fun s x y -> s + x * y) 0.0 a b / float a.Length
                 Expect.isLessThan (abs corr) (5.0 / sqrt (float a.Length)) "neighbouring streams uncorrelated"
+
+            // The expected outputs come from an independent computation (tests/oracles/xoshiro_jump.py): the xoshiro256**
+            // transition written as a 256 x 256 matrix over GF(2) and raised to 2^128 by 128 squarings, applied to the
+            // SplitMix64-seeded state of Rng(5, 2). It pins the jump polynomial's constants.
+            testCase "the 2^128 jump matches the transition matrix raised to 2^128 over GF(2)"
+            <| fun () ->
+                let r = Rng(5, 2)
+                let fresh = Rng(5, 2)
+                Expect.equal (fresh.NextUInt64()) 0x11b9865ad5d1b393UL "seeding as in the oracle"
+                r.Jump()
+                let once = r.State
+                Expect.equal (r.NextUInt64()) 0xdd2deb1c9f568b88UL "one jump"
+                r.State <- once
+                r.Jump()
+                Expect.equal (r.NextUInt64()) 0x8b227a84c2972c2eUL "two jumps"
+
+            // 2e6 draws, as for the scalar ziggurat: mean, variance, fourth moment and the base layer's tail mass.
+            testCase "SIMD block normals: moments and tail mass within their error bars"
+            <| fun () ->
+                let n = 2_000_000
+                let xs = Array.zeroCreate n
+                NormalBlock(Rng(11)).Fill(Span xs)
+                let sn = sqrt (float n)
+                Expect.isLessThan (abs (Array.average xs)) (5.0 / sn) "mean 0"
+
+                Expect.isLessThan
+                    (abs ((xs |> Array.averageBy (fun x -> x * x)) - 1.0))
+                    (5.0 * sqrt 2.0 / sn)
+                    "variance 1"
+
+                Expect.isLessThan
+                    (abs ((xs |> Array.averageBy (fun x -> pown x 4)) - 3.0))
+                    (5.0 * sqrt 96.0 / sn)
+                    "fourth moment 3"
+
+                let p = 2.0 * (1.0 - normalCdf 3.442619855899)
+
+                let tail =
+                    float (xs |> Array.filter (fun x -> abs x > 3.442619855899) |> Array.length)
+                    / float n
+
+                Expect.isLessThan (abs (tail - p)) (5.0 * sqrt (p / float n)) "tail mass"
+
+            // KS against Phi at 1e6 draws, and per lane (every eighth draw, 125000 each: the 0.1% critical value
+            // 1.95/sqrt(n)), so a lane-specific defect (a bad jump, a wrong lane in the slow path) cannot hide.
+            testCase "SIMD block normals pass Kolmogorov-Smirnov, overall and lane by lane"
+            <| fun () ->
+                let n = 1_000_000
+                let xs = Array.zeroCreate n
+                NormalBlock(Rng(12, 3)).Fill(Span xs)
+
+                let ks (ys: float[]) =
+                    let ys = Array.sort ys
+                    let m = float ys.Length
+
+                    ys
+                    |> Array.mapi (fun i x ->
+                        max (abs (float (i + 1) / m - normalCdf x)) (abs (float i / m - normalCdf x)))
+                    |> Array.max
+
+                Expect.isLessThan (ks xs) (1.95 / sqrt (float n)) "KS statistic"
+
+                for l in 0..7 do
+                    let lane = Array.init (n / 8) (fun g -> xs[8 * g + l])
+                    Expect.isLessThan (ks lane) (1.95 / sqrt (float lane.Length)) (sprintf "KS statistic of lane %d" l)
+
+            testCase "SIMD block normals: neighbours and lanes uncorrelated"
+            <| fun () ->
+                let n = 800_000
+                let xs = Array.zeroCreate n
+                NormalBlock(Rng(14, 1)).Fill(Span xs)
+                // Lags 1..16: within a group (different lanes), across groups, and the same lane one group on.
+                for lag in 1..16 do
+                    let c =
+                        Seq.init (n - lag) (fun i -> xs[i] * xs[i + lag]) |> Seq.sum
+                        |> fun s -> s / float (n - lag)
+
+                    Expect.isLessThan (abs c) (5.0 / sqrt (float (n - lag))) (sprintf "lag %d" lag)
+
+            testCase "SIMD block normals: one stream for any chunking, with or without Vector512; the parent unmoved"
+            <| fun () ->
+                let n = 100_003
+                let whole = Array.zeroCreate n
+                NormalBlock(Rng(5, 2)).Fill(Span whole)
+                // Chunks of whole groups (random multiples of 8), then the remainder; the 256-bit form.
+                let b = NormalBlock(Rng(5, 2))
+                b.Vector512 <- false
+                let chunked = Array.zeroCreate n
+                let sizes = Rng(1)
+                let mutable o = 0
+
+                while o < n do
+                    let len = min (8 * (1 + int (sizes.NextDouble() * 300.0))) (n - o)
+                    b.Fill(Span(chunked, o, len))
+                    o <- o + len
+
+                Expect.equal chunked whole "same numbers"
+                // A different seed or stream gives different numbers; the parent keeps its own stream.
+                let other = Array.zeroCreate 64
+                NormalBlock(Rng(5, 3)).Fill(Span other)
+                Expect.notEqual other whole[0..63] "another stream"
+                let parent = Rng(5, 2)
+                NormalBlock(parent) |> ignore
+                Expect.equal (parent.NextUInt64()) (Rng(5, 2).NextUInt64()) "the parent is where it was"
         ]

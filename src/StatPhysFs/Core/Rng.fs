@@ -110,3 +110,38 @@ type Rng(seed: uint64, stream: uint64) =
     member this.FillNormal(target: Span<float>) =
         for i in 0 .. target.Length - 1 do
             target[i] <- this.NextNormal()
+
+    /// The generator's 256-bit state (s0, s1, s2, s3).
+    member internal _.State
+        with get () = struct (s0, s1, s2, s3)
+        and set (struct (a, b, c, d): struct (uint64 * uint64 * uint64 * uint64)) =
+            s0 <- a
+            s1 <- b
+            s2 <- c
+            s3 <- d
+
+    /// Advances the state by 2^128 draws (the reference jump polynomial of xoshiro256**), so that streams cut from
+    /// one generator by successive jumps never overlap.
+    member internal this.Jump() =
+        let jump =
+            [| 0x180ec6d33cfd0abaUL; 0xd5a61266f0c9392cUL; 0xa9582618e03fc9aaUL; 0x39abdc4529b1661cUL |]
+
+        let mutable a = 0UL
+        let mutable b = 0UL
+        let mutable c = 0UL
+        let mutable d = 0UL
+
+        for j in jump do
+            for bit in 0..63 do
+                if j &&& (1UL <<< bit) <> 0UL then
+                    a <- a ^^^ s0
+                    b <- b ^^^ s1
+                    c <- c ^^^ s2
+                    d <- d ^^^ s3
+
+                this.NextUInt64() |> ignore
+
+        s0 <- a
+        s1 <- b
+        s2 <- c
+        s3 <- d

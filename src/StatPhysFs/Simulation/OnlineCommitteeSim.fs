@@ -3,6 +3,8 @@ namespace StatPhysFs.Simulation
 open System
 open System.Threading
 open System.Threading.Tasks
+open System.Numerics
+open System.Runtime.InteropServices
 open StatPhysFs
 open StatPhysFs.Gaussian
 open StatPhysFs.Models
@@ -63,6 +65,106 @@ module OnlineCommitteeSim =
         let student = Array.init p.K (fun k -> vecs[p.M + k])
         teacher, student
 
+    /// Coordinates per block of the fused passes: 4 KB of x, so a block drawn stays in L1 while the K + M rows use it.
+    [<Literal>]
+    let private Block = 512
+
+    /// sum_j a[o + j] x[o + j], j < n, with four independent accumulators (one would wait on the adder's latency).
+    let private dotAt (a: float[]) (x: float[]) (o: int) (n: int) =
+        let va = MemoryMarshal.Cast<float, Vector<float>>(ReadOnlySpan(a, o, n))
+        let vx = MemoryMarshal.Cast<float, Vector<float>>(ReadOnlySpan(x, o, n))
+        let mutable s0 = Vector<float>.Zero
+        let mutable s1 = s0
+        let mutable s2 = s0
+        let mutable s3 = s0
+        let mutable i = 0
+
+        while i + 4 <= va.Length do
+            s0 <- s0 + va[i] * vx[i]
+            s1 <- s1 + va[i + 1] * vx[i + 1]
+            s2 <- s2 + va[i + 2] * vx[i + 2]
+            s3 <- s3 + va[i + 3] * vx[i + 3]
+            i <- i + 4
+
+        while i < va.Length do
+            s0 <- s0 + va[i] * vx[i]
+            i <- i + 1
+
+        let mutable s = Vector.Sum((s0 + s1) + (s2 + s3))
+
+        for j in o + va.Length * Vector<float>.Count .. o + n - 1 do
+            s <- s + a[j] * x[j]
+
+        s
+
+    /// w[o + j] <- b w[o + j] + a x[o + j], j < n (the plain SGD update of one block, two vectors per iteration).
+    let private axpbyAt (a: float) (x: float[]) (b: float) (w: float[]) (o: int) (n: int) =
+        let vx = MemoryMarshal.Cast<float, Vector<float>>(ReadOnlySpan(x, o, n))
+        let vw = MemoryMarshal.Cast<float, Vector<float>>(Span(w, o, n))
+        let va = Vector<float>(a)
+        let vb = Vector<float>(b)
+        let mutable i = 0
+
+        while i + 2 <= vw.Length do
+            vw[i] <- vb * vw[i] + va * vx[i]
+            vw[i + 1] <- vb * vw[i + 1] + va * vx[i + 1]
+            i <- i + 2
+
+        while i < vw.Length do
+            vw[i] <- vb * vw[i] + va * vx[i]
+            i <- i + 1
+
+        for j in o + vw.Length * Vector<float>.Count .. o + n - 1 do
+            w[j] <- b * w[j] + a * x[j]
+
+    /// One blockwise pass over the coordinates, reading every row once: applies the pending plain-SGD update
+    /// w_k <- decay w_k + pend[k] xPrev (when `pending`), draws the next input into x (d + 1 normals: x[0..d-1] and
+    /// the label noise x[d]) and sets dots[r] = rows[r] . x (rows: the K students, then the M teachers). Fusing the
+    /// update of one step with the projections of the next saves a read of the students per step; drawing x in
+    /// blocks keeps each block in L1 for its K + M products.
+    let private drawAndProject
+        (normals: NormalBlock)
+        (rows: float[][])
+        (k: int)
+        (pending: bool)
+        (pend: float[])
+        (decay: float)
+        (xPrev: float[])
+        (x: float[])
+        (dots: float[])
+        =
+        let d = x.Length - 1
+        Array.Clear dots
+        let mutable o = 0
+
+        while o <= d do
+            let nb = min Block (d + 1 - o)
+            let nd = min nb (d - o)
+
+            if pending then
+                for i in 0 .. k - 1 do
+                    axpbyAt pend[i] xPrev decay rows[i] o nd
+
+            normals.Fill(Span(x, o, nb))
+
+            for r in 0 .. rows.Length - 1 do
+                dots[r] <- dots[r] + dotAt rows[r] x o nd
+
+            o <- o + nb
+
+    /// The pending plain-SGD update alone (before the students are measured), blockwise so x stays in L1.
+    let private applyPending (w: float[][]) (pend: float[]) (decay: float) (xPrev: float[]) =
+        let d = xPrev.Length - 1
+        let mutable o = 0
+
+        while o < d do
+            let nb = min Block (d - o)
+
+            for i in 0 .. w.Length - 1 do
+                axpbyAt pend[i] xPrev decay w[i] o nb
+
+            o <- o + nb
+
     let private runOne
         (p: CommitteeParams)
         (schedule: LearningRateSchedule)
@@ -76,8 +178,18 @@ module OnlineCommitteeSim =
         let d = o.Dim
         let rng = Rng(o.Seed, run)
         let teacher, w = initialWeights p s0 d rng
+        // The inputs (and label noise) come from eight SIMD ziggurat lanes cut from the run's generator: a different
+        // stream from rng.FillNormal, same law (see NormalBlock).
+        let normals = NormalBlock(rng)
+        let rows = Array.append w teacher
         let v = Array.copy s0.V
-        let x = Array.zeroCreate d
+        // Two input buffers of d + 1 (x and the label noise): the current draw, and the previous one while its plain
+        // SGD update is pending (applied in the next pass, or before w is read).
+        let mutable x = Array.zeroCreate (d + 1)
+        let mutable xPrev = Array.zeroCreate (d + 1)
+        let pend = Array.zeroCreate p.K
+        let mutable pending = false
+        let dots = Array.zeroCreate (p.K + p.M)
         let sd = sqrt (float d)
         let sigma = sqrt p.NoiseVar
         let g = p.Activation
@@ -130,17 +242,18 @@ module OnlineCommitteeSim =
                 Array.Clear gradV
 
                 for _ in 1 .. p.Batch do
-                    rng.FillNormal(Span x)
-                    let mutable y = sigma * rng.NextNormal()
+                    drawAndProject normals rows p.K pending pend decay xPrev x dots
+                    pending <- false
+                    let mutable y = sigma * x[d]
 
                     for m in 0 .. p.M - 1 do
-                        nu[m] <- Blas.dotArr teacher[m] x / sd + mu[p.K + m]
+                        nu[m] <- dots[p.K + m] / sd + mu[p.K + m]
                         y <- y + p.VTeacher[m] * Activation.value gT nu[m]
 
                     let mutable yhat = 0.0
 
                     for i in 0 .. p.K - 1 do
-                        lam[i] <- Blas.dotArr w[i] x / sd + mu[i]
+                        lam[i] <- dots[i] / sd + mu[i]
                         yhat <- yhat + v[i] * Activation.value g lam[i]
 
                     let delta = yhat - y
@@ -148,11 +261,18 @@ module OnlineCommitteeSim =
                     for i in 0 .. p.K - 1 do
                         coef[i] <- v[i] * Activation.derivative g lam[i] * delta
                         gradV[i] <- gradV[i] + Activation.value g lam[i] * delta
-                        // Plain SGD updates in place; everything else accumulates the batch gradient first.
+                        // Plain SGD updates w in the next pass (pending); everything else accumulates the batch
+                        // gradient first.
                         if plain then
-                            Blas.axpby (-eta / sd * coef[i]) (ReadOnlySpan x) decay (Span w[i])
+                            pend[i] <- -eta / sd * coef[i]
                         else
-                            Blas.axpby coef[i] (ReadOnlySpan x) 1.0 (Span gradW[i])
+                            Blas.axpby coef[i] (ReadOnlySpan(x, 0, d)) 1.0 (Span gradW[i])
+
+                    if plain then
+                        pending <- true
+                        let t = xPrev
+                        xPrev <- x
+                        x <- t
 
                 let b = float p.Batch
 
@@ -188,12 +308,21 @@ module OnlineCommitteeSim =
 
                 if step % int64 d = 0L then
                     ct.ThrowIfCancellationRequested()
+
+                    if pending then
+                        applyPending w pend decay xPrev
+                        pending <- false
+
                     let q0 = Blas.dotArr w[0] w[0] / float d
 
                     if not (q0 <= o.DivergenceBound) then
                         diverged <- Some(float step / float d)
 
             tick chunk
+
+            if pending then
+                applyPending w pend decay xPrev
+                pending <- false
 
             if diverged.IsNone then
                 states[k] <- Some(measure ())
