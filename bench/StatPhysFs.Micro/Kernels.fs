@@ -57,21 +57,31 @@ type ErfI4 () =
     member this.PairBlock() =
         ErfKernels.pairBlock c np this.Fields a pi pl 0 s b4
 
-/// One right-hand side of the erf committee ODE at the spec's initial state (K = M).
+/// One right-hand side of the erf committee ODE at the spec's initial state (K = M), on one thread (Threads = 1) or
+/// always forked over the cores (Threads = 2): where the second pays is where `ParallelThreshold` belongs.
 [<MemoryDiagnoser>]
 type CommitteeRhs () =
     let mutable f: Ode.Rhs = fun _ _ _ -> ()
     let mutable y: float[] = [||]
     let mutable dy: float[] = [||]
 
-    [<Params(2, 10, 20, 50)>]
+    [<Params(2, 5, 10, 20, 50)>]
     member val K = 2 with get, set
+
+    [<Params(1, 2)>]
+    member val Threads = 1 with get, set
 
     [<GlobalSetup>]
     member this.Setup() =
         let p = Committee.create this.K this.K
         let s0 = CommitteeInitialState.spec this.K this.K
-        let prob = Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p s0 1.0)
+
+        let quad =
+            { CommitteeQuadrature.defaults with
+                ParallelThreshold = (if this.Threads = 1 then System.Int32.MaxValue else 0)
+            }
+
+        let prob = Committee.odeProblem quad (Committee.problem p s0 1.0)
         f <- prob.Rhs
         y <- Array.copy prob.Y0
         dy <- Array.zeroCreate y.Length

@@ -246,7 +246,7 @@ module Committee =
             System.Threading.Tasks.Parallel.For(0, count, body) |> ignore
 
     /// The erf right-hand side with per-state quantities hoisted out of the loops and the I4 sum vectorised across
-    /// (i, l) pairs (`ErfKernels.pairBlock`: one pair per lane, four per block), straight from the packed state into
+    /// (i, l) pairs (`ErfKernels.pairBlock`: one pair per lane, `ErfKernels.Lanes` = 8 or 4 per block), straight from the packed state into
     /// flat arrays, the blocks split into contiguous chunks over the cores above `quad.ParallelThreshold` I4 terms.
     /// Each pair's sum is computed in one lane in a fixed order, so the result is bitwise the same at any thread
     /// count. Equal to the scalar closed forms to rounding (tested against `rhsReference`). The work arrays are reused
