@@ -390,7 +390,14 @@ module Committee =
         if p.Activation = Erf && not scalarErf && not (CommitteeLayout.needsSampling p) then
             erfRhs quad p schedule v0
         else
-            let pts = CommitteeMoments.points quad.SampledPoints n
+            // Only the sampled paths need the QMC points (the scalar erf reference must not: they stop at n = 30).
+            let pts = lazy (CommitteeMoments.points quad.SampledPoints n)
+
+            // Built here when needed, so a size the points cannot serve fails at construction as before.
+            match p.Activation with
+            | Custom _ -> pts.Force() |> ignore
+            | _ when CommitteeLayout.needsSampling p -> pts.Force() |> ignore
+            | _ -> ()
 
             fun t y dy ->
                 let s = CommitteeLayout.unpack p v0 y
@@ -399,11 +406,11 @@ module Committee =
 
                 let mo =
                     match p.Activation with
-                    | _ when CommitteeLayout.needsSampling p -> CommitteeMoments.sampledMoments pts p c a
+                    | _ when CommitteeLayout.needsSampling p -> CommitteeMoments.sampledMoments pts.Value p c a
                     | Erf
                     | Linear
                     | Relu -> CommitteeMoments.closedMoments quad.IntegralOrder p c a
-                    | Custom _ -> CommitteeMoments.sampledMoments pts p c a
+                    | Custom _ -> CommitteeMoments.sampledMoments pts.Value p c a
 
                 let eta, kap, noise = stepSizes p schedule t
                 let mutable o = 0
