@@ -10,12 +10,16 @@ open StatPhysFs.Gaussian
 open StatPhysFs.Models
 open StatPhysFs.Simulation
 
-/// sum_{r<=u} a_r a_u I4(i, l, r, u) over n = K + M fields: n (n + 1) / 2 I4 terms per call.
+/// sum_{r<=u} a_r a_u I4(i, l, r, u) over n = K + M fields for one block of `ErfKernels.Lanes` (i, l) pairs:
+/// Lanes * n (n + 1) / 2 I4 terms per call (divide the time by that for ns per term).
 [<MemoryDiagnoser>]
 type ErfI4 () =
     let mutable c: float[] = [||]
     let mutable a: float[] = [||]
     let mutable s: float[] = [||]
+    let mutable b4: float[] = [||]
+    let mutable pi: int[] = [||]
+    let mutable pl: int[] = [||]
     let mutable np = 0
 
     /// Fields n = K + M.
@@ -38,26 +42,46 @@ type ErfI4 () =
                 c[i * np + j] <- c[j * np + i]
 
         a <- Array.init np (fun r -> if r < n then 1.0 / float n else 0.0)
-        s <- Array.zeroCreate np
+        s <- Array.zeroCreate (ErfKernels.blockScratch n)
+        b4 <- Array.zeroCreate ErfKernels.Lanes
+        // The first pairs i <= l in packing order.
+        let pairs =
+            [| for i in 0 .. n - 1 do
+                   for l in i .. n - 1 -> i, l |]
+            |> Array.truncate ErfKernels.Lanes
+
+        pi <- Array.map fst pairs
+        pl <- Array.map snd pairs
 
     [<Benchmark>]
-    member this.PairSum() = ErfKernels.pairSum c np this.Fields a s 0 1
+    member this.PairBlock() =
+        ErfKernels.pairBlock c np this.Fields a pi pl 0 s b4
 
-/// One right-hand side of the erf committee ODE at the spec's initial state (K = M).
+/// One right-hand side of the erf committee ODE at the spec's initial state (K = M), on one thread (Threads = 1) or
+/// always forked over the cores (Threads = 2): where the second pays is where `ParallelThreshold` belongs.
 [<MemoryDiagnoser>]
 type CommitteeRhs () =
     let mutable f: Ode.Rhs = fun _ _ _ -> ()
     let mutable y: float[] = [||]
     let mutable dy: float[] = [||]
 
-    [<Params(2, 10, 20, 50)>]
+    [<Params(2, 5, 10, 20, 50)>]
     member val K = 2 with get, set
+
+    [<Params(1, 2)>]
+    member val Threads = 1 with get, set
 
     [<GlobalSetup>]
     member this.Setup() =
         let p = Committee.create this.K this.K
         let s0 = CommitteeInitialState.spec this.K this.K
-        let prob = Committee.odeProblem CommitteeQuadrature.defaults (Committee.problem p s0 1.0)
+
+        let quad =
+            { CommitteeQuadrature.defaults with
+                ParallelThreshold = (if this.Threads = 1 then System.Int32.MaxValue else 0)
+            }
+
+        let prob = Committee.odeProblem quad (Committee.problem p s0 1.0)
         f <- prob.Rhs
         y <- Array.copy prob.Y0
         dy <- Array.zeroCreate y.Length

@@ -4,6 +4,8 @@ module StatPhysFs.Tests.PerfTests
 open System
 open System.Runtime.Intrinsics
 open Expecto
+open FsCheck
+open FsCheck.FSharp
 open StatPhysFs
 open StatPhysFs.Gaussian
 open StatPhysFs.Models
@@ -60,6 +62,122 @@ let tests =
 
                     if abs (v.GetElement 0 - e) > 4.0 * max ulp Double.Epsilon then
                         failtestf "asin(%.17g): %.17g vs %.17g" x (v.GetElement 0) e
+
+            testCase "8-lane vector asin is within 4 ulp of Math.Asin on [-1, 1]"
+            <| fun () ->
+                for i in 0 .. 200000 / 8 do
+                    let xs = Array.init 8 (fun j -> -1.0 + 2.0 * float (8 * i + j) / 200007.0)
+                    let v = ErfKernels.asin8 (Vector512.Create<float>(xs: float[]))
+
+                    for j in 0 .. 7 do
+                        let e = Math.Asin xs[j]
+                        let ulp = Math.BitIncrement(abs e) - abs e
+
+                        if abs (v.GetElement j - e) > 4.0 * max ulp Double.Epsilon then
+                            failtestf "asin(%.17g): %.17g vs %.17g" xs[j] (v.GetElement j) e
+
+            // Random arguments, dense near the branch point 1/2, near +-1 (where the square root branch loses most)
+            // and near 0, each lane of both widths against Math.Asin.
+            testProp "vector asin, 4 and 8 lanes, within 4 ulp of Math.Asin (random arguments)" 300
+            <| Prop.forAll
+                (Arb.fromGen (
+                    Gen.arrayOfLength
+                        8
+                        (Gen.oneof
+                            [
+                                Gen.choose (-1000000, 1000000) |> Gen.map (fun i -> float i / 1e6)
+                                Gen.choose (0, 300) |> Gen.map (fun e -> 1.0 - Math.Pow(10.0, -float e / 20.0))
+                                Gen.choose (0, 300) |> Gen.map (fun e -> -0.5 + Math.Pow(10.0, -float e / 20.0))
+                                Gen.choose (1, 3000) |> Gen.map (fun e -> Math.Pow(10.0, -float e / 10.0))
+                                Gen.choose (1, 3000) |> Gen.map (fun e -> -Math.Pow(10.0, -float e / 10.0))
+                            ]
+                         |> Gen.map (fun x -> max -1.0 (min 1.0 x)))
+                ))
+                (fun (xs: float[]) ->
+                    let v8 = ErfKernels.asin8 (Vector512.Create<float>(xs: float[]))
+                    let lo = ErfKernels.asin4 (Vector256.Create<float>(xs, 0))
+                    let hi = ErfKernels.asin4 (Vector256.Create<float>(xs, 4))
+
+                    for j in 0 .. 7 do
+                        let e = Math.Asin xs[j]
+                        let tol = 4.0 * max (Math.BitIncrement(abs e) - abs e) Double.Epsilon
+                        let v4 = if j < 4 then lo.GetElement j else hi.GetElement(j - 4)
+
+                        if abs (v8.GetElement j - e) > tol || abs (v4 - e) > tol then
+                            failtestf "asin(%.17g): %.17g (8 lanes), %.17g (4 lanes) vs %.17g" xs[j] (v8.GetElement j) v4 e)
+
+            testProp "erf right-hand side equals the scalar closed-form oracle to 1e-13 (random K <= 9, M <= 7, states)" 80
+            <| Prop.forAll
+                (Arb.fromGen (Gen.zip3 (Gen.zip (Gen.choose (1, 9)) (Gen.choose (1, 7))) (Gen.elements [ false; true ]) Prop.seeds))
+                (fun ((k, m), trainV, seed) ->
+                    let p, s = randomCase seed k m trainV
+                    let y = CommitteeLayout.pack p s
+                    let fast = Array.zeroCreate y.Length
+                    let slow = Array.zeroCreate y.Length
+                    Committee.rhs p s.V 0.0 y fast
+                    Committee.rhsReference p s.V 0.0 y slow
+                    let scale = maxAbs slow
+
+                    for i in 0 .. y.Length - 1 do
+                        if abs (fast[i] - slow[i]) > 1e-13 * scale then
+                            failtestf "K=%d M=%d component %d: %.17g vs %.17g" k m i fast[i] slow[i])
+
+            // A pair's sum runs in one lane in a fixed order, so the vector width cannot change it.
+            testProp "erf I4 pair blocks are bitwise the same at 4 and 8 lanes, and equal the scalar I4 sum" 60
+            <| Prop.forAll
+                (Arb.fromGen (Gen.zip3 (Gen.choose (1, 8)) (Gen.choose (1, 8)) Prop.seeds))
+                (fun (k, m, seed) ->
+                    let p, s = randomCase seed k m true
+                    let n = k + m
+                    let np = ErfKernels.padded n
+                    let cov = CommitteeLayout.fieldCovariance p s
+                    let c = Array.zeroCreate (np * np)
+
+                    for i in 0 .. n - 1 do
+                        for j in 0 .. n - 1 do
+                            c[i * np + j] <- cov[i, j]
+
+                    let a = Array.init np (fun i -> if i < k then s.V[i] elif i < n then -p.VTeacher[i - k] else 0.0)
+                    // Eight pairs i <= l over all fields (cycled when there are fewer).
+                    let all = [| for i in 0 .. n - 1 do for l in i .. n - 1 -> i, l |]
+                    let pairs = Array.init 8 (fun q -> all[q % all.Length])
+                    let pi = Array.map fst pairs
+                    let pl = Array.map snd pairs
+                    let scratch = Array.zeroCreate (ErfKernels.blockScratch n)
+                    let four = Array.zeroCreate 8
+                    let eight = Array.zeroCreate 8
+                    ErfKernels.pairBlockWith 4 c np n a pi pl 0 scratch four
+                    ErfKernels.pairBlockWith 4 c np n a pi pl 4 scratch four
+                    ErfKernels.pairBlockWith 8 c np n a pi pl 0 scratch eight
+                    Expect.sequenceEqual four eight "bitwise equal"
+
+                    for q in 0 .. 7 do
+                        let i, l = pairs[q]
+                        let mutable sum = 0.0
+                        let mutable mag = 0.0
+
+                        for r in 0 .. n - 1 do
+                            for u in 0 .. n - 1 do
+                                let t =
+                                    a[r] * a[u]
+                                    * CommitteeIntegrals.erfI4
+                                        cov[i, i] cov[i, l] cov[i, r] cov[i, u] cov[l, l] cov[l, r] cov[l, u] cov[r, r] cov[r, u] cov[u, u]
+
+                                sum <- sum + t
+                                mag <- mag + abs t
+
+                        if abs (eight[q] - sum) > 1e-13 * mag then
+                            failtestf "pair (%d, %d): %.17g vs %.17g" i l eight[q] sum)
+
+            testProp "the early-stopping erf eg from the packed state equals generalisationError" 60
+            <| Prop.forAll
+                (Arb.fromGen (Gen.zip3 (Gen.zip (Gen.choose (1, 9)) (Gen.choose (1, 7))) (Gen.elements [ false; true ]) Prop.seeds))
+                (fun ((k, m), trainV, seed) ->
+                    let p, s = randomCase seed k m trainV
+                    let fast = Committee.erfErrorOf p s.V (CommitteeLayout.pack p s)
+                    let slow = Committee.generalisationError p s
+                    let scale = (Array.sumBy abs s.V + Array.sumBy abs p.VTeacher) ** 2.0
+                    expectClose 1e-14 (fast / scale) (slow / scale) (sprintf "eg K=%d M=%d" k m))
 
             testCase "erf right-hand side equals the scalar closed-form oracle to 1e-13 (K = 1..9, M = 1..7)"
             <| fun () ->

@@ -210,7 +210,7 @@ module Committee =
 
         Check.that "T" (Array2D.length1 p.T = p.M && Array2D.length2 p.T = p.M) (sprintf "T must be %dx%d." p.M p.M)
         Check.that "vTeacher" (p.VTeacher.Length = p.M) (sprintf "vTeacher must have %d entries." p.M)
-        Linalg.psdFactor "T" p.T |> ignore
+        Linalg.checkPsd "T" p.T
 
         Check.that
             "b"
@@ -237,18 +237,32 @@ module Committee =
         let eta = eta0 / (1.0 - p.Momentum)
         eta, p.WeightDecay / (1.0 - p.Momentum), eta * eta / float p.Batch
 
-    /// The erf right-hand side with per-state quantities hoisted out of the loops and the I4 sum vectorised
-    /// (`ErfKernels.pairSum`), straight from the packed state into flat arrays, the (i, l) pairs spread over the
-    /// cores. Each pair's sum is computed by one thread in a fixed order, so the result is bitwise the same at any
-    /// thread count. Equal to the scalar closed forms to rounding (tested against `rhsReference`).
+    /// Runs body 0 .. count - 1, on the pool when count > 1: the one place the erf right-hand side forks. Each index
+    /// writes its own outputs, so the result does not depend on the scheduling.
+    let private forkJoin (count: int) (body: int -> unit) =
+        if count = 1 then
+            body 0
+        else
+            // Chunked, not Parallel.For: a loop must not wait for a pool thread that has not started.
+            Chunked.forEach count System.Threading.CancellationToken.None count body
+
+    /// The erf right-hand side with per-state quantities hoisted out of the loops and the I4 sum vectorised across
+    /// (i, l) pairs (`ErfKernels.pairBlock`: one pair per lane, `ErfKernels.Lanes` = 8 or 4 per block), straight from the packed state into
+    /// flat arrays, the blocks split into contiguous chunks over the cores above `quad.ParallelThreshold` I4 terms.
+    /// Each pair's sum is computed in one lane in a fixed order, so the result is bitwise the same at any thread
+    /// count. Equal to the scalar closed forms to rounding (tested against `rhsReference`). The work arrays are reused
+    /// between calls (a concurrent call takes fresh ones).
     let private erfRhs (quad: CommitteeQuadrature) (p: CommitteeParams) (schedule: LearningRateSchedule) (v0: float[]) : Rhs =
         let k = p.K
         let m = p.M
         let n = k + m
         let np = ErfKernels.padded n
         let pairs = k * (k + 1) / 2
-        let pi = Array.zeroCreate pairs
-        let pl = Array.zeroCreate pairs
+        let blocks = (pairs + ErfKernels.Lanes - 1) / ErfKernels.Lanes
+        let lanes = blocks * ErfKernels.Lanes
+        // Pair q = (pi[q], pl[q]) in the packing order of Q; the padding lanes repeat the last pair.
+        let pi = Array.zeroCreate lanes
+        let pl = Array.zeroCreate lanes
         let mutable o = 0
 
         for i in 0 .. k - 1 do
@@ -257,18 +271,49 @@ module Committee =
                 pl[o] <- l
                 o <- o + 1
 
-        // The teacher block of the covariance is constant.
-        let template = Array.zeroCreate (np * np)
-
-        for x in 0 .. m - 1 do
-            for z in 0 .. m - 1 do
-                template[(k + x) * np + k + z] <- p.T[x, z]
+        for q in pairs .. lanes - 1 do
+            pi[q] <- pi[pairs - 1]
+            pl[q] <- pl[pairs - 1]
 
         let trained = p.LrSecond.IsSome
-        let work = pairs * n * (n + 1) / 2
+        let terms = int64 lanes * int64 (n * (n + 1) / 2)
+
+        let chunks =
+            if terms < int64 quad.ParallelThreshold then
+                1
+            else
+                max 1 (min Environment.ProcessorCount blocks)
+
+        let newWork () =
+            let c = Array.zeroCreate (np * np)
+
+            // The teacher block of the covariance is constant; the student rows are overwritten each call.
+            for x in 0 .. m - 1 do
+                for z in 0 .. m - 1 do
+                    c[(k + x) * np + k + z] <- p.T[x, z]
+
+            {|
+                C = c
+                /// Output weights a = (v, -vT), zero in the padding.
+                A = Array.init np (fun x -> if x >= k && x < n then -p.VTeacher[x - k] else 0.0)
+                W = Array.zeroCreate np
+                A3 = Array.zeroCreate (k * np)
+                B4 = Array.zeroCreate lanes
+                Scratch = Array.init chunks (fun _ -> Array.zeroCreate (ErfKernels.blockScratch n))
+            |}
+
+        let cache = ref (newWork ())
 
         fun t y dy ->
-            let c = Array.copy template
+            let ws =
+                match System.Threading.Interlocked.Exchange(&cache.contents, Unchecked.defaultof<_>) with
+                | w when obj.ReferenceEquals(w, null) -> newWork ()
+                | w -> w
+
+            let c = ws.C
+            let a = ws.A
+            let a3 = ws.A3
+            let b4 = ws.B4
             let mutable o = 0
 
             for i in 0 .. k - 1 do
@@ -284,57 +329,19 @@ module Committee =
                     o <- o + 1
 
             let v = if trained then Array.sub y o k else v0
-            // Output weights a = (v, -vT), zero in the padding.
-            let a = Array.zeroCreate np
 
             for i in 0 .. k - 1 do
                 a[i] <- v[i]
 
-            for x in 0 .. m - 1 do
-                a[k + x] <- -p.VTeacher[x]
+            ErfKernels.i3Rows c np n k a ws.W a3
 
-            let d = Array.zeroCreate n
+            let perChunk = (blocks + chunks - 1) / chunks
 
-            for x in 0 .. n - 1 do
-                d[x] <- 1.0 + c[x * np + x]
+            forkJoin chunks (fun ch ->
+                let scratch = ws.Scratch[ch]
 
-            // I3(i, q, r) = (2/pi) (c_qr - c_iq c_ir / d_i) / sqrt(d_i d_r - c_ir^2): with w_r = a_r / sqrt(.) the sum
-            // over r is two dot products. a3[i, q] = sum_r a_r I3(i, q, r).
-            let a3 = Array.zeroCreate (k * n)
-            let w = Array.zeroCreate n
-
-            for i in 0 .. k - 1 do
-                let ri = i * np
-                let mutable wi = 0.0
-
-                for r in 0 .. n - 1 do
-                    let cir = c[ri + r]
-                    w[r] <- a[r] / sqrt (max (d[i] * d[r] - cir * cir) 0.0)
-                    wi <- wi + w[r] * cir
-
-                for q in 0 .. n - 1 do
-                    let rq = q * np
-                    let mutable sq = 0.0
-
-                    for r in 0 .. n - 1 do
-                        sq <- sq + w[r] * c[rq + r]
-
-                    a3[i * n + q] <- 2.0 / Math.PI * (sq - c[ri + q] / d[i] * wi)
-
-            let b4 = Array.zeroCreate pairs
-
-            if work < quad.ParallelThreshold then
-                let scratch = Array.zeroCreate np
-
-                for q in 0 .. pairs - 1 do
-                    b4[q] <- ErfKernels.pairSum c np n a scratch pi[q] pl[q]
-            else
-                Chunked.forWith
-                    System.Environment.ProcessorCount
-                    System.Threading.CancellationToken.None
-                    pairs
-                    (fun () -> Array.zeroCreate<float> np)
-                    (fun scratch q -> b4[q] <- ErfKernels.pairSum c np n a scratch pi[q] pl[q])
+                for b in ch * perChunk .. min blocks ((ch + 1) * perChunk) - 1 do
+                    ErfKernels.pairBlock c np n a pi pl (b * ErfKernels.Lanes) scratch b4)
 
             let eta, kap, noise = stepSizes p schedule t
 
@@ -350,7 +357,7 @@ module Committee =
                         CommitteeIntegrals.erfJ2 c[i * np + i] cil c[l * np + l]
 
                 dy[q] <-
-                    -eta * (v[i] * a3[i * n + l] + v[l] * a3[l * n + i])
+                    -eta * (v[i] * a3[i * np + l] + v[l] * a3[l * np + i])
                     + noise * v[i] * v[l] * (b4[q] + p.NoiseVar * j2)
                     - 2.0 * kap * cil
 
@@ -358,7 +365,7 @@ module Committee =
 
             for i in 0 .. k - 1 do
                 for x in 0 .. m - 1 do
-                    dy[o] <- -eta * v[i] * a3[i * n + k + x] - kap * c[i * np + k + x]
+                    dy[o] <- -eta * v[i] * a3[i * np + k + x] - kap * c[i * np + k + x]
                     o <- o + 1
 
             match p.LrSecond with
@@ -372,6 +379,8 @@ module Committee =
                     dy[o + i] <- -etaV / (1.0 - p.Momentum) * e - kap * v[i]
             | None -> ()
 
+            cache.Value <- ws
+
     let private rhsOf (scalarErf: bool) (quad: CommitteeQuadrature) (p: CommitteeParams) (schedule: LearningRateSchedule) (v0: float[]) : Rhs =
         validate p
         CommitteeQuadrature.validate quad
@@ -382,7 +391,14 @@ module Committee =
         if p.Activation = Erf && not scalarErf && not (CommitteeLayout.needsSampling p) then
             erfRhs quad p schedule v0
         else
-            let pts = CommitteeMoments.points quad.SampledPoints n
+            // Only the sampled paths need the QMC points (the scalar erf reference must not: they stop at n = 30).
+            let pts = lazy (CommitteeMoments.points quad.SampledPoints n)
+
+            // Built here when needed, so a size the points cannot serve fails at construction as before.
+            match p.Activation with
+            | Custom _ -> pts.Force() |> ignore
+            | _ when CommitteeLayout.needsSampling p -> pts.Force() |> ignore
+            | _ -> ()
 
             fun t y dy ->
                 let s = CommitteeLayout.unpack p v0 y
@@ -391,11 +407,11 @@ module Committee =
 
                 let mo =
                     match p.Activation with
-                    | _ when CommitteeLayout.needsSampling p -> CommitteeMoments.sampledMoments pts p c a
+                    | _ when CommitteeLayout.needsSampling p -> CommitteeMoments.sampledMoments pts.Value p c a
                     | Erf
                     | Linear
                     | Relu -> CommitteeMoments.closedMoments quad.IntegralOrder p c a
-                    | Custom _ -> CommitteeMoments.sampledMoments pts p c a
+                    | Custom _ -> CommitteeMoments.sampledMoments pts.Value p c a
 
                 let eta, kap, noise = stepSizes p schedule t
                 let mutable o = 0
@@ -502,8 +518,7 @@ module Committee =
 
         Check.that "v0" (s0.V.Length = p.K) (sprintf "v0 must have K = %d entries." p.K)
 
-        Linalg.psdFactor "initial covariance [[Q, R], [R^T, T]]" (CommitteeLayout.fieldCovariance p s0)
-        |> ignore
+        Linalg.checkPsd "initial covariance [[Q, R], [R^T, T]]" (CommitteeLayout.fieldCovariance p s0)
 
     /// The output times the settings ask for over [0, TEnd].
     [<CompiledName("OutputTimes")>]
@@ -533,6 +548,50 @@ module Committee =
 
         states, eg
 
+    /// The erf generalisation error (1/2) sum_ij a_i a_j I2(i, j) straight from the packed ODE state, over i <= j (I2
+    /// is symmetric): the early-stopping observable, evaluated a few times per step, so it builds no matrices. Equal
+    /// to `CommitteeMoments.generalisationError` to rounding (tested).
+    let internal erfErrorOf (p: CommitteeParams) (v0: float[]) =
+        let k = p.K
+        let n = k + p.M
+        let trained = p.LrSecond.IsSome
+
+        fun (y: float[]) ->
+            let c = Array.zeroCreate (n * n)
+            let a = Array.zeroCreate n
+            let mutable o = 0
+
+            for i in 0 .. k - 1 do
+                for j in i .. k - 1 do
+                    c[i * n + j] <- y[o]
+                    o <- o + 1
+
+            for i in 0 .. k - 1 do
+                for x in 0 .. p.M - 1 do
+                    c[i * n + k + x] <- y[o]
+                    o <- o + 1
+
+            for x in 0 .. p.M - 1 do
+                for z in x .. p.M - 1 do
+                    c[(k + x) * n + k + z] <- p.T[x, z]
+
+                a[k + x] <- -p.VTeacher[x]
+
+            for i in 0 .. k - 1 do
+                a[i] <- if trained then y[o + i] else v0[i]
+
+            let mutable e = 0.0
+
+            for i in 0 .. n - 1 do
+                let di = 1.0 + c[i * n + i]
+                e <- e + a[i] * a[i] * asin (max -1.0 (min 1.0 (c[i * n + i] / di)))
+
+                for j in i + 1 .. n - 1 do
+                    let r = c[i * n + j] / sqrt (di * (1.0 + c[j * n + j]))
+                    e <- e + 2.0 * a[i] * a[j] * asin (max -1.0 (min 1.0 r))
+
+            e / Math.PI
+
     /// Integrates the committee ODE (spec section 3.1) with the settings' algorithm, saving at the output times.
     /// Never throws on a blow-up: the status says Diverged with the time.
     [<CompiledName("Solve")>]
@@ -543,8 +602,12 @@ module Committee =
         let p = problem.Model
         let times = outputTimes settings problem
 
-        let egOf (y: float[]) =
-            CommitteeMoments.generalisationError quad p (CommitteeLayout.unpack p problem.Init.V y)
+        let egOf =
+            if p.Activation = Erf && not (CommitteeLayout.needsSampling p) then
+                erfErrorOf p problem.Init.V
+            else
+                fun (y: float[]) ->
+                    CommitteeMoments.generalisationError quad p (CommitteeLayout.unpack p problem.Init.V y)
 
         let sol, ys, minimum =
             OutputGrid.solve
