@@ -12,31 +12,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = os.path.join(HERE, "..", "..", "src", "StatPhysFs.Cli", "bin", "Release", "net10.0", "statphys.dll")
 
 RUNS = [
-    ("dmft glm (forward sweep, logistic, 400k samples)",
-     ["dmft", "glm", "--loss", "logistic", "--teacher", "sign", "--strategy", "sweep", "--mc-samples", "400000",
-      "--replicas", "2", "--t-end", "30"]),
+    ("dmft glm (forward sweep, logistic, 200k samples)",
+     ["dmft", "glm", "--loss", "logistic", "--teacher", "sign", "--strategy", "sweep", "--mc-samples", "200000",
+      "--replicas", "2", "--t-end", "10"]),
     ("dmft glm (fixed point)",
-     ["dmft", "glm", "--loss", "logistic", "--teacher", "sign", "--strategy", "fixed-point", "--mc-samples", "400000",
-      "--replicas", "2", "--t-end", "30"]),
+     ["dmft", "glm", "--loss", "logistic", "--teacher", "sign", "--strategy", "fixed-point", "--mc-samples", "200000",
+      "--replicas", "2", "--t-end", "5"]),
     ("simulate sgd (glm, d = 2000)", ["simulate", "sgd", "--dim", "2000", "--t-end", "1000", "--seeds", "2"]),
     ("simulate sgd (committee, d = 2000)",
      ["simulate", "sgd", "--model", "committee", "--dim", "2000", "--t-end", "1000", "--seeds", "2"]),
-    ("sde (smf2, 1e7 paths)", ["sde", "--paths", "10000000", "--t-end", "10"]),
+    ("sde (smf2, 1e6 paths)", ["sde", "--paths", "1000000", "--t-end", "10"]),
     ("sde (sgd, 1e7 paths)", ["sde", "--model", "sgd", "--paths", "10000000", "--t-end", "10"]),
-    ("sde weak-order (small etas)", ["sde", "weak-order", "--etas", "4e-6,2e-6,1e-6"]),
+    ("sde weak-order (small etas)", ["sde", "weak-order", "--lrs", "4e-6,2e-6,1e-6"]),
 ]
 
 
 def one(args, after, sig):
+    """(ms from the signal to the "cancelled" line on stderr, ms to the process's exit, exit code, last stderr line)"""
     p = subprocess.Popen(["dotnet", CLI] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(after)
     if p.poll() is not None:
-        return None, p.returncode, p.stderr.read().decode()[-200:]
+        return None, None, p.returncode, p.stderr.read().decode()[-200:]
     t0 = time.perf_counter()
     p.send_signal(sig)
+    said, last = None, ""
+    for line in iter(p.stderr.readline, b""):
+        last = line.decode().strip()
+        if said is None and "cancel" in last:
+            said = (time.perf_counter() - t0) * 1000
     rc = p.wait(timeout=60)
-    dt = (time.perf_counter() - t0) * 1000
-    return dt, rc, p.stderr.read().decode().strip().splitlines()[-1:] 
+    return said, (time.perf_counter() - t0) * 1000, rc, last
 
 
 def main():
@@ -51,18 +56,19 @@ def main():
     for name, args in RUNS:
         if a.only and a.only not in name:
             continue
-        lat, notes = [], set()
+        said, lat, notes = [], [], set()
         for _ in range(a.tries):
-            dt, rc, err = one(args, a.after, sig)
+            sd, dt, rc, err = one(args, a.after, sig)
             if dt is None:
                 notes.add(f"exited before the signal (rc {rc}): {err}")
                 continue
             lat.append(dt)
-            notes.add(f"rc {rc} {err}")
-        s = ", ".join(f"{x:.0f}" for x in lat)
-        med = f"{statistics.median(lat):.0f}" if lat else "-"
-        mx = f"{max(lat):.0f}" if lat else "-"
-        print(f"{name}: SIG{a.signal} -> exit ms [{s}] median {med} max {mx}; {'; '.join(sorted(notes))}")
+            said.append(sd if sd is not None else float("nan"))
+            notes.add(f"rc {rc}: {err}")
+        fmt = lambda xs: ", ".join(f"{x:.0f}" for x in xs)
+        med = lambda xs: f"{statistics.median(xs):.0f}" if xs else "-"
+        print(f"{name}: SIG{a.signal} -> 'cancelled' printed after [{fmt(said)}] ms (median {med(said)}), "
+              f"exit after [{fmt(lat)}] ms (median {med(lat)}); {'; '.join(sorted(notes))}")
         sys.stdout.flush()
 
 
