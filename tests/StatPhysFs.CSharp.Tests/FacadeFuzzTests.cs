@@ -397,6 +397,8 @@ public class FacadeFuzzTests
         yield return new("GaussianExpectation.Tensor f null", E, () => GaussianExpectation.Tensor(null!, new[] { 0.0 }, Id(1)));
         yield return new("GaussianExpectation.MonteCarlo samples 0", E, () => GaussianExpectation.MonteCarlo(f, new[] { 0.0 }, Id(1), 0));
         yield return new("GaussianExpectation.Tensor order 0", E, () => GaussianExpectation.Tensor(f, new[] { 0.0 }, Id(1), 0));
+        yield return new("GaussianExpectation.MonteCarlo cancelled", Expect.Cancelled, () => GaussianExpectation.MonteCarlo(f, new[] { 0.0 }, Id(1), 1000, cancellationToken: Cancelled));
+        yield return new("GaussianExpectation.QuasiMonteCarlo cancelled", Expect.Cancelled, () => GaussianExpectation.QuasiMonteCarlo(f, new[] { 0.0 }, Id(1), 64, cancellationToken: Cancelled));
         yield return new("GaussianExpectation.Tensor throwing f", Expect.Callback, () => GaussianExpectation.Tensor(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 5));
         yield return new("GaussianExpectation.MonteCarlo throwing f", Expect.Callback, () => GaussianExpectation.MonteCarlo(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 1000));
         yield return new("GaussianExpectation.QuasiMonteCarlo throwing f", Expect.Callback, () => GaussianExpectation.QuasiMonteCarlo(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 64));
@@ -471,6 +473,8 @@ public class FacadeFuzzTests
         yield return ("SgdDiffusion.Sgd (10^7 short paths)", ct => new SgdDiffusion { LearningRate = 0.05, Horizon = 1, Paths = 10_000_000 }.Sgd(ls, X0, Obs, cancellationToken: ct));
         yield return ("SgdDiffusion.Simulate (long paths)", ct => new SgdDiffusion { LearningRate = 1e-5, Horizon = 100, Paths = 4 }.Simulate(SdeKind.Smf2, ls, X0, Obs, ct));
         yield return ("SgdDiffusion.WeakOrder (small etas)", ct => SgdDiffusion.WeakOrder(A, Y, new[] { 4e-6, 2e-6, 1e-6 }, horizon: 2, cancellationToken: ct));
+        yield return ("GaussianExpectation.MonteCarlo (2^31 - 1 draws)", ct => GaussianExpectation.MonteCarlo(x => x[0] * x[0], new[] { 0.0 }, Id(1), int.MaxValue, cancellationToken: ct));
+        yield return ("GaussianExpectation.QuasiMonteCarlo (10^8 points)", ct => GaussianExpectation.QuasiMonteCarlo(x => x[0] * x[0], new[] { 0.0 }, Id(1), 100_000_000, cancellationToken: ct));
         yield return ("TeacherStudentCommittee.Simulate", ct => new TeacherStudentCommittee().Simulate(Init(), new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct));
         yield return ("TeacherStudentCommittee.Integrate", ct => new TeacherStudentCommittee { K = 6, M = 6 }.Integrate(Init(6, 6), 1e7, 5, relativeTolerance: 1e-12, cancellationToken: ct));
         yield return ("OnlineLinearRegression.Simulate", ct => new OnlineLinearRegression().Simulate(new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct));
