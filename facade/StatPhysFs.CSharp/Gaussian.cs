@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Threading;
 using Microsoft.FSharp.Core;
 using StatPhysFs.Gaussian;
 using FsGaussianRule = StatPhysFs.Gaussian.GaussianRule;
@@ -67,20 +68,24 @@ public static class GaussianExpectation
     public static double Sparse(Func<double[], double> f, double[] mean, double[,] covariance, int level) =>
         Guard.Run(() => FsGaussianRule.Expect(FsGaussianRule.Sparse(Check(mean, covariance), level), mean, covariance, Wrap(f)), default);
 
-    /// <summary>Monte Carlo with a seed; the same seed gives the same estimate whatever the thread count.</summary>
-    public static McEstimate MonteCarlo(Func<double[], double> f, double[] mean, double[,] covariance, int samples, int seed = 1)
+    /// <summary>Monte Carlo with a seed; the same seed gives the same estimate whatever the thread count.
+    /// Cancellation throws <see cref="OperationCanceledException"/>.</summary>
+    public static McEstimate MonteCarlo(Func<double[], double> f, double[] mean, double[,] covariance, int samples, int seed = 1,
+        CancellationToken cancellationToken = default)
     {
         Check(mean, covariance);
-        var e = Guard.Run(() => FsMonteCarlo.Estimate(seed, samples, mean, covariance, Wrap(f)), default);
+        var e = Guard.Run(() => FsMonteCarlo.EstimateCancellable(cancellationToken, seed, samples, mean, covariance, Wrap(f)), cancellationToken);
         return new McEstimate(e.Mean, e.StdErr, e.Count);
     }
 
     /// <summary>Randomised quasi-Monte Carlo: a Halton set of <paramref name="points"/> points under
-    /// <paramref name="shifts"/> random shifts; the standard error is the spread across shifts.</summary>
-    public static McEstimate QuasiMonteCarlo(Func<double[], double> f, double[] mean, double[,] covariance, int points, int shifts = 16, int seed = 1)
+    /// <paramref name="shifts"/> random shifts; the standard error is the spread across shifts. Cancellation throws
+    /// <see cref="OperationCanceledException"/>.</summary>
+    public static McEstimate QuasiMonteCarlo(Func<double[], double> f, double[] mean, double[,] covariance, int points, int shifts = 16, int seed = 1,
+        CancellationToken cancellationToken = default)
     {
         Check(mean, covariance);
-        var e = Guard.Run(() => FsMonteCarlo.EstimateQuasi(seed, points, shifts, mean, covariance, Wrap(f)), default);
+        var e = Guard.Run(() => FsMonteCarlo.EstimateQuasiCancellable(cancellationToken, seed, points, shifts, mean, covariance, Wrap(f)), cancellationToken);
         return new McEstimate(e.Mean, e.StdErr, e.Count);
     }
 }

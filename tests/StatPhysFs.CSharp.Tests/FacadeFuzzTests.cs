@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
@@ -34,6 +35,20 @@ public class FacadeFuzzTests
 
     private static CommitteeOverlaps Init(int k = 2, int m = 2) => new(
         new double[k, k].Select2((i, j) => i == j ? 0.3 : 0.0), new double[k, m].Select2((_, _) => 0.01), Enumerable.Repeat(1.0, k).ToArray());
+
+    private sealed class ThrowingProgress<T>(Func<T, bool> when) : IProgress<T>
+    {
+        public void Report(T value) { if (when(value)) throw new CallbackFailure(); }
+    }
+
+    private static IProgress<double> Throwing => new ThrowingProgress<double>(_ => true);
+
+    private static T WithDir<T>(Func<string, T> f)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "statphys-cs-fuzz-" + Guid.NewGuid().ToString("N"));
+        try { return f(dir); }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
 
     private static double[,] Nan2() => new[,] { { 1.0, double.NaN }, { double.NaN, 1.0 } };
     private static double[,] Id(int n) => new double[n, n].Select2((i, j) => i == j ? 1.0 : 0.0);
@@ -228,6 +243,50 @@ public class FacadeFuzzTests
         yield return new("MultiPassSgd.Simulate SGD tau=0", E, () => new MultiPassSgd(Loss.Square, Teacher.Linear) { Tau = 0, Steps = 3 }.Simulate(SimulatedProcess.SgdWithReplacement, 20, 1));
         yield return new("MultiPassSgd.Simulate cancelled", Expect.Cancelled, () => mp.Simulate(dimension: 20, seeds: 1, cancellationToken: Cancelled));
         yield return new("MultiPassSgd custom throwing loss", Expect.Callback, () => new MultiPassSgd(Loss.Custom("bad", (_, _) => throw new CallbackFailure(), (_, _) => 0, (_, _) => 0), Teacher.Linear) { Steps = 3 }.Simulate(dimension: 20, seeds: 2));
+        // The same contract in every long-running method: a cancelled token throws OperationCanceledException, and a
+        // throwing callback (progress, custom loss, teacher or activation) comes out as itself in every strategy.
+        var methods = new[] { DmftMethod.Auto, DmftMethod.ForwardSweep, DmftMethod.FixedPoint };
+        var processes = new[] { SimulatedProcess.Sgf, SimulatedProcess.SgdWithReplacement };
+        var badLoss = new MultiPassSgd(Loss.Custom("bad", (_, _) => throw new CallbackFailure(), (_, _) => throw new CallbackFailure(), (_, _) => throw new CallbackFailure()), Teacher.Linear) { Steps = 3 };
+        var badTeacher = new MultiPassSgd(Loss.Square, Teacher.Custom("bad", (_, _) => throw new CallbackFailure())) { Steps = 3 };
+        var badAct = ActivationFunction.Custom("bad", _ => throw new CallbackFailure(), _ => throw new CallbackFailure());
+        var badStudent = new MultiPassSgd(badAct, new[] { 1.0 }, ActivationFunction.Tanh, new[] { 1.0 }) { Steps = 3 };
+        foreach (var m in methods.Append(DmftMethod.ExactClosure))
+        {
+            yield return new($"MultiPassSgd.SolveDmft {m} cancelled", Expect.Cancelled, () => mp.SolveDmft(samples: 50, replicas: 2, method: m, cancellationToken: Cancelled));
+            yield return new($"MultiPassSgd.SolveDmft {m} throwing progress", Expect.Callback, () => mp.SolveDmft(samples: 50, replicas: 2, method: m, progress: Throwing));
+        }
+        foreach (var m in methods)
+        {
+            yield return new($"MultiPassSgd.SolveDmft {m} custom throwing loss", Expect.Callback, () => badLoss.SolveDmft(samples: 50, replicas: 2, method: m));
+            yield return new($"MultiPassSgd.SolveDmft {m} custom throwing teacher", Expect.Callback, () => badTeacher.SolveDmft(samples: 50, replicas: 2, method: m));
+            yield return new($"MultiPassSgd.SolveDmft {m} custom throwing activation", Expect.Callback, () => badStudent.SolveDmft(samples: 50, replicas: 2, method: m));
+        }
+        foreach (var pr in processes)
+        {
+            yield return new($"MultiPassSgd.Simulate {pr} cancelled", Expect.Cancelled, () => mp.Simulate(pr, 20, 2, cancellationToken: Cancelled));
+            yield return new($"MultiPassSgd.Simulate {pr} throwing progress", Expect.Callback, () => mp.Simulate(pr, 20, 2, progress: Throwing));
+            yield return new($"MultiPassSgd.Simulate {pr} custom throwing loss", Expect.Callback, () => badLoss.Simulate(pr, 20, 2));
+            yield return new($"MultiPassSgd.Simulate {pr} custom throwing teacher", Expect.Callback, () => badTeacher.Simulate(pr, 20, 2));
+            yield return new($"MultiPassSgd.Simulate {pr} custom throwing activation", Expect.Callback, () => badStudent.Simulate(pr, 20, 2));
+        }
+        yield return new("LeastSquaresClosure.Solve cancelled", Expect.Cancelled, () => LeastSquaresClosure.Solve(2, 1, 0.1, 5, cancellationToken: Cancelled));
+        yield return new("LeastSquaresClosure.Solve continuous cancelled", Expect.Cancelled, () => LeastSquaresClosure.Solve(2, 1, 0.1, 5, continuous: true, cancellationToken: Cancelled));
+        yield return new("SgdDiffusion.WeakOrder cancelled", Expect.Cancelled, () => SgdDiffusion.WeakOrder(A, Y, cancellationToken: Cancelled));
+        yield return new("Committee.Integrate throwing progress", Expect.Callback, () => c.Integrate(Init(), 1, 5, progress: Throwing));
+        yield return new("Committee.Simulate throwing progress", Expect.Callback, () => c.Simulate(Init(), new[] { 0.0, 0.1 }, 20, 2, progress: Throwing));
+        yield return new("Committee.Integrate custom throwing activation", Expect.Callback, () => new TeacherStudentCommittee { Activation = badAct }.Integrate(Init(), 1, 5));
+        yield return new("Committee.Simulate custom throwing activation", Expect.Callback, () => new TeacherStudentCommittee { Activation = badAct }.Simulate(Init(), new[] { 0.0, 0.1 }, 20, 2));
+        yield return new("OnlineLinear.Simulate throwing progress", Expect.Callback, () => new OnlineLinearRegression().Simulate(new[] { 0.0, 0.1 }, 20, 2, progress: Throwing));
+        yield return new("OnlineLinear.Integrate throwing event", Expect.Callback, () => new OnlineLinearRegression().Integrate(1, 5,
+            settings: new OdeSettings { Events = new[] { new OdeEventSpec("e", (_, _) => throw new CallbackFailure()) } }));
+        yield return new("OdeSolver.Solve throwing progress", Expect.Callback, () => OdeSolver.Solve((_, y, dy) => dy[0] = -y[0], new[] { 1.0 }, 0, 1, progress: Throwing));
+        foreach (var (name, fn, n) in new (string, Func<ActivationFunction, double[,], double>, int)[] { ("I2", CommitteeExpectations.I2, 2), ("J2", CommitteeExpectations.J2, 2), ("I3", CommitteeExpectations.I3, 3), ("I4", CommitteeExpectations.I4, 4) })
+            yield return new($"CommitteeExpectations.{name} custom throwing activation", Expect.Callback, () => fn(badAct, Id(n)));
+        yield return new("Sweeps.Run throwing evaluator (the point fails, the sweep goes on)", Expect.Any, () => WithDir(dir => Sweeps.Run(
+            """{"command": "online linear", "axes": {"lr": [0.1, 0.2, 0.3]}}""", dir, _ => throw new CallbackFailure(), parallelism: 2)));
+        yield return new("Sweeps.Run throwing progress", Expect.Callback, () => WithDir(dir => Sweeps.Run(
+            """{"command": "online linear", "axes": {"lr": [0.1, 0.2, 0.3]}}""", dir, Sweeps.OnlineLinear(5), parallelism: 2, progress: new ThrowingProgress<(int Done, int Total)>(p => p.Done >= 1))));
         yield return new("Loss.Custom null", E, () => Loss.Custom("x", null!, (_, _) => 0, (_, _) => 0));
         yield return new("Teacher.Custom null", E, () => Teacher.Custom("x", null!));
         foreach (var h in Hostile.Concat(new[] { -1.0 }))
@@ -338,6 +397,8 @@ public class FacadeFuzzTests
         yield return new("GaussianExpectation.Tensor f null", E, () => GaussianExpectation.Tensor(null!, new[] { 0.0 }, Id(1)));
         yield return new("GaussianExpectation.MonteCarlo samples 0", E, () => GaussianExpectation.MonteCarlo(f, new[] { 0.0 }, Id(1), 0));
         yield return new("GaussianExpectation.Tensor order 0", E, () => GaussianExpectation.Tensor(f, new[] { 0.0 }, Id(1), 0));
+        yield return new("GaussianExpectation.MonteCarlo cancelled", Expect.Cancelled, () => GaussianExpectation.MonteCarlo(f, new[] { 0.0 }, Id(1), 1000, cancellationToken: Cancelled));
+        yield return new("GaussianExpectation.QuasiMonteCarlo cancelled", Expect.Cancelled, () => GaussianExpectation.QuasiMonteCarlo(f, new[] { 0.0 }, Id(1), 64, cancellationToken: Cancelled));
         yield return new("GaussianExpectation.Tensor throwing f", Expect.Callback, () => GaussianExpectation.Tensor(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 5));
         yield return new("GaussianExpectation.MonteCarlo throwing f", Expect.Callback, () => GaussianExpectation.MonteCarlo(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 1000));
         yield return new("GaussianExpectation.QuasiMonteCarlo throwing f", Expect.Callback, () => GaussianExpectation.QuasiMonteCarlo(_ => throw new CallbackFailure(), new[] { 0.0 }, Id(1), 64));
@@ -393,50 +454,105 @@ public class FacadeFuzzTests
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 
-    /// <summary>A run cancelled mid-way throws OperationCanceledException soon after the cancellation (target 100 ms;
-    /// asserted at 1 s so a loaded CI machine does not flake; the measured latencies are printed).</summary>
+    /// <summary>Every long-running facade method, sized to run for at least 5 s uncancelled (check with
+    /// STATPHYS_CANCEL_DELAY_MS=5000 STATPHYS_CANCEL_TRIES=1: every run must still end "cancelled").</summary>
+    public static IEnumerable<(string Name, Action<CancellationToken> Run)> LongRuns()
+    {
+        var ls = FiniteSumLosses.LeastSquares(A, Y);
+        yield return ("MultiPassSgd.Simulate (SGF)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(dimension: 1500, seeds: 2, cancellationToken: ct));
+        yield return ("MultiPassSgd.Simulate (SGD)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(SimulatedProcess.SgdWithReplacement, 1500, 2, cancellationToken: ct));
+        yield return ("MultiPassSgd.SolveDmft (auto: fixed point)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 400 }.SolveDmft(samples: 200000, replicas: 2, cancellationToken: ct));
+        yield return ("MultiPassSgd.SolveDmft (fixed point)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 300 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.FixedPoint, cancellationToken: ct));
+        yield return ("MultiPassSgd.SolveDmft (forward sweep)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 300 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct));
+        yield return ("MultiPassSgd.SolveDmft (two-layer, forward sweep)", ct => new MultiPassSgd(ActivationFunction.Tanh, new[] { 1.0, 0.5 }, ActivationFunction.Tanh, new[] { 1.0, 1.0 }) { Steps = 200, TimeStep = 0.05 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct));
+        // 1000 steps: ~25 s of O(n^3) work. The closure allocates its 9 n^2 kernels (72 MB here; 288 MB at 2000 steps)
+        // before its first token check, and zeroing fresh memory is slow on a loaded machine (0.5-4.7 s for 288 MB
+        // measured): a cancellation during that setup waits for it (see the report of issue 9).
+        yield return ("MultiPassSgd.SolveDmft (exact closure)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 1000, TimeStep = 0.01 }.SolveDmft(method: DmftMethod.ExactClosure, cancellationToken: ct));
+        yield return ("LeastSquaresClosure.Solve (continuous)", ct => LeastSquaresClosure.Solve(2, 1, 1e-4, 200_000, continuous: true, cancellationToken: ct));
+        yield return ("LeastSquaresClosure.Solve (discrete)", ct => LeastSquaresClosure.Solve(2, 1, 1e-4, 200_000, cancellationToken: ct));
+        yield return ("SgdDiffusion.Sgd (long paths)", ct => new SgdDiffusion { LearningRate = 1e-6, Horizon = 100, Paths = 4 }.Sgd(ls, X0, Obs, cancellationToken: ct));
+        // Many short paths: a cancellation must skip the paths not yet started at once, not one by one.
+        yield return ("SgdDiffusion.Sgd (10^7 short paths)", ct => new SgdDiffusion { LearningRate = 0.05, Horizon = 1, Paths = 10_000_000 }.Sgd(ls, X0, Obs, cancellationToken: ct));
+        yield return ("SgdDiffusion.Simulate (long paths)", ct => new SgdDiffusion { LearningRate = 1e-5, Horizon = 100, Paths = 4 }.Simulate(SdeKind.Smf2, ls, X0, Obs, ct));
+        yield return ("SgdDiffusion.WeakOrder (small etas)", ct => SgdDiffusion.WeakOrder(A, Y, new[] { 4e-6, 2e-6, 1e-6 }, horizon: 2, cancellationToken: ct));
+        yield return ("GaussianExpectation.MonteCarlo (2^31 - 1 draws)", ct => GaussianExpectation.MonteCarlo(x => x[0] * x[0], new[] { 0.0 }, Id(1), int.MaxValue, cancellationToken: ct));
+        yield return ("GaussianExpectation.QuasiMonteCarlo (10^8 points)", ct => GaussianExpectation.QuasiMonteCarlo(x => x[0] * x[0], new[] { 0.0 }, Id(1), 100_000_000, cancellationToken: ct));
+        yield return ("TeacherStudentCommittee.Simulate", ct => new TeacherStudentCommittee().Simulate(Init(), new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct));
+        yield return ("TeacherStudentCommittee.Integrate", ct => new TeacherStudentCommittee { K = 6, M = 6 }.Integrate(Init(6, 6), 1e7, 5, relativeTolerance: 1e-12, cancellationToken: ct));
+        yield return ("OnlineLinearRegression.Simulate", ct => new OnlineLinearRegression().Simulate(new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct));
+        yield return ("OnlineLinearRegression.Integrate (Euler, tiny step)", ct => new OnlineLinearRegression().Integrate(1e4, 5,
+            settings: new OdeSettings { Method = OdeMethod.Euler, Step = 1e-6, MaxSteps = int.MaxValue }, cancellationToken: ct));
+        yield return ("OdeSolver.Solve", ct => OdeSolver.Solve((_, y, dy) => { dy[0] = -y[0]; Thread.SpinWait(2000); }, new[] { 1.0 }, 0, 1e9,
+            new OdeSettings { Method = OdeMethod.Euler, Step = 1e-3 }, cancellationToken: ct));
+        // A sweep stops starting points and its evaluator (given the same token) stops the points in flight; the
+        // facade reports a cancelled sweep in its summary, which this run turns into the exception.
+        yield return ("Sweeps.Run (points honour the token)", ct =>
+        {
+            var dir = Path.Combine(Path.GetTempPath(), "statphys-cs-cancel-" + Guid.NewGuid().ToString("N"));
+            try
+            {
+                var s = Sweeps.Run("""{"command": "online linear", "axes": {"lr": {"from": 0.1, "to": 0.5, "points": 8}}}""", dir,
+                    p => { new OnlineLinearRegression { LearningRate = p.Number("lr") }.Simulate(new[] { 0.0, 1e5 }, 3000, 1, cancellationToken: ct); return SweepPointResult.Completed(new Dictionary<string, double>()); },
+                    parallelism: 2, cancellationToken: ct);
+                if (s.Cancelled) throw new OperationCanceledException(ct);
+            }
+            finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+        });
+    }
+
+    /// <summary>Cancels <paramref name="run"/> (on a thread of its own, so that a busy thread pool cannot delay its
+    /// start) after <paramref name="delayMs"/> of work; the latency is the time from Cancel() to the exception.</summary>
+    private static (string Outcome, double LatencyMs, double GcPauseMs) CancelAfter(Action<CancellationToken> run, int delayMs)
+    {
+        using var cts = new CancellationTokenSource();
+        using var started = new ManualResetEventSlim();
+        var outcome = "no end";
+        long ended = 0;
+        var worker = new Thread(() =>
+        {
+            started.Set();
+            try { run(cts.Token); outcome = "completed before cancellation"; }
+            catch (OperationCanceledException) { outcome = "cancelled"; }
+            catch (Exception e) { outcome = e.GetType().Name + ": " + e.Message; }
+            ended = Stopwatch.GetTimestamp();
+        }) { IsBackground = true };
+        worker.Start();
+        started.Wait();
+        Thread.Sleep(delayMs);
+        var pause = GC.GetTotalPauseDuration();
+        var cancelled = Stopwatch.GetTimestamp();
+        cts.Cancel();
+        if (!worker.Join(TimeSpan.FromSeconds(30))) return ("still running 30 s after cancellation", double.PositiveInfinity, double.NaN);
+        // The collector's pauses from Cancel() to the exception (an upper bound: they may end after it).
+        return (outcome, Stopwatch.GetElapsedTime(cancelled, ended).TotalMilliseconds, (GC.GetTotalPauseDuration() - pause).TotalMilliseconds);
+    }
+
+    /// <summary>Every long-running method stops within 100 ms of Cancel() (issue 9), cancelled after 0.3 s of work.
+    /// The bound holds for the median of three tries per method: CI runs the test classes in parallel on two loaded
+    /// cores, where one try in several is descheduled or caught by a blocking gen-2 collection of the run's own data
+    /// (tens of ms); a method that does not honour the token misses every try, so the median still catches it.
+    /// Every single try must stop within 1 s. The latencies are printed.</summary>
     [Fact]
     public void CancellationStopsLongRunsPromptly()
     {
-        var ls = FiniteSumLosses.LeastSquares(A, Y);
-        var runs = new (string, Action<CancellationToken>)[]
+        const double boundMs = 100, anyTryMs = 1000;
+        var delayMs = int.TryParse(Environment.GetEnvironmentVariable("STATPHYS_CANCEL_DELAY_MS"), out var d) ? d : 300;
+        var tries = int.TryParse(Environment.GetEnvironmentVariable("STATPHYS_CANCEL_TRIES"), out var n) ? n : 3;
+        var only = Environment.GetEnvironmentVariable("STATPHYS_CANCEL_ONLY") ?? "";
+        var problems = new List<string>();
+        foreach (var (name, run) in LongRuns().Where(r => r.Name.Contains(only)))
         {
-            ("MultiPassSgd.Simulate (SGF)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(dimension: 1500, seeds: 2, cancellationToken: ct)),
-            ("MultiPassSgd.Simulate (SGD)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 100000 }.Simulate(SimulatedProcess.SgdWithReplacement, 1500, 2, cancellationToken: ct)),
-            ("MultiPassSgd.SolveDmft (auto: fixed point)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 400 }.SolveDmft(samples: 200000, replicas: 2, cancellationToken: ct)),
-            ("MultiPassSgd.SolveDmft (forward sweep)", ct => new MultiPassSgd(Loss.Logistic, Teacher.Sign) { Steps = 300 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
-            ("MultiPassSgd.SolveDmft (two-layer, forward sweep)", ct => new MultiPassSgd(ActivationFunction.Tanh, new[] { 1.0, 0.5 }, ActivationFunction.Tanh, new[] { 1.0, 1.0 }) { Steps = 200, TimeStep = 0.05 }.SolveDmft(samples: 100000, replicas: 2, method: DmftMethod.ForwardSweep, cancellationToken: ct)),
-            ("MultiPassSgd.SolveDmft (exact closure)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 2000, TimeStep = 0.01 }.SolveDmft(method: DmftMethod.ExactClosure, cancellationToken: ct)),
-            ("LeastSquaresClosure.Solve (continuous)", ct => LeastSquaresClosure.Solve(2, 1, 1e-4, 10_000_000, continuous: true, cancellationToken: ct)),
-            ("SgdDiffusion.Sgd (long paths)", ct => new SgdDiffusion { LearningRate = 1e-6, Horizon = 100, Paths = 4 }.Sgd(ls, X0, Obs, cancellationToken: ct)),
-            ("SgdDiffusion.Simulate (long paths)", ct => new SgdDiffusion { LearningRate = 1e-5, Horizon = 100, Paths = 4 }.Simulate(SdeKind.Smf2, ls, X0, Obs, ct)),
-            ("TeacherStudentCommittee.Simulate", ct => new TeacherStudentCommittee().Simulate(Init(), new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct)),
-            ("TeacherStudentCommittee.Integrate", ct => new TeacherStudentCommittee { K = 6, M = 6 }.Integrate(Init(6, 6), 1e7, 5, relativeTolerance: 1e-12, cancellationToken: ct)),
-            ("OnlineLinearRegression.Simulate", ct => new OnlineLinearRegression().Simulate(new[] { 0.0, 1e5 }, 3000, 2, cancellationToken: ct)),
-            ("OdeSolver.Solve", ct => OdeSolver.Solve((_, y, dy) => { dy[0] = -y[0]; Thread.SpinWait(2000); }, new[] { 1.0 }, 0, 1e9,
-                new OdeSettings { Method = OdeMethod.Euler, Step = 1e-3 }, cancellationToken: ct)),
-        };
-        var slow = new List<string>();
-        foreach (var (name, run) in runs)
-        {
-            using var cts = new CancellationTokenSource();
-            var sw = new Stopwatch();
-            var task = Task.Run(() =>
-            {
-                try { run(cts.Token); return "completed before cancellation"; }
-                catch (OperationCanceledException) { sw.Stop(); return "cancelled"; }
-                catch (Exception e) { sw.Stop(); return e.GetType().Name + ": " + e.Message; }
-            });
-            Thread.Sleep(500);
-            sw.Start();
-            cts.Cancel();
-            var finished = task.Wait(TimeSpan.FromSeconds(30));
-            var outcome = finished ? task.Result : "still running 30 s after cancellation";
-            _out.WriteLine($"{name}: {outcome}, latency {sw.Elapsed.TotalMilliseconds:F0} ms");
-            if (outcome != "cancelled" || sw.Elapsed.TotalMilliseconds > 1000)
-                slow.Add($"{name}: {outcome} after {sw.Elapsed.TotalMilliseconds:F0} ms");
+            var results = Enumerable.Range(0, tries).Select(_ => CancelAfter(run, delayMs)).ToArray();
+            var latencies = results.Select(r => r.LatencyMs).OrderBy(x => x).ToArray();
+            var median = latencies[latencies.Length / 2];
+            _out.WriteLine($"{name}: {string.Join(", ", results.Select(r => r.Outcome).Distinct())}; latencies {string.Join(", ", results.Select(r => r.LatencyMs.ToString("F0")))} ms (GC pauses {string.Join(", ", results.Select(r => r.GcPauseMs.ToString("F0")))} ms); median {median:F0} ms");
+            foreach (var r in results.Where(r => r.Outcome != "cancelled"))
+                problems.Add($"{name}: {r.Outcome}");
+            if (median > boundMs) problems.Add($"{name}: median latency {median:F0} ms > {boundMs} ms");
+            if (latencies[^1] > anyTryMs) problems.Add($"{name}: a try took {latencies[^1]:F0} ms > {anyTryMs} ms");
         }
-        Assert.True(slow.Count == 0, string.Join("\n", slow));
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 }
 

@@ -381,6 +381,62 @@ let tests =
                             Expect.isOk (Sweep.merge dir) "complete")
                     }
 
+                    test "a progress callback's exception comes out unwrapped" {
+                        withTempDir (fun dir ->
+                            let boom (pr: RunProgress) =
+                                if pr.Done >= 3 then
+                                    invalidOp "progress failed"
+
+                            Expect.throwsT<InvalidOperationException>
+                                (fun () ->
+                                    Sweep.run dir syntheticSpec (options 2) boom CancellationToken.None synthetic
+                                    |> ignore)
+                                "its own type, not an AggregateException")
+                    }
+
+                    test "a cancellation does not wait for the thread pool (all pool threads blocked)" {
+                        withTempDir (fun dir ->
+                            // As the Chunked test: block every pool thread the pool gives without its ~0.5 s
+                            // injection delay; a runner that waits for the workers it queued (Parallel.ForEach did)
+                            // then returns only after thread injection.
+                            let minWorkers, _ = ThreadPool.GetMinThreads()
+                            // Not disposed: blockers the pool starts later still read it.
+                            let release = new ManualResetEventSlim(false)
+
+                            for _ in 1 .. minWorkers + 4 do
+                                ThreadPool.UnsafeQueueUserWorkItem((fun _ -> release.Wait()), null) |> ignore
+
+                            try
+                                use cts = new CancellationTokenSource()
+                                let cancelledAt = Diagnostics.Stopwatch()
+
+                                let evaluate (p: Point) =
+                                    if p.Index = 5 then
+                                        cancelledAt.Start()
+                                        cts.Cancel()
+
+                                    synthetic p
+
+                                // On a thread of its own, as a caller outside the pool (a pool thread could run a
+                                // queued worker inline from its local queue).
+                                let result = ref (Unchecked.defaultof<RunSummary>, nan)
+
+                                let caller =
+                                    Thread(fun () ->
+                                        let s = Sweep.run dir syntheticSpec (options 4) noProgress cts.Token evaluate
+                                        result.Value <- s, cancelledAt.Elapsed.TotalMilliseconds)
+
+                                caller.Start()
+                                caller.Join()
+                                let s, ms = result.Value
+                                Expect.isTrue s.Cancelled "cancelled"
+                                Expect.isLessThan (s.Computed + s.Failed) 77 "stopped midway"
+                                // Far below the pool's injection interval (500 ms), well above scheduling noise.
+                                Expect.isLessThan ms 200.0 (sprintf "returned %.1f ms after the cancellation" ms)
+                            finally
+                                release.Set())
+                    }
+
                     test "failed points are recorded with their message and the sweep goes on" {
                         withTempDir (fun dir ->
                             let s =

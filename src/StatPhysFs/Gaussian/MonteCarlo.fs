@@ -21,11 +21,16 @@ module GaussianMonteCarlo =
 
             x[i] <- v
 
-    /// Plain Monte Carlo with `samples` draws. The draws are split into a fixed number of chunks, each with its own
-    /// stream (seed, chunk), and the chunk sums are added in order, so the result does not depend on the number of
-    /// threads. Returns the mean and its standard error.
-    [<CompiledName("Estimate")>]
-    let estimate (seed: int) (samples: int) (mean: float[]) (cov: float[,]) (f: float[] -> float) : Estimate =
+    /// `estimate` that throws OperationCanceledException when `ct` is cancelled (seen every 4096 draws).
+    [<CompiledName("EstimateCancellable")>]
+    let estimateCancellable
+        (ct: CancellationToken)
+        (seed: int)
+        (samples: int)
+        (mean: float[])
+        (cov: float[,])
+        (f: float[] -> float)
+        : Estimate =
         Check.intInRange "samples" 2 Int32.MaxValue samples
         Check.that "mean" (mean.Length = Array2D.length1 cov) "mean and cov must have matching sizes."
         let d = mean.Length
@@ -34,7 +39,7 @@ module GaussianMonteCarlo =
         let sums = Array.zeroCreate chunks
         let sqs = Array.zeroCreate chunks
 
-        Ensemble.sample Environment.ProcessorCount CancellationToken.None seed 0 chunks (fun c rng ->
+        Ensemble.sample Environment.ProcessorCount ct seed 0 chunks (fun c rng ->
             let z = Array.zeroCreate d
             let x = Array.zeroCreate d
             let lo = int (int64 samples * int64 c / int64 chunks)
@@ -42,7 +47,10 @@ module GaussianMonteCarlo =
             let mutable s = 0.0
             let mutable s2 = 0.0
 
-            for _ in lo .. hi - 1 do
+            for k in lo .. hi - 1 do
+                if (k - lo) &&& 4095 = 0 then
+                    ct.ThrowIfCancellationRequested()
+
                 rng.FillNormal(Span z)
                 transform l mean z x
                 let v = f x
@@ -63,11 +71,17 @@ module GaussianMonteCarlo =
             Count = samples
         }
 
-    /// Randomised quasi-Monte Carlo: a Halton point set of size `points`, repeated with `shifts` independent
-    /// Cranley-Patterson random shifts, mapped to the Gaussian by the inverse normal CDF. The standard error is the
-    /// spread of the shifted estimates, so it is an honest error bar, not a heuristic.
-    [<CompiledName("EstimateQuasi")>]
-    let estimateQuasi
+    /// Plain Monte Carlo with `samples` draws. The draws are split into a fixed number of chunks, each with its own
+    /// stream (seed, chunk), and the chunk sums are added in order, so the result does not depend on the number of
+    /// threads. Returns the mean and its standard error.
+    [<CompiledName("Estimate")>]
+    let estimate (seed: int) (samples: int) (mean: float[]) (cov: float[,]) (f: float[] -> float) : Estimate =
+        estimateCancellable CancellationToken.None seed samples mean cov f
+
+    /// `estimateQuasi` that throws OperationCanceledException when `ct` is cancelled (seen every 4096 points).
+    [<CompiledName("EstimateQuasiCancellable")>]
+    let estimateQuasiCancellable
+        (ct: CancellationToken)
         (seed: int)
         (points: int)
         (shifts: int)
@@ -88,12 +102,15 @@ module GaussianMonteCarlo =
 
         let est = Array.zeroCreate shifts
 
-        Chunked.forEach Environment.ProcessorCount CancellationToken.None shifts (fun r ->
+        Chunked.forEach Environment.ProcessorCount ct shifts (fun r ->
                 let z = Array.zeroCreate d
                 let x = Array.zeroCreate d
                 let mutable s = 0.0
 
                 for i in 1..points do
+                    if i &&& 4095 = 0 then
+                        ct.ThrowIfCancellationRequested()
+
                     for j in 0 .. d - 1 do
                         let u = Halton.radicalInverse Halton.primes[j] i + shiftVecs[r][j]
                         let u = (if u >= 1.0 then u - 1.0 else u) |> max 1e-16 |> min (1.0 - 1e-16)
@@ -106,3 +123,10 @@ module GaussianMonteCarlo =
 
         let e = Stats.estimate est
         { e with Count = points * shifts }
+
+    /// Randomised quasi-Monte Carlo: a Halton point set of size `points`, repeated with `shifts` independent
+    /// Cranley-Patterson random shifts, mapped to the Gaussian by the inverse normal CDF. The standard error is the
+    /// spread of the shifted estimates, so it is an honest error bar, not a heuristic.
+    [<CompiledName("EstimateQuasi")>]
+    let estimateQuasi (seed: int) (points: int) (shifts: int) (mean: float[]) (cov: float[,]) (f: float[] -> float) =
+        estimateQuasiCancellable CancellationToken.None seed points shifts mean cov f

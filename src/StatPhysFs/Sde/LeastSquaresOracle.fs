@@ -75,10 +75,18 @@ module LeastSquaresOracle =
         let z = Array.concat x0
         z, Array2D.init z.Length z.Length (fun p q -> z[p] * z[q])
 
-    /// SGD (batch 1, with replacement) from every point in x0 with the same samples: the exact recursion of the mean
-    /// and second moment of z over floor(horizon/eta) steps.
-    [<CompiledName("Sgd")>]
-    let sgd (ridge: float) (a: float[][]) (y: float[]) (eta: float) (horizon: float) (x0: float[][]) =
+    /// `sgd` with a cancellation token, seen at every step (a step is O(n (m d)^3); a small eta means millions of
+    /// steps): OperationCanceledException when `ct` is cancelled.
+    [<CompiledName("SgdCancellable")>]
+    let sgdCancellable
+        (ct: System.Threading.CancellationToken)
+        (ridge: float)
+        (a: float[][])
+        (y: float[])
+        (eta: float)
+        (horizon: float)
+        (x0: float[][])
+        =
         let st = setup ridge a y
         let mp = x0.Length
         let md = mp * st.D
@@ -94,6 +102,7 @@ module LeastSquaresOracle =
         let tsM = ts |> Array.map Linalg.ofArray2D
 
         for _ in 1..k do
+            ct.ThrowIfCancellationRequested()
             let sM = Linalg.ofArray2D second
             let newMean = Array.zeroCreate md
             let mutable newS = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.Dense(md, md)
@@ -123,6 +132,12 @@ module LeastSquaresOracle =
             Mean = mean
             Second = second
         }
+
+    /// SGD (batch 1, with replacement) from every point in x0 with the same samples: the exact recursion of the mean
+    /// and second moment of z over floor(horizon/eta) steps.
+    [<CompiledName("Sgd")>]
+    let sgd (ridge: float) (a: float[][]) (y: float[]) (eta: float) (horizon: float) (x0: float[][]) =
+        sgdCancellable System.Threading.CancellationToken.None ridge a y eta horizon x0
 
     /// The model as an affine SDE on the stacked points: dz = (A z + c) dt + sqrt(eta/n) sum_i (B_i z + e_i) d beta_i.
     let private affine (model: SdeModel) (ridge: float) (a: float[][]) (y: float[]) (eta: float) (x0: float[][]) =

@@ -127,7 +127,7 @@ module WeakOrder =
             etas
             |> Array.map (fun eta ->
                 ct.ThrowIfCancellationRequested()
-                LeastSquaresOracle.sgd ridge a y eta horizon x0)
+                LeastSquaresOracle.sgdCancellable ct ridge a y eta horizon x0)
 
         let errors (model: SdeModel) (points: int) (f: PointMoments -> float) =
             etas
@@ -139,7 +139,7 @@ module WeakOrder =
                     if points = 2 then
                         sgd[k]
                     else
-                        LeastSquaresOracle.sgd ridge a y eta horizon x
+                        LeastSquaresOracle.sgdCancellable ct ridge a y eta horizon x
 
                 abs (f s - f (LeastSquaresOracle.moments model ridge a y eta horizon x)))
 

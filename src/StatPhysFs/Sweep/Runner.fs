@@ -7,7 +7,6 @@ open System.IO
 open System.Text
 open System.Text.Json
 open System.Threading
-open System.Threading.Tasks
 
 type RunOptions =
     {
@@ -140,18 +139,13 @@ module Sweep =
                         Last = Some row
                     }
 
+        // Points are claimed one at a time in index order (a long point holds up no other); the calling thread
+        // evaluates points itself, so a cancellation never waits for a pool thread that has not started.
         let cancelled =
             try
-                Parallel.ForEach(
-                    (System.Collections.Concurrent.Partitioner.Create(todo, true)
-                    :> System.Collections.Concurrent.Partitioner<Point>),
-                    ParallelOptions(MaxDegreeOfParallelism = options.Parallelism, CancellationToken = ct),
-                    Action<Point>(one)
-                )
-                |> ignore
-
+                StatPhysFs.Chunked.forEach options.Parallelism ct todo.Length (fun i -> one todo[i])
                 false
-            with :? OperationCanceledException ->
+            with :? OperationCanceledException when ct.IsCancellationRequested ->
                 true
 
         {
