@@ -58,7 +58,12 @@ shift || true
 case "$cmd" in
   build) build ;;
   demo) build_if_changed; dotnet "$cli_dll" demo "$@" ;;
-  statphys) build_if_changed; dotnet "$cli_dll" "$@" ;;
+  # The published CLI (./build.sh publish: native, starts in milliseconds) when it is newer than the build, else the
+  # JIT build.
+  statphys) build_if_changed
+            published=artifacts/statphys-linux-x64/statphys
+            if [[ -x $published && $published -nt $cli_dll ]]; then exec "$published" "$@"; fi
+            dotnet "$cli_dll" "$@" ;;
   # `bench micro [BenchmarkDotNet args]`: the kernels (I4 pair sum, committee right-hand side, DMFT sweep, simulator
   # step) under BenchmarkDotNet, in process, with the memory diagnoser; anything else: the whole-process tables.
   bench) build
