@@ -17,7 +17,7 @@ else
 fi
 
 # The native link needs a C toolchain: clang (any clang-N) and zlib.
-if ! compgen -c | grep -qE '^clang(-[0-9]+)?$' || [[ ! -e /usr/include/zlib.h ]]; then
+if ! { command -v clang || ls /usr/bin/clang-[0-9]*; } >/dev/null 2>&1 || [[ ! -e /usr/include/zlib.h ]]; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing clang and zlib1g-dev (apt)"
     apt-get update -qq >/dev/null 2>&1

@@ -33,13 +33,15 @@ if [[ -f $peers/ic_K2.txt ]]; then
 fi
 cases+=("dmft glm --loss logistic --teacher sign --rho 4 --alpha 2 --tau 1 --ridge 0.05 --noise-var 0 --t-end 6 --mc-samples 20000 --replicas 1 --strategy sweep --out $work/o.json")
 
+# Median of 5 wall times and of 5 CPU times (user + system: less sensitive to other load on the machine).
 median5() {
-  local ts=() t0 t1
+  local ws=() cs=() r
   for _ in 1 2 3 4 5; do
-    t0=$(date +%s.%N); $1 $2 > /dev/null 2>&1 || { echo "failed"; return; }; t1=$(date +%s.%N)
-    ts+=("$(echo "$t1 - $t0" | bc)")
+    /usr/bin/time -o "$work/time" -f "%e %U %S" $1 $2 > /dev/null 2>&1 || { echo "failed"; return; }
+    r=$(tail -1 "$work/time")
+    ws+=("$(echo "$r" | awk '{print $1}')"); cs+=("$(echo "$r" | awk '{print $2 + $3}')")
   done
-  printf '%s\n' "${ts[@]}" | sort -n | sed -n 3p | awk '{printf "%.3f s", $1}'
+  printf '%s s (cpu %s s)' "$(printf '%s\n' "${ws[@]}" | sort -n | sed -n 3p)" "$(printf '%s\n' "${cs[@]}" | sort -n | sed -n 3p)"
 }
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "${cases[@]}"; do
