@@ -2,7 +2,7 @@
 # One entry point for users and CI:  ./build.sh demo [ARGS]   ./build.sh test   ./build.sh statphys ARGS
 #                                     ./build.sh bench   ./build.sh notebooks   ./build.sh build   ./build.sh format
 #                                     ./build.sh pack    (NuGet packages into ./artifacts/packages)
-#                                     ./build.sh publish (optional: ReadyToRun CLI into ./artifacts/statphys-linux-x64)
+#                                     ./build.sh publish (optional: the native CLI into ./artifacts/statphys-linux-x64)
 # It installs the local dotnet tools, restores with Paket and builds, so a fresh clone needs only the .NET SDK.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -58,7 +58,12 @@ shift || true
 case "$cmd" in
   build) build ;;
   demo) build_if_changed; dotnet "$cli_dll" demo "$@" ;;
-  statphys) build_if_changed; dotnet "$cli_dll" "$@" ;;
+  # The published CLI (./build.sh publish: native, starts in milliseconds) when it is newer than the build, else the
+  # JIT build.
+  statphys) build_if_changed
+            published=artifacts/statphys-linux-x64/statphys
+            if [[ -x $published && $published -nt $cli_dll ]]; then exec "$published" "$@"; fi
+            dotnet "$cli_dll" "$@" ;;
   # `bench micro [BenchmarkDotNet args]`: the kernels (I4 pair sum, committee right-hand side, DMFT sweep, simulator
   # step) under BenchmarkDotNet, in process, with the memory diagnoser; anything else: the whole-process tables.
   bench) build
@@ -66,12 +71,32 @@ case "$cmd" in
          else dotnet "bench/StatPhysFs.Benchmarks/bin/$CONFIG/net10.0/StatPhysFs.Benchmarks.dll" "$@"; fi ;;
   notebooks) build; bash notebooks/execute.sh "$@" ;;
   pack) build; bash .ci/pack.sh "$@" ;;
-  # Optional, not used by CI: the CLI precompiled (ReadyToRun) for linux-x64, framework-dependent; it starts with
-  # less JIT work (run artifacts/statphys-linux-x64/statphys). Needs the runtime and crossgen2 packs from the feed.
-  publish) prepare; dotnet publish src/StatPhysFs.Cli -c "$CONFIG" -r linux-x64 --self-contained false \
-             -p:PublishReadyToRun=true -o artifacts/statphys-linux-x64 -nologo -v q -clp:ErrorsOnly >&2
-           log "published artifacts/statphys-linux-x64/statphys" ;;
+  # The CLI as one native executable (Native AOT: no JIT, starts in milliseconds), artifacts/statphys-linux-x64/
+  # statphys; the ILCompiler packs restore from the feed; the native link needs clang (Debian: apt-get install clang
+  # zlib1g-dev). STATPHYS_ISA (default native: this machine's instruction set, so Vector<T> is as wide as under the
+  # JIT and the numbers agree bit for bit; x86-64-v2 or x86-64-v3 for a binary that runs on other machines).
+  # `publish --ready-to-run`, or when the native compile fails: the ReadyToRun build (framework-dependent, JIT for
+  # the rest), same place. `publish --native-only`: fail instead of falling back.
+  publish) prepare
+           out=artifacts/statphys-linux-x64
+           rm -rf "$out"
+           ready_to_run() {
+             dotnet publish src/StatPhysFs.Cli -c "$CONFIG" -r linux-x64 --self-contained false \
+               -p:PublishReadyToRun=true -o "$out" -nologo -v q -clp:ErrorsOnly >&2
+             log "published $out/statphys (ReadyToRun; runs on the installed .NET runtime)"
+           }
+           if [[ ${1:-} == --ready-to-run ]]; then ready_to_run
+           elif dotnet publish src/StatPhysFs.Cli -c "$CONFIG" -r linux-x64 -p:PublishAot=true \
+                  -p:IlcInstructionSet="${STATPHYS_ISA:-native}" -o "$out" -nologo -v q -clp:ErrorsOnly >&2; then
+             rm -f "$out"/*.pdb "$out"/*.xml "$out"/*.dbg
+             log "published $out/statphys (native, $(du -h "$out/statphys" | cut -f1); the plotting libraries beside it)"
+           elif [[ ${1:-} == --native-only ]]; then
+             log "the native compile failed"; exit 1
+           else
+             log "the native compile failed (Debian: apt-get install clang zlib1g-dev); publishing ReadyToRun instead"
+             rm -rf "$out"; ready_to_run
+           fi ;;
   test) build; bash .ci/test-all.sh "$CONFIG" ;;
   format) prepare; dotnet fantomas src tests bench ;;
-  *) echo "usage: ./build.sh demo|test|statphys ARGS|bench|notebooks|build|pack|publish|format" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh demo|test|statphys ARGS|bench|notebooks|build|pack|publish [--ready-to-run]|format" >&2; exit 2 ;;
 esac

@@ -52,6 +52,18 @@ else
   failed=$((failed + 1))
 fi
 
+echo "== the native CLI (Native AOT) against the JIT one (STATPHYS_SKIP_NATIVE=1 skips it)"
+if [[ ${STATPHYS_SKIP_NATIVE:-0} == 1 ]]; then
+  echo "  skipped: STATPHYS_SKIP_NATIVE=1"
+else
+  bash .ci/native-test.sh "$CONFIG" "$results/native.txt"
+  if [[ -f $results/native.txt ]]; then
+    read -r p f < "$results/native.txt"; passed=$((passed + p)); failed=$((failed + f))
+  else
+    failed=$((failed + 1))
+  fi
+fi
+
 echo "== sweep on a one-node Slurm cluster (deploy/slurm; needs root and apt; STATPHYS_SKIP_SLURM=1 skips it)"
 if [[ ${STATPHYS_SKIP_SLURM:-0} == 1 ]]; then
   echo "  skipped: STATPHYS_SKIP_SLURM=1"

@@ -942,6 +942,33 @@ let peers () =
             IO.Path.Combine(r, "src", "StatPhysFs.Cli", "bin", "Release", "net10.0", "statphys.dll"))
         |> Option.filter IO.File.Exists
 
+    // The fastest build available: the published one (`./build.sh publish`: native, or ReadyToRun when the native
+    // compile failed) when it is newer than the JIT build, else `dotnet statphys.dll`. (program, leading arguments)
+    let program =
+        cli
+        |> Option.map (fun dll ->
+            let published =
+                root
+                |> Option.map (fun r -> IO.Path.Combine(r, "artifacts", "statphys-linux-x64", "statphys"))
+                |> Option.filter IO.File.Exists
+
+            match published with
+            | Some exe when IO.File.GetLastWriteTimeUtc exe >= IO.File.GetLastWriteTimeUtc dll ->
+                let kind =
+                    if IO.File.Exists(IO.Path.Combine(IO.Path.GetDirectoryName exe, "statphys.dll")) then
+                        "ReadyToRun"
+                    else
+                        "native (Native AOT)"
+
+                printfn "(ours: %s, %s)" exe kind
+                exe, []
+            | Some exe ->
+                printfn "(ours: dotnet %s, JIT; %s is older than it: rerun ./build.sh publish)" dll exe
+                "dotnet", [ dll ]
+            | None ->
+                printfn "(ours: dotnet %s, JIT; ./build.sh publish builds the faster native binary)" dll
+                "dotnet", [ dll ])
+
     // Runs a process; returns (seconds, exit code, stdout).
     let run (exe: string) (args: string list) =
         let psi = ProcessStartInfo(exe, args)
@@ -975,7 +1002,9 @@ let peers () =
     | _, None -> printfn "(skipped: no peer folder)"
     | Some _, Some dir when not (IO.File.Exists(IO.Path.Combine(dir, "ode_peer.py"))) ->
         printfn "(skipped: %s/ode_peer.py not found; set STATPHYS_PEERS)" dir
-    | Some cliDll, Some dir ->
+    | Some _, Some dir ->
+        let exe, lead = program.Value
+
         if python.IsNone then
             printfn
                 "(peer columns skipped: python3 with numpy and scipy not found; apt-get install python3-numpy python3-scipy)"
@@ -1032,9 +1061,9 @@ let peers () =
 
                 let t, rc, _ =
                     run
-                        "dotnet"
-                        ([
-                            cliDll
+                        exe
+                        (lead
+                         @ [
                             "online"
                             "committee"
                             "--K"

@@ -116,7 +116,7 @@ let switchNames (c: CommandSpec) =
 let private parseNumber (name: string) (s: string) =
     match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with
     | true, v when Double.IsFinite v -> v
-    | _ -> raise (UsageError(sprintf "--%s expects a finite number, got '%s'" name s))
+    | _ -> raise (UsageError($"--%s{name} expects a finite number, got '%s{s}'"))
 
 let private parseInteger (name: string) (s: string) =
     match Int32.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture) with
@@ -124,7 +124,7 @@ let private parseInteger (name: string) (s: string) =
     | _ ->
         raise (
             UsageError(
-                sprintf "--%s expects an integer between %d and %d, got '%s'" name Int32.MinValue Int32.MaxValue s
+                $"--%s{name} expects an integer between %d{Int32.MinValue} and %d{Int32.MaxValue}, got '%s{s}'"
             )
         )
 
@@ -134,7 +134,7 @@ let private check (o: Spec) (s: string) =
     | Number -> parseNumber o.Name s |> ignore
     | Integer -> parseInteger o.Name s |> ignore
     | OneOf choices when not (List.contains s choices) ->
-        raise (UsageError(sprintf "--%s must be one of %s, got '%s'" o.Name (String.concat "|" choices) s))
+        raise (UsageError($"""--%s{o.Name} must be one of %s{(String.concat "|" choices)}, got '%s{s}'"""))
     | _ -> ()
 
 let private placeholder (o: Spec) =
@@ -159,7 +159,7 @@ let private build (c: CommandSpec) =
                     | _ ->
                         let help =
                             match o.Default with
-                            | Some d -> sprintf "%s [default: %s]" o.Help d
+                            | Some d -> $"%s{o.Help} [default: %s{d}]"
                             | None -> o.Help
 
                         Option<string>("--" + o.Name, Description = help, HelpName = placeholder o)
@@ -170,10 +170,12 @@ let private build (c: CommandSpec) =
 
     cmd, options
 
+// Lazy: the program initialises every file's values at start-up; `help` and `--version` need no parser.
 let private configuration =
-    // No @response files: an argument starting with '@' is a value like any other.
-    // No bundling of single-letter options (there are none): less work per token.
-    ParserConfiguration(ResponseFileTokenReplacer = null, EnablePosixBundling = false)
+    lazy
+        // No @response files: an argument starting with '@' is a value like any other.
+        // No bundling of single-letter options (there are none): less work per token.
+        ParserConfiguration(ResponseFileTokenReplacer = null, EnablePosixBundling = false)
 
 /// The parsed command line: the values given (raw text, already checked), the switches given, the declaration.
 type Parsed =
@@ -187,7 +189,7 @@ type Parsed =
 /// value that does not fit its kind: one UsageError naming the option.
 let parse (c: CommandSpec) (argv: string list) =
     let cmd, options = build c
-    let result = cmd.Parse(Array.ofList argv, configuration)
+    let result = cmd.Parse(Array.ofList argv, configuration.Value)
 
     let valid () =
         options |> List.map (fun (o, _) -> "--" + o.Name) |> String.concat ", "
@@ -195,15 +197,15 @@ let parse (c: CommandSpec) (argv: string list) =
     match List.ofSeq result.UnmatchedTokens with
     | (t: string) :: _ when t.StartsWith "-" ->
         let name = t.Split('=')[0]
-        raise (UsageError(sprintf "unknown option %s for 'statphys %s' (valid: %s)" name c.Path (valid ())))
-    | t :: _ -> raise (UsageError(sprintf "unexpected argument '%s' for 'statphys %s'" t c.Path))
+        raise (UsageError($"unknown option %s{name} for 'statphys %s{c.Path}' (valid: %s{(valid ())})"))
+    | t :: _ -> raise (UsageError($"unexpected argument '%s{t}' for 'statphys %s{c.Path}'"))
     | [] -> ()
 
     for o, opt in options do
         let r = result.GetResult opt
 
         if not (isNull r) && r.IdentifierTokenCount > 1 then
-            raise (UsageError(sprintf "option --%s given twice" o.Name))
+            raise (UsageError($"option --%s{o.Name} given twice"))
 
     match List.ofSeq result.Errors with
     | e :: _ -> raise (UsageError(e.Message.TrimEnd('.')))
@@ -237,7 +239,7 @@ let help (c: CommandSpec) =
     cmd.Options.Add(Help.HelpOption())
     use w = new IO.StringWriter()
 
-    cmd.Parse([| "--help" |], configuration).Invoke(InvocationConfiguration(Output = w))
+    cmd.Parse([| "--help" |], configuration.Value).Invoke(InvocationConfiguration(Output = w))
     |> ignore
 
     if c.Notes <> "" then
@@ -257,7 +259,7 @@ let help (c: CommandSpec) =
 let private declared (p: Parsed) (name: string) =
     match p.Spec.Options |> List.tryFind (fun o -> o.Name = name) with
     | Some o -> o
-    | None -> invalidOp (sprintf "statphys %s reads --%s, which it does not declare" p.Spec.Path name)
+    | None -> invalidOp ($"statphys %s{p.Spec.Path} reads --%s{name}, which it does not declare")
 
 /// The option's text: the value given, else the declared default.
 let private value (p: Parsed) (name: string) =
@@ -266,7 +268,7 @@ let private value (p: Parsed) (name: string) =
     | None ->
         match (declared p name).Default with
         | Some d -> d
-        | None -> invalidOp (sprintf "statphys %s: --%s has no default; read it with tryValue" p.Spec.Path name)
+        | None -> invalidOp ($"statphys %s{p.Spec.Path}: --%s{name} has no default; read it with tryValue")
 
 /// Whether the user gave the option (a value or a switch).
 let has (p: Parsed) name =
@@ -306,7 +308,7 @@ let private valueIn (c: CommandSpec) (p: Parsed) (name: string) =
             |> Option.bind (fun o -> o.Default)
         with
         | Some d -> d
-        | None -> invalidOp (sprintf "statphys %s declares no default for --%s" c.Path name)
+        | None -> invalidOp ($"statphys %s{c.Path} declares no default for --%s{name}")
 
 let floatIn (c: CommandSpec) (p: Parsed) (name: string) = parseNumber name (valueIn c p name)
 

@@ -32,23 +32,23 @@ type Settings =
 
 let private readInit (path: string) (k: int) (m: int) =
     if Directory.Exists path then
-        raise (Args.UsageError(sprintf "--init: '%s' is a directory, not an initial-state file" path))
+        raise (Args.UsageError($"--init: '%s{path}' is a directory, not an initial-state file"))
 
     if not (File.Exists path) then
         raise (
             Args.UsageError(
-                sprintf "--init: no such file '%s' (give default|small|informed|random or a JSON file)" path
+                $"--init: no such file '%s{path}' (give default|small|informed|random or a JSON file)"
             )
         )
 
     let fail (msg: string) =
-        raise (Args.UsageError(sprintf "--init %s: %s" path msg))
+        raise (Args.UsageError($"--init %s{path}: %s{msg}"))
 
     let text =
         try
             File.ReadAllText path
         with e ->
-            fail (sprintf "cannot read the file (%s)" e.Message)
+            fail ($"cannot read the file (%s{e.Message})")
 
     if String.IsNullOrWhiteSpace text then
         fail "the file is empty; expected a JSON object {\"Q\": [[...]], \"R\": [[...]], ...}"
@@ -57,12 +57,12 @@ let private readInit (path: string) (k: int) (m: int) =
         try
             JsonDocument.Parse text
         with :? JsonException as e ->
-            fail (sprintf "not valid JSON (%s)" e.Message)
+            fail ($"not valid JSON (%s{e.Message})")
 
     let root = doc.RootElement
 
     if root.ValueKind <> JsonValueKind.Object then
-        fail (sprintf "expected a JSON object with fields Q, R (and optional T, v, vTeacher, b, bTeacher), got a %O" root.ValueKind)
+        fail ($"expected a JSON object with fields Q, R (and optional T, v, vTeacher, b, bTeacher), got a %O{root.ValueKind}")
 
     let number (field: string) (e: JsonElement) =
         match e.ValueKind with
@@ -70,57 +70,49 @@ let private readInit (path: string) (k: int) (m: int) =
             let v = e.GetDouble()
 
             if not (Double.IsFinite v) then
-                fail (sprintf "field %s holds a non-finite number" field)
+                fail ($"field %s{field} holds a non-finite number")
 
             v
-        | kind -> fail (sprintf "field %s must hold numbers, found a %O" field kind)
+        | kind -> fail ($"field %s{field} must hold numbers, found a %O{kind}")
 
     let matrix name rows cols (fallback: float[,] option) =
         match root.TryGetProperty(name: string) with
         | true, e ->
-            let shape = sprintf "a %dx%d array of arrays of numbers" rows cols
+            let shape = $"a %d{rows}x%d{cols} array of arrays of numbers"
 
             if e.ValueKind <> JsonValueKind.Array then
-                fail (sprintf "field %s must be %s, found a %O" name shape e.ValueKind)
+                fail ($"field %s{name} must be %s{shape}, found a %O{e.ValueKind}")
 
             let a =
                 e.EnumerateArray()
                 |> Seq.map (fun r ->
                     if r.ValueKind <> JsonValueKind.Array then
-                        fail (sprintf "field %s must be %s, found a row that is a %O" name shape r.ValueKind)
+                        fail ($"field %s{name} must be %s{shape}, found a row that is a %O{r.ValueKind}")
 
                     r.EnumerateArray() |> Seq.map (number name) |> Array.ofSeq)
                 |> Array.ofSeq
 
             if a.Length <> rows || a |> Array.exists (fun r -> r.Length <> cols) then
                 fail (
-                    sprintf
-                        "field %s must be %dx%d (K = %d, M = %d), got %d rows of lengths %s"
-                        name
-                        rows
-                        cols
-                        k
-                        m
-                        a.Length
-                        (a |> Array.map (fun r -> string r.Length) |> String.concat ",")
+                    $"""field %s{name} must be %d{rows}x%d{cols} (K = %d{k}, M = %d{m}), got %d{a.Length} rows of lengths %s{(a |> Array.map (fun r -> string r.Length) |> String.concat ",")}"""
                 )
 
             Array2D.init rows cols (fun i j -> a[i][j])
         | _ ->
             match fallback with
             | Some f -> f
-            | None -> fail (sprintf "field %s (%dx%d) is required" name rows cols)
+            | None -> fail ($"field %s{name} (%d{rows}x%d{cols}) is required")
 
     let vector name n fallback =
         match root.TryGetProperty(name: string) with
         | true, e ->
             if e.ValueKind <> JsonValueKind.Array then
-                fail (sprintf "field %s must be an array of %d numbers, found a %O" name n e.ValueKind)
+                fail ($"field %s{name} must be an array of %d{n} numbers, found a %O{e.ValueKind}")
 
             let a = e.EnumerateArray() |> Seq.map (number name) |> Array.ofSeq
 
             if a.Length <> n then
-                fail (sprintf "field %s must have %d entries, got %d" name n a.Length)
+                fail ($"field %s{name} must have %d{n} entries, got %d{a.Length}")
 
             a
         | _ -> fallback
@@ -144,7 +136,7 @@ let parse (ctx: Validate.Context) (argv: string list) =
     let m = Args.int a "M"
 
     if k < 1 || m < 1 || k > 1000 || m > 1000 then
-        raise (Args.UsageError(sprintf "--K and --M must lie in [1, 1000], got K = %d, M = %d" k m))
+        raise (Args.UsageError($"--K and --M must lie in [1, 1000], got K = %d{k}, M = %d{m}"))
 
     let student = Args.string a "student"
     let teacher = Args.tryValue a "teacher" |> Option.defaultValue student
@@ -153,7 +145,7 @@ let parse (ctx: Validate.Context) (argv: string list) =
         try
             Activation.ofName name
         with :? ArgumentException as e ->
-            raise (Args.UsageError(sprintf "--%s: %s" flag e.Message))
+            raise (Args.UsageError($"--%s{flag}: %s{e.Message}"))
 
     let act = activation "student" student
     let teacherAct = activation "teacher" teacher
@@ -295,7 +287,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
             TEnd = s.TEnd
         }
 
-    let bar = Progress.create (sprintf "integrating K=%d M=%d" p.K p.M) s.ForceProgress
+    let bar = Progress.create ($"integrating K=%d{p.K} M=%d{p.M}") s.ForceProgress
     let sw = Stopwatch.StartNew()
 
     let settings =
@@ -341,19 +333,14 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
         if last > 10.0 * scale && last > before then
             Validate.warn
                 warnings
-                (sprintf
-                    "the student norms grow without bound (max Q_ii = %.3g at t-end, %.3g at 90%% of the run, teacher %.3g): --lr %g is likely above eta_max (--analysis computes it) and the run does not converge"
-                    last
-                    before
-                    teacher
-                    p.Lr)
+                ($"the student norms grow without bound (max Q_ii = %.3g{last} at t-end, %.3g{before} at 90%% of the run, teacher %.3g{teacher}): --lr %g{p.Lr} is likely above eta_max (--analysis computes it) and the run does not converge")
 
     let simSeries, simMeta =
         match s.Simulation with
         | None -> [], []
         | Some o ->
             let bar =
-                Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
+                Progress.create ($"simulating d=%d{o.Dim}, %d{o.Seeds} seeds") s.ForceProgress
 
             let sw = Stopwatch.StartNew()
 
@@ -374,16 +361,13 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
                 if ops / Validate.Budget.opsPerSecond > 30.0 then
                     Validate.warn
                         warnings
-                        (sprintf
-                            "the fixed-point analysis (plateau, eta_max, eta_opt) was skipped: about %.0f s of work at K = %d"
-                            (ops / Validate.Budget.opsPerSecond)
-                            p.K)
+                        ($"the fixed-point analysis (plateau, eta_max, eta_opt) was skipped: about %.0f{(ops / Validate.Budget.opsPerSecond)} s of work at K = %d{p.K}")
 
                     false
                 else
                     true)
         then
-            let bar = Progress.create (sprintf "analysis K=%d" p.K) s.ForceProgress
+            let bar = Progress.create ($"analysis K=%d{p.K}") s.ForceProgress
 
             // An analysis that fails numerically (e.g. a non-converging eigen-solver at an absurd lr) gives no value.
             let r =
@@ -416,10 +400,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
             if p.Lr > etaMax && sol.Status = Completed then
                 Validate.warn
                     warnings
-                    (sprintf
-                        "--lr %g is above eta_max = %.4g (the perfect-learning fixed point is unstable): the run has not diverged by t-end but does not converge"
-                        p.Lr
-                        etaMax)
+                    ($"--lr %g{p.Lr} is above eta_max = %.4g{etaMax} (the perfect-learning fixed point is unstable): the run has not diverged by t-end but does not converge")
 
             [
                 "analysis",
@@ -521,7 +502,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
 let plot (path: string) (d: Document) =
     Plot.learningCurveOf
         path
-        (sprintf "Online SGD, committee K = %s, M = %s" (Plot.parameter d "K") (Plot.parameter d "M"))
+        ($"""Online SGD, committee K = %s{(Plot.parameter d "K")}, M = %s{(Plot.parameter d "M")}""")
         (Plot.caption
             d
             [

@@ -83,10 +83,7 @@ let main (ctx: Validate.Context) (argv: string list) =
 
     let crit = OnlineLinear.criticalLearningRate baseP
 
-    printfn
-        "statphys demo: online SGD on linear regression, critical learning rate %.6g (%s)"
-        crit.Value
-        crit.Convention
+    printfn $"statphys demo: online SGD on linear regression, critical learning rate %.6g{crit.Value} (%s{crit.Convention})"
     // Below the threshold: the learning curve relaxes to the noise floor eta sigma^2 / (2 (2 - eta)).
     let theoryOnly (st: OnlineLinearCommand.Settings) =
         OnlineLinearCommand.run ctx
@@ -107,24 +104,21 @@ let main (ctx: Validate.Context) (argv: string list) =
             d.Meta |> List.tryFind (fst >> (=) k) |> Option.map snd
 
         match meta "status", meta "divergence_time" with
-        | Some(Str "diverged"), Some(Num t) -> sprintf "theory diverged at t = %.4g" t
-        | Some(Str s), _ -> sprintf "theory %s" s
+        | Some(Str "diverged"), Some(Num t) -> $"theory diverged at t = %.4g{t}"
+        | Some(Str s), _ -> $"theory %s{s}"
         | _ -> ""
 
-    printfn
-        "  lr = 0.5:   %s; steady-state eg = %.6g"
-        (report stable)
-        (OnlineLinear.steadyState { baseP with Lr = 0.5 }).Value.Eg
+    printfn $"  lr = 0.5:   %s{(report stable)}; steady-state eg = %.6g{(OnlineLinear.steadyState { baseP with Lr = 0.5 }).Value.Eg}"
 
     let simDiv =
         match unstable.Meta |> List.tryFind (fst >> (=) "simulation") with
         | Some(_, Obj kv) ->
             match kv |> List.tryFind (fst >> (=) "divergences") with
-            | Some(_, Arr ds) -> sprintf "; %d of 10 simulated runs diverged" ds.Length
+            | Some(_, Arr ds) -> $"; %d{ds.Length} of 10 simulated runs diverged"
             | _ -> ""
         | _ -> ""
 
-    printfn "  lr = %.3g: %s%s" (1.15 * crit.Value) (report unstable) simDiv
+    printfn $"  lr = %.3g{(1.15 * crit.Value)}: %s{(report unstable)}%s{simDiv}"
     // Committee machine K = M = 2 (erf), lr = 0.5: the unspecialised plateau and its escape. The escape is driven by
     // the asymmetry between the students' teacher overlaps, which grows like e^{omega_esc t} (spec section 5.2). (1) The
     // ODE and the simulation start from the same overlaps with an asymmetry R11 - R12 = 0.1, well above the finite-d
@@ -210,13 +204,7 @@ let main (ctx: Validate.Context) (argv: string list) =
     let threshold = plateauEg / 2.0
     let j = committee.T |> Array.findIndex (fun t -> t >= 30.0)
 
-    printfn
-        "  committee K = M = 2, lr = 0.5, asymmetry 0.1: plateau eg = %.4g (t = %.3g), escape (eg < plateau/2) at t = %.1f (ODE) and %.1f (simulation, d = 1000); final eg = %.3g (t = 120)"
-        eg[j]
-        committee.T[j]
-        (escapeTime committeeDense.T (seriesOf committeeDense "eg") threshold)
-        (escapeTime committee.T egSim threshold)
-        eg[eg.Length - 1]
+    printfn $"""  committee K = M = 2, lr = 0.5, asymmetry 0.1: plateau eg = %.4g{eg[j]} (t = %.3g{committee.T[j]}), escape (eg < plateau/2) at t = %.1f{(escapeTime committeeDense.T (seriesOf committeeDense "eg") threshold)} (ODE) and %.1f{(escapeTime committee.T egSim threshold)} (simulation, d = 1000); final eg = %.3g{eg[eg.Length - 1]} (t = 120)"""
 
     // (2) Asymmetry 0.001: escape time against d.
     let small = 0.001
@@ -231,7 +219,7 @@ let main (ctx: Validate.Context) (argv: string list) =
                 let st = committeeSettings small 300.0 151 None
                 let ode = CommitteeCommand.run ctx st
                 let o = (simAt dim seeds).Value
-                let bar = Progress.create (sprintf "simulating d=%d, %d seeds" dim seeds) force
+                let bar = Progress.create ($"simulating d=%d{dim}, %d{seeds} seeds") force
                 let sw = Stopwatch.StartNew()
 
                 let runs =
@@ -251,7 +239,7 @@ let main (ctx: Validate.Context) (argv: string list) =
         ]
 
     for dim, doc, _, _ in scan do
-        writeDoc (sprintf "online-committee-escape-d%d" dim) doc
+        writeDoc ($"online-committee-escape-d%d{dim}") doc
 
     drawFigure "online-committee-escape-vs-d" (fun f ->
         Plot.render
@@ -260,10 +248,7 @@ let main (ctx: Validate.Context) (argv: string list) =
                 Title = "Committee K = M = 2: the simulation's escape from the plateau approaches the ODE's as d grows"
                 Caption =
                     committeeCaption
-                    + sprintf
-                        ", R(0) = 0.1 +- %g/2 (asymmetry %g); simulations d = 50, 200 (6 seeds), 800 (4 seeds)"
-                        small
-                        small
+                    + $", R(0) = 0.1 +- %g{small}/2 (asymmetry %g{small}); simulations d = 50, 200 (6 seeds), 800 (4 seeds)"
                 XLabel = "t = steps / d"
                 YLabel = "generalisation error eg"
                 XScale = Plot.Linear
@@ -273,20 +258,14 @@ let main (ctx: Validate.Context) (argv: string list) =
                         yield Plot.line "theory (ODE, d -> infinity)" scanDense.T (seriesOf scanDense "eg")
                         for dim, doc, _, _ in scan ->
                             Plot.points
-                                (sprintf "simulation d = %d (mean +- s.e.)" dim)
+                                ($"simulation d = %d{dim} (mean +- s.e.)")
                                 doc.T
                                 (seriesOf doc "eg_sim")
                                 (seriesOf doc "eg_sim_stderr")
                     ]
             })
 
-    printfn
-        "  committee from asymmetry %g: escape time ODE %.1f; simulation %s"
-        small
-        odeEscape
-        (scan
-         |> List.map (fun (dim, _, m, se) -> sprintf "d = %d: %.1f +- %.1f" dim m se)
-         |> String.concat ", ")
+    printfn $"""  committee from asymmetry %g{small}: escape time ODE %.1f{odeEscape}; simulation %s{(scan |> List.map (fun (dim, _, m, se) -> $"d = %d{dim}: %.1f{m} +- %.1f{se}") |> String.concat ", ")}"""
 
     printfn
         "    (at small d the simulation escapes earlier: its finite-d fluctuations, of order 1/sqrt(d), break the students' symmetry sooner than the small initial asymmetry of the ODE, which describes d -> infinity)"
@@ -330,14 +309,7 @@ let main (ctx: Validate.Context) (argv: string list) =
     let last name =
         (logistic.Series |> List.find (fst >> (=) name) |> snd) |> Array.last
 
-    printfn
-        "  multi-pass logistic (alpha = 2, tau = 1), t = 4: test error DMFT %.4f, SGF sim %.4f, SGD sim %.4f; q %.4f / %.4f / %.4f"
-        (last "test_error")
-        (last "test_error_sim")
-        (last "test_error_sgd")
-        (last "q")
-        (last "q_sim")
-        (last "q_sgd")
+    printfn $"""  multi-pass logistic (alpha = 2, tau = 1), t = 4: test error DMFT %.4f{(last "test_error")}, SGF sim %.4f{(last "test_error_sim")}, SGD sim %.4f{(last "test_error_sgd")}; q %.4f{(last "q")} / %.4f{(last "q_sim")} / %.4f{(last "q_sgd")}"""
     // The online limit: least squares at alpha = 2, 20, 200 (exact Volterra) against the online ODE with eta = tau
     // on the clock t' = t/tau (spec section 4.3).
     let tau = 0.5
@@ -393,7 +365,7 @@ let main (ctx: Validate.Context) (argv: string list) =
                 ]
             T = grid
             Series =
-                [ for a in [ 2.0; 20.0; 200.0 ] -> sprintf "e_alpha%g" a, volterra a ]
+                [ for a in [ 2.0; 20.0; 200.0 ] -> $"e_alpha%g{a}", volterra a ]
                 @ [ "e_online", online ]
             Kernels = []
             Meta =
@@ -420,16 +392,11 @@ let main (ctx: Validate.Context) (argv: string list) =
                 Curves =
                     [
                         yield Plot.wide "online ODE (eta = tau), the limit" fine (fine |> Array.map onlineAt)
-                        for a, e in volterras -> Plot.line (sprintf "Volterra, alpha = %g" a) fine e
+                        for a, e in volterras -> Plot.line ($"Volterra, alpha = %g{a}") fine e
                     ]
             })
 
-    printfn
-        "  online limit at t = 4: e(alpha = 2, 20, 200) = %.4f, %.4f, %.4f; online ODE %.4f"
-        (onlineDoc.Series[0] |> snd |> Array.last)
-        (onlineDoc.Series[1] |> snd |> Array.last)
-        (onlineDoc.Series[2] |> snd |> Array.last)
-        (Array.last online)
+    printfn $"  online limit at t = 4: e(alpha = 2, 20, 200) = %.4f{(onlineDoc.Series[0] |> snd |> Array.last)}, %.4f{(onlineDoc.Series[1] |> snd |> Array.last)}, %.4f{(onlineDoc.Series[2] |> snd |> Array.last)}; online ODE %.4f{(Array.last online)}"
 
     // SDE models of SGD (issue 5): the weak error against eta on exact least-squares oracles.
     let weak = SdeCommand.runWeakOrderArgs ctx []
@@ -444,16 +411,16 @@ let main (ctx: Validate.Context) (argv: string list) =
             kv
             |> List.map (fun (k, v) ->
                 match v with
-                | Num x -> sprintf "%s %.2f" k x
+                | Num x -> $"%s{k} %.2f{x}"
                 | _ -> k)
             |> String.concat ", "
         | _ -> ""
 
-    printfn "  SDE weak-order slopes (exact least-squares oracles): %s" slopes
+    printfn $"  SDE weak-order slopes (exact least-squares oracles): %s{slopes}"
 
-    printfn "wrote %d files to %s in %.1f s:" written.Count (Path.GetFullPath dir) sw.Elapsed.TotalSeconds
+    printfn $"wrote %d{written.Count} files to %s{(Path.GetFullPath dir)} in %.1f{sw.Elapsed.TotalSeconds} s:"
 
     for f in written do
-        printfn "  %s" (Path.GetFullPath f)
+        printfn $"  %s{(Path.GetFullPath f)}"
 
     0

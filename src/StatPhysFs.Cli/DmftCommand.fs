@@ -18,7 +18,7 @@ let private vector (defaults: Args.CommandSpec) (a: Args.Parsed) (name: string) 
             s.Split(',')
             |> Array.map (fun x -> Double.Parse(x, Globalization.CultureInfo.InvariantCulture))
         with _ ->
-            raise (Args.UsageError(sprintf "--%s needs comma-separated numbers, got '%s'" name s))
+            raise (Args.UsageError($"--%s{name} needs comma-separated numbers, got '%s{s}'"))
 
 /// The problem from the options: a GLM or a committee.
 let private problem (a: Args.Parsed) (committee: bool) =
@@ -40,7 +40,7 @@ let private problem (a: Args.Parsed) (committee: bool) =
 
     for o in foreign do
         if a.Values.ContainsKey o then
-            raise (Args.UsageError(sprintf "--%s does not apply to --model %s" o (if committee then "committee" else "glm")))
+            raise (Args.UsageError($"""--%s{o} does not apply to --model %s{(if committee then "committee" else "glm")}"""))
 
     let dt = num "dt"
     let tEnd = num "t-end"
@@ -71,7 +71,7 @@ let private problem (a: Args.Parsed) (committee: bool) =
                 match word "teacher" with
                 | "sign" -> GlmTeacher.Sign
                 | "linear" -> GlmTeacher.Linear
-                | other -> raise (Args.UsageError(sprintf "--teacher must be one of linear|sign for a GLM, got '%s'" other))
+                | other -> raise (Args.UsageError($"--teacher must be one of linear|sign for a GLM, got '%s{other}'"))
 
             DmftProblem.glm loss teacher
             |> DmftProblem.withRho (num "rho")
@@ -147,7 +147,7 @@ let private simulate (ctx: Validate.Context) (a: Args.Parsed) (p: DmftProblem) (
     let o = simOptions a
 
     let bar =
-        Progress.create (sprintf "%s d=%d, %d seeds" label o.Dim o.Seeds) (a.Flags.Contains "progress")
+        Progress.create ($"%s{label} d=%d{o.Dim}, %d{o.Seeds} seeds") (a.Flags.Contains "progress")
 
     let r =
         MultiPassSim.solve
@@ -300,7 +300,7 @@ let private checkSgd (a: Args.Parsed) (p: DmftProblem) =
     if p.Tau <= 0.0 then
         raise (
             Args.UsageError(
-                sprintf "real SGD needs --tau = eta/B > 0, got %g (tau = 0 is gradient flow: use the SGF)" p.Tau
+                $"real SGD needs --tau = eta/B > 0, got %g{p.Tau} (tau = 0 is gradient flow: use the SGF)"
             )
         )
 
@@ -383,7 +383,7 @@ let private runDmft (ctx: Validate.Context) (a: Args.Parsed) (committee: bool) =
                                  (if k.Width = 1 then
                                       name
                                   else
-                                      sprintf "%s%d%d" name (x + 1) (y + 1)),
+                                      $"%s{name}%d{(x + 1)}%d{(y + 1)}"),
                                  Array2D.init k.Points k.Points (fun i j -> k[i, j, x, y])
                      ]
 
@@ -496,8 +496,8 @@ let plot (path: string) (d: Document) =
             for name in [ "train_loss"; "test_loss" ] do
                 if isTheory then
                     match get name, get (name + "_stderr") with
-                    | Some y, Some e -> yield Plot.band (sprintf "%s, DMFT (+- s.e. band)" (pretty name)) d.T y e
-                    | Some y, None -> yield Plot.line (sprintf "%s, DMFT" (pretty name)) d.T y
+                    | Some y, Some e -> yield Plot.band ($"%s{(pretty name)}, DMFT (+- s.e. band)") d.T y e
+                    | Some y, None -> yield Plot.line ($"%s{(pretty name)}, DMFT") d.T y
                     | _ -> ()
 
                     for suffix, key in [ "_sim", "simulation_sim"; "_sgd", "simulation_sgd" ] do
@@ -505,11 +505,7 @@ let plot (path: string) (d: Document) =
                         | Some y, Some e, Some(pr, dim, _) ->
                             yield
                                 Plot.points
-                                    (sprintf
-                                        "%s, %s simulated, d = %d (mean +- s.e.)"
-                                        (pretty name)
-                                        (processName pr)
-                                        dim)
+                                    ($"%s{(pretty name)}, %s{(processName pr)} simulated, d = %d{dim} (mean +- s.e.)")
                                     d.T
                                     y
                                     e
@@ -517,7 +513,7 @@ let plot (path: string) (d: Document) =
                 else
                     match get name, get (name + "_stderr"), simInfo "simulation" with
                     | Some y, Some e, Some(pr, _, _) ->
-                        yield Plot.points (sprintf "%s, %s (mean +- s.e.)" (pretty name) (processName pr)) d.T y e
+                        yield Plot.points ($"%s{(pretty name)}, %s{(processName pr)} (mean +- s.e.)") d.T y e
                     | _ -> ()
         ]
 
@@ -527,8 +523,8 @@ let plot (path: string) (d: Document) =
         else
             match simInfo "simulation" with
             | Some("sgf", dim, seeds) ->
-                sprintf "Stochastic gradient flow simulated at d = %d (%d seeds, no theory)" dim seeds
-            | Some(_, dim, seeds) -> sprintf "Mini-batch SGD simulated at d = %d (%d seeds, no theory)" dim seeds
+                $"Stochastic gradient flow simulated at d = %d{dim} (%d{seeds} seeds, no theory)"
+            | Some(_, dim, seeds) -> $"Mini-batch SGD simulated at d = %d{dim} (%d{seeds} seeds, no theory)"
             | None -> "Multi-pass SGD simulation"
 
     Plot.render

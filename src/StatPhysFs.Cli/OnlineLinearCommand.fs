@@ -67,7 +67,7 @@ let parse (argv: string list) =
         else
             for o in [ "dim"; "seeds"; "seed" ] do
                 if a.Values.ContainsKey o then
-                    raise (Args.UsageError(sprintf "--%s needs --simulate" o))
+                    raise (Args.UsageError($"--%s{o} needs --simulate"))
 
             None
 
@@ -140,14 +140,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
         if dt > hMax then
             raise (
                 Args.UsageError(
-                    sprintf
-                        "--dt %g is above the stability limit %.4g of %s for this ODE (its fastest decaying mode); use --dt <= %.3g or --solver dopri5"
-                        dt
-                        hMax
-                        (match s.Algorithm with
-                         | Euler _ -> "euler"
-                         | _ -> "rk4")
-                        hMax
+                    $"""--dt %g{dt} is above the stability limit %.4g{hMax} of %s{(match s.Algorithm with | Euler _ -> "euler" | _ -> "rk4")} for this ODE (its fastest decaying mode); use --dt <= %.3g{hMax} or --solver dopri5"""
                 )
             )
     | Dopri5 _
@@ -209,17 +202,12 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
     if maxRel > 1e-4 && sol.Status = Completed then
         Validate.warn
             warnings
-            (sprintf
-                "the integration differs from the closed form by up to %.2g (relative); use a smaller --dt or --rtol"
-                maxRel)
+            ($"the integration differs from the closed form by up to %.2g{maxRel} (relative); use a smaller --dt or --rtol")
 
     if p.Lr > crit.Value && sol.Status = Completed then
         Validate.warn
             warnings
-            (sprintf
-                "--lr %g is above the critical learning rate %.4g: the dynamics are unstable and diverge at longer times, although this run stayed within --divergence-bound up to t-end"
-                p.Lr
-                crit.Value)
+            ($"--lr %g{p.Lr} is above the critical learning rate %.4g{crit.Value}: the dynamics are unstable and diverge at longer times, although this run stayed within --divergence-bound up to t-end")
 
     let steady =
         match OnlineLinear.steadyState p with
@@ -238,7 +226,7 @@ let run (ctx: Validate.Context) (s: Settings) : Document =
         | None -> [], []
         | Some o ->
             let bar =
-                Progress.create (sprintf "simulating d=%d, %d seeds" o.Dim o.Seeds) s.ForceProgress
+                Progress.create ($"simulating d=%d{o.Dim}, %d{o.Seeds} seeds") s.ForceProgress
 
             let sw = Stopwatch.StartNew()
             let r =

@@ -230,14 +230,7 @@ let simulate (kind: string) =
                     Kind = (if o.Name = "teacher" then Text else o.Kind)
                     Default = None
                     Help =
-                        sprintf
-                            "%s [default: %s (glm), %s (committee)]"
-                            (if o.Name = "teacher" then
-                                 "teacher: linear|sign (glm), an activation (committee)"
-                             else
-                                 o.Help)
-                            (describe glm)
-                            (describe committee)
+                        $"""%s{(if o.Name = "teacher" then "teacher: linear|sign (glm), an activation (committee)" else o.Help)} [default: %s{(describe glm)} (glm), %s{(describe committee)} (committee)]"""
                 }
         ]
 

@@ -165,15 +165,7 @@ let toCsv (d: Document) =
     let flat kvs =
         kvs
         |> List.map (fun (k, v) ->
-            sprintf
-                "%s=%s"
-                k
-                (match v with
-                 | Num x -> num x
-                 | Int i -> string i
-                 | Str s -> s
-                 | Bool b -> string b
-                 | _ -> "..."))
+            $"""%s{k}=%s{(match v with | Num x -> num x | Int i -> string i | Str s -> s | Bool b -> string b | _ -> "...")}""")
         |> String.concat " "
 
     sb.AppendLine("# parameters: " + flat d.Parameters) |> ignore
@@ -234,7 +226,7 @@ let write (path: string option) (d: Document) =
             match Path.GetExtension(p).ToLowerInvariant() with
             | ".json" -> toJson d
             | ".csv" -> toCsv d
-            | ext -> raise (Args.UsageError(sprintf "--out must end in .json or .csv, got '%s'" ext))
+            | ext -> raise (Args.UsageError($"--out must end in .json or .csv, got '%s{ext}'"))
 
         Validate.atomicWrite p (fun tmp -> File.WriteAllText(tmp, text))
 

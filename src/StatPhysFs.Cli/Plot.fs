@@ -53,7 +53,10 @@ type Figure =
     }
 
 /// The registered TrueType font (SkiaSharp on Linux sees no system fonts): one place, in the reporting library.
-let private fontFamily = StatPhysFs.Reporting.Figure.fontFamily
+/// A function, not a module-level value: the program initialises every file's values at start-up, and this one
+/// would load the reporting library (and with it the plotting stack) for every command, plot or not.
+let private fontFamily () =
+    StatPhysFs.Reporting.Figure.fontFamily
 
 let private curve style label (x: float[]) (y: float[]) err =
     {
@@ -115,7 +118,7 @@ let private logTicks (lo: float) (hi: float) =
         elif m = 1 then
             powerOfTen k
         else
-            sprintf "%d×%s" m (powerOfTen k)
+            $"%d{m}×%s{(powerOfTen k)}"
 
     for k in decades do
         if k % step = 0 then
@@ -156,7 +159,7 @@ let private resolve (scale: Scale) (values: float seq) =
 /// Draw a figure; the file type follows the extension (.png or .svg).
 let render (path: string) (fig: Figure) =
     use plt = new Plot()
-    fontFamily.Value |> Option.iter (fun f -> plt.Font.Set(f) |> ignore)
+    (fontFamily ()).Value |> Option.iter (fun f -> plt.Font.Set(f) |> ignore)
     let palette = ScottPlot.Palettes.Category10()
 
     let logX = resolve fig.XScale (fig.Curves |> Seq.collect (fun c -> c.X))
@@ -347,7 +350,7 @@ let render (path: string) (fig: Figure) =
     match Path.GetExtension(path).ToLowerInvariant() with
     | ".png" -> Validate.atomicWrite path (fun tmp -> plt.SavePng(tmp, 1100, 600) |> ignore)
     | ".svg" -> Validate.atomicWrite path (fun tmp -> plt.SaveSvg(tmp, 1100, 600) |> ignore)
-    | ext -> raise (Args.UsageError(sprintf "--plot must end in .png or .svg, got '%s'" ext))
+    | ext -> raise (Args.UsageError($"--plot must end in .png or .svg, got '%s{ext}'"))
 
 /// Draw curves on linear x; `logY` puts y on a log10 axis with decade ticks.
 let save (path: string) (title: string) (xLabel: string) (yLabel: string) (logY: bool) (curves: Curve list) =
@@ -366,7 +369,7 @@ let save (path: string) (title: string) (xLabel: string) (yLabel: string) (logY:
 /// A document's parameter as text ("" when absent).
 let parameter (d: Output.Document) (name: string) =
     match d.Parameters |> List.tryFind (fst >> (=) name) with
-    | Some(_, Output.Num x) -> sprintf "%g" x
+    | Some(_, Output.Num x) -> $"%g{x}"
     | Some(_, Output.Int i) -> string i
     | Some(_, Output.Str s) -> s
     | Some(_, Output.Bool b) -> string b
@@ -378,7 +381,7 @@ let caption (d: Output.Document) (names: (string * string) list) =
     |> List.choose (fun (key, shown) ->
         match parameter d key with
         | "" -> None
-        | v -> Some(sprintf "%s = %s" shown v))
+        | v -> Some($"%s{shown} = %s{v}"))
     |> String.concat ", "
 
 /// The time axis: log when the document's grid is logarithmic.
@@ -410,7 +413,7 @@ let simulationCaption (d: Output.Document) =
             | _ -> None
 
         match get "dim", get "seeds" with
-        | Some d, Some s -> sprintf "simulation d = %d, %d seeds" d s
+        | Some d, Some s -> $"simulation d = %d{d}, %d{s} seeds"
         | _ -> ""
     | _ -> ""
 
@@ -457,8 +460,8 @@ let divergenceWarning (d: Output.Document) =
     let theory =
         match meta "status", meta "divergence_time", meta "divergence_reason" with
         | Some(Output.Str "diverged"), Some(Output.Num t), Some(Output.Str why) ->
-            Some(sprintf "diverged at t = %g (%s)" t why)
-        | Some(Output.Str "diverged"), Some(Output.Num t), _ -> Some(sprintf "diverged at t = %g" t)
+            Some($"diverged at t = %g{t} (%s{why})")
+        | Some(Output.Str "diverged"), Some(Output.Num t), _ -> Some($"diverged at t = %g{t}")
         | _ -> None
 
     // Simulation entries: "simulation", "simulation_sim", "simulation_sgd", each with a list of (run, time).
@@ -487,9 +490,9 @@ let divergenceWarning (d: Output.Document) =
                         if times.IsEmpty then
                             ""
                         else
-                            sprintf ", the first at t = %g" (List.min times)
+                            $", the first at t = %g{(List.min times)}"
 
-                    Some(sprintf "%s: %d of %d runs diverged%s" k ds.Length runs first)
+                    Some($"%s{k}: %d{ds.Length} of %d{runs} runs diverged%s{first}")
                 | _ -> None
             | _ -> None)
 

@@ -29,7 +29,7 @@ one line on standard error."""
 /// The version of this program (the assembly's, from Directory.Build.props).
 let version () =
     let v = Reflection.Assembly.GetExecutingAssembly().GetName().Version
-    sprintf "%d.%d.%d" v.Major v.Minor v.Build
+    $"%d{v.Major}.%d{v.Minor}.%d{v.Build}"
 
 /// The declaration of the command named by the leading words, if any (for --help).
 let private declaration (words: string list) =
@@ -56,13 +56,13 @@ let dispatch (ctx: Validate.Context) (argv: string list) =
     | [ "help" ]
     | [ "--help" ]
     | [ "-h" ] ->
-        printfn "%s" usage
+        printfn $"%s{usage}"
         0
     | [ "--version" ] ->
-        printfn "statphys %s" (version ())
+        printfn $"statphys %s{(version ())}"
         0
     | _ when List.exists isHelp argv && (declaration argv).IsSome ->
-        printfn "%s" (Args.help (declaration argv).Value)
+        printfn $"%s{(Args.help (declaration argv).Value)}"
         0
     | "demo" :: rest -> Demo.main ctx rest
     | "online" :: "linear" :: rest -> OnlineLinearCommand.main ctx rest
@@ -76,11 +76,11 @@ let dispatch (ctx: Validate.Context) (argv: string list) =
     | [ "sweep" ]
     | [ "sweep"; "--help" ]
     | [ "sweep"; "-h" ] ->
-        printfn "%s" SweepCommand.usage
+        printfn $"%s{SweepCommand.usage}"
         0
     | "sweep" :: rest -> SweepCommand.main ctx rest
     | "online" :: _ -> raise (UsageError "statphys online needs a model: linear or committee")
-    | cmd :: _ -> raise (UsageError(sprintf "unknown command '%s'" cmd))
+    | cmd :: _ -> raise (UsageError($"unknown command '%s{cmd}'"))
 
 /// The command words before the options, for the output checks.
 let private commandWords (argv: string list) =
@@ -88,7 +88,7 @@ let private commandWords (argv: string list) =
 
 /// One line for an exception that is not the user's fault: no stack trace ever reaches the user.
 let private internalError (what: string) (msg: string) =
-    eprintfn "statphys: %s: %s" what (msg.Replace('\n', ' ').Replace('\r', ' '))
+    eprintfn $"statphys: %s{what}: %s{(msg.Replace('\n', ' ').Replace('\r', ' '))}"
     1
 
 /// Map an exception to one line on standard error and an exit code: 2 for bad input, 1 for an internal failure.
@@ -97,7 +97,7 @@ let rec report (e: exn) =
     | UsageError msg ->
         // One line: the message names the option (an unknown one lists the command's options; COMMAND --help has
         // their defaults).
-        eprintfn "statphys: %s" (msg.Replace('\n', ' ').Replace('\r', ' '))
+        eprintfn $"statphys: %s{(msg.Replace('\n', ' ').Replace('\r', ' '))}"
         2
     | :? AggregateException as a ->
         // Parallel loops wrap the real failure: report the first inner one.
@@ -109,13 +109,13 @@ let rec report (e: exn) =
             internalError "internal error" a.Message
     | :? ArgumentException as e ->
         // Parameter validation from the library: it names the parameter and its valid range.
-        eprintfn "statphys: invalid argument: %s" (e.Message.Replace('\n', ' '))
+        eprintfn $"statphys: invalid argument: %s{(e.Message.Replace('\n', ' '))}"
         2
     | :? FormatException as e ->
-        eprintfn "statphys: invalid input: %s" e.Message
+        eprintfn $"statphys: invalid input: %s{e.Message}"
         2
     | :? Text.Json.JsonException as e ->
-        eprintfn "statphys: invalid JSON: %s" e.Message
+        eprintfn $"statphys: invalid JSON: %s{e.Message}"
         2
     | :? OutOfMemoryException ->
         internalError
@@ -129,7 +129,7 @@ let rec report (e: exn) =
         130
     | :? OverflowException as e -> internalError "arithmetic overflow" e.Message
     | e when e.GetType().Name = "NonConvergenceException" -> internalError "a numerical algorithm failed" e.Message
-    | e -> internalError (sprintf "internal error (%s)" (e.GetType().Name)) e.Message
+    | e -> internalError ($"internal error (%s{(e.GetType().Name)})") e.Message
 
 /// The whole command line with the given cancellation source (Ctrl-C and SIGTERM cancel it; tests cancel it
 /// themselves): global options, output checks before any work, the command; never throws.

@@ -22,12 +22,7 @@ type Bar(label: string, enabled: bool) =
                         lastLine <- now
                         let f = max 0.0 (min 1.0 fraction)
 
-                        eprintfn
-                            "%s: %.0f%% after %.0f s%s"
-                            label
-                            (100.0 * f)
-                            now
-                            (if f > 0.0 && f < 1.0 then sprintf ", ~%.0f s left" (now * (1.0 - f) / f) else ""))
+                        eprintfn $"""%s{label}: %.0f{(100.0 * f)}%% after %.0f{now} s%s{(if f > 0.0 && f < 1.0 then $", ~%.0f{(now * (1.0 - f) / f)} s left" else "")}""")
         else
             let pct = int (100.0 * max 0.0 (min 1.0 fraction))
 
@@ -39,11 +34,11 @@ type Bar(label: string, enabled: bool) =
 
                     let eta =
                         if pct > 0 && pct < 100 then
-                            sprintf " ~%.0fs left" (sw.Elapsed.TotalSeconds * float (100 - pct) / float pct)
+                            $" ~%.0f{(sw.Elapsed.TotalSeconds * float (100 - pct) / float pct)}s left"
                         else
                             ""
 
-                    eprintf "\r%s [%s%s] %3d%%%s   " label (String('#', filled)) (String('.', width - filled)) pct eta
+                    eprintf $"\r%s{label} [%s{(String('#', filled))}%s{(String('.', width - filled))}] %3d{pct}%%%s{eta}   "
 
                     if pct = 100 then
                         eprintfn "")

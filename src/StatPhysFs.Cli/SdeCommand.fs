@@ -15,7 +15,7 @@ let private userData (a: Args.Parsed) =
     | Some path ->
         for o in [ "params"; "n"; "data-seed" ] do
             if a.Values.ContainsKey o then
-                raise (Args.UsageError(sprintf "--%s does not apply with --data (the data set fixes it)" o))
+                raise (Args.UsageError($"--%s{o} does not apply with --data (the data set fixes it)"))
 
         Some(DataSet.readCsv path)
 
@@ -63,7 +63,7 @@ let private problem (a: Args.Parsed) =
         match kind with
         | "logistic" -> DataSet.logistic ridge ds
         | "least-squares" -> DataSet.leastSquares ridge ds
-        | other -> raise (Args.UsageError(sprintf "--data works with --problem least-squares|logistic, got '%s'" other))
+        | other -> raise (Args.UsageError($"--data works with --problem least-squares|logistic, got '%s{other}'"))
     | None ->
         let ds = dataSet a
 
@@ -97,18 +97,14 @@ let private userInitialPoints (a: Args.Parsed) (dim: int) =
                         | _ ->
                             raise (
                                 Args.UsageError(
-                                    sprintf "--x0 expects comma-separated finite numbers, got '%s'" (x.Trim())
+                                    $"--x0 expects comma-separated finite numbers, got '%s{(x.Trim())}'"
                                 )
                             ))
 
                 if v.Length <> dim then
                     raise (
                         Args.UsageError(
-                            sprintf
-                                "--x0%s has %d values; the parameter dimension is %d"
-                                (if s.Contains ';' then sprintf " point %d" (j + 1) else "")
-                                v.Length
-                                dim
+                            $"""--x0%s{(if s.Contains ';' then $" point %d{(j + 1)}" else "")} has %d{v.Length} values; the parameter dimension is %d{dim}"""
                         )
                     )
 
@@ -142,7 +138,7 @@ let private runSimulate (ctx: Validate.Context) (a: Args.Parsed) =
             | Some k when k <> xs.Length ->
                 raise (
                     Args.UsageError(
-                        sprintf "--inits %d but --x0 gives %d point(s); separate points by ';'" k xs.Length
+                        $"--inits %d{k} but --x0 gives %d{xs.Length} point(s); separate points by ';'"
                     )
                 )
             | _ -> ()
@@ -227,7 +223,7 @@ let private runSimulate (ctx: Validate.Context) (a: Args.Parsed) =
     if horizon < eta then
         raise (
             Args.UsageError(
-                sprintf "--t-end (%g) must be >= --lr (%g): the run takes floor(t-end/lr) SGD steps" horizon eta
+                $"--t-end (%g{horizon}) must be >= --lr (%g{eta}): the run takes floor(t-end/lr) SGD steps"
             )
         )
 
@@ -297,10 +293,7 @@ let private runSimulate (ctx: Validate.Context) (a: Args.Parsed) =
         if lmax > 0.0 && eta > 2.0 / lmax then
             Validate.warn
                 warnings
-                (sprintf
-                    "--lr %g is above 2/lambda_max = %.4g (largest Hessian eigenvalue of the risk at the initial point): gradient steps of this size are unstable, so the run may diverge or be far from its small-eta models"
-                    eta
-                    (2.0 / lmax))
+                ($"--lr %g{eta} is above 2/lambda_max = %.4g{(2.0 / lmax)} (largest Hessian eigenvalue of the risk at the initial point): gradient steps of this size are unstable, so the run may diverge or be far from its small-eta models")
 
     let sw = Stopwatch.StartNew()
 
@@ -345,11 +338,7 @@ let private runSimulate (ctx: Validate.Context) (a: Args.Parsed) =
         | _ -> false
 
     if diverged then
-        eprintfn
-            "statphys: warning: the %s run diverged (max |x| = %g > %g); its statistics are written as null; lower --eta"
-            modelName
-            worst
-            bound
+        eprintfn $"statphys: warning: the %s{modelName} run diverged (max |x| = %g{worst} > %g{bound}); its statistics are written as null; lower --eta"
 
     let value (x: float) = if diverged then nan else x
 
@@ -378,7 +367,13 @@ let private runSimulate (ctx: Validate.Context) (a: Args.Parsed) =
         Meta =
             [
                 "time_unit", Str "SGD steps x eta"
-                "scheme", Str(sprintf "%A" s.Scheme)
+                "scheme",
+                Str(
+                    match s.Scheme with
+                    | EulerMaruyama -> "EulerMaruyama"
+                    | EulerRichardson -> "EulerRichardson"
+                    | HeunDrift -> "HeunDrift"
+                )
                 "wall_time_s", Num sw.Elapsed.TotalSeconds
                 "max_abs_state", Num worst
                 "divergence_bound", Num bound
@@ -409,7 +404,7 @@ let private runWeakOrder (ctx: Validate.Context) (a: Args.Parsed) =
     Check.that
         "lrs"
         (Array.forall (fun e -> e <= horizon) etas)
-        (sprintf "every learning rate must be <= --t-end (%g): each takes floor(t-end/lr) steps." horizon)
+        ($"every learning rate must be <= --t-end (%g{horizon}): each takes floor(t-end/lr) steps.")
 
     let totalSteps = etas |> Array.sumBy (fun e -> float (Steps.count "t-end" horizon "lrs" e))
     Validate.Budget.steps "weak-order" (horizon / Array.min etas) [ "lrs"; "t-end" ]
@@ -481,7 +476,7 @@ let plotWeakOrder (path: string) (d: Document) =
 
     let slopeOf name =
         match slopes |> List.tryFind (fst >> (=) name) with
-        | Some(_, Num s) -> sprintf " (fitted slope %.2f)" s
+        | Some(_, Num s) -> $" (fitted slope %.2f{s})"
         | _ -> ""
 
     let pretty (name: string) =
@@ -501,7 +496,7 @@ let plotWeakOrder (path: string) (d: Document) =
         | Some(_, e) ->
             let k = Array.findIndex ((=) lo) etas
             let c = e[k] / 3.0 / lo ** p
-            Some(Plot.reference (sprintf "reference slope %g" p) [| lo; hi |] [| c * lo ** p; c * hi ** p |])
+            Some(Plot.reference ($"reference slope %g{p}") [| lo; hi |] [| c * lo ** p; c * hi ** p |])
         | None -> None
 
     Plot.render

@@ -93,8 +93,8 @@ let private reserved =
         "plot", "plot the merged table with sweep plot"
     ]
 
-let private fail fmt =
-    Printf.kprintf (fun s -> raise (SpecError s)) fmt
+let private fail (message: string) : 'a =
+    raise (SpecError message)
 
 /// The command of a spec, and a check of every flag against the options that command declares.
 let resolve (spec: SweepSpec) : Sweepable =
@@ -102,33 +102,23 @@ let resolve (spec: SweepSpec) : Sweepable =
         match commands |> List.tryFind (fun c -> c.Name = spec.Command) with
         | Some c -> c
         | None ->
-            fail
-                "command: unknown command '%s' (sweepable: %s)"
-                spec.Command
-                (commands |> List.map (fun c -> c.Name) |> String.concat ", ")
+            fail $"""command: unknown command '%s{spec.Command}' (sweepable: %s{(commands |> List.map (fun c -> c.Name) |> String.concat ", ")})"""
 
     let check (field: string) (name: string) (v: ParamValue) =
         match List.tryFind (fst >> (=) name) reserved with
-        | Some(_, why) -> fail "%s: --%s is not allowed in a sweep (%s)" field name why
+        | Some(_, why) -> fail $"%s{field}: --%s{name} is not allowed in a sweep (%s{why})"
         | None -> ()
 
         if List.contains name cmd.Switches then
             match v with
             | Switch _ -> ()
-            | _ -> fail "%s: --%s is a switch of '%s': give true or false" field name cmd.Name
+            | _ -> fail $"%s{field}: --%s{name} is a switch of '%s{cmd.Name}': give true or false"
         elif List.contains name cmd.Valued then
             match v with
-            | Switch _ -> fail "%s: --%s of '%s' takes a value, not true/false" field name cmd.Name
+            | Switch _ -> fail $"%s{field}: --%s{name} of '%s{cmd.Name}' takes a value, not true/false"
             | _ -> ()
         else
-            fail
-                "%s: '%s' takes no option --%s (valid: %s)"
-                field
-                cmd.Name
-                name
-                (cmd.Valued @ cmd.Switches
-                 |> List.filter (fun n -> not (List.exists (fst >> (=) n) reserved))
-                 |> String.concat ", ")
+            fail $"""%s{field}: '%s{cmd.Name}' takes no option --%s{name} (valid: %s{(cmd.Valued @ cmd.Switches |> List.filter (fun n -> not (List.exists (fst >> (=) n) reserved)) |> String.concat ", ")})"""
 
     for k, v in spec.Fixed do
         check ("fixed." + k) k v
@@ -232,7 +222,7 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
                     yield name, final
 
                     for a in at do
-                        yield sprintf "%s@%s" name (invariant a), interpolate t y a
+                        yield $"%s{name}@%s{(invariant a)}", interpolate t y a
                 | None ->
                     match metaPath name with
                     | Some e when e.ValueKind = JsonValueKind.Number -> yield name, e.GetDouble()
@@ -240,10 +230,7 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
                     // A dotted metadata path exists only for some runs (e.g. an analysis that needs a plateau).
                     | None when name.Contains '.' && meta.IsSome -> yield name, nan
                     | _ ->
-                        failwithf
-                            "record: the run has no series or metadata number '%s' (series: %s)"
-                            name
-                            (series |> List.map fst |> String.concat ", ")
+                        failwith $"""record: the run has no series or metadata number '%s{name}' (series: %s{(series |> List.map fst |> String.concat ", ")})"""
         ]
 
     let status, divergence, message =
@@ -256,12 +243,7 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
             Failed,
             None,
             Some(
-                sprintf
-                    "run ended with status %s%s"
-                    other
-                    (metaNumber "stopped_at"
-                     |> Option.map (sprintf " at t = %g")
-                     |> Option.defaultValue "")
+                $"""run ended with status %s{other}%s{(metaNumber "stopped_at" |> Option.map (fun t -> $" at t = %g{t}") |> Option.defaultValue "")}"""
             )
 
     {
@@ -277,7 +259,7 @@ let evaluator (ctx: Validate.Context) (spec: SweepSpec) (cmd: Sweepable) (p: Poi
     let tmp =
         Path.Combine(
             Path.GetTempPath(),
-            sprintf "statphys-sweep-%d-%s.json" Environment.ProcessId (Guid.NewGuid().ToString "N")
+            $"""statphys-sweep-%d{Environment.ProcessId}-%s{(Guid.NewGuid().ToString "N")}.json"""
         )
 
     let extra =
@@ -294,7 +276,7 @@ let evaluator (ctx: Validate.Context) (spec: SweepSpec) (cmd: Sweepable) (p: Poi
             let rc = cmd.Main ctx args
 
             if rc <> 0 then
-                PointResult.failed (sprintf "%s exited with code %d" cmd.Name rc)
+                PointResult.failed ($"%s{cmd.Name} exited with code %d{rc}")
             else
                 summarise spec.Record spec.At (File.ReadAllText tmp)
         with
@@ -320,7 +302,7 @@ let silenced (f: IO.TextWriter -> 'a) =
 
 let readSpec (path: string) =
     if not (File.Exists path) then
-        fail "spec: no such file '%s'" path
+        fail $"spec: no such file '%s{path}'"
 
     Spec.parse (File.ReadAllText path)
 
@@ -342,13 +324,13 @@ let shardOf (a: Args.Parsed) =
                 | _ -> 0
 
             match Int32.TryParse id with
-            | true, i -> Shard.parse "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT" (sprintf "%d/%s" (i - lo) count)
-            | _ -> fail "SLURM_ARRAY_TASK_ID: not an integer: '%s'" id
+            | true, i -> Shard.parse "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT" ($"%d{(i - lo)}/%s{count}")
+            | _ -> fail $"SLURM_ARRAY_TASK_ID: not an integer: '%s{id}'"
 
 let private positional (name: string) (argv: string list) =
     match argv with
     | p :: rest when not (p.StartsWith "--") -> p, rest
-    | _ -> raise (Args.UsageError(sprintf "sweep needs %s as its first argument" name))
+    | _ -> raise (Args.UsageError($"sweep needs %s{name} as its first argument"))
 
 let private runCmd (ctx: Validate.Context) (argv: string list) =
     let specPath, rest = positional "SPEC.json" argv
@@ -368,7 +350,7 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
         | None -> if monteCarlo then 1 else Environment.ProcessorCount
 
     if parallel < 1 || parallel > 4096 then
-        fail "parallel: must lie in [1, 4096], got %d" parallel
+        fail $"parallel: must lie in [1, 4096], got %d{parallel}"
 
     use cts = new CancellationTokenSource()
 
@@ -393,7 +375,7 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
         silenced (fun err ->
             let progress (pr: RunProgress) =
                 if interactive then
-                    lock err (fun () -> err.Write(sprintf "\rsweep: %d/%d points   " pr.Done pr.Total))
+                    lock err (fun () -> err.Write($"\rsweep: %d{pr.Done}/%d{pr.Total} points   "))
 
             try
                 Sweep.run
@@ -413,7 +395,7 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
                     err.WriteLine())
 
     Console.CancelKeyPress.RemoveHandler onCancel
-    eprintfn "sweep: %d computed, %d skipped, %d failed" summary.Computed summary.Skipped summary.Failed
+    eprintfn $"sweep: %d{summary.Computed} computed, %d{summary.Skipped} skipped, %d{summary.Failed} failed"
     if summary.Cancelled then 130 else 0
 
 /// "0-3, 7, 9-10" from sorted indices.
@@ -425,7 +407,7 @@ let ranges (xs: int list) =
         | x :: rest, _ -> go ((x, x) :: acc) rest
 
     go [] xs
-    |> List.map (fun (lo, hi) -> if lo = hi then string lo else sprintf "%d-%d" lo hi)
+    |> List.map (fun (lo, hi) -> if lo = hi then string lo else $"%d{lo}-%d{hi}")
     |> String.concat ", "
 
 /// Merge DIR into TABLE; false (and a message) when points are missing.
@@ -433,14 +415,14 @@ let mergeTo (dir: string) (out: string) (withWallTime: bool) =
     let ext = Path.GetExtension(out).ToLowerInvariant()
 
     if ext <> ".csv" && ext <> ".json" then
-        fail "out: the table must end in .csv or .json, got '%s'" out
+        fail $"out: the table must end in .csv or .json, got '%s{out}'"
 
     if not (Directory.Exists dir) then
-        fail "dir: no such folder '%s'" dir
+        fail $"dir: no such folder '%s{dir}'"
 
     match Sweep.merge dir with
     | Error missing ->
-        eprintfn "statphys: sweep merge: %d points missing in %s: indices %s" missing.Length dir (ranges missing)
+        eprintfn $"statphys: sweep merge: %d{missing.Length} points missing in %s{dir}: indices %s{(ranges missing)}"
         false
     | Ok table ->
         let text =
@@ -496,25 +478,21 @@ let slurmScript
         [
             "#!/bin/bash"
             "#SBATCH --job-name=statphys-sweep"
-            sprintf "#SBATCH --array=0-%d" (tasks - 1)
+            $"#SBATCH --array=0-%d{(tasks - 1)}"
             "#SBATCH --ntasks=1"
-            sprintf "#SBATCH --cpus-per-task=%d" cpus
-            sprintf "#SBATCH --output=%s" (Path.Combine(dir, "slurm-%A_%a.out"))
+            $"#SBATCH --cpus-per-task=%d{cpus}"
+            $"""#SBATCH --output=%s{(Path.Combine(dir, "slurm-%A_%a.out"))}"""
             match time with
-            | Some t -> sprintf "#SBATCH --time=%s" t
+            | Some t -> $"#SBATCH --time=%s{t}"
             | None -> ()
             match partition with
-            | Some p -> sprintf "#SBATCH --partition=%s" p
+            | Some p -> $"#SBATCH --partition=%s{p}"
             | None -> ()
             "# Generated by statphys sweep slurm: each array task runs its shard; rerunning resumes."
             "set -euo pipefail"
-            sprintf
-                "exec %s sweep run %s --out %s --parallel %d --shard \"${SLURM_ARRAY_TASK_ID}/%d\""
-                (programCommand () |> List.map quote |> String.concat " ")
-                (quote (Path.GetFullPath specPath))
-                (quote dir)
-                cpus
-                tasks
+            (let program = programCommand () |> List.map quote |> String.concat " "
+             let spec = quote (Path.GetFullPath specPath)
+             $"exec %s{program} sweep run %s{spec} --out %s{quote dir} --parallel %d{cpus} --shard \"${{SLURM_ARRAY_TASK_ID}}/%d{tasks}\"")
             ""
         ]
 
@@ -528,7 +506,7 @@ let private processOutput (file: string) (args: string list) =
         try
             Process.Start psi
         with :? ComponentModel.Win32Exception ->
-            raise (InvalidOperationException(sprintf "%s not found: run this on a Slurm submit host" file))
+            raise (InvalidOperationException($"%s{file} not found: run this on a Slurm submit host"))
 
     let out = p.StandardOutput.ReadToEndAsync()
     let err = p.StandardError.ReadToEnd()
@@ -550,23 +528,23 @@ let private slurmCmd (argv: string list) =
     let cpus = Args.int a "cpus-per-task"
 
     if tasks < 1 || tasks > 100_000 then
-        fail "tasks: must lie in [1, 100000], got %d" tasks
+        fail $"tasks: must lie in [1, 100000], got %d{tasks}"
 
     if cpus < 1 || cpus > 4096 then
-        fail "cpus-per-task: must lie in [1, 4096], got %d" cpus
+        fail $"cpus-per-task: must lie in [1, 4096], got %d{cpus}"
 
     let time = a.Values.TryFind "time"
 
     match time with
     | Some t when not (Text.RegularExpressions.Regex.IsMatch(t, @"^(\d+-)?\d{1,2}:\d{2}:\d{2}$")) ->
-        fail "time: must be HH:MM:SS or D-HH:MM:SS, got '%s'" t
+        fail $"time: must be HH:MM:SS or D-HH:MM:SS, got '%s{t}'"
     | _ -> ()
 
     let partition = a.Values.TryFind "partition"
 
     match partition with
     | Some p when not (Text.RegularExpressions.Regex.IsMatch(p, @"^[A-Za-z0-9_.,-]+$")) ->
-        fail "partition: must be a Slurm partition name, got '%s'" p
+        fail $"partition: must be a Slurm partition name, got '%s{p}'"
     | _ -> ()
 
     if a.Flags.Contains "wait" && not (a.Flags.Contains "submit") then
@@ -577,7 +555,7 @@ let private slurmCmd (argv: string list) =
     let total = Spec.size spec
 
     if tasks > total then
-        fail "tasks: %d tasks for %d points; use at most %d" tasks total total
+        fail $"tasks: %d{tasks} tasks for %d{total} points; use at most %d{total}"
 
     ignore cmd
     Store.prepare dir spec (a.Flags.Contains "force")
@@ -587,19 +565,19 @@ let private slurmCmd (argv: string list) =
     File.WriteAllText(script, slurmScript specCopy dir tasks cpus time partition)
 
     if not (a.Flags.Contains "submit") then
-        printfn "%s" script
-        eprintfn "sweep: wrote %s (%d tasks, %d points); submit with: sbatch %s" script tasks total script
+        printfn $"%s{script}"
+        eprintfn $"sweep: wrote %s{script} (%d{tasks} tasks, %d{total} points); submit with: sbatch %s{script}"
         0
     else
         let rc, out, err = processOutput "sbatch" [ "--parsable"; script ]
 
         if rc <> 0 then
-            eprintfn "statphys: sweep slurm: sbatch failed (exit %d): %s" rc (err.Trim())
+            eprintfn $"statphys: sweep slurm: sbatch failed (exit %d{rc}): %s{(err.Trim())}"
             1
         else
             let job = out.Trim().Split(';')[0]
-            printfn "%s" job
-            eprintfn "sweep: submitted job array %s (%d tasks, %d points)" job tasks total
+            printfn $"%s{job}"
+            eprintfn $"sweep: submitted job array %s{job} (%d{tasks} tasks, %d{total} points)"
 
             if not (a.Flags.Contains "wait") then
                 0
@@ -615,16 +593,16 @@ let private slurmCmd (argv: string list) =
                     let rc, out, _ = processOutput "squeue" [ "-h"; "-j"; job; "-o"; "%i" ]
                     running <- rc = 0 && out.Trim() <> ""
 
-                eprintfn "sweep: job array %s left the queue after %.1f s" job sw.Elapsed.TotalSeconds
+                eprintfn $"sweep: job array %s{job} left the queue after %.1f{sw.Elapsed.TotalSeconds} s"
 
                 let table =
                     a.Values.TryFind "table" |> Option.defaultValue (Path.Combine(dir, "table.csv"))
 
                 if mergeTo dir table true then
-                    eprintfn "sweep: merged into %s" table
+                    eprintfn $"sweep: merged into %s{table}"
                     0
                 else
-                    eprintfn "statphys: sweep slurm: see the task logs %s" (Path.Combine(dir, "slurm-*.out"))
+                    eprintfn $"""statphys: sweep slurm: see the task logs %s{(Path.Combine(dir, "slurm-*.out"))}"""
                     2
 
 let main (ctx: Validate.Context) (argv: string list) =
@@ -635,15 +613,15 @@ let main (ctx: Validate.Context) (argv: string list) =
         | "plot" :: rest -> SweepPlot.main rest
         | "slurm" :: rest -> slurmCmd rest
         | _ ->
-            eprintfn "%s" usage
+            eprintfn $"%s{usage}"
             2
     with
     | SpecError m ->
-        eprintfn "statphys: sweep: %s" m
+        eprintfn $"statphys: sweep: %s{m}"
         2
     | Args.UsageError m ->
-        eprintfn "statphys: sweep: %s" m
+        eprintfn $"statphys: sweep: %s{m}"
         2
     | :? IOException as e ->
-        eprintfn "statphys: sweep: %s" e.Message
+        eprintfn $"statphys: sweep: %s{e.Message}"
         2

@@ -17,8 +17,8 @@ type LoadedTable =
         Axes: (string * Spacing) list
     }
 
-let private fail fmt =
-    Printf.kprintf (fun s -> raise (SpecError s)) fmt
+let private fail (message: string) : 'a =
+    raise (SpecError message)
 
 /// RFC 4180 fields of one CSV line.
 let csvFields (line: string) =
@@ -55,7 +55,7 @@ let private spacingOf (s: string) = if s = "log" then Log else Linear
 
 let load (path: string) : LoadedTable =
     if not (File.Exists path) then
-        fail "table: no such file '%s'" path
+        fail $"table: no such file '%s{path}'"
 
     match Path.GetExtension(path).ToLowerInvariant() with
     | ".csv" ->
@@ -64,7 +64,7 @@ let load (path: string) : LoadedTable =
         let header =
             lines
             |> Array.tryFind (fun l -> l.StartsWith "# sweep:")
-            |> Option.defaultWith (fun () -> fail "table: %s is not a merged sweep table (no '# sweep:' line)" path)
+            |> Option.defaultWith (fun () -> fail $"table: %s{path} is not a merged sweep table (no '# sweep:' line)")
 
         let axes =
             let i = header.IndexOf "axes="
@@ -117,7 +117,7 @@ let load (path: string) : LoadedTable =
                 ]
             Axes = axes
         }
-    | ext -> fail "table: must end in .csv or .json, got '%s'" ext
+    | ext -> fail $"table: must end in .csv or .json, got '%s{ext}'"
 
 let private number (s: string) =
     match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with
@@ -147,7 +147,7 @@ let plot
 
     let checkAxis (field: string) (name: string) =
         if not (List.contains name axisNames) then
-            fail "%s: '%s' is not an axis of the table (axes: %s)" field name (String.concat ", " axisNames)
+            fail $"""%s{field}: '%s{name}' is not an axis of the table (axes: %s{(String.concat ", " axisNames)})"""
 
     checkAxis "x" x
     y |> Option.iter (checkAxis "y")
@@ -156,10 +156,10 @@ let plot
         fail "y: must differ from --x"
 
     if not (List.contains z t.Columns) then
-        fail "z: no column '%s' (columns: %s)" z (String.concat ", " t.Columns)
+        fail $"""z: no column '%s{z}' (columns: %s{(String.concat ", " t.Columns)})"""
 
     if List.contains z axisNames then
-        fail "z: '%s' is an axis; choose a result column" z
+        fail $"z: '%s{z}' is an axis; choose a result column"
 
     for k, _ in where do
         checkAxis "where" k
@@ -181,7 +181,7 @@ let plot
     let xs (r: Map<string, string>) = number r[x]
 
     if rows |> List.exists (fun r -> not (Double.IsFinite(xs r))) then
-        fail "x: axis '%s' has non-numeric values" x
+        fail $"x: axis '%s{x}' has non-numeric values"
 
     use plt = new Plot()
     fontFamily () |> Option.iter (fun f -> plt.Font.Set f |> ignore)
@@ -253,13 +253,13 @@ let plot
         plt.YLabel zLabel
     | Some yName ->
         if rows |> List.exists (fun r -> not (Double.IsFinite(number r[yName]))) then
-            fail "y: axis '%s' has non-numeric values" yName
+            fail $"y: axis '%s{yName}' has non-numeric values"
 
         for a in others do
             let n = rows |> List.map (fun r -> r[a]) |> List.distinct |> List.length
 
             if n > 1 then
-                fail "where: the heat map needs the other axes fixed; '%s' has %d values (add --where %s=VALUE)" a n a
+                fail $"where: the heat map needs the other axes fixed; '%s{a}' has %d{n} values (add --where %s{a}=VALUE)"
 
         let sy = spacing yName
 
@@ -348,8 +348,8 @@ let plot
 
     let title =
         (match y with
-         | Some yy -> sprintf "%s over (%s, %s)" zLabel x yy
-         | None -> sprintf "%s against %s" zLabel x)
+         | Some yy -> $"%s{zLabel} over (%s{x}, %s{yy})"
+         | None -> $"%s{zLabel} against %s{x}")
         + (if where.IsEmpty then
                ""
            else
@@ -364,7 +364,7 @@ let plot
     match Path.GetExtension(out).ToLowerInvariant() with
     | ".png" -> plt.SavePng(out, 900, 640) |> ignore
     | ".svg" -> plt.SaveSvg(out, 900, 640) |> ignore
-    | ext -> fail "out: the figure must end in .png or .svg, got '%s'" ext
+    | ext -> fail $"out: the figure must end in .png or .svg, got '%s{ext}'"
 
 let main (argv: string list) =
     let table, rest =
@@ -378,7 +378,7 @@ let main (argv: string list) =
         | "--where" :: (kv: string) :: rest ->
             match kv.Split('=', 2) with
             | [| k; v |] when k <> "" -> split ((k, v) :: acc) rest keep
-            | _ -> fail "where: expected AXIS=VALUE, got '%s'" kv
+            | _ -> fail $"where: expected AXIS=VALUE, got '%s{kv}'"
         | "--where" :: [] -> fail "where: expected AXIS=VALUE"
         | x :: rest -> split acc rest (x :: keep)
         | [] -> List.rev acc, List.rev keep
@@ -389,14 +389,14 @@ let main (argv: string list) =
     let need name =
         match a.Values.TryFind name with
         | Some v -> v
-        | None -> raise (Args.UsageError(sprintf "sweep plot needs --%s" name))
+        | None -> raise (Args.UsageError($"sweep plot needs --%s{name}"))
 
     let out = need "out"
 
     match Path.GetExtension(out).ToLowerInvariant() with
     | ".png"
     | ".svg" -> ()
-    | ext -> fail "out: the figure must end in .png or .svg, got '%s'" ext
+    | ext -> fail $"out: the figure must end in .png or .svg, got '%s{ext}'"
 
     plot (load table) (need "x") (a.Values.TryFind "y") (need "z") (a.Flags.Contains "log-z") where out
     0

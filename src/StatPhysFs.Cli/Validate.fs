@@ -16,7 +16,7 @@ let atomicWrite (path: string) (write: string -> unit) =
     let dir = Path.GetDirectoryName full
 
     let tmp =
-        Path.Combine(dir, sprintf ".%s.%s.tmp%s" (Path.GetFileName full) (Guid.NewGuid().ToString "N") (Path.GetExtension full))
+        Path.Combine(dir, $""".%s{(Path.GetFileName full)}.%s{(Guid.NewGuid().ToString "N")}.tmp%s{(Path.GetExtension full)}""")
 
     try
         write tmp
@@ -33,12 +33,12 @@ let atomicWrite (path: string) (write: string -> unit) =
 /// The absolute form of a --flag path; `what` ("file", "directory") names what an empty value should have been.
 let private fullPath (flag: string) (what: string) (path: string) =
     if String.IsNullOrWhiteSpace path then
-        raise (Args.UsageError(sprintf "--%s needs a %s name, got an empty string" flag what))
+        raise (Args.UsageError($"--%s{flag} needs a %s{what} name, got an empty string"))
 
     try
         Path.GetFullPath path
     with e ->
-        raise (Args.UsageError(sprintf "--%s: invalid path '%s' (%s)" flag path e.Message))
+        raise (Args.UsageError($"--%s{flag}: invalid path '%s{path}' (%s{e.Message})"))
 
 /// The target of --out/--plot: a known extension, an existing writable directory, not a directory itself.
 let outputPath (flag: string) (extensions: string list) (path: string) =
@@ -49,55 +49,51 @@ let outputPath (flag: string) (extensions: string list) (path: string) =
     if not (List.contains ext extensions) then
         raise (
             Args.UsageError(
-                sprintf
-                    "--%s must end in %s, got '%s'"
-                    flag
-                    (extensions |> String.concat " or ")
-                    (if ext = "" then path else ext)
+                $"""--%s{flag} must end in %s{(extensions |> String.concat " or ")}, got '%s{(if ext = "" then path else ext)}'"""
             )
         )
 
     if Directory.Exists full then
-        raise (Args.UsageError(sprintf "--%s: '%s' is a directory; give a file name" flag path))
+        raise (Args.UsageError($"--%s{flag}: '%s{path}' is a directory; give a file name"))
 
     let dir = Path.GetDirectoryName full
 
     if not (Directory.Exists dir) then
-        raise (Args.UsageError(sprintf "--%s: directory '%s' does not exist" flag dir))
+        raise (Args.UsageError($"--%s{flag}: directory '%s{dir}' does not exist"))
 
     // Writable: create and delete a probe file (permissions, read-only mounts, /proc and the like).
-    let probe = Path.Combine(dir, sprintf ".statphys-probe-%s" (Guid.NewGuid().ToString "N"))
+    let probe = Path.Combine(dir, $""".statphys-probe-%s{(Guid.NewGuid().ToString "N")}""")
 
     try
         (use _ = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)
          ())
     with e ->
-        raise (Args.UsageError(sprintf "--%s: cannot write in directory '%s' (%s)" flag dir e.Message))
+        raise (Args.UsageError($"--%s{flag}: cannot write in directory '%s{dir}' (%s{e.Message})"))
 
     if File.Exists full && (File.GetAttributes full).HasFlag FileAttributes.ReadOnly then
-        raise (Args.UsageError(sprintf "--%s: '%s' exists and is read-only" flag path))
+        raise (Args.UsageError($"--%s{flag}: '%s{path}' exists and is read-only"))
 
 /// The output folder of `demo --out DIR`: an existing writable folder, or a new one in an existing writable parent.
 let outputDirectory (flag: string) (path: string) =
     let full = fullPath flag "directory" path
 
     if File.Exists full then
-        raise (Args.UsageError(sprintf "--%s: '%s' is a file; give a directory" flag path))
+        raise (Args.UsageError($"--%s{flag}: '%s{path}' is a file; give a directory"))
 
     let existing =
         if Directory.Exists full then full else Path.GetDirectoryName full
 
     if isNull existing || not (Directory.Exists existing) then
-        raise (Args.UsageError(sprintf "--%s: the parent of '%s' does not exist" flag path))
+        raise (Args.UsageError($"--%s{flag}: the parent of '%s{path}' does not exist"))
 
     let probe =
-        Path.Combine(existing, sprintf ".statphys-probe-%s" (Guid.NewGuid().ToString "N"))
+        Path.Combine(existing, $""".statphys-probe-%s{(Guid.NewGuid().ToString "N")}""")
 
     try
         (use _ = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)
          ())
     with e ->
-        raise (Args.UsageError(sprintf "--%s: cannot write in '%s' (%s)" flag existing e.Message))
+        raise (Args.UsageError($"--%s{flag}: cannot write in '%s{existing}' (%s{e.Message})"))
 
 /// The values of an option in raw tokens, in both the `--name value` and `--name=value` forms.
 let optionValues (name: string) (argv: string list) =
@@ -130,14 +126,14 @@ let floatList (flag: string) (s: string) =
     |> Array.map (fun v ->
         match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
         | true, x when Double.IsFinite x -> x
-        | _ -> raise (Args.UsageError(sprintf "--%s needs comma-separated finite numbers, got '%s' in '%s'" flag v s)))
+        | _ -> raise (Args.UsageError($"--%s{flag} needs comma-separated finite numbers, got '%s{v}' in '%s{s}'")))
 
 /// Byte counts for messages.
 let bytes (b: float) =
-    if b >= 1e12 then sprintf "%.1f TB" (b / 1e12)
-    elif b >= 1e9 then sprintf "%.1f GB" (b / 1e9)
-    elif b >= 1e6 then sprintf "%.1f MB" (b / 1e6)
-    else sprintf "%.0f kB" (b / 1e3)
+    if b >= 1e12 then $"%.1f{(b / 1e12)} TB"
+    elif b >= 1e9 then $"%.1f{(b / 1e9)} GB"
+    elif b >= 1e6 then $"%.1f{(b / 1e6)} MB"
+    else $"%.0f{(b / 1e3)} kB"
 
 /// Memory and work limits of one invocation: by default 75% of physical memory and one hour of estimated work;
 /// `--max-memory SIZE` (bytes, or with K/M/G/T) and `--max-time SECONDS` change them for one run.
@@ -191,12 +187,12 @@ module Budget =
 
         match Double.TryParse(num, NumberStyles.Float, CultureInfo.InvariantCulture) with
         | true, v when Double.IsFinite v && v > 0.0 -> v * mult
-        | _ -> raise (Args.UsageError(sprintf "--max-memory expects a size such as 8G or 500M, got '%s'" s))
+        | _ -> raise (Args.UsageError($"--max-memory expects a size such as 8G or 500M, got '%s{s}'"))
 
     let private parseSeconds (v: string) =
         match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
         | true, x when Double.IsFinite x && x > 0.0 -> x
-        | _ -> raise (Args.UsageError(sprintf "--max-time expects a positive number of seconds, got '%s'" v))
+        | _ -> raise (Args.UsageError($"--max-time expects a positive number of seconds, got '%s{v}'"))
 
     /// Take the global --max-memory / --max-time options out of the tokens (any position, `--name value` or
     /// `--name=value`, at most once each): the budget and the remaining tokens.
@@ -205,7 +201,7 @@ module Budget =
 
         let once name =
             if not (seen.Add name) then
-                raise (Args.UsageError(sprintf "option --%s given twice" name))
+                raise (Args.UsageError($"option --%s{name} given twice"))
 
         let rec go (b: Budget) acc args =
             match args with
@@ -226,7 +222,7 @@ module Budget =
                 go { b with MaxTime = parseSeconds v } acc rest
             | a :: rest when a.StartsWith "--max-time=" -> go b acc ("--max-time" :: a.Substring 11 :: rest)
             | [ "--max-memory" ]
-            | [ "--max-time" ] -> raise (Args.UsageError(sprintf "option %s needs a value" (List.head args)))
+            | [ "--max-time" ] -> raise (Args.UsageError($"option %s{(List.head args)} needs a value"))
             | a :: rest -> go b (a :: acc) rest
 
         go (defaults ()) [] argv
@@ -238,16 +234,7 @@ module Budget =
         if not (estimate <= maxMemory) then
             raise (
                 Args.UsageError(
-                    sprintf
-                        "budget exceeded: %s needs about %s of memory, above the limit of %s (%s); reduce %s or raise --max-memory"
-                        what
-                        (bytes estimate)
-                        (bytes maxMemory)
-                        (if ctx.Budget.MemoryIsDefault then
-                             "75% of physical memory, the default"
-                         else
-                             "set by --max-memory")
-                        (flags |> List.map ((+) "--") |> String.concat ", ")
+                    $"""budget exceeded: %s{what} needs about %s{(bytes estimate)} of memory, above the limit of %s{(bytes maxMemory)} (%s{(if ctx.Budget.MemoryIsDefault then "75% of physical memory, the default" else "set by --max-memory")}); reduce %s{(flags |> List.map ((+) "--") |> String.concat ", ")} or raise --max-memory"""
                 )
             )
 
@@ -259,14 +246,7 @@ module Budget =
         if not (seconds <= maxTime) then
             raise (
                 Args.UsageError(
-                    sprintf
-                        "budget exceeded: %s needs about %.3g operations (~%s), above the limit of %.0f s; reduce %s or raise --max-time"
-                        what
-                        operations
-                        (if seconds > 86400.0 then sprintf "%.3g days" (seconds / 86400.0)
-                         else sprintf "%.0f s" seconds)
-                        maxTime
-                        (flags |> List.map ((+) "--") |> String.concat ", ")
+                    $"""budget exceeded: %s{what} needs about %.3g{operations} operations (~%s{(if seconds > 86400.0 then $"%.3g{(seconds / 86400.0)} days" else $"%.0f{seconds} s")}), above the limit of %.0f{maxTime} s; reduce %s{(flags |> List.map ((+) "--") |> String.concat ", ")} or raise --max-time"""
                 )
             )
 
@@ -277,17 +257,13 @@ module Budget =
         if not (Double.IsFinite count) || count > 2e9 then
             raise (
                 Args.UsageError(
-                    sprintf
-                        "%s would take %.3g steps, more than a run can index (2e9); change %s"
-                        what
-                        count
-                        (flags |> List.map ((+) "--") |> String.concat ", ")
+                    $"""%s{what} would take %.3g{count} steps, more than a run can index (2e9); change %s{(flags |> List.map ((+) "--") |> String.concat ", ")}"""
                 )
             )
 
 /// A warning: printed on standard error now and collected for the document's metadata.
 let warn (sink: ResizeArray<string>) (msg: string) =
-    eprintfn "statphys: warning: %s" msg
+    eprintfn $"statphys: warning: %s{msg}"
     sink.Add msg
 
 module Context =

@@ -51,7 +51,7 @@ let axes title xLabel yLabel =
 
 let line label (x: float[]) (y: float[]) =
     if x.Length <> y.Length then
-        invalidArg "y" (sprintf "series '%s': %d x values but %d y values" label x.Length y.Length)
+        invalidArg "y" ($"series '%s{label}': %d{x.Length} x values but %d{y.Length} y values")
 
     {
         Label = label
@@ -63,7 +63,7 @@ let line label (x: float[]) (y: float[]) =
 /// A series with error half-widths drawn as `style err` (markers with bars, or a band).
 let private withErrors (style: float[] -> Style) label (x: float[]) (y: float[]) (err: float[]) =
     if x.Length <> y.Length || err.Length <> y.Length then
-        invalidArg "err" (sprintf "series '%s': x, y and err must have the same length" label)
+        invalidArg "err" ($"series '%s{label}': x, y and err must have the same length")
 
     {
         Label = label
@@ -127,7 +127,7 @@ let logTicks (lo: float) (hi: float) =
             let pos = float k + log10 (float m)
 
             if fewDecades && (m = 2 || m = 5) then
-                ticks.AddMajor(pos, sprintf "%d·10%s" m (superscript k))
+                ticks.AddMajor(pos, $"%d{m}·10%s{(superscript k)}")
             else
                 ticks.AddMinor pos
 
@@ -224,4 +224,4 @@ let save (path: string) (a: Axes) (series: Series list) =
     match Path.GetExtension(path).ToLowerInvariant() with
     | ".png" -> plt.SavePng(path, a.Width, a.Height) |> ignore
     | ".svg" -> plt.SaveSvg(path, a.Width, a.Height) |> ignore
-    | ext -> invalidArg "path" (sprintf "a figure file must end in .png or .svg, got '%s'" ext)
+    | ext -> invalidArg "path" ($"a figure file must end in .png or .svg, got '%s{ext}'")

@@ -8,39 +8,39 @@ module Check =
 
     let finite (name: string) (x: float) =
         if System.Double.IsNaN x || System.Double.IsInfinity x then
-            fail name (sprintf "%s must be a finite number, got %g." name x)
+            fail name ($"%s{name} must be a finite number, got %g{x}.")
 
     let positive (name: string) (x: float) =
         finite name x
 
         if not (x > 0.0) then
-            fail name (sprintf "%s must be > 0, got %g." name x)
+            fail name ($"%s{name} must be > 0, got %g{x}.")
 
     let nonNegative (name: string) (x: float) =
         finite name x
 
         if not (x >= 0.0) then
-            fail name (sprintf "%s must be >= 0, got %g." name x)
+            fail name ($"%s{name} must be >= 0, got %g{x}.")
 
     let greaterThan (name: string) (bound: float) (x: float) =
         finite name x
 
         if not (x > bound) then
-            fail name (sprintf "%s must be > %g, got %g." name bound x)
+            fail name ($"%s{name} must be > %g{bound}, got %g{x}.")
 
     let inRange (name: string) (lo: float) (hi: float) (x: float) =
         finite name x
 
         if not (x >= lo && x <= hi) then
-            fail name (sprintf "%s must lie in [%g, %g], got %g." name lo hi x)
+            fail name ($"%s{name} must lie in [%g{lo}, %g{hi}], got %g{x}.")
 
     let positiveInt (name: string) (n: int) =
         if n < 1 then
-            fail name (sprintf "%s must be >= 1, got %d." name n)
+            fail name ($"%s{name} must be >= 1, got %d{n}.")
 
     let intInRange (name: string) (lo: int) (hi: int) (n: int) =
         if n < lo || n > hi then
-            fail name (sprintf "%s must lie in [%d, %d], got %d." name lo hi n)
+            fail name ($"%s{name} must lie in [%d{lo}, %d{hi}], got %d{n}.")
 
     let that (name: string) (ok: bool) (msg: string) =
         if not ok then

@@ -10,26 +10,18 @@ module Linalg =
 
     let checkSymmetric (name: string) (c: float[,]) =
         let n = Array2D.length1 c
-        Check.that name (n = Array2D.length2 c && n >= 1) (sprintf "%s must be a non-empty square matrix." name)
+        Check.that name (n = Array2D.length2 c && n >= 1) ($"%s{name} must be a non-empty square matrix.")
         let scale = Seq.max (seq { for i in 0 .. n - 1 -> abs c[i, i] }) |> max 1.0
 
         for i in 0 .. n - 1 do
             for j in 0 .. n - 1 do
-                Check.finite (sprintf "%s[%d,%d]" name i j) c[i, j]
+                Check.finite ($"%s{name}[%d{i},%d{j}]") c[i, j]
 
                 if abs (c[i, j] - c[j, i]) > 1e-10 * scale then
                     Check.that
                         name
                         false
-                        (sprintf
-                            "%s must be symmetric: entry [%d,%d] = %g but [%d,%d] = %g."
-                            name
-                            i
-                            j
-                            c[i, j]
-                            j
-                            i
-                            c[j, i])
+                        ($"%s{name} must be symmetric: entry [%d{i},%d{j}] = %g{c[i, j]} but [%d{j},%d{i}] = %g{c[j, i]}.")
 
     /// Cholesky factor, or None when C is not numerically positive definite (a tiny pivot counts as failure,
     /// because the factor of a nearly singular C is inaccurate).
@@ -72,7 +64,7 @@ module Linalg =
 
             match lam |> Array.tryFind (fun x -> x < -1e-10 * top) with
             | Some bad ->
-                Check.that name false (sprintf "%s must be positive semi-definite; it has eigenvalue %g." name bad)
+                Check.that name false ($"%s{name} must be positive semi-definite; it has eigenvalue %g{bad}.")
                 l
             | None -> l
 

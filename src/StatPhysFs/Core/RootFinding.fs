@@ -12,7 +12,7 @@ module RootFinding =
         Check.positive "accuracy" accuracy
         Check.finite "lo" lo
         Check.finite "hi" hi
-        Check.that "hi" (hi > lo) (sprintf "hi (%g) must be > lo (%g)." hi lo)
+        Check.that "hi" (hi > lo) ($"hi (%g{hi}) must be > lo (%g{lo}).")
         let mutable root = nan
 
         if MathNet.Numerics.RootFinding.Brent.TryFindRoot(Func<float, float> f, lo, hi, accuracy, 200, &root) then

@@ -46,7 +46,7 @@ module RunStatus =
     let describe (s: RunStatus) =
         match s with
         | Completed -> "completed"
-        | TerminatedByEvent(n, t) -> sprintf "stopped by event %s at t = %g" n t
-        | Diverged(t, why) -> sprintf "diverged at t = %g (%s)" t why
-        | Cancelled t -> sprintf "cancelled at t = %g" t
-        | BudgetExceeded(t, why) -> sprintf "budget exceeded at t = %g (%s)" t why
+        | TerminatedByEvent(n, t) -> $"stopped by event %s{n} at t = %g{t}"
+        | Diverged(t, why) -> $"diverged at t = %g{t} (%s{why})"
+        | Cancelled t -> $"cancelled at t = %g{t}"
+        | BudgetExceeded(t, why) -> $"budget exceeded at t = %g{t} (%s{why})"

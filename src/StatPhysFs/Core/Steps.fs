@@ -17,25 +17,11 @@ module Steps =
         Check.that
             horizonName
             (n >= 1.0)
-            (sprintf
-                "%s (%g) must be >= %s (%g): the run takes floor(%s/%s) steps, here none."
-                horizonName
-                horizon
-                stepName
-                step
-                horizonName
-                stepName)
+            ($"%s{horizonName} (%g{horizon}) must be >= %s{stepName} (%g{step}): the run takes floor(%s{horizonName}/%s{stepName}) steps, here none.")
 
         Check.that
             horizonName
             (n <= float Int32.MaxValue)
-            (sprintf
-                "%s/%s = %g steps exceeds %d: raise %s or lower %s."
-                horizonName
-                stepName
-                n
-                Int32.MaxValue
-                stepName
-                horizonName)
+            ($"%s{horizonName}/%s{stepName} = %g{n} steps exceeds %d{Int32.MaxValue}: raise %s{stepName} or lower %s{horizonName}.")
 
         int n

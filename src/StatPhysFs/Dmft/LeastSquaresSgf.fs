@@ -301,7 +301,7 @@ module LeastSquaresSgf =
             m[k] <- mk
 
             if not (Double.IsFinite lk) || lk > divergenceBound then
-                status <- Diverged(t[k], sprintf "train loss exceeded the divergence bound %g" divergenceBound)
+                status <- Diverged(t[k], $"train loss exceeded the divergence bound %g{divergenceBound}")
 
             if k % every = 0 then
                 RunControl.report control (float (k + 1) / float n)

@@ -94,7 +94,7 @@ module MarchenkoPastur =
     [<CompiledName("Stieltjes")>]
     let stieltjes (alpha: float) (z: float) =
         Check.positive "alpha" alpha
-        Check.that "z" (z < 0.0) (sprintf "z must be < 0 (got %g)" z)
+        Check.that "z" (z < 0.0) ($"z must be < 0 (got %g{z})")
         let c = 1.0 / alpha
         let u = 1.0 - c - z
         (u - sqrt (u * u - 4.0 * c * z)) / (2.0 * c * z)

@@ -170,12 +170,12 @@ module DmftProblem =
         Check.that
             "rho"
             (Array2D.length1 p.Rho = ms && Array2D.length2 p.Rho = ms)
-            (sprintf "rho must be %dx%d (the teacher width)." ms ms)
+            ($"rho must be %d{ms}x%d{ms} (the teacher width).")
 
         Check.that
             "q0"
             (Array2D.length1 p.Q0 = m && Array2D.length2 p.Q0 = m)
-            (sprintf "q0 must be %dx%d (the student width)." m m)
+            ($"q0 must be %d{m}x%d{m} (the student width).")
 
         Linalg.checkSymmetric "rho" p.Rho
         Linalg.checkSymmetric "q0" p.Q0
@@ -193,10 +193,7 @@ module DmftProblem =
         Check.that
             "dt"
             (p.Dt * (p.Ridge + smax) < 2.0)
-            (sprintf
-                "dt = %g is too large: Euler-Maruyama needs dt (ridge + (1 + 1/sqrt alpha)^2) < 2, i.e. dt < %g."
-                p.Dt
-                (2.0 / (p.Ridge + smax)))
+            ($"dt = %g{p.Dt} is too large: Euler-Maruyama needs dt (ridge + (1 + 1/sqrt alpha)^2) < 2, i.e. dt < %g{(2.0 / (p.Ridge + smax))}.")
 
 /// How to solve the discrete DMFT.
 type DmftStrategy =
@@ -297,10 +294,10 @@ module MultiPassObservables =
                 [
                     for a in 0 .. Array2D.length1 q - 1 do
                         for b in a .. Array2D.length2 q - 1 do
-                            yield one (sprintf "Q%d%d" (a + 1) (b + 1)) q[a, b]
+                            yield one ($"Q%d{(a + 1)}%d{(b + 1)}") q[a, b]
                     for a in 0 .. Array2D.length1 m - 1 do
                         for b in 0 .. Array2D.length2 m - 1 do
-                            yield one (sprintf "M%d%d" (a + 1) (b + 1)) m[a, b]
+                            yield one ($"M%d{(a + 1)}%d{(b + 1)}") m[a, b]
                 ]
 
         overlaps

@@ -109,12 +109,7 @@ module Dmft =
                         Columns = columns
                         Status = status
                         Detail =
-                            sprintf
-                                "damped fixed point (batch %d, damping %g, %d iterations, last change of q %.2e)"
-                                batch
-                                beta
-                                iterations
-                                residual
+                            $"damped fixed point (batch %d{batch}, damping %g{beta}, %d{iterations} iterations, last change of q %.2e{residual})"
                         Residual = residual
                     }
                 | _ ->
@@ -159,7 +154,7 @@ module Dmft =
         let samples =
             match strategy with
             | ExactClosure -> "no samples"
-            | _ -> sprintf "%d samples x %d replicas" s.Samples replicas
+            | _ -> $"%d{s.Samples} samples x %d{replicas} replicas"
 
         {
             Problem = p
@@ -189,7 +184,7 @@ module Dmft =
                          su))
                     n
             Status = status
-            Method = sprintf "%s, %s" runs[0].Detail samples
+            Method = $"%s{runs[0].Detail}, %s{samples}"
             Statistics =
                 {
                     Strategy = strategy
@@ -258,7 +253,7 @@ module Dmft =
                 match coarse.Status, fine.Status with
                 | Completed, st -> st
                 | st, _ -> st
-            Method = sprintf "Richardson in dt (%g and %g): %s" p.Dt (p.Dt / 2.0) fine.Method
+            Method = $"Richardson in dt (%g{p.Dt} and %g{(p.Dt / 2.0)}): %s{fine.Method}"
             Statistics =
                 { fine.Statistics with
                     WallSeconds = coarse.Statistics.WallSeconds + fine.Statistics.WallSeconds

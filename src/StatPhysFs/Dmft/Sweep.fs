@@ -41,7 +41,7 @@ module internal DmftSweep =
         let s = columns.DiagonalSize k
 
         if s > divergenceBound then
-            Some(Diverged(float k * p.Dt, sprintf "q exceeded the divergence bound %g" divergenceBound))
+            Some(Diverged(float k * p.Dt, $"q exceeded the divergence bound %g{divergenceBound}"))
         else
             None
 

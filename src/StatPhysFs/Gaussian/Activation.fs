@@ -81,7 +81,7 @@ module Activation =
         | _ ->
             raise (
                 ArgumentException(
-                    sprintf "unknown activation '%s'; valid: erf, relu, linear, tanh, sigmoid." name,
+                    $"unknown activation '%s{name}'; valid: erf, relu, linear, tanh, sigmoid.",
                     "activation"
                 )
             )

@@ -112,7 +112,7 @@ module CommitteeIntegrals =
         Check.that
             name
             (Array2D.length1 c = n && Array2D.length2 c = n)
-            (sprintf "%s needs a %dx%d covariance." name n n)
+            ($"%s{name} needs a %d{n}x%d{n} covariance.")
 
     /// I2 = E[g(u) g(v)] for the 2x2 covariance c; `order` is the Gauss-Hermite order of the generic path.
     [<CompiledName("I2WithOrder")>]

@@ -32,7 +32,7 @@ module GaussianRule =
         Check.that
             "order"
             (total <= 50_000_000L)
-            (sprintf "a tensor rule with %d^%d nodes is too large; use a sparse grid." n d)
+            ($"a tensor rule with %d{n}^%d{d} nodes is too large; use a sparse grid.")
 
         let r = rule1D n
         let count = int total
@@ -143,7 +143,7 @@ module GaussianRule =
         Check.that
             "mean"
             (mean.Length = Array2D.length1 cov)
-            (sprintf "mean has length %d but cov is %dx%d." mean.Length (Array2D.length1 cov) (Array2D.length2 cov))
+            ($"mean has length %d{mean.Length} but cov is %d{(Array2D.length1 cov)}x%d{(Array2D.length2 cov)}.")
 
     /// E[f(X)] for X ~ N(mean, cov) using a standard-normal rule and a PSD factor L (L L^T = cov), so singular
     /// covariances are fine. f receives a buffer it must not keep.
@@ -155,7 +155,7 @@ module GaussianRule =
         Check.that
             "rule"
             (rule.Dimension = d)
-            (sprintf "rule has dimension %d but the Gaussian has %d." rule.Dimension d)
+            ($"rule has dimension %d{rule.Dimension} but the Gaussian has %d{d}.")
 
         let l = Linalg.psdFactor "cov" cov
         let x = Array.zeroCreate d

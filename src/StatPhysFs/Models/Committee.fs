@@ -20,7 +20,7 @@ type LearningRateSchedule =
     member s.Description =
         match s with
         | Constant -> "constant"
-        | Inverse c -> sprintf "min(lr, %g/t)" c
+        | Inverse c -> $"min(lr, %g{c}/t)"
         | Custom(name, _) -> name
 
 [<RequireQualifiedAccess>]
@@ -152,11 +152,11 @@ type CommitteeSolution =
                         StdErr = s.Errors |> Option.map (fun e -> e.Eg)
                     }
                 for i in 0 .. p.K - 1 do
-                    for j in i .. p.K - 1 -> obs (sprintf "Q[%d,%d]" (i + 1) (j + 1)) (fun st -> st.Q[i, j])
+                    for j in i .. p.K - 1 -> obs ($"Q[%d{(i + 1)},%d{(j + 1)}]") (fun st -> st.Q[i, j])
                 for i in 0 .. p.K - 1 do
-                    for n in 0 .. p.M - 1 -> obs (sprintf "R[%d,%d]" (i + 1) (n + 1)) (fun st -> st.R[i, n])
+                    for n in 0 .. p.M - 1 -> obs ($"R[%d{(i + 1)},%d{(n + 1)}]") (fun st -> st.R[i, n])
                 if p.LrSecond.IsSome then
-                    for i in 0 .. p.K - 1 -> obs (sprintf "v[%d]" (i + 1)) (fun st -> st.V[i])
+                    for i in 0 .. p.K - 1 -> obs ($"v[%d{(i + 1)}]") (fun st -> st.V[i])
             ]
 
 [<RequireQualifiedAccess>]
@@ -206,24 +206,24 @@ module Committee =
         Check.that
             "momentum"
             (p.Momentum >= 0.0 && p.Momentum < 1.0)
-            (sprintf "momentum must lie in [0, 1), got %g." p.Momentum)
+            ($"momentum must lie in [0, 1), got %g{p.Momentum}.")
 
-        Check.that "T" (Array2D.length1 p.T = p.M && Array2D.length2 p.T = p.M) (sprintf "T must be %dx%d." p.M p.M)
-        Check.that "vTeacher" (p.VTeacher.Length = p.M) (sprintf "vTeacher must have %d entries." p.M)
+        Check.that "T" (Array2D.length1 p.T = p.M && Array2D.length2 p.T = p.M) ($"T must be %d{p.M}x%d{p.M}.")
+        Check.that "vTeacher" (p.VTeacher.Length = p.M) ($"vTeacher must have %d{p.M} entries.")
         Linalg.checkPsd "T" p.T
 
         Check.that
             "b"
             (p.Bias.Length = 0 || p.Bias.Length = p.K)
-            (sprintf "b must be empty or have K = %d entries." p.K)
+            ($"b must be empty or have K = %d{p.K} entries.")
 
         Check.that
             "bTeacher"
             (p.BiasTeacher.Length = 0 || p.BiasTeacher.Length = p.M)
-            (sprintf "bTeacher must be empty or have M = %d entries." p.M)
+            ($"bTeacher must be empty or have M = %d{p.M} entries.")
 
         Array.append p.Bias p.BiasTeacher
-        |> Array.iteri (fun i x -> Check.finite (sprintf "bias[%d]" i) x)
+        |> Array.iteri (fun i x -> Check.finite ($"bias[%d{i}]") x)
 
     /// The step sizes at time t: eta (from the schedule), the decay kappa and the noise factor eta^2/B.
     /// Heavy ball: the velocity remembers 1/(1-beta) = O(1) steps, much fewer than d, so every step size (eta, etaV
@@ -385,7 +385,7 @@ module Committee =
         validate p
         CommitteeQuadrature.validate quad
         LearningRateSchedule.validate schedule
-        Check.that "v0" (v0.Length = p.K) (sprintf "v0 must have K = %d entries." p.K)
+        Check.that "v0" (v0.Length = p.K) ($"v0 must have K = %d{p.K} entries.")
         let n = p.K + p.M
 
         if p.Activation = Erf && not scalarErf && not (CommitteeLayout.needsSampling p) then
@@ -509,14 +509,14 @@ module Committee =
         Check.that
             "Q"
             (Array2D.length1 s0.Q = p.K && Array2D.length2 s0.Q = p.K)
-            (sprintf "the initial Q must be %dx%d." p.K p.K)
+            ($"the initial Q must be %d{p.K}x%d{p.K}.")
 
         Check.that
             "R"
             (Array2D.length1 s0.R = p.K && Array2D.length2 s0.R = p.M)
-            (sprintf "the initial R must be %dx%d." p.K p.M)
+            ($"the initial R must be %d{p.K}x%d{p.M}.")
 
-        Check.that "v0" (s0.V.Length = p.K) (sprintf "v0 must have K = %d entries." p.K)
+        Check.that "v0" (s0.V.Length = p.K) ($"v0 must have K = %d{p.K} entries.")
 
         Linalg.checkPsd "initial covariance [[Q, R], [R^T, T]]" (CommitteeLayout.fieldCovariance p s0)
 

@@ -139,11 +139,11 @@ module CommitteeLayout =
     let names (p: CommitteeParams) =
         [|
             for i in 1 .. p.K do
-                for j in i .. p.K -> sprintf "Q[%d,%d]" i j
+                for j in i .. p.K -> $"Q[%d{i},%d{j}]"
             for i in 1 .. p.K do
-                for n in 1 .. p.M -> sprintf "R[%d,%d]" i n
+                for n in 1 .. p.M -> $"R[%d{i},%d{n}]"
             if p.LrSecond.IsSome then
-                for i in 1 .. p.K -> sprintf "v[%d]" i
+                for i in 1 .. p.K -> $"v[%d{i}]"
         |]
 
 /// The initial-state presets (the CLI's --init): each returns the overlaps Q (K x K), R (K x M) and v = 1 (K).

@@ -145,10 +145,7 @@ module OnlineLinear =
         Check.that
             "q0"
             (p.M0 * p.M0 <= p.Rho * p.Q0 * (1.0 + 1e-12))
-            (sprintf
-                "q0 must be >= m0^2/rho = %g (Cauchy-Schwarz: the overlaps of real vectors), got %g."
-                (p.M0 * p.M0 / p.Rho)
-                p.Q0)
+            ($"q0 must be >= m0^2/rho = %g{(p.M0 * p.M0 / p.Rho)} (Cauchy-Schwarz: the overlaps of real vectors), got %g{p.Q0}.")
 
     [<CompiledName("GeneralisationError")>]
     let generalisationError (p: OnlineLinearParams) (m: float) (q: float) = 0.5 * (p.Rho - 2.0 * m + q)
@@ -265,10 +262,7 @@ module OnlineLinear =
         {
             Value = 0.5 * (lo + hi)
             Convention =
-                sprintf
-                    "eta_c for loss-term ridge lambda = %g (per-step decay eta*lambda/d), unit-variance inputs, batch B = %d: 2B(1+lambda)"
-                    p.Ridge
-                    p.Batch
+                $"eta_c for loss-term ridge lambda = %g{p.Ridge} (per-step decay eta*lambda/d), unit-variance inputs, batch B = %d{p.Batch}: 2B(1+lambda)"
         }
 
     /// The other convention: online SGD on inputs of variance c_x (or gradient descent on a quadratic of
@@ -281,9 +275,7 @@ module OnlineLinear =
         {
             Value = 2.0 / inputVariance
             Convention =
-                sprintf
-                    "eta_c = 2/c_x for inputs of variance c_x = %g and no ridge (curvature convention)"
-                    inputVariance
+                $"eta_c = 2/c_x for inputs of variance c_x = %g{inputVariance} and no ridge (curvature convention)"
         }
 
     /// The greedy optimal learning rate of spec section 4.3 (no ridge): minimising dD/dt with

@@ -47,20 +47,20 @@ module Ode =
             Y0 = Array.copy y0
             T0 = t0
             TEnd = tEnd
-            Names = Array.init y0.Length (sprintf "y%d")
+            Names = Array.init y0.Length (fun i -> $"y%d{i}")
         }
 
     let private validate (o: SolveOptions) (alg: OdeAlgorithm) (p: OdeProblem) =
         Check.finite "T0" p.T0
         Check.greaterThan "TEnd" p.T0 p.TEnd
         Check.that "Y0" (p.Y0.Length > 0) "Y0 must have at least one component."
-        p.Y0 |> Array.iteri (fun i v -> Check.finite (sprintf "Y0[%d]" i) v)
+        p.Y0 |> Array.iteri (fun i v -> Check.finite ($"Y0[%d{i}]") v)
         Check.positive "DivergenceBound" o.DivergenceBound
 
         Check.that
             "MaxSeconds"
             (o.Control.MaxSeconds > 0.0)
-            (sprintf "MaxSeconds must be > 0 (infinity for none), got %g." o.Control.MaxSeconds)
+            ($"MaxSeconds must be > 0 (infinity for none), got %g{o.Control.MaxSeconds}.")
         Check.positiveInt "MaxSteps" o.MaxSteps
 
         match alg with
@@ -73,14 +73,14 @@ module Ode =
             Check.that
                 "MaxStep"
                 (d.MaxStep > 0.0)
-                (sprintf "MaxStep must be > 0 (infinity for none), got %g." d.MaxStep)
+                ($"MaxStep must be > 0 (infinity for none), got %g{d.MaxStep}.")
         | RungeKutta4 dt
         | Euler dt -> Check.positive "dt" dt
 
         let s = o.SaveAt
 
         for i in 0 .. s.Length - 1 do
-            Check.inRange (sprintf "SaveAt[%d]" i) p.T0 p.TEnd s[i]
+            Check.inRange ($"SaveAt[%d{i}]") p.T0 p.TEnd s[i]
 
             if i > 0 then
                 Check.that "SaveAt" (s[i] > s[i - 1]) "SaveAt must be strictly increasing."
@@ -222,7 +222,7 @@ module Ode =
                     if y1 |> Array.exists Double.IsNaN then
                         "the state became NaN"
                     else
-                        sprintf "|y| exceeded the divergence bound %g" options.DivergenceBound
+                        $"|y| exceeded the divergence bound %g{options.DivergenceBound}"
 
                 status <- Diverged(tc, why)
                 go <- false
@@ -300,10 +300,10 @@ module Ode =
                 status <- Cancelled t
                 false
             elif clock.Elapsed.TotalSeconds > options.Control.MaxSeconds then
-                status <- BudgetExceeded(t, sprintf "MaxSeconds = %g s of wall-clock time used" options.Control.MaxSeconds)
+                status <- BudgetExceeded(t, $"MaxSeconds = %g{options.Control.MaxSeconds} s of wall-clock time used")
                 false
             elif steps >= options.MaxSteps then
-                status <- BudgetExceeded(t, sprintf "MaxSteps = %d steps taken" options.MaxSteps)
+                status <- BudgetExceeded(t, $"MaxSteps = %d{options.MaxSteps} steps taken")
                 false
             else
                 true

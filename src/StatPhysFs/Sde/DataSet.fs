@@ -33,7 +33,7 @@ type DataSet =
 [<RequireQualifiedAccess>]
 module DataSet =
     let private fail (source: string) (msg: string) =
-        raise (ArgumentException(sprintf "%s: %s" source msg, "data"))
+        raise (ArgumentException($"%s{source}: %s{msg}", "data"))
 
     let private tryNumber (s: string) =
         match Double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture) with
@@ -60,7 +60,7 @@ module DataSet =
         let rows = if hasHeader then lines[1..] else lines
 
         if rows.Length = 0 then
-            fail source (sprintf "no data rows after the header on line %d" firstLine)
+            fail source ($"no data rows after the header on line %d{firstLine}")
 
         let width =
             if hasHeader then
@@ -71,10 +71,7 @@ module DataSet =
         if width < 2 then
             fail
                 source
-                (sprintf
-                    "line %d has %d column; each row needs at least one feature and the label (the last column)"
-                    (fst rows[0])
-                    width)
+                ($"line %d{(fst rows[0])} has %d{width} column; each row needs at least one feature and the label (the last column)")
 
         let values =
             rows
@@ -84,12 +81,7 @@ module DataSet =
                 if fields.Length <> width then
                     fail
                         source
-                        (sprintf
-                            "line %d has %d columns, expected %d (as on line %d)"
-                            lineNo
-                            fields.Length
-                            width
-                            (if hasHeader then firstLine else fst rows[0]))
+                        ($"line %d{lineNo} has %d{fields.Length} columns, expected %d{width} (as on line %d{(if hasHeader then firstLine else fst rows[0])})")
 
                 fields
                 |> Array.mapi (fun j f ->
@@ -98,9 +90,9 @@ module DataSet =
                     | Some _ ->
                         fail
                             source
-                            (sprintf "line %d, column %d: '%s' is not a finite number" lineNo (j + 1) (f.Trim()))
+                            ($"line %d{lineNo}, column %d{(j + 1)}: '%s{(f.Trim())}' is not a finite number")
                     | None ->
-                        fail source (sprintf "line %d, column %d: '%s' is not a number" lineNo (j + 1) (f.Trim()))))
+                        fail source ($"line %d{lineNo}, column %d{(j + 1)}: '%s{(f.Trim())}' is not a number")))
 
         {
             Source = source
@@ -121,7 +113,7 @@ module DataSet =
     [<CompiledName("ReadCsv")>]
     let readCsv (path: string) =
         if not (File.Exists path) then
-            raise (ArgumentException(sprintf "%s: no such file" path, "data"))
+            raise (ArgumentException($"%s{path}: no such file", "data"))
 
         let bytes = File.ReadAllBytes path
         parse path (hex bytes) (Encoding.UTF8.GetString bytes)
@@ -141,27 +133,20 @@ module DataSet =
             Array.copy d.Labels
         else
             let shown =
-                distinct |> Array.truncate 5 |> Array.map (sprintf "%g") |> String.concat ", "
+                distinct |> Array.truncate 5 |> Array.map (fun v -> $"%g{v}") |> String.concat ", "
 
             match d.Labels |> Array.tryFindIndex (fun v -> not (v = -1.0 || v = 0.0 || v = 1.0)) with
             | Some i ->
                 fail
                     d.Source
-                    (sprintf
-                        "logistic labels (last column) must all be in {-1, 1} or all in {0, 1}; line %d has %g (labels found: %s)"
-                        d.LineNumbers[i]
-                        d.Labels[i]
-                        shown)
+                    ($"logistic labels (last column) must all be in {{-1, 1}} or all in {{0, 1}}; line %d{d.LineNumbers[i]} has %g{d.Labels[i]} (labels found: %s{shown})")
             | None ->
                 let zero = Array.findIndex ((=) 0.0) d.Labels
                 let minus = Array.findIndex ((=) -1.0) d.Labels
 
                 fail
                     d.Source
-                    (sprintf
-                        "logistic labels (last column) must all be in {-1, 1} or all in {0, 1}; they mix 0 (line %d) and -1 (line %d)"
-                        d.LineNumbers[zero]
-                        d.LineNumbers[minus])
+                    ($"logistic labels (last column) must all be in {{-1, 1}} or all in {{0, 1}}; they mix 0 (line %d{d.LineNumbers[zero]}) and -1 (line %d{d.LineNumbers[minus]})")
 
     /// Least squares on the data: f_i(x) = (a_i . x - y_i)^2/2 + ridge |x|^2/2.
     [<CompiledName("LeastSquares")>]
@@ -196,7 +181,7 @@ module DataSet =
             |> Array.collect (fun (v: float) -> BitConverter.GetBytes v)
 
         {
-            Source = sprintf "built-in Gaussian data (d = %d, n = %d, seed %d)" dim samples seed
+            Source = $"built-in Gaussian data (d = %d{dim}, n = %d{samples}, seed %d{seed})"
             Features = rows
             Labels = y
             Sha256 = hex bytes

@@ -110,7 +110,7 @@ module SdeProblem =
         Check.that
             "tEnd"
             (p.TEnd >= p.Eta)
-            (sprintf "tEnd (%g) must be >= eta (%g): the run takes floor(tEnd/eta) SGD steps." p.TEnd p.Eta)
+            ($"tEnd (%g{p.TEnd}) must be >= eta (%g{p.Eta}): the run takes floor(tEnd/eta) SGD steps.")
 
         Check.intInRange "batch" 1 1_000_000 p.Batch
         Check.that "x0" (not (isNull p.InitialPoints) && p.InitialPoints.Length > 0) "give at least one initial point."
@@ -120,7 +120,7 @@ module SdeProblem =
             "x0"
             (p.InitialPoints
              |> Array.forall (fun x -> not (isNull x) && x.Length = d && Array.forall Double.IsFinite x))
-            (sprintf "every initial point needs d = %d finite numbers." d)
+            ($"every initial point needs d = %d{d} finite numbers.")
 
         Check.that "observables" (not (isNull (box p.Observables))) "give a list of observables (it may be empty)."
 
@@ -129,7 +129,15 @@ module SdeProblem =
         | SdeData.Online _, SdeProcess.Sgd _
         | SdeData.FiniteSum _, _ -> ()
         | SdeData.Online _, SdeProcess.Diffusion m ->
-            Check.that "process" false (sprintf "online data runs SGD or the SMF (Smf 1 or Smf 2), not %A." m)
+            // Spelled out, not %A: union fields are not printed by %A in the native (AOT) CLI.
+            let shown =
+                match m with
+                | GradientFlow -> "GradientFlow"
+                | Sme(order, shared) -> $"Sme (%d{order}, %b{shared})"
+                | Smf order -> $"Smf %d{order}"
+                | SmfPerBlock(order, block) -> $"SmfPerBlock (%d{order}, %d{block})"
+
+            Check.that "process" false $"online data runs SGD or the SMF (Smf 1 or Smf 2), not %s{shown}."
 
 /// Numerics of an SDE run: the scheme, Monte Carlo size, seed, divergence bound and run control.
 type SdeSettings =
@@ -203,7 +211,7 @@ type SdeSolution =
     member s.Estimate(name: string) =
         match s.Problem.Observables |> List.tryFindIndex (fun o -> o.Name = name) with
         | Some i -> s.Estimates[i]
-        | None -> invalidArg "name" (sprintf "no observable named '%s'." name)
+        | None -> invalidArg "name" ($"no observable named '%s{name}'.")
 
     interface ISolution with
         member s.Times = s.T
@@ -514,7 +522,7 @@ module Flows =
             | Sme(o, _) -> o
             | Smf o -> o
             | SmfPerBlock(o, b) ->
-                Check.that "block" (b >= 1 && d % b = 0) (sprintf "block must divide the dimension %d." d)
+                Check.that "block" (b >= 1 && d % b = 0) ($"block must divide the dimension %d{d}.")
                 o
 
         let xiBlocks =
@@ -639,10 +647,7 @@ module Flows =
         Check.that
             "tEnd"
             (schemeSteps * 2.0 < float Int32.MaxValue)
-            (sprintf
-                "tEnd/eta x sub-steps = %g steps per path is too many (at most %d): lower tEnd or raise eta."
-                schemeSteps
-                (Int32.MaxValue / 2))
+            ($"tEnd/eta x sub-steps = %g{schemeSteps} steps per path is too many (at most %d{(Int32.MaxValue / 2)}): lower tEnd or raise eta.")
 
         let k = int schemeSteps
         let x0 = problem.InitialPoints
@@ -697,7 +702,7 @@ module Flows =
             | Some(t, _, _, w), _ ->
                 let reason =
                     if Double.IsFinite w then
-                        sprintf "a path reached |x_c| = %.3g > divergence bound %g" w settings.DivergenceBound
+                        $"a path reached |x_c| = %.3g{w} > divergence bound %g{settings.DivergenceBound}"
                     else
                         "a path's state became non-finite"
 

@@ -10,7 +10,7 @@ module AdditiveNoiseQuadratic =
     let private check (eta: float) (lambda: float) =
         Check.positive "eta" eta
         Check.positive "lambda" lambda
-        Check.that "eta" (eta * lambda < 2.0) (sprintf "SGD needs eta lambda < 2 (got %g)." (eta * lambda))
+        Check.that "eta" (eta * lambda < 2.0) ($"SGD needs eta lambda < 2 (got %g{(eta * lambda)}).")
 
     /// Stationary variances (SGD, SME1, SMF): eta C/(lambda (2 - eta lambda)), eta C/(2 lambda),
     /// eta C/(2 lambda (1 + eta lambda/2)).

@@ -96,7 +96,7 @@ module WeakOrderProblem =
         Check.that
             "etas"
             (Array.forall (fun e -> e <= p.TEnd) p.Etas)
-            (sprintf "every learning rate must be <= tEnd (%g): each takes floor(tEnd/eta) steps." p.TEnd)
+            ($"every learning rate must be <= tEnd (%g{p.TEnd}): each takes floor(tEnd/eta) steps.")
 
         Check.that "x0" (not (isNull p.InitialPoints) && p.InitialPoints.Length = 2) "give two initial points."
 

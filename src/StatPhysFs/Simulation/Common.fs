@@ -68,7 +68,7 @@ module internal SimulationOutcome =
         | ds ->
             Diverged(
                 ds |> List.map snd |> List.min,
-                sprintf "%d of %d runs exceeded the divergence bound %g" ds.Length o.Seeds o.DivergenceBound
+                $"%d{ds.Length} of %d{o.Seeds} runs exceeded the divergence bound %g{o.DivergenceBound}"
             )
 
     /// A simulation takes no ODE steps.

@@ -366,11 +366,7 @@ module MultiPassSim =
                 else
                     Diverged(
                         divergences |> Array.map snd |> Array.min,
-                        sprintf
-                            "q exceeded the divergence bound %g in %d of %d seeds"
-                            o.DivergenceBound
-                            divergences.Length
-                            o.Seeds
+                        $"q exceeded the divergence bound %g{o.DivergenceBound} in %d{divergences.Length} of %d{o.Seeds} seeds"
                     )
             WallSeconds = clock.Elapsed.TotalSeconds
         }

@@ -32,7 +32,7 @@ module OnlineCommitteeSim =
     /// orthonormalised, then combined by the PSD factor of the Gram matrix.
     let initialWeights (p: CommitteeParams) (s0: CommitteeState) (d: int) (rng: Rng) =
         let n = p.K + p.M
-        Check.that "dim" (d >= n) (sprintf "dim must be >= K + M = %d." n)
+        Check.that "dim" (d >= n) ($"dim must be >= K + M = %d{n}.")
         let basis = Array.init n (fun _ -> Array.init d (fun _ -> rng.NextNormal()))
         // Gram-Schmidt to |e|^2 = d, mutually orthogonal.
         for i in 0 .. n - 1 do

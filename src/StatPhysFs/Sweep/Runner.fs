@@ -57,7 +57,7 @@ module Sweep =
         (evaluate: Point -> PointResult)
         : RunSummary =
         if options.Parallelism < 1 then
-            raise (SpecError(sprintf "parallel: must be >= 1, got %d" options.Parallelism))
+            raise (SpecError($"parallel: must be >= 1, got %d{options.Parallelism}"))
 
         if
             options.Shard.Count < 1
@@ -66,7 +66,7 @@ module Sweep =
         then
             raise (
                 SpecError(
-                    sprintf "shard: must be I/N with 0 <= I < N, got %d/%d" options.Shard.Index options.Shard.Count
+                    $"shard: must be I/N with 0 <= I < N, got %d{options.Shard.Index}/%d{options.Shard.Count}"
                 )
             )
 
@@ -160,7 +160,7 @@ module Sweep =
         let spec =
             match Store.readManifest dir with
             | Some(s, _) -> s
-            | None -> raise (SpecError(sprintf "dir: %s holds no sweep (no %s)" dir Store.manifestName))
+            | None -> raise (SpecError($"dir: %s{dir} holds no sweep (no %s{Store.manifestName})"))
 
         let byKey = Store.readAll dir |> List.map (fun r -> r.Key, r) |> dict
         let pts = Spec.points spec

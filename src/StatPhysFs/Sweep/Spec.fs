@@ -80,7 +80,7 @@ module Shard =
     /// Parse "I/N" with 0 <= I < N.
     let parse (field: string) (s: string) =
         let fail () =
-            raise (SpecError(sprintf "%s: expected I/N with 0 <= I < N (I zero-based), got '%s'" field s))
+            raise (SpecError($"%s{field}: expected I/N with 0 <= I < N (I zero-based), got '%s{s}'"))
 
         match s.Split '/' with
         | [| i; n |] ->
@@ -114,23 +114,23 @@ module Spec =
         | Some(:? Reflection.AssemblyInformationalVersionAttribute as a) -> a.InformationalVersion
         | _ -> string (asm.GetName().Version)
 
-    let private fail fmt =
-        Printf.kprintf (fun s -> raise (SpecError s)) fmt
+    let private fail (message: string) : 'a =
+        raise (SpecError message)
 
     /// n points from `lo` to `hi`; both endpoints exact. Log spacing is uniform in log.
     let spaced (field: string) (spacing: Spacing) (lo: float) (hi: float) (n: int) =
         if n < 1 then
-            fail "%s.points: must be >= 1, got %d" field n
+            fail $"%s{field}.points: must be >= 1, got %d{n}"
 
         if not (Double.IsFinite lo && Double.IsFinite hi) then
-            fail "%s: from and to must be finite numbers" field
+            fail $"%s{field}: from and to must be finite numbers"
 
         if n = 1 && lo <> hi then
-            fail "%s.points: 1 point needs from = to (got %g and %g)" field lo hi
+            fail $"%s{field}.points: 1 point needs from = to (got %g{lo} and %g{hi})"
 
         match spacing with
         | Log when not (lo > 0.0 && hi > 0.0) ->
-            fail "%s: log spacing needs from > 0 and to > 0 (got %g, %g)" field lo hi
+            fail $"%s{field}: log spacing needs from > 0 and to > 0 (got %g{lo}, %g{hi})"
         | _ -> ()
 
         Array.init n (fun k ->
@@ -151,17 +151,17 @@ module Spec =
             let x = e.GetDouble()
 
             if not (Double.IsFinite x) then
-                fail "%s: must be a finite number" field
+                fail $"%s{field}: must be a finite number"
 
             Number x
         | JsonValueKind.String -> Text(e.GetString())
         | JsonValueKind.True -> Switch true
         | JsonValueKind.False -> Switch false
-        | k -> fail "%s: expected a number, a string or true/false, got %O" field k
+        | k -> fail $"%s{field}: expected a number, a string or true/false, got %O{k}"
 
     let private checkName (field: string) (name: string) =
         if String.IsNullOrWhiteSpace name || name.StartsWith "-" || name.Contains " " then
-            fail "%s: flag names are written without dashes or spaces, got '%s'" field name
+            fail $"%s{field}: flag names are written without dashes or spaces, got '%s{name}'"
 
     let private axisOf (name: string) (e: JsonElement) =
         let field = "axes." + name
@@ -170,17 +170,17 @@ module Spec =
         let listed (arr: JsonElement) (spacing: Spacing) =
             let vs =
                 [|
-                    for i, x in Seq.indexed (arr.EnumerateArray()) -> valueOf (sprintf "%s[%d]" field i) x
+                    for i, x in Seq.indexed (arr.EnumerateArray()) -> valueOf ($"%s{field}[%d{i}]") x
                 |]
 
             if vs.Length = 0 then
-                fail "%s: empty axis" field
+                fail $"%s{field}: empty axis"
 
             if spacing = Log then
                 for i, v in Array.indexed vs do
                     match v with
                     | Number x when x > 0.0 -> ()
-                    | _ -> fail "%s[%d]: a log axis needs positive numbers" field i
+                    | _ -> fail $"%s{field}[%d{i}]: a log axis needs positive numbers"
 
             {
                 Name = name
@@ -194,8 +194,8 @@ module Spec =
                 match s.GetString() with
                 | "linear" -> Linear
                 | "log" -> Log
-                | other -> fail "%s.spacing: must be linear or log, got '%s'" field other
-            | true, _ -> fail "%s.spacing: must be the string linear or log" field
+                | other -> fail $"%s{field}.spacing: must be linear or log, got '%s{other}'"
+            | true, _ -> fail $"%s{field}.spacing: must be the string linear or log"
             | _ -> Linear
 
         match e.ValueKind with
@@ -203,31 +203,31 @@ module Spec =
         | JsonValueKind.Object ->
             for p in e.EnumerateObject() do
                 if not (List.contains p.Name [ "from"; "to"; "points"; "spacing"; "values" ]) then
-                    fail "%s.%s: unknown field (valid: from, to, points, spacing, values)" field p.Name
+                    fail $"%s{field}.%s{p.Name}: unknown field (valid: from, to, points, spacing, values)"
 
             let spacing = spacingOf e
 
             match e.TryGetProperty "values" with
             | true, arr when arr.ValueKind = JsonValueKind.Array -> listed arr spacing
-            | true, _ -> fail "%s.values: must be an array" field
+            | true, _ -> fail $"%s{field}.values: must be an array"
             | _ ->
                 let num (k: string) =
                     match e.TryGetProperty k with
                     | true, x when x.ValueKind = JsonValueKind.Number -> x.GetDouble()
-                    | true, _ -> fail "%s.%s: must be a number" field k
-                    | _ -> fail "%s.%s: missing (an axis is a list or {from, to, points, spacing})" field k
+                    | true, _ -> fail $"%s{field}.%s{k}: must be a number"
+                    | _ -> fail $"%s{field}.%s{k}: missing (an axis is a list or {{from, to, points, spacing}})"
 
                 let lo, hi, n = num "from", num "to", num "points"
 
                 if n <> Math.Floor n || n < 1.0 || n > 1e7 then
-                    fail "%s.points: must be an integer >= 1, got %g" field n
+                    fail $"%s{field}.points: must be an integer >= 1, got %g{n}"
 
                 {
                     Name = name
                     Values = spaced field spacing lo hi (int n) |> Array.map Number
                     Spacing = spacing
                 }
-        | _ -> fail "%s: must be a list of values or {from, to, points, spacing}" field
+        | _ -> fail $"%s{field}: must be a list of values or {{from, to, points, spacing}}"
 
     /// Check a spec's shape: at least one axis, no empty axis, zip axes of equal length, no axis also fixed.
     let validate (s: SweepSpec) =
@@ -239,17 +239,17 @@ module Spec =
 
         for a in s.Axes do
             if a.Values.Length = 0 then
-                fail "axes.%s: empty axis" a.Name
+                fail $"axes.%s{a.Name}: empty axis"
 
             if s.Fixed |> List.exists (fst >> (=) a.Name) then
-                fail "axes.%s: also given in fixed" a.Name
+                fail $"axes.%s{a.Name}: also given in fixed"
 
         match s.Axes |> List.countBy (fun a -> a.Name) |> List.tryFind (snd >> (<) 1) with
-        | Some(n, _) -> fail "axes.%s: given twice" n
+        | Some(n, _) -> fail $"axes.%s{n}: given twice"
         | None -> ()
 
         match s.Fixed |> List.countBy fst |> List.tryFind (snd >> (<) 1) with
-        | Some(n, _) -> fail "fixed.%s: given twice" n
+        | Some(n, _) -> fail $"fixed.%s{n}: given twice"
         | None -> ()
 
         if s.Combine = Zip then
@@ -257,21 +257,15 @@ module Spec =
 
             for a in s.Axes do
                 if a.Values.Length <> n0 then
-                    fail
-                        "axes.%s: zip needs axes of equal length (%s has %d values, %s has %d)"
-                        a.Name
-                        s.Axes.Head.Name
-                        n0
-                        a.Name
-                        a.Values.Length
+                    fail $"axes.%s{a.Name}: zip needs axes of equal length (%s{s.Axes.Head.Name} has %d{n0} values, %s{a.Name} has %d{a.Values.Length})"
 
         for i, t in List.indexed s.At do
             if not (Double.IsFinite t) then
-                fail "at[%d]: must be a finite number" i
+                fail $"at[%d{i}]: must be a finite number"
 
         for i, r in List.indexed s.Record do
             if String.IsNullOrWhiteSpace r then
-                fail "record[%d]: empty name" i
+                fail $"record[%d{i}]: empty name"
 
         s
 
@@ -281,7 +275,7 @@ module Spec =
             try
                 JsonDocument.Parse(json, JsonDocumentOptions(CommentHandling = JsonCommentHandling.Skip))
             with :? JsonException as e ->
-                fail "spec: not valid JSON (%s)" e.Message
+                fail $"spec: not valid JSON (%s{e.Message})"
 
         use doc = doc
         let root = doc.RootElement
@@ -293,7 +287,7 @@ module Spec =
             if
                 not (List.contains p.Name [ "command"; "fixed"; "axes"; "combine"; "zip"; "record"; "at"; "comment" ])
             then
-                fail "%s: unknown field (valid: command, fixed, axes, combine, record, at, comment)" p.Name
+                fail $"%s{p.Name}: unknown field (valid: command, fixed, axes, combine, record, at, comment)"
 
         let command =
             match root.TryGetProperty "command" with
@@ -325,7 +319,7 @@ module Spec =
                 match c.GetString() with
                 | "product" -> Product
                 | "zip" -> Zip
-                | other -> fail "combine: must be product or zip, got '%s'" other
+                | other -> fail $"combine: must be product or zip, got '%s{other}'"
             | (true, _), _ -> fail "combine: must be the string product or zip"
             | _, (true, z) when z.ValueKind = JsonValueKind.True -> Zip
             | _, (true, z) when z.ValueKind = JsonValueKind.False -> Product
@@ -340,9 +334,9 @@ module Spec =
                         if x.ValueKind = JsonValueKind.String then
                             x.GetString()
                         else
-                            fail "%s[%d]: must be a string" name i
+                            fail $"%s{name}[%d{i}]: must be a string"
                 ]
-            | true, _ -> fail "%s: must be a list of series names" name
+            | true, _ -> fail $"%s{name}: must be a list of series names"
             | _ -> []
 
         let at =
@@ -353,7 +347,7 @@ module Spec =
                         if x.ValueKind = JsonValueKind.Number then
                             x.GetDouble()
                         else
-                            fail "at[%d]: must be a number" i
+                            fail $"at[%d{i}]: must be a number"
                 ]
             | true, _ -> fail "at: must be a list of times"
             | _ -> []
@@ -443,7 +437,7 @@ module Spec =
             let n = s.Axes |> List.fold (fun n a -> n * int64 a.Values.Length) 1L
 
             if n > 100_000_000L then
-                fail "axes: the grid has %d points, more than 100000000" n
+                fail $"axes: the grid has %d{n} points, more than 100000000"
 
             int n
 

@@ -119,7 +119,7 @@ module Store =
             | "completed" -> Completed
             | "diverged" -> Diverged
             | "failed" -> Failed
-            | s -> failwithf "unknown status '%s'" s
+            | s -> failwith $"unknown status '%s{s}'"
 
         {
             Index = o.GetProperty("index").GetInt32()
@@ -157,7 +157,7 @@ module Store =
         }
 
     let shardFile (dir: string) (s: Shard) =
-        Path.Combine(dir, sprintf "points-%d-of-%d.jsonl" s.Index s.Count)
+        Path.Combine(dir, $"points-%d{s.Index}-of-%d{s.Count}.jsonl")
 
     /// The rows of one shard file. A last line without its newline is a write torn by a crash: ignored.
     /// Any other malformed line is corruption and an error naming file and line.
@@ -181,7 +181,7 @@ module Store =
                             rowOfJson line
                         with e ->
                             raise (
-                                InvalidDataException(sprintf "%s:%d: corrupt sweep record (%s)" path (i + 1) e.Message)
+                                InvalidDataException($"%s{path}:%d{(i + 1)}: corrupt sweep record (%s{e.Message})")
                             )
 
                     yield row
@@ -239,7 +239,7 @@ module Store =
         let path = Path.Combine(dir, manifestName)
 
         let tmp =
-            path + sprintf ".%d.%s.tmp" Environment.ProcessId (Guid.NewGuid().ToString "N")
+            path + $""".%d{Environment.ProcessId}.%s{(Guid.NewGuid().ToString "N")}.tmp"""
 
         File.WriteAllText(tmp, manifest)
 
@@ -255,9 +255,7 @@ module Store =
                     | _ ->
                         raise (
                             SpecError(
-                                sprintf
-                                    "out: %s holds a different sweep (another spec or library version); use a new folder or --force"
-                                    dir
+                                $"out: %s{dir} holds a different sweep (another spec or library version); use a new folder or --force"
                             )
                         )
         finally
@@ -271,7 +269,7 @@ module Store =
             try
                 new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read)
             with :? IOException as e ->
-                raise (IOException(sprintf "%s is in use by another run of this shard (%s)" path e.Message, e))
+                raise (IOException($"%s{path} is in use by another run of this shard (%s{e.Message})", e))
 
         do
             // Cut back to just after the last newline: the bytes after it are a torn record.
