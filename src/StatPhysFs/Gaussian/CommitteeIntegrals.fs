@@ -362,12 +362,11 @@ module ErfKernels =
             let beta = c12 * yr - bl * xr
             let ar = NativePtr.get pa r
             let row = NativePtr.add pc (r * np)
-            // The diagonal u = r (its argument 1 - l4 / l1(r) is near 1: the full asin).
-            let l0 = fma beta xr (fma alpha yr (l4 * c (NativePtr.get row r)))
-            acc <- fma (c (ar * ar)) (asinFull w (l0 * sr * sr)) acc
             let ar2 = ar + ar
 
-            for u in r + 1 .. n - 1 do
+            // u = r is the diagonal term (weight a_r^2, argument 1 - l4 / l1(r)); the loop's weight is 2 a_r a_u
+            // above it. One loop keeps a single copy of the inlined asin pair (the kernel is JIT-compiled per process).
+            for u in r .. n - 1 do
                 let xu = load w (NativePtr.add px (u * lanes))
                 let yu = load w (NativePtr.add py (u * lanes))
                 let su = load w (NativePtr.add pr (u * lanes))
@@ -380,7 +379,7 @@ module ErfKernels =
                     else
                         asinFull w arg
 
-                acc <- fma (c (ar2 * NativePtr.get pa u)) asinArg acc
+                acc <- fma (c ((if u = r then ar else ar2) * NativePtr.get pa u)) asinArg acc
 
         store (c (4.0 / (Math.PI * Math.PI)) / vsqrt (vmax l4 zero) * acc) out
 
