@@ -270,9 +270,17 @@ let structure =
                         }
                         p
 
-                let a, b = run 1, run 4
-                Expect.equal a.Q[0, 0].Mean b.Q[0, 0].Mean "q identical"
-                Expect.equal a.TrainLoss.Mean b.TrainLoss.Mean "train loss identical"
+                let a = run 1
+
+                for par in [ 2; 4 ] do
+                    let b = run par
+                    let at = sprintf "(%d threads against 1)" par
+                    Expect.equal a.Q[0, 0].Mean b.Q[0, 0].Mean ("q identical " + at)
+                    Expect.equal a.M[0, 0].Mean b.M[0, 0].Mean ("m identical " + at)
+                    Expect.equal a.TrainLoss.Mean b.TrainLoss.Mean ("train loss identical " + at)
+                    Expect.equal a.Correlation.Data b.Correlation.Data ("C identical " + at)
+                    Expect.equal a.Response.Data b.Response.Data ("R identical " + at)
+                    Expect.equal a.NoiseCovariance.Data b.NoiseCovariance.Data ("Sigma_u identical " + at)
             }
 
             test "bad input names the parameter; tau above critical is reported as divergence with its time" {
@@ -559,7 +567,7 @@ let responseRecomputation =
             // random streams. The default back substitution computes the same row of D = L^{-1} in another order, so
             // the two agree to roundoff; 1e-9 relative (to max(|value|, 1e-3)) leaves room for the sweep's amplification
             // of roundoff through the Cholesky factor over the steps, and is far below the Monte Carlo error (~1e-2).
-            test "back substitution equals the stored responses to roundoff (logistic m = 1, tanh committee m = 2)" {
+            test "back substitution equals the stored responses to roundoff (logistic m = 1, tanh committee m = 2, m = 1 with m* = 2)" {
                 let net =
                     {
                         Student = Activation.tanh
@@ -580,6 +588,12 @@ let responseRecomputation =
                         { DmftProblem.twoLayer net 0.25 with
                             Tau = 1.0
                             Steps = 20
+                        }
+                        // m = 1 with a two-unit teacher: the vectorised m = 1 sampler with m* = 2.
+                        "one-unit tanh student, two-unit teacher",
+                        { DmftProblem.twoLayer { net with V = [| 1.0 |] } 0.25 with
+                            Tau = 1.0
+                            Steps = 23
                         }
                     ]
 
