@@ -605,11 +605,11 @@ let responseRecomputation =
 
                     let model = RowModel.create p.Model
 
-                    let run stored =
-                        DmftSweep.forwardSweepWith stored s p model 0 1000 0 ignore
+                    let run variant =
+                        DmftSweep.forwardSweepWith variant s p model 0 1000 0 ignore
 
-                    let c1, t1, n1, st1 = run true
-                    let c2, t2, n2, st2 = run false
+                    let c1, t1, n1, st1 = run StoredResponses
+                    let c2, t2, n2, st2 = run DefaultSampler
                     Expect.equal (n1, st1) (n2, st2) (name + ": same reach and status")
                     Expect.equal n1 (p.Steps + 1) (name + ": completed")
 
@@ -629,5 +629,14 @@ let responseRecomputation =
                     chk "Sigma_u" c1.Su c2.Su
                     // The check can fail: the responses matter (R_g is built from them and is not zero).
                     Expect.isGreaterThan (Array.sumBy abs c2.Rg) 1e-3 (name + ": R_g is non-trivial")
+                    // The m = 1 sampler's Vector512 back substitution (where the hardware runs it; elsewhere both runs are
+                    // the Vector<float> one) does per sample the same operations in the same order as at Vector<float>
+                    // width, and sums R_g over the same slots: the same numbers bit for bit.
+                    let c3, t3, _, _ = run NarrowVectors
+                    Expect.equal t3 t2 (name + ": train loss, Vector512 = Vector<float>")
+                    Expect.equal c3.C c2.C (name + ": C, Vector512 = Vector<float>")
+                    Expect.equal c3.R c2.R (name + ": R, Vector512 = Vector<float>")
+                    Expect.equal c3.Rg c2.Rg (name + ": R_g, Vector512 = Vector<float>")
+                    Expect.equal c3.Su c2.Su (name + ": Sigma_u, Vector512 = Vector<float>")
             }
         ]

@@ -4,6 +4,7 @@ open System
 open System.Numerics
 open System.Runtime.CompilerServices
 open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
 open StatPhysFs
 
 /// Sums of one row of kernels over samples: sum J D(k,l), sum l w*^T, sum g_k g_l^T, sum of losses.
@@ -229,6 +230,10 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
 module internal ScalarKernels =
     let private outside () =
         invalidOp "ScalarKernels: an index range lies outside its array (a sampler bug)."
+
+    /// Whether the back substitution runs in Vector512 (hardware that runs it, with Vector<float> narrower).
+    let wide =
+        Vector512.IsHardwareAccelerated && Vector<float>.Count = 4
 
     /// dst[0 .. len) = sum_{q<rows} c[co + q] x[q xs .. q xs + len) for len a multiple of the vector width: a linear
     /// combination of rows, read in memory order when xs = len (each lane sums in q order).
@@ -464,6 +469,149 @@ module internal ScalarKernels =
             Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j1, xb, Vector.LoadUnsafe(&gr, unativeint (o + vw))), &gr, unativeint (o + vw))
             j <- j - 1
 
+    /// `responses` in Vector512 (where the hardware runs it and Vector<float> is narrower): blocks of 16 samples.
+    /// The lanes run the same operations in the same order, and the R_g sums use the same 8 slots as `responses` at
+    /// Vector256 width (slot t sums the samples s = t mod 8 in increasing order: rg[l 8 + t]), so the two give the
+    /// same numbers bit for bit.
+    let responses512 (k: int) (n: int) (rt: float[]) (h: float[]) (stride: int) (b0: int) (jk: float[]) (x: float[]) (rg: float[]) =
+        let vw = Vector512<float>.Count
+        let lanes = 2 * vw
+
+        if
+            k < 0
+            || k >= n
+            || rt.Length < k * n + k + 1
+            || b0 < 0
+            || b0 + lanes > stride
+            || h.Length < k * stride + stride
+            || jk.Length < stride
+            || x.Length < (k + 1) * lanes
+            || rg.Length < (k + 1) * vw
+        then
+            outside ()
+
+        let rr = &MemoryMarshal.GetArrayDataReference rt
+        let hr = &MemoryMarshal.GetArrayDataReference h
+        let xr = &MemoryMarshal.GetArrayDataReference x
+        let gr = &MemoryMarshal.GetArrayDataReference rg
+        let jr = &MemoryMarshal.GetArrayDataReference jk
+        let j0 = Vector512.LoadUnsafe(&jr, unativeint b0)
+        let j1 = Vector512.LoadUnsafe(&jr, unativeint (b0 + vw))
+        // x_k = 1: J_k enters R_g(k, k) as it is.
+        let ok = k * lanes
+        Vector512.StoreUnsafe(Vector512<float>.One, &xr, unativeint ok)
+        Vector512.StoreUnsafe(Vector512<float>.One, &xr, unativeint (ok + vw))
+        Vector512.StoreUnsafe((Vector512.LoadUnsafe(&gr, unativeint (k * vw)) + j0) + j1, &gr, unativeint (k * vw))
+        let mutable j = k - 1
+
+        while j >= 3 do
+            let o0 = j * n
+            let o1 = o0 - n
+            let o2 = o1 - n
+            let o3 = o2 - n
+            let mutable a00 = Vector512<float>.Zero
+            let mutable a01 = Vector512<float>.Zero
+            let mutable a10 = Vector512<float>.Zero
+            let mutable a11 = Vector512<float>.Zero
+            let mutable a20 = Vector512<float>.Zero
+            let mutable a21 = Vector512<float>.Zero
+            let mutable a30 = Vector512<float>.Zero
+            let mutable a31 = Vector512<float>.Zero
+            let mutable i = j + 1
+
+            while i <= k do
+                let xa = Vector512.LoadUnsafe(&xr, unativeint (i * lanes))
+                let xb = Vector512.LoadUnsafe(&xr, unativeint (i * lanes + vw))
+                let c0 = Vector512.Create(Unsafe.Add(&rr, o0 + i))
+                a00 <- Vector512.FusedMultiplyAdd(c0, xa, a00)
+                a01 <- Vector512.FusedMultiplyAdd(c0, xb, a01)
+                let c1 = Vector512.Create(Unsafe.Add(&rr, o1 + i))
+                a10 <- Vector512.FusedMultiplyAdd(c1, xa, a10)
+                a11 <- Vector512.FusedMultiplyAdd(c1, xb, a11)
+                let c2 = Vector512.Create(Unsafe.Add(&rr, o2 + i))
+                a20 <- Vector512.FusedMultiplyAdd(c2, xa, a20)
+                a21 <- Vector512.FusedMultiplyAdd(c2, xb, a21)
+                let c3 = Vector512.Create(Unsafe.Add(&rr, o3 + i))
+                a30 <- Vector512.FusedMultiplyAdd(c3, xa, a30)
+                a31 <- Vector512.FusedMultiplyAdd(c3, xb, a31)
+                i <- i + 1
+            // x_j, then its terms in the sums of j-1, j-2, j-3; and so on down the triangle.
+            let hj = j * stride + b0
+            let x0a = a00 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x0b = a01 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector512.Create(Unsafe.Add(&rr, o1 + j))
+            let a10 = Vector512.FusedMultiplyAdd(c, x0a, a10)
+            let a11 = Vector512.FusedMultiplyAdd(c, x0b, a11)
+            let c = Vector512.Create(Unsafe.Add(&rr, o2 + j))
+            let a20 = Vector512.FusedMultiplyAdd(c, x0a, a20)
+            let a21 = Vector512.FusedMultiplyAdd(c, x0b, a21)
+            let c = Vector512.Create(Unsafe.Add(&rr, o3 + j))
+            let a30 = Vector512.FusedMultiplyAdd(c, x0a, a30)
+            let a31 = Vector512.FusedMultiplyAdd(c, x0b, a31)
+            let hj = hj - stride
+            let x1a = a10 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x1b = a11 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector512.Create(Unsafe.Add(&rr, o2 + j - 1))
+            let a20 = Vector512.FusedMultiplyAdd(c, x1a, a20)
+            let a21 = Vector512.FusedMultiplyAdd(c, x1b, a21)
+            let c = Vector512.Create(Unsafe.Add(&rr, o3 + j - 1))
+            let a30 = Vector512.FusedMultiplyAdd(c, x1a, a30)
+            let a31 = Vector512.FusedMultiplyAdd(c, x1b, a31)
+            let hj = hj - stride
+            let x2a = a20 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x2b = a21 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector512.Create(Unsafe.Add(&rr, o3 + j - 2))
+            let a30 = Vector512.FusedMultiplyAdd(c, x2a, a30)
+            let a31 = Vector512.FusedMultiplyAdd(c, x2b, a31)
+            let hj = hj - stride
+            let x3a = a30 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x3b = a31 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            // Store x_j .. x_{j-3} and add J_k x to the R_g sums.
+            let o = j * lanes
+            Vector512.StoreUnsafe(x0a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x0b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x0b, Vector512.FusedMultiplyAdd(j0, x0a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            let o = o - lanes
+            Vector512.StoreUnsafe(x1a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x1b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x1b, Vector512.FusedMultiplyAdd(j0, x1a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            let o = o - lanes
+            Vector512.StoreUnsafe(x2a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x2b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x2b, Vector512.FusedMultiplyAdd(j0, x2a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            let o = o - lanes
+            Vector512.StoreUnsafe(x3a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x3b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x3b, Vector512.FusedMultiplyAdd(j0, x3a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            j <- j - 4
+
+        while j >= 0 do
+            let o0 = j * n
+            let mutable a0 = Vector512<float>.Zero
+            let mutable a1 = Vector512<float>.Zero
+            let mutable i = j + 1
+
+            while i <= k do
+                let c0 = Vector512.Create(Unsafe.Add(&rr, o0 + i))
+                a0 <- Vector512.FusedMultiplyAdd(c0, Vector512.LoadUnsafe(&xr, unativeint (i * lanes)), a0)
+                a1 <- Vector512.FusedMultiplyAdd(c0, Vector512.LoadUnsafe(&xr, unativeint (i * lanes + vw)), a1)
+                i <- i + 1
+
+            let hj = j * stride + b0
+            let xa = a0 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let xb = a1 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let o = j * lanes
+            Vector512.StoreUnsafe(xa, &xr, unativeint o)
+            Vector512.StoreUnsafe(xb, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, xb, Vector512.FusedMultiplyAdd(j0, xa, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            j <- j - 1
+
+
 /// The m = 1 chunk (every GLM, the hot path): the same random draws, in the same order, and the same estimator as
 /// SampleChunk's back substitution, stored sample-minor ([row * stride + sample], stride padded to four vectors) so
 /// that every loop runs along samples in SIMD vectors (ScalarKernels) and nothing is allocated per sample or step:
@@ -474,15 +622,19 @@ module internal ScalarKernels =
 ///   is (k^2 / 2) N multiply-adds: the O(N K^3) cost of the sweep.
 /// Padding lanes stay zero (g = g' = J = 0), so they add nothing to the sums. Sums over samples are taken per lane
 /// and then across lanes: the numbers differ from SampleChunk's by reassociation only.
-type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng) =
+type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng, wide: bool) =
     let vw = Vector<float>.Count
-    // Samples per block of the back substitution.
-    let lanes = 2 * vw
-    let stride = (size + 4 * vw - 1) / (4 * vw) * (4 * vw)
+    // Samples per block of the back substitution, and the slots of its per-lane R_g sums.
+    let lanes = if wide then 2 * Vector512<float>.Count else 2 * vw
+    let slots = if wide then 8 else lanes
+    let pad = max (4 * vw) lanes
+    let stride = (size + pad - 1) / pad * pad
     let z = Array.zeroCreate<float>(dim * stride)
     let ws = Array.zeroCreate<float>(ms * stride)
-    let y = Array.zeroCreate<float> size
-    let xi = Array.zeroCreate<float> size
+    // Labels, SGD noises and losses, zero in the padding lanes (y = 0 gives l = l' = 0 there).
+    let y = Array.zeroCreate<float> stride
+    let xi = Array.zeroCreate<float> stride
+    let losses = Array.zeroCreate<float> stride
     let g = Array.zeroCreate<float>(points * stride)
     // h_j = -g'_j / delta, the factor of x_j in the back substitution.
     let h = Array.zeroCreate<float>(points * stride)
@@ -491,12 +643,14 @@ type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng) =
     let jk = Array.zeroCreate<float> stride
     // Row k of D for one block of samples, [i * lanes + lane], and the per-lane sums J_k x.
     let x = Array.zeroCreate<float>(points * lanes)
-    let rgv = Array.zeroCreate<float>(points * lanes)
+    let rgv = Array.zeroCreate<float>(points * slots)
     let sums = RowSums(points, 1, ms)
     let wsBuf = Array.zeroCreate<float> ms
     let rBuf = Array.zeroCreate<float> 1
     let lBuf = Array.zeroCreate<float> 1
     let jBuf = Array.zeroCreate<float> 1
+    // l per sample (zero in the padding lanes).
+    let ls = Array.zeroCreate<float> stride
 
     member _.Sums = sums
 
@@ -536,27 +690,79 @@ type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng) =
             (Vector<float>(r, v) - Vector<float>(memory, v) / vdelta).CopyTo(r, v)
             v <- v + vw
 
-    /// l, l' and the loss per sample; g_k = l (dt - sqrt(tau delta dt) xi), g'_k = l' (same factor); sums of l w*
-    /// and of the loss in sample order.
-    member private _.Derivatives(k: int, p: DmftProblem, model: RowModel) =
-        let noise = sqrt (p.Tau * p.Alpha * p.Dt)
+    /// g_k = l (dt - sqrt(tau delta dt) xi), h_k = -l' (same factor) / delta and J_k = l' from the per-sample l, l'
+    /// (lv, jk) on every lane; then the sums of l w* and of the loss in sample order.
+    member private _.Signals(k: int, p: DmftProblem, lv: float[]) =
+        let noise = Vector<float>(sqrt (p.Tau * p.Alpha * p.Dt))
+        let dt = Vector<float>(p.Dt)
+        let delta = Vector<float>(p.Alpha)
         let gk = k * stride
+        // The padding lanes must add nothing: l = l' = 0 there (the square loss's l' = 1 included).
+        Array.Clear(lv, size, stride - size)
+        Array.Clear(jk, size, stride - size)
+        let mutable v = 0
+
+        while v < stride do
+            let fac = dt - noise * Vector<float>(xi, v)
+            (Vector<float>(lv, v) * fac).CopyTo(g, gk + v)
+            (-(Vector<float>(jk, v) * fac) / delta).CopyTo(h, gk + v)
+            v <- v + vw
+
         let mutable loss = 0.0
 
         for s in 0 .. size - 1 do
-            rBuf[0] <- r[s]
-            loss <- loss + model.Eval rBuf y[s] lBuf jBuf
-            let l = lBuf[0]
-            let fac = p.Dt - noise * xi[s]
-            g[gk + s] <- l * fac
-            h[gk + s] <- -(jBuf[0] * fac) / p.Alpha
-            jk[s] <- jBuf[0]
+            loss <- loss + losses[s]
 
             for b in 0 .. ms - 1 do
-                sums.LwStar[b] <- sums.LwStar[b] + l * ws[b * stride + s]
+                sums.LwStar[b] <- sums.LwStar[b] + lv[s] * ws[b * stride + s]
 
         sums.Loss <- loss
         sums.Count <- size
+
+    /// l, l' and the loss per sample, then the signals. The GLM logistic and square losses are evaluated in vectors
+    /// along samples (the logistic's exp and log by Vector.Exp/Log, within an ulp or so of Math.Exp/Log: the numbers
+    /// move at the roundoff level only); any other model through its closure, sample by sample.
+    member private this.Derivatives(k: int, p: DmftProblem, model: RowModel) =
+        match p.Model with
+        | Glm(GlmLoss.Logistic, _) ->
+            let one = Vector<float>.One
+            let zero = Vector<float>.Zero
+            let mutable v = 0
+
+            while v < stride do
+                let yv = Vector<float>(y, v)
+                let z = yv * Vector<float>(r, v)
+                // sigma(-z) = 1/(1 + e^z) and the loss from e = e^{-|z|}, finite for any z (as RowModel's logistic).
+                let e = Vector.Exp(-Vector.Abs z)
+                let t = one + e
+                let positive = Vector.GreaterThan(z, zero)
+                let sMinus = Vector.ConditionalSelect(positive, e / t, one / t)
+                let logT = Vector.Log t
+                (-yv * sMinus).CopyTo(ls, v)
+                (yv * yv * sMinus * (one - sMinus)).CopyTo(jk, v)
+                Vector.ConditionalSelect(positive, logT, -z + logT).CopyTo(losses, v)
+                v <- v + vw
+
+            this.Signals(k, p, ls)
+        | Glm(GlmLoss.Square, _) ->
+            let mutable v = 0
+
+            while v < stride do
+                let d = Vector<float>(r, v) - Vector<float>(y, v)
+                d.CopyTo(ls, v)
+                Vector<float>.One.CopyTo(jk, v)
+                (d * d).CopyTo(losses, v)
+                v <- v + vw
+
+            this.Signals(k, p, ls)
+        | _ ->
+            for s in 0 .. size - 1 do
+                rBuf[0] <- r[s]
+                losses[s] <- model.Eval rBuf y[s] lBuf jBuf
+                ls[s] <- lBuf[0]
+                jk[s] <- jBuf[0]
+
+            this.Signals(k, p, ls)
 
     /// Advance every sample of the chunk to step k (rt = R^T up to row k).
     member this.Step(k: int, p: DmftProblem, model: RowModel, columns: Columns, path: GaussianPath, rt: float[]) =
@@ -569,18 +775,22 @@ type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng) =
         for l in 0..k do
             sums.Su[l] <- ScalarKernels.dot g (k * stride) g (l * stride) stride
         // Row k of the responses, block by block; R_g(k, l) = sum_s J_k x_l summed per lane, then across lanes.
-        Array.Clear(rgv, 0, (k + 1) * lanes)
+        Array.Clear(rgv, 0, (k + 1) * slots)
         let mutable b0 = 0
 
         while b0 < stride do
-            ScalarKernels.responses k points rt h stride b0 jk x rgv
+            if wide then
+                ScalarKernels.responses512 k points rt h stride b0 jk x rgv
+            else
+                ScalarKernels.responses k points rt h stride b0 jk x rgv
+
             b0 <- b0 + lanes
 
         for l in 0..k do
             let mutable s = 0.0
 
-            for t in 0 .. lanes - 1 do
-                s <- s + rgv[l * lanes + t]
+            for t in 0 .. slots - 1 do
+                s <- s + rgv[l * slots + t]
 
             sums.Rg[l] <- s
 
@@ -589,6 +799,14 @@ type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng) =
 
         member this.Step(k, p, model, columns, path, rt) =
             this.Step(k, p, model, columns, path, rt)
+
+/// Which sampler a sweep runs: the default (for m = 1 ScalarChunk, in Vector512 where the hardware runs it); the
+/// same held to Vector<float> width (the test of the Vector512 kernel: the numbers are the same bit for bit); the
+/// stored-responses SampleChunk (the test oracle of the back substitution).
+type internal SamplerVariant =
+    | DefaultSampler
+    | NarrowVectors
+    | StoredResponses
 
 /// A population of row samples in fixed-size chunks, each with its own stream, run in parallel and summed in chunk
 /// order: the same seed gives the same numbers at any thread count.
@@ -601,9 +819,11 @@ type internal RowSampler
         samples: int,
         rngFor: int -> Rng,
         parallelism: int,
-        storeResponses: bool,
+        variant: SamplerVariant,
         ct: Threading.CancellationToken
     ) =
+    let storeResponses = (variant = StoredResponses)
+
     static member ChunkSize = 256
     member val Total = RowSums(columns.Points, columns.Width, columns.TeacherWidth)
 
@@ -624,7 +844,8 @@ type internal RowSampler
             let size = min cs (samples - c * cs)
 
             if columns.Width = 1 && not storeResponses then
-                ScalarChunk(size, columns.Points, columns.TeacherWidth, path.Dimension, rngFor c) :> IRowChunk
+                let wide = ScalarKernels.wide && variant <> NarrowVectors
+                ScalarChunk(size, columns.Points, columns.TeacherWidth, path.Dimension, rngFor c, wide) :> IRowChunk
             else
                 SampleChunk(
                     size,
