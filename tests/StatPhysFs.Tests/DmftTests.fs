@@ -270,9 +270,17 @@ let structure =
                         }
                         p
 
-                let a, b = run 1, run 4
-                Expect.equal a.Q[0, 0].Mean b.Q[0, 0].Mean "q identical"
-                Expect.equal a.TrainLoss.Mean b.TrainLoss.Mean "train loss identical"
+                let a = run 1
+
+                for par in [ 2; 4 ] do
+                    let b = run par
+                    let at = sprintf "(%d threads against 1)" par
+                    Expect.equal a.Q[0, 0].Mean b.Q[0, 0].Mean ("q identical " + at)
+                    Expect.equal a.M[0, 0].Mean b.M[0, 0].Mean ("m identical " + at)
+                    Expect.equal a.TrainLoss.Mean b.TrainLoss.Mean ("train loss identical " + at)
+                    Expect.equal a.Correlation.Data b.Correlation.Data ("C identical " + at)
+                    Expect.equal a.Response.Data b.Response.Data ("R identical " + at)
+                    Expect.equal a.NoiseCovariance.Data b.NoiseCovariance.Data ("Sigma_u identical " + at)
             }
 
             test "bad input names the parameter; tau above critical is reported as divergence with its time" {
@@ -559,7 +567,7 @@ let responseRecomputation =
             // random streams. The default back substitution computes the same row of D = L^{-1} in another order, so
             // the two agree to roundoff; 1e-9 relative (to max(|value|, 1e-3)) leaves room for the sweep's amplification
             // of roundoff through the Cholesky factor over the steps, and is far below the Monte Carlo error (~1e-2).
-            test "back substitution equals the stored responses to roundoff (logistic m = 1, tanh committee m = 2)" {
+            test "back substitution equals the stored responses to roundoff (logistic m = 1, tanh committee m = 2, m = 1 with m* = 2)" {
                 let net =
                     {
                         Student = Activation.tanh
@@ -581,6 +589,12 @@ let responseRecomputation =
                             Tau = 1.0
                             Steps = 20
                         }
+                        // m = 1 with a two-unit teacher: the vectorised m = 1 sampler with m* = 2.
+                        "one-unit tanh student, two-unit teacher",
+                        { DmftProblem.twoLayer { net with V = [| 1.0 |] } 0.25 with
+                            Tau = 1.0
+                            Steps = 23
+                        }
                     ]
 
                 for name, p in problems do
@@ -591,11 +605,11 @@ let responseRecomputation =
 
                     let model = RowModel.create p.Model
 
-                    let run stored =
-                        DmftSweep.forwardSweepWith stored s p model 0 1000 0 ignore
+                    let run variant =
+                        DmftSweep.forwardSweepWith variant s p model 0 1000 0 ignore
 
-                    let c1, t1, n1, st1 = run true
-                    let c2, t2, n2, st2 = run false
+                    let c1, t1, n1, st1 = run StoredResponses
+                    let c2, t2, n2, st2 = run DefaultSampler
                     Expect.equal (n1, st1) (n2, st2) (name + ": same reach and status")
                     Expect.equal n1 (p.Steps + 1) (name + ": completed")
 
@@ -615,5 +629,14 @@ let responseRecomputation =
                     chk "Sigma_u" c1.Su c2.Su
                     // The check can fail: the responses matter (R_g is built from them and is not zero).
                     Expect.isGreaterThan (Array.sumBy abs c2.Rg) 1e-3 (name + ": R_g is non-trivial")
+                    // The m = 1 sampler's Vector512 back substitution (where the hardware runs it; elsewhere both runs are
+                    // the Vector<float> one) does per sample the same operations in the same order as at Vector<float>
+                    // width, and sums R_g over the same slots: the same numbers bit for bit.
+                    let c3, t3, _, _ = run NarrowVectors
+                    Expect.equal t3 t2 (name + ": train loss, Vector512 = Vector<float>")
+                    Expect.equal c3.C c2.C (name + ": C, Vector512 = Vector<float>")
+                    Expect.equal c3.R c2.R (name + ": R, Vector512 = Vector<float>")
+                    Expect.equal c3.Rg c2.Rg (name + ": R_g, Vector512 = Vector<float>")
+                    Expect.equal c3.Su c2.Su (name + ": Sigma_u, Vector512 = Vector<float>")
             }
         ]

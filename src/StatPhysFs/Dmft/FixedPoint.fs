@@ -98,7 +98,7 @@ module internal DmftFixedPoint =
                             size,
                             DmftSweep.rngFor s.Seed replica (it + 2) b,
                             s.MaxParallelism,
-                            false,
+                            DefaultSampler,
                             s.Control.CancellationToken
                         )
 

@@ -1,6 +1,10 @@
 namespace StatPhysFs.Dmft
 
 open System
+open System.Numerics
+open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
 open StatPhysFs
 
 /// Sums of one row of kernels over samples: sum J D(k,l), sum l w*^T, sum g_k g_l^T, sum of losses.
@@ -29,6 +33,14 @@ type internal RowSums(points: int, m: int, ms: int) =
         o.Loss <- o.Loss + s.Loss
         o.Count <- o.Count + s.Count
 
+/// One chunk of row samples with its own random stream: Step k advances every sample to step k and leaves the sums
+/// of row k in Sums.
+type internal IRowChunk =
+    abstract Sums: RowSums
+
+    abstract Step:
+        k: int * p: DmftProblem * model: RowModel * columns: Columns * path: GaussianPath * rt: float[] -> unit
+
 /// A block of row-process samples with its own random stream: the Gaussian inputs Z, the label noise, the
 /// gradient signals g_j, the noisy Jacobians g'_j and the pathwise responses D(k,l) = dr_k/dw_l (spec section 3.2).
 ///
@@ -37,7 +49,9 @@ type internal RowSums(points: int, m: int, ms: int) =
 /// 400 steps x 4000 samples) and row k is built from rows j < k. Without it (the default) row k is recomputed by
 /// back substitution X_j = -delta^{-1} (sum_{i=j+1}^{k} X_i R(i,j)) g'_j from X_k = I: the same O(k^2 m^3) work per
 /// sample and step, but only O(K m^2) memory per sample, and every inner loop is an axpy along a contiguous row of R.
-/// The two differ by roundoff only (same random streams); the stored path is kept as the test oracle.
+/// The two differ by roundoff only (same random streams); the stored path is kept as the test oracle. For m = 1
+/// without stored responses (every GLM) the sampler uses ScalarChunk instead: the same draws and estimator, laid
+/// out along samples for SIMD.
 type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng: Rng, storeResponses: bool) =
     let mm = m * m
     let z = Array.init size (fun _ -> Array.zeroCreate<float> dim)
@@ -60,13 +74,9 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
     let jac = Array.zeroCreate<float> mm
     let e = Array.zeroCreate<float>(points * mm)
     let acc = Array.zeroCreate<float>(points * mm)
-    // Row k of D for the current sample (back-substitution mode; m = 1: four samples, [b * points + i]).
+    // Row k of D for the current sample (back-substitution mode).
     let x =
-        if storeResponses then [||]
-        elif m = 1 then Array.zeroCreate<float>(4 * points)
-        else Array.zeroCreate<float>(points * mm)
-
-    let jacK = Array.zeroCreate<float> size
+        if storeResponses then [||] else Array.zeroCreate<float>(points * mm)
 
     member _.Sums = sums
 
@@ -117,67 +127,6 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
             for a in 0 .. m - 1 do
                 for b in 0 .. m - 1 do
                     sums.Su[q * mm + a * m + b] <- sums.Su[q * mm + a * m + b] + gs[k * m + a] * gs[q * m + b]
-
-    /// m = 1 back substitution x_j = -delta^{-1} g'_j sum_{i=j+1}^{k} x_i R(i, j) as dot products along rows of
-    /// rt = R^T (rt[j n + i] = R(i, j), contiguous in i), four samples per pass so that each row of R^T is read once
-    /// per four samples (the O(K^3) part of the sweep; memory-bound on R otherwise). Then R_g += J_k x in sample order.
-    member private _.ScalarResponses(k: int, delta: float, rt: float[]) =
-        let n = points
-        let vw = Numerics.Vector<float>.Count
-        let mutable s0 = 0
-
-        while s0 < size do
-            let cnt = min 4 (size - s0)
-
-            for b in 0 .. cnt - 1 do
-                x[b * n + k] <- 1.0
-
-            for j = k - 1 downto 0 do
-                let len = k - j
-                let ro = j * n + j + 1
-
-                if cnt = 4 then
-                    let o0, o1, o2, o3 = j + 1, n + j + 1, 2 * n + j + 1, 3 * n + j + 1
-                    let mutable a0 = Numerics.Vector<float>.Zero
-                    let mutable a1 = Numerics.Vector<float>.Zero
-                    let mutable a2 = Numerics.Vector<float>.Zero
-                    let mutable a3 = Numerics.Vector<float>.Zero
-                    let mutable t = 0
-
-                    while t <= len - vw do
-                        let rv = Numerics.Vector<float>(rt, ro + t)
-                        a0 <- a0 + rv * Numerics.Vector<float>(x, o0 + t)
-                        a1 <- a1 + rv * Numerics.Vector<float>(x, o1 + t)
-                        a2 <- a2 + rv * Numerics.Vector<float>(x, o2 + t)
-                        a3 <- a3 + rv * Numerics.Vector<float>(x, o3 + t)
-                        t <- t + vw
-
-                    let mutable d0 = Numerics.Vector.Dot(a0, Numerics.Vector<float>.One)
-                    let mutable d1 = Numerics.Vector.Dot(a1, Numerics.Vector<float>.One)
-                    let mutable d2 = Numerics.Vector.Dot(a2, Numerics.Vector<float>.One)
-                    let mutable d3 = Numerics.Vector.Dot(a3, Numerics.Vector<float>.One)
-
-                    while t < len do
-                        let rv = rt[ro + t]
-                        d0 <- d0 + rv * x[o0 + t]
-                        d1 <- d1 + rv * x[o1 + t]
-                        d2 <- d2 + rv * x[o2 + t]
-                        d3 <- d3 + rv * x[o3 + t]
-                        t <- t + 1
-
-                    x[j] <- -(d0 * gp[s0][j]) / delta
-                    x[n + j] <- -(d1 * gp[s0 + 1][j]) / delta
-                    x[2 * n + j] <- -(d2 * gp[s0 + 2][j]) / delta
-                    x[3 * n + j] <- -(d3 * gp[s0 + 3][j]) / delta
-                else
-                    for b in 0 .. cnt - 1 do
-                        let d = Blas.dot (ReadOnlySpan(rt, ro, len)) (ReadOnlySpan(x, b * n + j + 1, len))
-                        x[b * n + j] <- -(d * gp[s0 + b][j]) / delta
-
-            for b in 0 .. cnt - 1 do
-                Blas.axpby jacK[s0 + b] (ReadOnlySpan(x, b * n, k + 1)) 1.0 (Span(sums.Rg, 0, k + 1))
-
-            s0 <- s0 + cnt
 
     /// Advance every sample of the chunk to step k given the column quantities and the Gaussian factor.
     member this.Step(k: int, p: DmftProblem, model: RowModel, columns: Columns, path: GaussianPath, rt: float[]) =
@@ -240,10 +189,6 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
 
             if storeResponses then
                 this.StoredRow(k, s, delta, columns, gs, gps)
-            elif m = 1 then
-                // The responses come after the loop, four samples at a time (ScalarResponses).
-                jacK[s] <- jac[0]
-                Blas.axpby gs[k] (ReadOnlySpan(gs, 0, k + 1)) 1.0 (Span(sums.Su, 0, k + 1))
             else
                 Array.Clear(acc, 0, k * mm)
 
@@ -273,8 +218,595 @@ type internal SampleChunk(size: int, points: int, m: int, ms: int, dim: int, rng
             sums.Loss <- sums.Loss + loss
             sums.Count <- sums.Count + 1
 
-        if m = 1 && not storeResponses then
-            this.ScalarResponses(k, delta, rt)
+    interface IRowChunk with
+        member _.Sums = sums
+
+        member this.Step(k, p, model, columns, path, rt) =
+            this.Step(k, p, model, columns, path, rt)
+
+/// Vector kernels of ScalarChunk, along samples: unchecked loads on index ranges checked once per call, and enough
+/// independent accumulators to cover the FMA latency. Vectors are System.Numerics.Vector<float> (the machine's
+/// preferred width).
+module internal ScalarKernels =
+    let private outside () =
+        invalidOp "ScalarKernels: an index range lies outside its array (a sampler bug)."
+
+    /// Whether the back substitution runs in Vector512 (hardware that runs it, with Vector<float> narrower).
+    let wide =
+        Vector512.IsHardwareAccelerated && Vector<float>.Count = 4
+
+    /// dst[0 .. len) = sum_{q<rows} c[co + q] x[q xs .. q xs + len) for len a multiple of the vector width: a linear
+    /// combination of rows, read in memory order when xs = len (each lane sums in q order).
+    let combineRows (c: float[]) (co: int) (rows: int) (x: float[]) (xs: int) (len: int) (dst: float[]) =
+        let vw = Vector<float>.Count
+
+        if
+            len % vw <> 0
+            || len > dst.Length
+            || rows > 0 && (co < 0 || co + rows > c.Length || (rows - 1) * xs + len > x.Length)
+        then
+            outside ()
+
+        Array.Clear(dst, 0, len)
+        let cr = &MemoryMarshal.GetArrayDataReference c
+        let xr = &MemoryMarshal.GetArrayDataReference x
+        let dr = &MemoryMarshal.GetArrayDataReference dst
+        let mutable q = 0
+
+        while q + 1 < rows do
+            let c0 = Vector<float>(Unsafe.Add(&cr, co + q))
+            let c1 = Vector<float>(Unsafe.Add(&cr, co + q + 1))
+            let o0 = q * xs
+            let o1 = o0 + xs
+            let mutable v = 0
+
+            while v < len do
+                let d = Vector.LoadUnsafe(&dr, unativeint v)
+                let d = Vector.FusedMultiplyAdd(c0, Vector.LoadUnsafe(&xr, unativeint (o0 + v)), d)
+                let d = Vector.FusedMultiplyAdd(c1, Vector.LoadUnsafe(&xr, unativeint (o1 + v)), d)
+                Vector.StoreUnsafe(d, &dr, unativeint v)
+                v <- v + vw
+
+            q <- q + 2
+
+        if q < rows then
+            let c0 = Vector<float>(Unsafe.Add(&cr, co + q))
+            let o0 = q * xs
+            let mutable v = 0
+
+            while v < len do
+                let d = Vector.LoadUnsafe(&dr, unativeint v)
+                let d = Vector.FusedMultiplyAdd(c0, Vector.LoadUnsafe(&xr, unativeint (o0 + v)), d)
+                Vector.StoreUnsafe(d, &dr, unativeint v)
+                v <- v + vw
+
+    /// sum_{t<len} a[ao + t] b[bo + t] for len a multiple of 4 vector widths (four accumulators).
+    let dot (a: float[]) (ao: int) (b: float[]) (bo: int) (len: int) =
+        let vw = Vector<float>.Count
+
+        if len % (4 * vw) <> 0 || ao < 0 || bo < 0 || ao + len > a.Length || bo + len > b.Length then
+            outside ()
+
+        let ar = &MemoryMarshal.GetArrayDataReference a
+        let br = &MemoryMarshal.GetArrayDataReference b
+        let mutable a0 = Vector<float>.Zero
+        let mutable a1 = Vector<float>.Zero
+        let mutable a2 = Vector<float>.Zero
+        let mutable a3 = Vector<float>.Zero
+        let mutable t = 0
+
+        while t < len do
+            let i = ao + t
+            let j = bo + t
+            a0 <- Vector.FusedMultiplyAdd(Vector.LoadUnsafe(&ar, unativeint i), Vector.LoadUnsafe(&br, unativeint j), a0)
+
+            a1 <-
+                Vector.FusedMultiplyAdd(
+                    Vector.LoadUnsafe(&ar, unativeint (i + vw)),
+                    Vector.LoadUnsafe(&br, unativeint (j + vw)),
+                    a1
+                )
+
+            a2 <-
+                Vector.FusedMultiplyAdd(
+                    Vector.LoadUnsafe(&ar, unativeint (i + 2 * vw)),
+                    Vector.LoadUnsafe(&br, unativeint (j + 2 * vw)),
+                    a2
+                )
+
+            a3 <-
+                Vector.FusedMultiplyAdd(
+                    Vector.LoadUnsafe(&ar, unativeint (i + 3 * vw)),
+                    Vector.LoadUnsafe(&br, unativeint (j + 3 * vw)),
+                    a3
+                )
+
+            t <- t + 4 * vw
+
+        Vector.Sum((a0 + a1) + (a2 + a3))
+
+    /// Row k of the pathwise responses for one block of two vectors of samples (lanes = 2 vw, from lane b0 of rows
+    /// of length `stride`): x_k = 1, x_j = h_j sum_{i=j+1}^{k} R(i, j) x_i with h_j = -g'_j / delta, into
+    /// x[i lanes + lane]; and rg[l lanes + lane] += J_k x_l. rt = R^T (rt[j n + i] = R(i, j), contiguous in i).
+    /// Four j per pass over i (x_j .. x_{j-3}): eight independent accumulators, each element of R^T loaded once per
+    /// eight vector FMAs; the triangle i = j-2 .. j is added after the pass. All in one method, without calls, so
+    /// that the accumulators stay in registers.
+    let responses (k: int) (n: int) (rt: float[]) (h: float[]) (stride: int) (b0: int) (jk: float[]) (x: float[]) (rg: float[]) =
+        let vw = Vector<float>.Count
+        let lanes = 2 * vw
+
+        if
+            k < 0
+            || k >= n
+            || rt.Length < k * n + k + 1
+            || b0 < 0
+            || b0 + lanes > stride
+            || h.Length < k * stride + stride
+            || jk.Length < stride
+            || x.Length < (k + 1) * lanes
+            || rg.Length < (k + 1) * lanes
+        then
+            outside ()
+
+        let rr = &MemoryMarshal.GetArrayDataReference rt
+        let hr = &MemoryMarshal.GetArrayDataReference h
+        let xr = &MemoryMarshal.GetArrayDataReference x
+        let gr = &MemoryMarshal.GetArrayDataReference rg
+        let j0 = Vector<float>(jk, b0)
+        let j1 = Vector<float>(jk, b0 + vw)
+        // x_k = 1: J_k enters R_g(k, k) as it is.
+        let ok = k * lanes
+        Vector.StoreUnsafe(Vector<float>.One, &xr, unativeint ok)
+        Vector.StoreUnsafe(Vector<float>.One, &xr, unativeint (ok + vw))
+        Vector.StoreUnsafe(Vector.LoadUnsafe(&gr, unativeint ok) + j0, &gr, unativeint ok)
+        Vector.StoreUnsafe(Vector.LoadUnsafe(&gr, unativeint (ok + vw)) + j1, &gr, unativeint (ok + vw))
+        let mutable j = k - 1
+
+        while j >= 3 do
+            let o0 = j * n
+            let o1 = o0 - n
+            let o2 = o1 - n
+            let o3 = o2 - n
+            let mutable a00 = Vector<float>.Zero
+            let mutable a01 = Vector<float>.Zero
+            let mutable a10 = Vector<float>.Zero
+            let mutable a11 = Vector<float>.Zero
+            let mutable a20 = Vector<float>.Zero
+            let mutable a21 = Vector<float>.Zero
+            let mutable a30 = Vector<float>.Zero
+            let mutable a31 = Vector<float>.Zero
+            let mutable i = j + 1
+
+            while i <= k do
+                let xa = Vector.LoadUnsafe(&xr, unativeint (i * lanes))
+                let xb = Vector.LoadUnsafe(&xr, unativeint (i * lanes + vw))
+                let c0 = Vector<float>(Unsafe.Add(&rr, o0 + i))
+                a00 <- Vector.FusedMultiplyAdd(c0, xa, a00)
+                a01 <- Vector.FusedMultiplyAdd(c0, xb, a01)
+                let c1 = Vector<float>(Unsafe.Add(&rr, o1 + i))
+                a10 <- Vector.FusedMultiplyAdd(c1, xa, a10)
+                a11 <- Vector.FusedMultiplyAdd(c1, xb, a11)
+                let c2 = Vector<float>(Unsafe.Add(&rr, o2 + i))
+                a20 <- Vector.FusedMultiplyAdd(c2, xa, a20)
+                a21 <- Vector.FusedMultiplyAdd(c2, xb, a21)
+                let c3 = Vector<float>(Unsafe.Add(&rr, o3 + i))
+                a30 <- Vector.FusedMultiplyAdd(c3, xa, a30)
+                a31 <- Vector.FusedMultiplyAdd(c3, xb, a31)
+                i <- i + 1
+            // x_j, then its terms in the sums of j-1, j-2, j-3; and so on down the triangle.
+            let hj = j * stride + b0
+            let x0a = a00 * Vector.LoadUnsafe(&hr, unativeint hj)
+            let x0b = a01 * Vector.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector<float>(Unsafe.Add(&rr, o1 + j))
+            let a10 = Vector.FusedMultiplyAdd(c, x0a, a10)
+            let a11 = Vector.FusedMultiplyAdd(c, x0b, a11)
+            let c = Vector<float>(Unsafe.Add(&rr, o2 + j))
+            let a20 = Vector.FusedMultiplyAdd(c, x0a, a20)
+            let a21 = Vector.FusedMultiplyAdd(c, x0b, a21)
+            let c = Vector<float>(Unsafe.Add(&rr, o3 + j))
+            let a30 = Vector.FusedMultiplyAdd(c, x0a, a30)
+            let a31 = Vector.FusedMultiplyAdd(c, x0b, a31)
+            let hj = hj - stride
+            let x1a = a10 * Vector.LoadUnsafe(&hr, unativeint hj)
+            let x1b = a11 * Vector.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector<float>(Unsafe.Add(&rr, o2 + j - 1))
+            let a20 = Vector.FusedMultiplyAdd(c, x1a, a20)
+            let a21 = Vector.FusedMultiplyAdd(c, x1b, a21)
+            let c = Vector<float>(Unsafe.Add(&rr, o3 + j - 1))
+            let a30 = Vector.FusedMultiplyAdd(c, x1a, a30)
+            let a31 = Vector.FusedMultiplyAdd(c, x1b, a31)
+            let hj = hj - stride
+            let x2a = a20 * Vector.LoadUnsafe(&hr, unativeint hj)
+            let x2b = a21 * Vector.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector<float>(Unsafe.Add(&rr, o3 + j - 2))
+            let a30 = Vector.FusedMultiplyAdd(c, x2a, a30)
+            let a31 = Vector.FusedMultiplyAdd(c, x2b, a31)
+            let hj = hj - stride
+            let x3a = a30 * Vector.LoadUnsafe(&hr, unativeint hj)
+            let x3b = a31 * Vector.LoadUnsafe(&hr, unativeint (hj + vw))
+            // Store x_j .. x_{j-3} and add J_k x to the R_g sums.
+            let o = j * lanes
+            Vector.StoreUnsafe(x0a, &xr, unativeint o)
+            Vector.StoreUnsafe(x0b, &xr, unativeint (o + vw))
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j0, x0a, Vector.LoadUnsafe(&gr, unativeint o)), &gr, unativeint o)
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j1, x0b, Vector.LoadUnsafe(&gr, unativeint (o + vw))), &gr, unativeint (o + vw))
+            let o = o - lanes
+            Vector.StoreUnsafe(x1a, &xr, unativeint o)
+            Vector.StoreUnsafe(x1b, &xr, unativeint (o + vw))
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j0, x1a, Vector.LoadUnsafe(&gr, unativeint o)), &gr, unativeint o)
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j1, x1b, Vector.LoadUnsafe(&gr, unativeint (o + vw))), &gr, unativeint (o + vw))
+            let o = o - lanes
+            Vector.StoreUnsafe(x2a, &xr, unativeint o)
+            Vector.StoreUnsafe(x2b, &xr, unativeint (o + vw))
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j0, x2a, Vector.LoadUnsafe(&gr, unativeint o)), &gr, unativeint o)
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j1, x2b, Vector.LoadUnsafe(&gr, unativeint (o + vw))), &gr, unativeint (o + vw))
+            let o = o - lanes
+            Vector.StoreUnsafe(x3a, &xr, unativeint o)
+            Vector.StoreUnsafe(x3b, &xr, unativeint (o + vw))
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j0, x3a, Vector.LoadUnsafe(&gr, unativeint o)), &gr, unativeint o)
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j1, x3b, Vector.LoadUnsafe(&gr, unativeint (o + vw))), &gr, unativeint (o + vw))
+            j <- j - 4
+
+        while j >= 0 do
+            let o0 = j * n
+            let mutable a0 = Vector<float>.Zero
+            let mutable a1 = Vector<float>.Zero
+            let mutable i = j + 1
+
+            while i <= k do
+                let c0 = Vector<float>(Unsafe.Add(&rr, o0 + i))
+                a0 <- Vector.FusedMultiplyAdd(c0, Vector.LoadUnsafe(&xr, unativeint (i * lanes)), a0)
+                a1 <- Vector.FusedMultiplyAdd(c0, Vector.LoadUnsafe(&xr, unativeint (i * lanes + vw)), a1)
+                i <- i + 1
+
+            let hj = j * stride + b0
+            let xa = a0 * Vector.LoadUnsafe(&hr, unativeint hj)
+            let xb = a1 * Vector.LoadUnsafe(&hr, unativeint (hj + vw))
+            let o = j * lanes
+            Vector.StoreUnsafe(xa, &xr, unativeint o)
+            Vector.StoreUnsafe(xb, &xr, unativeint (o + vw))
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j0, xa, Vector.LoadUnsafe(&gr, unativeint o)), &gr, unativeint o)
+            Vector.StoreUnsafe(Vector.FusedMultiplyAdd(j1, xb, Vector.LoadUnsafe(&gr, unativeint (o + vw))), &gr, unativeint (o + vw))
+            j <- j - 1
+
+    /// `responses` in Vector512 (where the hardware runs it and Vector<float> is narrower): blocks of 16 samples.
+    /// The lanes run the same operations in the same order, and the R_g sums use the same 8 slots as `responses` at
+    /// Vector256 width (slot t sums the samples s = t mod 8 in increasing order: rg[l 8 + t]), so the two give the
+    /// same numbers bit for bit.
+    let responses512 (k: int) (n: int) (rt: float[]) (h: float[]) (stride: int) (b0: int) (jk: float[]) (x: float[]) (rg: float[]) =
+        let vw = Vector512<float>.Count
+        let lanes = 2 * vw
+
+        if
+            k < 0
+            || k >= n
+            || rt.Length < k * n + k + 1
+            || b0 < 0
+            || b0 + lanes > stride
+            || h.Length < k * stride + stride
+            || jk.Length < stride
+            || x.Length < (k + 1) * lanes
+            || rg.Length < (k + 1) * vw
+        then
+            outside ()
+
+        let rr = &MemoryMarshal.GetArrayDataReference rt
+        let hr = &MemoryMarshal.GetArrayDataReference h
+        let xr = &MemoryMarshal.GetArrayDataReference x
+        let gr = &MemoryMarshal.GetArrayDataReference rg
+        let jr = &MemoryMarshal.GetArrayDataReference jk
+        let j0 = Vector512.LoadUnsafe(&jr, unativeint b0)
+        let j1 = Vector512.LoadUnsafe(&jr, unativeint (b0 + vw))
+        // x_k = 1: J_k enters R_g(k, k) as it is.
+        let ok = k * lanes
+        Vector512.StoreUnsafe(Vector512<float>.One, &xr, unativeint ok)
+        Vector512.StoreUnsafe(Vector512<float>.One, &xr, unativeint (ok + vw))
+        Vector512.StoreUnsafe((Vector512.LoadUnsafe(&gr, unativeint (k * vw)) + j0) + j1, &gr, unativeint (k * vw))
+        let mutable j = k - 1
+
+        while j >= 3 do
+            let o0 = j * n
+            let o1 = o0 - n
+            let o2 = o1 - n
+            let o3 = o2 - n
+            let mutable a00 = Vector512<float>.Zero
+            let mutable a01 = Vector512<float>.Zero
+            let mutable a10 = Vector512<float>.Zero
+            let mutable a11 = Vector512<float>.Zero
+            let mutable a20 = Vector512<float>.Zero
+            let mutable a21 = Vector512<float>.Zero
+            let mutable a30 = Vector512<float>.Zero
+            let mutable a31 = Vector512<float>.Zero
+            let mutable i = j + 1
+
+            while i <= k do
+                let xa = Vector512.LoadUnsafe(&xr, unativeint (i * lanes))
+                let xb = Vector512.LoadUnsafe(&xr, unativeint (i * lanes + vw))
+                let c0 = Vector512.Create(Unsafe.Add(&rr, o0 + i))
+                a00 <- Vector512.FusedMultiplyAdd(c0, xa, a00)
+                a01 <- Vector512.FusedMultiplyAdd(c0, xb, a01)
+                let c1 = Vector512.Create(Unsafe.Add(&rr, o1 + i))
+                a10 <- Vector512.FusedMultiplyAdd(c1, xa, a10)
+                a11 <- Vector512.FusedMultiplyAdd(c1, xb, a11)
+                let c2 = Vector512.Create(Unsafe.Add(&rr, o2 + i))
+                a20 <- Vector512.FusedMultiplyAdd(c2, xa, a20)
+                a21 <- Vector512.FusedMultiplyAdd(c2, xb, a21)
+                let c3 = Vector512.Create(Unsafe.Add(&rr, o3 + i))
+                a30 <- Vector512.FusedMultiplyAdd(c3, xa, a30)
+                a31 <- Vector512.FusedMultiplyAdd(c3, xb, a31)
+                i <- i + 1
+            // x_j, then its terms in the sums of j-1, j-2, j-3; and so on down the triangle.
+            let hj = j * stride + b0
+            let x0a = a00 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x0b = a01 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector512.Create(Unsafe.Add(&rr, o1 + j))
+            let a10 = Vector512.FusedMultiplyAdd(c, x0a, a10)
+            let a11 = Vector512.FusedMultiplyAdd(c, x0b, a11)
+            let c = Vector512.Create(Unsafe.Add(&rr, o2 + j))
+            let a20 = Vector512.FusedMultiplyAdd(c, x0a, a20)
+            let a21 = Vector512.FusedMultiplyAdd(c, x0b, a21)
+            let c = Vector512.Create(Unsafe.Add(&rr, o3 + j))
+            let a30 = Vector512.FusedMultiplyAdd(c, x0a, a30)
+            let a31 = Vector512.FusedMultiplyAdd(c, x0b, a31)
+            let hj = hj - stride
+            let x1a = a10 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x1b = a11 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector512.Create(Unsafe.Add(&rr, o2 + j - 1))
+            let a20 = Vector512.FusedMultiplyAdd(c, x1a, a20)
+            let a21 = Vector512.FusedMultiplyAdd(c, x1b, a21)
+            let c = Vector512.Create(Unsafe.Add(&rr, o3 + j - 1))
+            let a30 = Vector512.FusedMultiplyAdd(c, x1a, a30)
+            let a31 = Vector512.FusedMultiplyAdd(c, x1b, a31)
+            let hj = hj - stride
+            let x2a = a20 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x2b = a21 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let c = Vector512.Create(Unsafe.Add(&rr, o3 + j - 2))
+            let a30 = Vector512.FusedMultiplyAdd(c, x2a, a30)
+            let a31 = Vector512.FusedMultiplyAdd(c, x2b, a31)
+            let hj = hj - stride
+            let x3a = a30 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let x3b = a31 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            // Store x_j .. x_{j-3} and add J_k x to the R_g sums.
+            let o = j * lanes
+            Vector512.StoreUnsafe(x0a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x0b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x0b, Vector512.FusedMultiplyAdd(j0, x0a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            let o = o - lanes
+            Vector512.StoreUnsafe(x1a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x1b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x1b, Vector512.FusedMultiplyAdd(j0, x1a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            let o = o - lanes
+            Vector512.StoreUnsafe(x2a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x2b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x2b, Vector512.FusedMultiplyAdd(j0, x2a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            let o = o - lanes
+            Vector512.StoreUnsafe(x3a, &xr, unativeint o)
+            Vector512.StoreUnsafe(x3b, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, x3b, Vector512.FusedMultiplyAdd(j0, x3a, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            j <- j - 4
+
+        while j >= 0 do
+            let o0 = j * n
+            let mutable a0 = Vector512<float>.Zero
+            let mutable a1 = Vector512<float>.Zero
+            let mutable i = j + 1
+
+            while i <= k do
+                let c0 = Vector512.Create(Unsafe.Add(&rr, o0 + i))
+                a0 <- Vector512.FusedMultiplyAdd(c0, Vector512.LoadUnsafe(&xr, unativeint (i * lanes)), a0)
+                a1 <- Vector512.FusedMultiplyAdd(c0, Vector512.LoadUnsafe(&xr, unativeint (i * lanes + vw)), a1)
+                i <- i + 1
+
+            let hj = j * stride + b0
+            let xa = a0 * Vector512.LoadUnsafe(&hr, unativeint hj)
+            let xb = a1 * Vector512.LoadUnsafe(&hr, unativeint (hj + vw))
+            let o = j * lanes
+            Vector512.StoreUnsafe(xa, &xr, unativeint o)
+            Vector512.StoreUnsafe(xb, &xr, unativeint (o + vw))
+            let q = o / 2
+            Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(j1, xb, Vector512.FusedMultiplyAdd(j0, xa, Vector512.LoadUnsafe(&gr, unativeint q))), &gr, unativeint q)
+            j <- j - 1
+
+
+/// The m = 1 chunk (every GLM, the hot path): the same random draws, in the same order, and the same estimator as
+/// SampleChunk's back substitution, stored sample-minor ([row * stride + sample], stride padded to four vectors) so
+/// that every loop runs along samples in SIMD vectors (ScalarKernels) and nothing is allocated per sample or step:
+/// - the field w_k = L_k . z and the Onsager memory sum_j R(k, j) g_j: linear combinations of rows, O(k);
+/// - l, l' and the loss per sample (scalar: the model is a closure);
+/// - row k of the responses, x_j = -delta^{-1} g'_j sum_{i=j+1}^{k} R(i, j) x_i from x_k = 1 (the O(k^2) part), for
+///   a block of two vectors of samples at a time (ScalarKernels.responses), with R_g += J_k x folded in. Per step this
+///   is (k^2 / 2) N multiply-adds: the O(N K^3) cost of the sweep.
+/// Padding lanes stay zero (g = g' = J = 0), so they add nothing to the sums. Sums over samples are taken per lane
+/// and then across lanes: the numbers differ from SampleChunk's by reassociation only.
+type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng, wide: bool) =
+    let vw = Vector<float>.Count
+    // Samples per block of the back substitution, and the slots of its per-lane R_g sums.
+    let lanes = if wide then 2 * Vector512<float>.Count else 2 * vw
+    let slots = if wide then 8 else lanes
+    let pad = max (4 * vw) lanes
+    let stride = (size + pad - 1) / pad * pad
+    let z = Array.zeroCreate<float>(dim * stride)
+    let ws = Array.zeroCreate<float>(ms * stride)
+    // Labels, SGD noises and losses, zero in the padding lanes (y = 0 gives l = l' = 0 there).
+    let y = Array.zeroCreate<float> stride
+    let xi = Array.zeroCreate<float> stride
+    let losses = Array.zeroCreate<float> stride
+    let g = Array.zeroCreate<float>(points * stride)
+    // h_j = -g'_j / delta, the factor of x_j in the back substitution.
+    let h = Array.zeroCreate<float>(points * stride)
+    let r = Array.zeroCreate<float> stride
+    let memory = Array.zeroCreate<float> stride
+    let jk = Array.zeroCreate<float> stride
+    // Row k of D for one block of samples, [i * lanes + lane], and the per-lane sums J_k x.
+    let x = Array.zeroCreate<float>(points * lanes)
+    let rgv = Array.zeroCreate<float>(points * slots)
+    let sums = RowSums(points, 1, ms)
+    let wsBuf = Array.zeroCreate<float> ms
+    let rBuf = Array.zeroCreate<float> 1
+    let lBuf = Array.zeroCreate<float> 1
+    let jBuf = Array.zeroCreate<float> 1
+    // l per sample (zero in the padding lanes).
+    let ls = Array.zeroCreate<float> stride
+
+    member _.Sums = sums
+
+    /// The step's normals in SampleChunk's order: per sample (at k = 0 the teacher inputs, then the label noise), the
+    /// input of w_k, then the SGD noise xi.
+    member private _.Draw(k: int, lf: float[], model: RowModel, sigma: float) =
+        let zk = (ms + k) * stride
+
+        for s in 0 .. size - 1 do
+            if k = 0 then
+                for b in 0 .. ms - 1 do
+                    z[b * stride + s] <- rng.NextNormal()
+
+                for b in 0 .. ms - 1 do
+                    let mutable v = 0.0
+
+                    for q in 0..b do
+                        v <- v + lf[b * dim + q] * z[q * stride + s]
+
+                    ws[b * stride + s] <- v
+                    wsBuf[b] <- v
+
+                y[s] <- model.Label wsBuf (sigma * rng.NextNormal())
+
+            z[zk + s] <- rng.NextNormal()
+            xi[s] <- rng.NextNormal()
+
+    /// r_k = w_k - delta^{-1} sum_{j<k} R(k, j) g_j with w_k = sum_{q <= m*+k} L(m*+k, q) z_q (causal Cholesky row).
+    member private _.Fields(k: int, lf: float[], rRow: float[], rOff: int, delta: float) =
+        let row = ms + k
+        ScalarKernels.combineRows lf (row * dim) (row + 1) z stride stride r
+        ScalarKernels.combineRows rRow rOff k g stride stride memory
+        let vdelta = Vector<float>(delta)
+        let mutable v = 0
+
+        while v < stride do
+            (Vector<float>(r, v) - Vector<float>(memory, v) / vdelta).CopyTo(r, v)
+            v <- v + vw
+
+    /// g_k = l (dt - sqrt(tau delta dt) xi), h_k = -l' (same factor) / delta and J_k = l' from the per-sample l, l'
+    /// (lv, jk) on every lane; then the sums of l w* and of the loss in sample order.
+    member private _.Signals(k: int, p: DmftProblem, lv: float[]) =
+        let noise = Vector<float>(sqrt (p.Tau * p.Alpha * p.Dt))
+        let dt = Vector<float>(p.Dt)
+        let delta = Vector<float>(p.Alpha)
+        let gk = k * stride
+        // The padding lanes must add nothing: l = l' = 0 there (the square loss's l' = 1 included).
+        Array.Clear(lv, size, stride - size)
+        Array.Clear(jk, size, stride - size)
+        let mutable v = 0
+
+        while v < stride do
+            let fac = dt - noise * Vector<float>(xi, v)
+            (Vector<float>(lv, v) * fac).CopyTo(g, gk + v)
+            (-(Vector<float>(jk, v) * fac) / delta).CopyTo(h, gk + v)
+            v <- v + vw
+
+        let mutable loss = 0.0
+
+        for s in 0 .. size - 1 do
+            loss <- loss + losses[s]
+
+            for b in 0 .. ms - 1 do
+                sums.LwStar[b] <- sums.LwStar[b] + lv[s] * ws[b * stride + s]
+
+        sums.Loss <- loss
+        sums.Count <- size
+
+    /// l, l' and the loss per sample, then the signals. The GLM logistic and square losses are evaluated in vectors
+    /// along samples (the logistic's exp and log by Vector.Exp/Log, within an ulp or so of Math.Exp/Log: the numbers
+    /// move at the roundoff level only); any other model through its closure, sample by sample.
+    member private this.Derivatives(k: int, p: DmftProblem, model: RowModel) =
+        match p.Model with
+        | Glm(GlmLoss.Logistic, _) ->
+            let one = Vector<float>.One
+            let zero = Vector<float>.Zero
+            let mutable v = 0
+
+            while v < stride do
+                let yv = Vector<float>(y, v)
+                let z = yv * Vector<float>(r, v)
+                // sigma(-z) = 1/(1 + e^z) and the loss from e = e^{-|z|}, finite for any z (as RowModel's logistic).
+                let e = Vector.Exp(-Vector.Abs z)
+                let t = one + e
+                let positive = Vector.GreaterThan(z, zero)
+                let sMinus = Vector.ConditionalSelect(positive, e / t, one / t)
+                let logT = Vector.Log t
+                (-yv * sMinus).CopyTo(ls, v)
+                (yv * yv * sMinus * (one - sMinus)).CopyTo(jk, v)
+                Vector.ConditionalSelect(positive, logT, -z + logT).CopyTo(losses, v)
+                v <- v + vw
+
+            this.Signals(k, p, ls)
+        | Glm(GlmLoss.Square, _) ->
+            let mutable v = 0
+
+            while v < stride do
+                let d = Vector<float>(r, v) - Vector<float>(y, v)
+                d.CopyTo(ls, v)
+                Vector<float>.One.CopyTo(jk, v)
+                (d * d).CopyTo(losses, v)
+                v <- v + vw
+
+            this.Signals(k, p, ls)
+        | _ ->
+            for s in 0 .. size - 1 do
+                rBuf[0] <- r[s]
+                losses[s] <- model.Eval rBuf y[s] lBuf jBuf
+                ls[s] <- lBuf[0]
+                jk[s] <- jBuf[0]
+
+            this.Signals(k, p, ls)
+
+    /// Advance every sample of the chunk to step k (rt = R^T up to row k).
+    member this.Step(k: int, p: DmftProblem, model: RowModel, columns: Columns, path: GaussianPath, rt: float[]) =
+        sums.Clear()
+        let lf = path.Factor
+        this.Draw(k, lf, model, sqrt p.NoiseVar)
+        this.Fields(k, lf, columns.R, columns.Index k 0, p.Alpha)
+        this.Derivatives(k, p, model)
+        // sum_s g_k g_l for l <= k.
+        for l in 0..k do
+            sums.Su[l] <- ScalarKernels.dot g (k * stride) g (l * stride) stride
+        // Row k of the responses, block by block; R_g(k, l) = sum_s J_k x_l summed per lane, then across lanes.
+        Array.Clear(rgv, 0, (k + 1) * slots)
+        let mutable b0 = 0
+
+        while b0 < stride do
+            if wide then
+                ScalarKernels.responses512 k points rt h stride b0 jk x rgv
+            else
+                ScalarKernels.responses k points rt h stride b0 jk x rgv
+
+            b0 <- b0 + lanes
+
+        for l in 0..k do
+            let mutable s = 0.0
+
+            for t in 0 .. slots - 1 do
+                s <- s + rgv[l * slots + t]
+
+            sums.Rg[l] <- s
+
+    interface IRowChunk with
+        member _.Sums = sums
+
+        member this.Step(k, p, model, columns, path, rt) =
+            this.Step(k, p, model, columns, path, rt)
+
+/// Which sampler a sweep runs: the default (for m = 1 ScalarChunk, in Vector512 where the hardware runs it); the
+/// same held to Vector<float> width (the test of the Vector512 kernel: the numbers are the same bit for bit); the
+/// stored-responses SampleChunk (the test oracle of the back substitution).
+type internal SamplerVariant =
+    | DefaultSampler
+    | NarrowVectors
+    | StoredResponses
 
 /// A population of row samples in fixed-size chunks, each with its own stream, run in parallel and summed in chunk
 /// order: the same seed gives the same numbers at any thread count.
@@ -287,9 +819,11 @@ type internal RowSampler
         samples: int,
         rngFor: int -> Rng,
         parallelism: int,
-        storeResponses: bool,
+        variant: SamplerVariant,
         ct: Threading.CancellationToken
     ) =
+    let storeResponses = (variant = StoredResponses)
+
     static member ChunkSize = 256
     member val Total = RowSums(columns.Points, columns.Width, columns.TeacherWidth)
 
@@ -309,15 +843,20 @@ type internal RowSampler
             ct.ThrowIfCancellationRequested()
             let size = min cs (samples - c * cs)
 
-            SampleChunk(
-                size,
-                columns.Points,
-                columns.Width,
-                columns.TeacherWidth,
-                path.Dimension,
-                rngFor c,
-                storeResponses
-            ))
+            if columns.Width = 1 && not storeResponses then
+                let wide = ScalarKernels.wide && variant <> NarrowVectors
+                ScalarChunk(size, columns.Points, columns.TeacherWidth, path.Dimension, rngFor c, wide) :> IRowChunk
+            else
+                SampleChunk(
+                    size,
+                    columns.Points,
+                    columns.Width,
+                    columns.TeacherWidth,
+                    path.Dimension,
+                    rngFor c,
+                    storeResponses
+                )
+                :> IRowChunk)
 
     /// Run step k on every sample; Total then holds the sums of row k.
     member this.Step(k: int) =

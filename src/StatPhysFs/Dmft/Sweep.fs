@@ -80,10 +80,10 @@ module internal DmftSweep =
             ^^^ uint64 chunk
         )
 
-    /// The forward sweep of one replica; `storeResponses` selects the O(N K^2) stored-responses sampler (the test
-    /// oracle of the default back-substitution one, see SampleChunk).
+    /// The forward sweep of one replica with the given sampler (`SamplerVariant`: the default, or a test variant:
+    /// the O(N K^2) stored-responses oracle of the back substitution, or the m = 1 sampler held to Vector<float>).
     let forwardSweepWith
-        storeResponses
+        variant
         (s: DmftSettings)
         (p: DmftProblem)
         (model: RowModel)
@@ -105,7 +105,7 @@ module internal DmftSweep =
                 samples,
                 rngFor s.Seed replica stream 0,
                 s.MaxParallelism,
-                storeResponses,
+                variant,
                 s.Control.CancellationToken
             )
 
@@ -121,5 +121,5 @@ module internal DmftSweep =
         columns, train, reached, status
 
     let forwardSweep s p model replica samples stream tick =
-        forwardSweepWith false s p model replica samples stream tick
+        forwardSweepWith DefaultSampler s p model replica samples stream tick
 
