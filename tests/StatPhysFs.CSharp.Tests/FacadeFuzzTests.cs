@@ -554,6 +554,58 @@ public class FacadeFuzzTests
         }
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
+
+    /// <summary>The closures' set-up: runs whose first step needs hundreds of MB of kernels (exact closure at 2000
+    /// steps: 9 n^2 doubles, 288 MB; its Richardson extrapolation, whose fine solve at 2000 steps starts mid-run;
+    /// the least-squares recursion at 5 10^6 steps: 7 arrays of 40 MB). Cancelled after 2, 10 and 40 ms, inside the
+    /// allocation and zeroing of those arrays, each must stop within 100 ms (median) and 1 s (every try), as
+    /// CancellationStopsLongRunsPromptly asks of the run itself.</summary>
+    [Fact]
+    public void CancellationStopsClosureSetupPromptly()
+    {
+        const double boundMs = 100, anyTryMs = 1000;
+        var runs = new (string Name, Action<CancellationToken> Run)[]
+        {
+            ("MultiPassSgd.SolveDmft (exact closure, 2000 steps)", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 2000, TimeStep = 0.005 }.SolveDmft(method: DmftMethod.ExactClosure, cancellationToken: ct)),
+            ("LeastSquaresClosure.Solve (discrete, 5e6 steps)", ct => LeastSquaresClosure.Solve(2, 1, 1e-5, 5_000_000, cancellationToken: ct)),
+            ("LeastSquaresClosure.Solve (continuous, 5e6 steps)", ct => LeastSquaresClosure.Solve(2, 1, 1e-5, 5_000_000, continuous: true, cancellationToken: ct)),
+        };
+        var problems = new List<string>();
+        foreach (var (name, run) in runs)
+        {
+            var results = new[] { 2, 10, 40 }.Select(d => CancelAfter(run, d)).ToArray();
+            var latencies = results.Select(r => r.LatencyMs).OrderBy(x => x).ToArray();
+            var median = latencies[latencies.Length / 2];
+            _out.WriteLine($"{name}: {string.Join(", ", results.Select(r => r.Outcome).Distinct())}; latencies {string.Join(", ", results.Select(r => r.LatencyMs.ToString("F0")))} ms (GC pauses {string.Join(", ", results.Select(r => r.GcPauseMs.ToString("F0")))} ms); median {median:F0} ms");
+            foreach (var r in results.Where(r => r.Outcome != "cancelled"))
+                problems.Add($"{name}: {r.Outcome}");
+            if (median > boundMs) problems.Add($"{name}: median latency {median:F0} ms > {boundMs} ms");
+            if (latencies[^1] > anyTryMs) problems.Add($"{name}: a try took {latencies[^1]:F0} ms > {anyTryMs} ms");
+        }
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+
+    /// <summary>A cancelled token stops the closures before they allocate their kernels: under 1 MB allocated on the
+    /// calling thread (the runs below would need 288 MB and 280 MB).</summary>
+    [Fact]
+    public void CancelledClosuresAllocateNothingLarge()
+    {
+        var runs = new (string Name, Action<CancellationToken> Run)[]
+        {
+            ("exact closure", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 2000, TimeStep = 0.005 }.SolveDmft(method: DmftMethod.ExactClosure, cancellationToken: ct)),
+            ("exact closure, extrapolated", ct => new MultiPassSgd(Loss.Square, Teacher.Linear) { Steps = 1000, TimeStep = 0.01 }.SolveDmft(method: DmftMethod.ExactClosure, extrapolateInStep: true, cancellationToken: ct)),
+            ("least squares, discrete", ct => LeastSquaresClosure.Solve(2, 1, 1e-5, 5_000_000, cancellationToken: ct)),
+            ("least squares, continuous", ct => LeastSquaresClosure.Solve(2, 1, 1e-5, 5_000_000, continuous: true, cancellationToken: ct)),
+        };
+        foreach (var (name, run) in runs)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            Assert.Throws<OperationCanceledException>(() => run(Cancelled));
+            var bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+            _out.WriteLine($"{name}: {bytes} bytes allocated");
+            Assert.True(bytes < 1 << 20, $"{name}: {bytes} bytes allocated before the cancellation was seen");
+        }
+    }
 }
 
 internal static class ArrayExtensions

@@ -640,3 +640,90 @@ let responseRecomputation =
                     Expect.equal c3.Su c2.Su (name + ": Sigma_u, Vector512 = Vector<float>")
             }
         ]
+
+/// Runs `solve` with a token that its own progress callback cancels at the first report >= `at`, and returns the bytes
+/// this thread allocated from that cancellation to the OperationCanceledException (failing if none is thrown). The
+/// closures run on the calling thread, so the count is theirs.
+let private allocatedAfterCancel (at: float) (solve: RunControl -> unit) =
+    use cts = new Threading.CancellationTokenSource()
+    let mutable cancelledAt = -1L
+
+    let progress f =
+        if f >= at - 1e-12 && cancelledAt < 0L then
+            cts.Cancel()
+            cancelledAt <- GC.GetAllocatedBytesForCurrentThread()
+
+    let control =
+        RunControl.defaults
+        |> RunControl.withCancellation cts.Token
+        |> RunControl.withProgress progress
+
+    let thrown =
+        try
+            solve control
+            false
+        with :? OperationCanceledException ->
+            true
+
+    let bytes = GC.GetAllocatedBytesForCurrentThread() - cancelledAt
+    Expect.isTrue (cancelledAt >= 0L) "the progress callback reached the cancellation point"
+    Expect.isTrue thrown "a run cancelled before it returned throws OperationCanceledException"
+    bytes
+
+[<Tests>]
+let closureCancellation =
+    // The closures' O(K^2) (DMFT) and O(K) (least squares) arrays must not be allocated after a cancellation: the
+    // token is seen before each of them. Cancelled from the progress callback at a known point, the run may allocate
+    // no more than the exception itself (< 64 KB) before it throws; without the checks it allocates the arrays below.
+    let bound = 64L * 1024L
+
+    testList
+        "closure cancellation"
+        [
+            test "exact closure, extrapolated: a cancellation at the end of the coarse solve starts no fine solve" {
+                // Fine solve: 9 kernels of 401^2 doubles (11.6 MB) before its first step; coarse result 1.3 MB.
+                let p = { square with Dt = 0.05; Steps = 200 }
+
+                let bytes =
+                    allocatedAfterCancel (1.0 / 3.0) (fun c ->
+                        Dmft.solve
+                            { exact with
+                                ExtrapolateInStep = true
+                                Control = c
+                            }
+                            p
+                        |> ignore)
+
+                Expect.isLessThan bytes bound $"bytes allocated after the cancellation: %d{bytes}"
+            }
+            test "exact closure: a cancellation at the last step builds no solution kernels" {
+                // The solution's correlation, response and noise kernels: 3 x 401^2 doubles (3.9 MB).
+                let p = { square with Dt = 0.025; Steps = 400 }
+
+                let bytes =
+                    allocatedAfterCancel 1.0 (fun c -> Dmft.solve { exact with Control = c } p |> ignore)
+
+                Expect.isLessThan bytes bound $"bytes allocated after the cancellation: %d{bytes}"
+            }
+            for scheme in [ Discrete; Continuous ] do
+                test $"least squares (%A{scheme}): a cancellation at the last step builds no solution arrays" {
+                    // 10^4 steps: the solution's six series of 80 KB each.
+                    let p =
+                        { LeastSquaresProblem.defaults with
+                            Dt = 0.001
+                            Steps = 10_000
+                        }
+
+                    let bytes =
+                        allocatedAfterCancel 1.0 (fun c ->
+                            LeastSquaresSgf.solve
+                                { LeastSquaresSettings.defaults with
+                                    Scheme = scheme
+                                    Control = c
+                                }
+                                p
+                            |> ignore)
+
+                    Expect.isLessThan bytes bound $"bytes allocated after the cancellation: %d{bytes}"
+                }
+        ]

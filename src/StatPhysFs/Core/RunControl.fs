@@ -44,3 +44,30 @@ module RunControl =
         match rc.Progress with
         | Some p -> p fraction
         | None -> ()
+
+/// Large work arrays that honour a cancellation token while they are set up.
+[<RequireQualifiedAccess>]
+module internal Cancellable =
+    /// 2^17 doubles = 1 MB: the most memory set up between two looks at the token.
+    let private chunk = 131072
+
+    /// A zeroed float array of `length` that looks at `ct` before allocating and after every 1 MB it zeroes. A fresh
+    /// large array is zeroed inside the allocation, out of the token's reach (reused memory is cleared by a memset
+    /// that takes seconds for hundreds of MB on a loaded machine), so large ones are allocated uninitialised and
+    /// cleared here, chunk by chunk.
+    let zeroed (ct: CancellationToken) (length: int) : float[] =
+        ct.ThrowIfCancellationRequested()
+
+        if length <= chunk then
+            Array.zeroCreate length
+        else
+            let a = System.GC.AllocateUninitializedArray<float> length
+            let mutable i = 0
+
+            while i < length do
+                ct.ThrowIfCancellationRequested()
+                let len = min chunk (length - i)
+                System.Array.Clear(a, i, len)
+                i <- i + len
+
+            a

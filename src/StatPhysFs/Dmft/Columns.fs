@@ -31,17 +31,18 @@ module internal Small =
 
 /// The column (parameter-coordinate) side of the discrete DMFT for ridge, in closed recursions (dmft-sgf.md
 /// section 3.2), with the kernels R_g(k,l), mu_k, Sigma_u(k,l) it consumes. All two-time arrays are dense
-/// (K+1) x (K+1) blocks of m x m, indexed [(k (K+1) + l) m^2 + a m + b].
-type internal Columns(p: DmftProblem) =
+/// (K+1) x (K+1) blocks of m x m, indexed [(k (K+1) + l) m^2 + a m + b]. The kernels (O(K^2) memory, 256 MB at
+/// K = 2000 with m = 2) are set up under `ct`: a cancellation during their allocation stops it within 1 MB of zeroing.
+type internal Columns(p: DmftProblem, ct: Threading.CancellationToken) =
     let m, ms = DmftProblem.widths p
     let n = p.Steps + 1
     let mm = m * m
-    let c = Array.zeroCreate<float>(n * n * mm)
-    let r = Array.zeroCreate<float>(n * n * mm)
-    let mOver = Array.zeroCreate<float>(n * m * ms)
-    let rg = Array.zeroCreate<float>(n * n * mm)
-    let mu = Array.zeroCreate<float>(n * m * ms)
-    let su = Array.zeroCreate<float>(n * n * mm)
+    let c = Cancellable.zeroed ct (n * n * mm)
+    let r = Cancellable.zeroed ct (n * n * mm)
+    let mOver = Cancellable.zeroed ct (n * m * ms)
+    let rg = Cancellable.zeroed ct (n * n * mm)
+    let mu = Cancellable.zeroed ct (n * m * ms)
+    let su = Cancellable.zeroed ct (n * n * mm)
     let rho = Array.init (ms * ms) (fun i -> p.Rho[i / ms, i % ms])
 
     let rhoInv =
@@ -61,8 +62,7 @@ type internal Columns(p: DmftProblem) =
         Array.Clear mOver
         setInitial ()
 
-    // Fresh arrays are already zero: clearing them would touch every page of the O(K^2) kernels up front (seconds at
-    // K = 2000 on a loaded machine, all of it before the first cancellation check).
+    // The arrays are already zero: clearing them again would touch every page of the O(K^2) kernels a second time.
     do setInitial ()
 
     member _.Width = m
@@ -209,11 +209,11 @@ type internal Columns(p: DmftProblem) =
 
 /// Incremental Cholesky of the covariance of G = (w*, w_0, w_1, ...), one block row per step, accepting zero pivots
 /// (theta_0 = 0 makes w_0 = 0) and clipping the tiny negative pivots that Monte Carlo noise in C can produce.
-type internal GaussianPath(columns: Columns) =
+type internal GaussianPath(columns: Columns, ct: Threading.CancellationToken) =
     let m = columns.Width
     let ms = columns.TeacherWidth
     let dim = ms + m * columns.Points
-    let l = Array.zeroCreate<float>(dim * dim)
+    let l = Cancellable.zeroed ct (dim * dim)
 
     let cov (i: int) (j: int) =
         // i >= j in the global ordering.

@@ -18,10 +18,11 @@ module internal DmftFixedPoint =
             let n = p.Steps + 1
             let m, ms = columns.Width, columns.TeacherWidth
             let mm = m * m
-            let path = GaussianPath(columns)
+            let ct = s.Control.CancellationToken
+            let path = GaussianPath(columns, ct)
             // Damped raw estimates E[J D], E[g g^T], E[l w*^T], E[L] per row.
-            let estRg = Array.zeroCreate (n * n * mm)
-            let estSu = Array.zeroCreate (n * n * mm)
+            let estRg = Cancellable.zeroed ct (n * n * mm)
+            let estSu = Cancellable.zeroed ct (n * n * mm)
             let estLw = Array.zeroCreate (n * m * ms)
             let estLoss = Array.copy train0
 

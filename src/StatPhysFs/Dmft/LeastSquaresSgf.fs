@@ -256,8 +256,8 @@ module LeastSquaresSgf =
     /// K_tr(j) = int s^2 r(s)^j d nu and K_te(j) = int s r(s)^j d nu, j < n: both kernels are geometric in j per node
     /// (r = (1 - dt(s+l))^2 for the scheme, e^{-2(s+l)dt} in continuous time).
     let private kernels (ct: Threading.CancellationToken) (law: MarchenkoPastur) (n: int) (ratio: float -> float) =
-        let ktr = Array.zeroCreate n
-        let kte = Array.zeroCreate n
+        let ktr = Cancellable.zeroed ct n
+        let kte = Cancellable.zeroed ct n
 
         for i in 0 .. law.Nodes.Length - 1 do
             let s = law.Nodes[i]
@@ -284,36 +284,41 @@ module LeastSquaresSgf =
         (step: int -> float[] -> float * float * float)
         =
         let n = p.Steps + 1
-        let t = Array.init n (fun k -> float k * p.Dt)
-        let e = Array.zeroCreate n
-        let ltr = Array.zeroCreate n
-        let m = Array.zeroCreate n
+        let ct = control.CancellationToken
+        // 8 n bytes each (80 MB at 10^7 steps): set up under the token.
+        let e = Cancellable.zeroed ct n
+        let ltr = Cancellable.zeroed ct n
+        let m = Cancellable.zeroed ct n
         let mutable status = Completed
         let mutable k = 0
         let every = max 1 (n / 100)
 
         while k < n && status = Completed do
             // A step costs O(nodes + k): the token is seen every step, progress about 100 times per run.
-            control.CancellationToken.ThrowIfCancellationRequested()
+            ct.ThrowIfCancellationRequested()
             let ek, lk, mk = step k ltr
             e[k] <- ek
             ltr[k] <- lk
             m[k] <- mk
 
             if not (Double.IsFinite lk) || lk > divergenceBound then
-                status <- Diverged(t[k], $"train loss exceeded the divergence bound %g{divergenceBound}")
+                status <- Diverged(float k * p.Dt, $"train loss exceeded the divergence bound %g{divergenceBound}")
 
             if k % every = 0 then
                 RunControl.report control (float (k + 1) / float n)
 
             k <- k + 1
 
-        let e, ltr, m = e[.. k - 1], ltr[.. k - 1], m[.. k - 1]
+        // The solution's arrays below are as long as the run: a run cancelled at its last step stops here. A
+        // completed run keeps its arrays; only a diverged one is cut at the step reached.
+        ct.ThrowIfCancellationRequested()
+        let cut (a: float[]) = if k = n then a else a[.. k - 1]
+        let e, ltr, m = cut e, cut ltr, cut m
 
         {
             Problem = p
             Scheme = scheme
-            T = t[.. k - 1]
+            T = Array.init k (fun i -> float i * p.Dt)
             E = e
             TrainLoss = ltr
             TestLoss = e |> Array.map (fun x -> x + p.NoiseVar)

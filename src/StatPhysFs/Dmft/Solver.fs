@@ -35,12 +35,14 @@ module Dmft =
             FixedPoint(batch, 0.5, 10)
         | other -> other
 
-    let private kernelOf (points: int) (m: int) (runs: float[][]) (full: int) =
+    let private kernelOf (ct: Threading.CancellationToken) (points: int) (m: int) (runs: float[][]) (full: int) =
         let mm = m * m
-        let data = Array.zeroCreate (points * points * mm)
+        let data = Cancellable.zeroed ct (points * points * mm)
 
         for run in runs do
             for k in 0 .. points - 1 do
+                ct.ThrowIfCancellationRequested()
+
                 for l in 0 .. points - 1 do
                     for e in 0 .. mm - 1 do
                         data[(k * points + l) * mm + e] <-
@@ -56,8 +58,11 @@ module Dmft =
     /// The discrete DMFT at the problem's own step, every replica averaged; `progress` receives the fraction done.
     let private solveAtStep (s: DmftSettings) (progress: float -> unit) (p: DmftProblem) =
         let clock = Diagnostics.Stopwatch.StartNew()
+        let ct = s.Control.CancellationToken
         // Also checks the fine grid of the extrapolation (twice the steps).
         DmftProblem.validate p
+        // The fine solve of the extrapolation starts after the coarse one: no kernels before a look at the token.
+        ct.ThrowIfCancellationRequested()
         let strategy = resolveStrategy s p
         let model = RowModel.create p.Model
         let n = p.Steps + 1
@@ -87,9 +92,9 @@ module Dmft =
                             "strategy"
                             "the exact closure needs an affine l: the square loss with a linear teacher (GLM)."
 
-                    let columns = Columns(p)
-                    let closure = ExactClosure(p, columns)
-                    let train, reached, status = DmftSweep.sweep p columns s.Control.CancellationToken tick closure.Step
+                    let columns = Columns(p, ct)
+                    let closure = ExactClosure(p, columns, ct)
+                    let train, reached, status = DmftSweep.sweep p columns ct tick closure.Step
 
                     {
                         Reached = reached
@@ -124,6 +129,8 @@ module Dmft =
                         Residual = nan
                     })
 
+        // The solution's kernels below are O(K^2) copies: a run cancelled at its last step stops here, not after them.
+        ct.ThrowIfCancellationRequested()
         let reached = runs |> Array.map (fun r -> r.Reached) |> Array.min
 
         let status =
@@ -164,10 +171,11 @@ module Dmft =
             TrainLoss = series (fun r k -> r.Train[k])
             TestLoss = test
             TestError = testError
-            Correlation = kernelOf reached m (runs |> Array.map (fun r -> r.Columns.C)) n
-            Response = kernelOf reached m (runs |> Array.map (fun r -> r.Columns.R)) n
+            Correlation = kernelOf ct reached m (runs |> Array.map (fun r -> r.Columns.C)) n
+            Response = kernelOf ct reached m (runs |> Array.map (fun r -> r.Columns.R)) n
             NoiseCovariance =
                 kernelOf
+                    ct
                     reached
                     m
                     (runs
@@ -213,6 +221,8 @@ module Dmft =
                 }
 
         let n = min coarse.T.Length ((fine.T.Length + 1) / 2)
+        // The coarse-grid kernels below are O(K^2) copies.
+        s.Control.CancellationToken.ThrowIfCancellationRequested()
 
         let combine (c: SeriesEstimate) (f: SeriesEstimate) =
             {

@@ -92,8 +92,8 @@ module internal DmftSweep =
         stream
         tick
         =
-        let columns = Columns(p)
-        let path = GaussianPath(columns)
+        let columns = Columns(p, s.Control.CancellationToken)
+        let path = GaussianPath(columns, s.Control.CancellationToken)
         path.AddTeacher()
 
         let sampler =
