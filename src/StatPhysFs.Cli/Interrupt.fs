@@ -1,7 +1,7 @@
-/// Ctrl-C and SIGTERM for one command: the run stops within a step, nothing half-written is left (files are written
-/// atomically), and the command says "cancelled". ODE commands keep what they computed (status "cancelled" with
-/// `stopped_at`); the others stop with one line and exit code 130. `statphys sweep` installs its own handler instead
-/// (it keeps the finished points and stops starting new ones), so a sweep's points never see this token.
+/// Ctrl-C and SIGTERM for the whole process (installed first thing in `main`): the run stops within a step, nothing
+/// half-written is left (files are written atomically), and the command says "cancelled". ODE commands keep what they
+/// computed (status "cancelled" with `stopped_at`); the others stop with one line and exit code 130. `statphys sweep`
+/// stops starting new points on this token and keeps the finished ones (exit 130); its points never see the token.
 module StatPhysFs.Cli.Interrupt
 
 open System

@@ -131,7 +131,7 @@ let rec report (e: exn) =
     | e when e.GetType().Name = "NonConvergenceException" -> internalError "a numerical algorithm failed" e.Message
     | e -> internalError ($"internal error (%s{(e.GetType().Name)})") e.Message
 
-/// The whole command line with the given cancellation source (Ctrl-C and SIGTERM cancel it; tests cancel it
+/// The whole command line with the given cancellation source (`main` wires Ctrl-C and SIGTERM to it; tests cancel it
 /// themselves): global options, output checks before any work, the command; never throws.
 let runWith (source: Threading.CancellationTokenSource) (argv: string list) =
     try
@@ -148,21 +148,21 @@ let runWith (source: Threading.CancellationTokenSource) (argv: string list) =
         if not (List.exists isHelp argv) then
             Validate.outputs words argv
 
-        // A sweep handles Ctrl-C itself (it keeps its finished points); every other command stops and says cancelled.
-        use _interrupt =
-            match words with
-            | "sweep" :: _ -> { new IDisposable with member _.Dispose() = () }
-            | _ -> Interrupt.install source
-
         dispatch ctx argv
     with e ->
         report e
 
-/// The whole command line, with a fresh cancellation source.
+/// The whole command line, with a fresh cancellation source that no signal reaches (in-process callers).
 let run (argv: string list) =
     use source = new Threading.CancellationTokenSource()
     runWith source argv
 
 [<EntryPoint>]
 let main argv =
-    run (List.ofArray argv)
+    // The very first thing: from here on Ctrl-C and SIGTERM cancel the command (exit 130, or an ODE document with
+    // status cancelled; a sweep keeps its finished points), however early they come; installed after the argument
+    // checks, they left a window in which a signal killed the process (exit 143 for SIGTERM). Only the runtime's own
+    // start-up and the modules' top-level values (constant text and option tables) still run before this line.
+    use source = new Threading.CancellationTokenSource()
+    use _interrupt = Interrupt.install source
+    runWith source (List.ofArray argv)

@@ -352,23 +352,6 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
     if parallel < 1 || parallel > 4096 then
         fail $"parallel: must lie in [1, 4096], got %d{parallel}"
 
-    use cts = new CancellationTokenSource()
-
-    let onCancel =
-        ConsoleCancelEventHandler(fun _ e ->
-            e.Cancel <- true
-            cts.Cancel())
-
-    Console.CancelKeyPress.AddHandler onCancel
-    // Slurm sends SIGTERM at the time limit: stop starting points, keep the finished ones.
-    use _term =
-        Runtime.InteropServices.PosixSignalRegistration.Create(
-            Runtime.InteropServices.PosixSignal.SIGTERM,
-            fun ctx ->
-                ctx.Cancel <- true
-                cts.Cancel()
-        )
-
     let interactive = not Console.IsErrorRedirected
 
     let summary =
@@ -387,14 +370,14 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
                         Force = a.Flags.Contains "force"
                     }
                     progress
-                    cts.Token
-                    // The points run to completion: the sweep itself stops starting new ones on Ctrl-C / SIGTERM.
+                    // Ctrl-C or SIGTERM (Slurm's time limit), wired to ctx.Token by `main` from the process's start:
+                    // stop starting points, keep the finished ones. The points run to completion.
+                    ctx.Token
                     (evaluator { ctx with Token = CancellationToken.None } spec cmd)
             finally
                 if interactive then
                     err.WriteLine())
 
-    Console.CancelKeyPress.RemoveHandler onCancel
     eprintfn $"sweep: %d{summary.Computed} computed, %d{summary.Skipped} skipped, %d{summary.Failed} failed"
     if summary.Cancelled then 130 else 0
 

@@ -676,3 +676,80 @@ let tests =
                     }
                 ]
         ]
+
+module private Posix =
+    [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
+    extern int kill(int pid, int signal)
+
+    [<Runtime.InteropServices.DllImport("libc", SetLastError = true)>]
+    extern int mkfifo(string path, uint32 mode)
+
+/// A signal that comes while the CLI is still reading its command line is a cancellation, not the runtime's default
+/// (the process killed by the signal). The spec is a FIFO: opening it for writing returns once the CLI has opened it
+/// to read the spec, so the CLI is then inside `main`, before the point where the handler used to be installed (a
+/// sweep installed its own only after reading the spec). The signal is sent there; the spec follows 0.5 s later. A
+/// cancelled sweep prints its summary line and exits 130; a killed process prints nothing (SIGINT's death is also
+/// 128 + 2 = 130, so the summary line is what tells them apart). About 1 s per signal.
+[<Tests>]
+let earlySignals =
+    testList
+        "CLI signals"
+        [
+            for signal, name in [ 15, "SIGTERM"; 2, "SIGINT" ] do
+                test $"a %s{name} while the command line is read cancels the command (exit 130), never kills it" {
+                    if not (OperatingSystem.IsLinux()) then
+                        skiptest "POSIX signals to a child process: Linux only"
+
+                    let dir = Path.Combine(Path.GetTempPath(), "statphys-signal-" + Guid.NewGuid().ToString("N"))
+                    Directory.CreateDirectory dir |> ignore
+
+                    try
+                        let spec = Path.Combine(dir, "spec.json")
+                        Expect.equal (Posix.mkfifo (spec, 0o600u)) 0 "mkfifo"
+                        let psi = ProcessStartInfo("dotnet", [ cliDll; "sweep"; "run"; spec; "--out"; Path.Combine(dir, "out"); "--parallel"; "1" ])
+                        psi.RedirectStandardOutput <- true
+                        psi.RedirectStandardError <- true
+                        psi.UseShellExecute <- false
+                        psi.Environment.Remove "SLURM_ARRAY_TASK_ID" |> ignore
+                        use p = Process.Start psi
+                        let out = p.StandardOutput.ReadToEndAsync()
+                        let err = p.StandardError.ReadToEndAsync()
+                        let opened = Tasks.Task.Run(fun () -> new FileStream(spec, FileMode.Open, FileAccess.Write))
+                        let clock = Stopwatch.StartNew()
+
+                        while not opened.IsCompleted && not p.HasExited && clock.Elapsed.TotalSeconds < 60.0 do
+                            Thread.Sleep 5
+
+                        if not opened.IsCompleted then
+                            // Unblock the writer's open before failing.
+                            use _r = new FileStream(spec, FileMode.Open, FileAccess.Read)
+                            p.WaitForExit()
+                            failtest $"the CLI never opened its spec (exit %d{p.ExitCode}): %s{err.Result}"
+
+                        Expect.equal (Posix.kill (p.Id, signal)) 0 "kill"
+                        Thread.Sleep 500
+                        // 400 points of a few ms each: a cancellation seen a little late still leaves points unstarted.
+                        let text =
+                            """{"command": "online linear", "fixed": {"t-end": 50, "points": 11},
+                                "axes": {"lr": {"from": 0.1, "to": 0.9, "points": 400}}}"""
+
+                        try
+                            use w = opened.Result
+                            let bytes = Encoding.UTF8.GetBytes text
+                            w.Write(bytes, 0, bytes.Length)
+                        with :? IOException ->
+                            // The reader is gone: the signal killed the process (the failure this test is about).
+                            ()
+
+                        if not (p.WaitForExit 60_000) then
+                            p.Kill()
+                            failtest "the CLI did not end within 60 s of the signal"
+
+                        let stderr = err.Result
+                        out.Result |> ignore
+                        Expect.stringContains stderr "sweep: " $"the summary line of a cancelled sweep (exit %d{p.ExitCode}, stderr '%s{stderr}')"
+                        Expect.equal p.ExitCode 130 $"exit code of a cancelled run (stderr '%s{stderr}')"
+                    finally
+                        Directory.Delete(dir, true)
+                }
+        ]
