@@ -4,6 +4,8 @@ open System
 open System.Numerics
 open System.Threading
 open Expecto
+open FsCheck
+open FsCheck.FSharp
 open StatPhysFs
 open StatPhysFs.Tests.Prop
 
@@ -381,4 +383,100 @@ let tests =
                     Expect.isLessThan (abs (float c - 10_000.0)) 460.0 "uniform (5 sd)"
 
                 throwsNaming "n" (fun () -> BatchSampler(WithReplacement, 0, Rng(1))) "n = 0"
+        ]
+
+/// Bisection with illinoisBracket's side rule (a point strictly of f(lo)'s sign replaces lo, any other replaces hi):
+/// the oracle bracket, halved until it is below `width`.
+let private bisectBracket (f: float -> float) (lo: float) (hi: float) (width: float) =
+    let positive = f lo > 0.0
+    let mutable lo, hi = lo, hi
+    let mutable n = 0
+
+    while abs (hi - lo) > width && n < 2000 do
+        let m = 0.5 * (lo + hi)
+
+        if (if positive then f m > 0.0 else f m < 0.0) then lo <- m else hi <- m
+
+        n <- n + 1
+
+    lo, hi
+
+[<Tests>]
+let illinoisBracket =
+    // Random strictly monotone f (linear, cubic with a small linear part, steep tanh, exp - 1), rising or falling,
+    // its root anywhere in a bracket of width 1e-3..1e2 centred up to 1e4 from 0 (or near 0), the ends in either
+    // x-order, with f(hi) = 0 exactly in one case in eight (an event that lands on the step's end); absolute
+    // tolerance 0 or 1e-16..1e-6, relative 1e-15..1e-6 (at least a few ulps of hi).
+    let case (seed: int) =
+        let rng = Rng(seed, 23)
+        let u () = rng.NextDouble()
+        let centre = if u () < 0.25 then 0.0 else (2.0 * u () - 1.0) * 10.0 ** (4.0 * u ())
+        let w = 10.0 ** (-3.0 + 5.0 * u ())
+        let a = centre - w * u ()
+        let b = a + w
+        let root = a + w * (0.001 + 0.998 * u ())
+        let dir = if u () < 0.5 then 1.0 else -1.0
+        let scale = 10.0 ** (-3.0 + 6.0 * u ())
+        let steep = 10.0 ** (-1.0 + 3.0 * u ()) / w
+
+        let h: float -> float =
+            match int (4.0 * u ()) with
+            | 0 -> fun x -> x
+            | 1 -> fun x -> x * x * x + 1e-3 * w * w * x
+            | 2 -> fun x -> tanh (steep * x)
+            | _ -> fun x -> Special.expm1 (steep * x)
+
+        let f x = dir * scale * h (x - root)
+        let lo, hi = if u () < 0.5 then a, b else b, a
+        // f(hi) = 0 exactly: hi at the root itself.
+        let hi = if u () < 0.125 then root else hi
+        let absTol = if u () < 0.3 then 0.0 else 10.0 ** (-16.0 + 10.0 * u ())
+        let relTol = 10.0 ** (-15.0 + 9.0 * u ())
+        f, lo, hi, absTol, relTol
+
+    testList
+        "RootFinding.illinoisBracket"
+        [
+            testProp "brackets the sign change to the tolerance, where bisection finds it, both directions" 500
+            <| Prop.forAll (Arb.fromGen seeds) (fun s ->
+                let f, lo0, hi0, absTol, relTol = case s
+                let flo, fhi = f lo0, f hi0
+                let lo, hi = RootFinding.illinoisBracket absTol relTol ignore f (lo0, flo) (hi0, fhi)
+                let tol = absTol + relTol * abs hi
+                let onLoSide x = if flo > 0.0 then f x > 0.0 else f x < 0.0
+                // The bracket: lo strictly of f(lo0)'s sign, hi zero or past it, both within the first bracket.
+                Expect.isTrue (onLoSide lo) $"f(lo) keeps the sign of f(lo0) (seed %d{s})"
+                Expect.isFalse (onLoSide hi) $"f(hi) is zero or of the other sign (seed %d{s})"
+                let inFirst x = x >= min lo0 hi0 && x <= max lo0 hi0
+                Expect.isTrue (inFirst lo && inFirst hi) $"inside the first bracket (seed %d{s})"
+                Expect.isLessThanOrEqual (abs (hi - lo)) tol $"converged: |hi - lo| = %g{abs (hi - lo)} (seed %d{s})"
+
+                if fhi = 0.0 then
+                    Expect.equal hi hi0 $"f(hi) = 0: hi stays the root (seed %d{s})"
+
+                // Oracle: bisection to a quarter of the tolerance; f is monotone, so both brackets hold the one sign
+                // change and their far ends are within the sum of their widths.
+                let blo, bhi = bisectBracket f lo0 hi0 (0.25 * tol)
+
+                Expect.isLessThanOrEqual
+                    (abs (hi - bhi))
+                    (abs (hi - lo) + abs (bhi - blo))
+                    $"hi = %.17g{hi}, bisection %.17g{bhi} (seed %d{s})")
+
+            testCase "a few evaluations where bisection takes ~45, both directions; bad brackets named"
+            <| fun () ->
+                for dir in [ 1.0; -1.0 ] do
+                    let mutable evals = 0
+
+                    let f x =
+                        evals <- evals + 1
+                        dir * (x * x * x - 2.0)
+
+                    let lo, hi = RootFinding.illinoisBracket 0.0 1e-13 ignore f (0.5, f 0.5) (4.0, f 4.0)
+                    Expect.isTrue (lo <= Math.Cbrt 2.0 + 1e-15 && hi >= Math.Cbrt 2.0 - 1e-15) "cbrt 2 bracketed"
+                    Expect.isLessThan evals 20 $"evaluations %d{evals} (dir %g{dir})"
+
+                throwsNaming "lo" (fun () -> RootFinding.illinoisBracket 0.0 1e-13 ignore id (0.0, 0.0) (1.0, 1.0)) "f(lo) = 0"
+                throwsNaming "hi" (fun () -> RootFinding.illinoisBracket 0.0 1e-13 ignore id (1.0, 1.0) (2.0, 2.0)) "same sign"
+                throwsNaming "relTol" (fun () -> RootFinding.illinoisBracket 0.0 -1.0 ignore id (-1.0, -1.0) (2.0, 2.0)) "relTol < 0"
         ]

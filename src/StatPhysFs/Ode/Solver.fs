@@ -157,49 +157,16 @@ module Ode =
 
             hi
 
-        // The crossing inside the step, to 4e-16 relative: Illinois (regula falsi that halves the stale end's value)
-        // on the bracket, with a bisection whenever a step fails to halve it, so it takes ~10 observables where
-        // plain bisection took ~50 (an early-stopping observable costs a right-hand side and two errors).
+        // The crossing inside the step: the end past it of the final bracket, to 4e-16 absolute + relative (t near 0
+        // and large t alike), ~10 observables where plain bisection took ~50 (an early-stopping observable costs a
+        // right-hand side and two errors). g0 is nonzero (the crossing test), g1 may be 0.
         let eventRoot (seg: Segment) (ev: OdeEvent) (g0: float) (g1: float) =
-            let mutable lo = seg.T0
-            let mutable hi = seg.T0 + seg.H
-            let mutable glo = g0
-            let mutable ghi = g1
-            let mutable side = 0
-            let mutable width = hi - lo
-            let mutable iter = 0
+            let observable t =
+                Segment.eval seg t tmp
+                ev.Observable t tmp
 
-            while iter < 200 && hi - lo > 4e-16 * (1.0 + abs hi) do
-                iter <- iter + 1
-                let secant = hi - ghi * (hi - lo) / (ghi - glo)
-                // Bisect every third step unless the bracket has halved meanwhile, and whenever the secant is unusable.
-                let bisect = (iter % 3 = 0 && hi - lo > 0.5 * width) || not (secant > lo && secant < hi)
-
-                if iter % 3 = 0 then
-                    width <- hi - lo
-
-                let mid = if bisect then 0.5 * (lo + hi) else secant
-                Segment.eval seg mid tmp
-                let g = ev.Observable mid tmp
-
-                if (g >= 0.0) = (glo >= 0.0) then
-                    lo <- mid
-                    glo <- g
-
-                    if side = -1 then
-                        ghi <- 0.5 * ghi
-
-                    side <- -1
-                else
-                    hi <- mid
-                    ghi <- g
-
-                    if side = 1 then
-                        glo <- 0.5 * glo
-
-                    side <- 1
-
-            hi
+            RootFinding.illinoisBracket 4e-16 4e-16 ignore observable (seg.T0, g0) (seg.T0 + seg.H, g1)
+            |> snd
 
         let crossed (dir: EventDirection) g0 g1 =
             match dir with
