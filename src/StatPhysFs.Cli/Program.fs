@@ -84,7 +84,9 @@ let dispatch (ctx: Validate.Context) (argv: string list) =
 
 /// The command words before the options, for the output checks.
 let private commandWords (argv: string list) =
-    argv |> List.takeWhile (fun (a: string) -> not (a.StartsWith "--")) |> List.truncate 2
+    argv
+    |> List.takeWhile (fun (a: string) -> not (a.StartsWith "--"))
+    |> List.truncate 2
 
 /// One line for an exception that is not the user's fault: no stack trace ever reaches the user.
 let private internalError (what: string) (msg: string) =

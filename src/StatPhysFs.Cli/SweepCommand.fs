@@ -62,22 +62,13 @@ let commands: Sweepable list =
     [
         sweepable "online linear" Options.onlineLinear OnlineLinearCommand.main (fun p -> has p "simulate")
         sweepable "online committee" Options.onlineCommittee CommitteeCommand.main (fun p -> has p "simulate")
-        sweepable
-            "dmft glm"
-            Options.dmftGlm
-            DmftCommand.mainGlm
-            (fun p -> not (has p "exact") || has p "simulate" || has p "sgd")
+        sweepable "dmft glm" Options.dmftGlm DmftCommand.mainGlm (fun p ->
+            not (has p "exact") || has p "simulate" || has p "sgd")
         sweepable "dmft committee" Options.dmftCommittee DmftCommand.mainCommittee (fun _ -> true)
-        sweepable
-            "simulate sgf"
-            (Options.simulate "sgf")
-            (fun ctx -> DmftCommand.mainSimulate ctx "sgf")
-            (fun _ -> true)
-        sweepable
-            "simulate sgd"
-            (Options.simulate "sgd")
-            (fun ctx -> DmftCommand.mainSimulate ctx "sgd")
-            (fun _ -> true)
+        sweepable "simulate sgf" (Options.simulate "sgf") (fun ctx -> DmftCommand.mainSimulate ctx "sgf") (fun _ ->
+            true)
+        sweepable "simulate sgd" (Options.simulate "sgd") (fun ctx -> DmftCommand.mainSimulate ctx "sgd") (fun _ ->
+            true)
         sweepable "sde" Options.sde SdeCommand.main (fun _ -> true)
         sweepable
             "sde weak-order"
@@ -93,8 +84,7 @@ let private reserved =
         "plot", "plot the merged table with sweep plot"
     ]
 
-let private fail (message: string) : 'a =
-    raise (SpecError message)
+let private fail (message: string) : 'a = raise (SpecError message)
 
 /// The command of a spec, and a check of every flag against the options that command declares.
 let resolve (spec: SweepSpec) : Sweepable =
@@ -102,7 +92,8 @@ let resolve (spec: SweepSpec) : Sweepable =
         match commands |> List.tryFind (fun c -> c.Name = spec.Command) with
         | Some c -> c
         | None ->
-            fail $"""command: unknown command '%s{spec.Command}' (sweepable: %s{(commands |> List.map (fun c -> c.Name) |> String.concat ", ")})"""
+            fail
+                $"""command: unknown command '%s{spec.Command}' (sweepable: %s{(commands |> List.map (fun c -> c.Name) |> String.concat ", ")})"""
 
     let check (field: string) (name: string) (v: ParamValue) =
         match List.tryFind (fst >> (=) name) reserved with
@@ -118,7 +109,10 @@ let resolve (spec: SweepSpec) : Sweepable =
             | Switch _ -> fail $"%s{field}: --%s{name} of '%s{cmd.Name}' takes a value, not true/false"
             | _ -> ()
         else
-            fail $"""%s{field}: '%s{cmd.Name}' takes no option --%s{name} (valid: %s{(cmd.Valued @ cmd.Switches |> List.filter (fun n -> not (List.exists (fst >> (=) n) reserved)) |> String.concat ", ")})"""
+            fail
+                $"""%s{field}: '%s{cmd.Name}' takes no option --%s{name} (valid: %s{(cmd.Valued @ cmd.Switches
+                                                                                     |> List.filter (fun n -> not (List.exists (fst >> (=) n) reserved))
+                                                                                     |> String.concat ", ")})"""
 
     for k, v in spec.Fixed do
         check ("fixed." + k) k v
@@ -230,7 +224,8 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
                     // A dotted metadata path exists only for some runs (e.g. an analysis that needs a plateau).
                     | None when name.Contains '.' && meta.IsSome -> yield name, nan
                     | _ ->
-                        failwith $"""record: the run has no series or metadata number '%s{name}' (series: %s{(series |> List.map fst |> String.concat ", ")})"""
+                        failwith
+                            $"""record: the run has no series or metadata number '%s{name}' (series: %s{(series |> List.map fst |> String.concat ", ")})"""
         ]
 
     let status, divergence, message =
@@ -243,7 +238,9 @@ let summarise (record: string list) (at: float list) (json: string) : PointResul
             Failed,
             None,
             Some(
-                $"""run ended with status %s{other}%s{(metaNumber "stopped_at" |> Option.map (fun t -> $" at t = %g{t}") |> Option.defaultValue "")}"""
+                $"""run ended with status %s{other}%s{(metaNumber "stopped_at"
+                                                       |> Option.map (fun t -> $" at t = %g{t}")
+                                                       |> Option.defaultValue "")}"""
             )
 
     {
@@ -373,7 +370,12 @@ let private runCmd (ctx: Validate.Context) (argv: string list) =
                     // Ctrl-C or SIGTERM (Slurm's time limit), wired to ctx.Token by `main` from the process's start:
                     // stop starting points, keep the finished ones. The points run to completion.
                     ctx.Token
-                    (evaluator { ctx with Token = CancellationToken.None } spec cmd)
+                    (evaluator
+                        { ctx with
+                            Token = CancellationToken.None
+                        }
+                        spec
+                        cmd)
             finally
                 if interactive then
                     err.WriteLine())
@@ -501,7 +503,8 @@ let private slurmCmd (argv: string list) =
 
     let a = Args.parse Options.sweepSlurm rest
 
-    let dir = required a "out" "sweep slurm needs --out DIR (on a file system the nodes share)"
+    let dir =
+        required a "out" "sweep slurm needs --out DIR (on a file system the nodes share)"
 
     let tasks =
         match a.Values.TryFind "tasks" with

@@ -268,7 +268,8 @@ let tests =
                 && states.Count <= min par (max count 1)
                 && (states |> Seq.sumBy (fun st -> st[0])) = count
 
-            testCase "chunked loop: a body's exception comes out unwrapped; cancellation ends in OperationCanceledException"
+            testCase
+                "chunked loop: a body's exception comes out unwrapped; cancellation ends in OperationCanceledException"
             <| fun () ->
                 let boom () =
                     Chunked.forEach 4 CancellationToken.None 1000 (fun i ->
@@ -395,7 +396,10 @@ let private bisectBracket (f: float -> float) (lo: float) (hi: float) (width: fl
     while abs (hi - lo) > width && n < 2000 do
         let m = 0.5 * (lo + hi)
 
-        if (if positive then f m > 0.0 else f m < 0.0) then lo <- m else hi <- m
+        if (if positive then f m > 0.0 else f m < 0.0) then
+            lo <- m
+        else
+            hi <- m
 
         n <- n + 1
 
@@ -410,7 +414,13 @@ let illinoisBracket =
     let case (seed: int) =
         let rng = Rng(seed, 23)
         let u () = rng.NextDouble()
-        let centre = if u () < 0.25 then 0.0 else (2.0 * u () - 1.0) * 10.0 ** (4.0 * u ())
+
+        let centre =
+            if u () < 0.25 then
+                0.0
+            else
+                (2.0 * u () - 1.0) * 10.0 ** (4.0 * u ())
+
         let w = 10.0 ** (-3.0 + 5.0 * u ())
         let a = centre - w * u ()
         let b = a + w
@@ -441,9 +451,14 @@ let illinoisBracket =
             <| Prop.forAll (Arb.fromGen seeds) (fun s ->
                 let f, lo0, hi0, absTol, relTol = case s
                 let flo, fhi = f lo0, f hi0
-                let lo, hi = RootFinding.illinoisBracket absTol relTol ignore f (lo0, flo) (hi0, fhi)
+
+                let lo, hi =
+                    RootFinding.illinoisBracket absTol relTol ignore f (lo0, flo) (hi0, fhi)
+
                 let tol = absTol + relTol * abs hi
-                let onLoSide x = if flo > 0.0 then f x > 0.0 else f x < 0.0
+
+                let onLoSide x =
+                    if flo > 0.0 then f x > 0.0 else f x < 0.0
                 // The bracket: lo strictly of f(lo0)'s sign, hi zero or past it, both within the first bracket.
                 Expect.isTrue (onLoSide lo) $"f(lo) keeps the sign of f(lo0) (seed %d{s})"
                 Expect.isFalse (onLoSide hi) $"f(hi) is zero or of the other sign (seed %d{s})"
@@ -472,11 +487,24 @@ let illinoisBracket =
                         evals <- evals + 1
                         dir * (x * x * x - 2.0)
 
-                    let lo, hi = RootFinding.illinoisBracket 0.0 1e-13 ignore f (0.5, f 0.5) (4.0, f 4.0)
+                    let lo, hi =
+                        RootFinding.illinoisBracket 0.0 1e-13 ignore f (0.5, f 0.5) (4.0, f 4.0)
+
                     Expect.isTrue (lo <= Math.Cbrt 2.0 + 1e-15 && hi >= Math.Cbrt 2.0 - 1e-15) "cbrt 2 bracketed"
                     Expect.isLessThan evals 20 $"evaluations %d{evals} (dir %g{dir})"
 
-                throwsNaming "lo" (fun () -> RootFinding.illinoisBracket 0.0 1e-13 ignore id (0.0, 0.0) (1.0, 1.0)) "f(lo) = 0"
-                throwsNaming "hi" (fun () -> RootFinding.illinoisBracket 0.0 1e-13 ignore id (1.0, 1.0) (2.0, 2.0)) "same sign"
-                throwsNaming "relTol" (fun () -> RootFinding.illinoisBracket 0.0 -1.0 ignore id (-1.0, -1.0) (2.0, 2.0)) "relTol < 0"
+                throwsNaming
+                    "lo"
+                    (fun () -> RootFinding.illinoisBracket 0.0 1e-13 ignore id (0.0, 0.0) (1.0, 1.0))
+                    "f(lo) = 0"
+
+                throwsNaming
+                    "hi"
+                    (fun () -> RootFinding.illinoisBracket 0.0 1e-13 ignore id (1.0, 1.0) (2.0, 2.0))
+                    "same sign"
+
+                throwsNaming
+                    "relTol"
+                    (fun () -> RootFinding.illinoisBracket 0.0 -1.0 ignore id (-1.0, -1.0) (2.0, 2.0))
+                    "relTol < 0"
         ]

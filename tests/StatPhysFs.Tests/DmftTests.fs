@@ -22,7 +22,11 @@ let private lsOf (p: DmftProblem) = LeastSquaresProblem.ofDmft p
 
 /// The least-squares curve of a problem: the discrete recursion, or the continuous Volterra equation on its grid.
 let private volterra (scheme: LeastSquaresScheme) (p: LeastSquaresProblem) =
-    LeastSquaresSgf.solve { LeastSquaresSettings.defaults with Scheme = scheme } p
+    LeastSquaresSgf.solve
+        { LeastSquaresSettings.defaults with
+            Scheme = scheme
+        }
+        p
 
 /// The finite-d multi-pass simulation of a process.
 let private simulate (o: SimulationOptions) (proc: MultiPassProcess) (p: DmftProblem) =
@@ -73,8 +77,7 @@ let leastSquares =
                 let p = lsProblem seed
                 let sol = Dmft.solve exact p
 
-                let v =
-                    volterra Discrete (lsOf p)
+                let v = volterra Discrete (lsOf p)
 
                 let ok (a: float[]) (b: float[]) =
                     Array.forall2 (fun x y -> close 1e-12 x y) a b
@@ -497,8 +500,7 @@ let simulation =
                         Seeds = 6
                     }
 
-                let sgd =
-                    simulate o (Sgd(1, WithReplacement)) p
+                let sgd = simulate o (Sgd(1, WithReplacement)) p
 
                 for k in [ 10; 30 ] do
                     Expect.isTrue
@@ -567,7 +569,8 @@ let responseRecomputation =
             // random streams. The default back substitution computes the same row of D = L^{-1} in another order, so
             // the two agree to roundoff; 1e-9 relative (to max(|value|, 1e-3)) leaves room for the sweep's amplification
             // of roundoff through the Cholesky factor over the steps, and is far below the Monte Carlo error (~1e-2).
-            test "back substitution equals the stored responses to roundoff (logistic m = 1, tanh committee m = 2, m = 1 with m* = 2)" {
+            test
+                "back substitution equals the stored responses to roundoff (logistic m = 1, tanh committee m = 2, m = 1 with m* = 2)" {
                 let net =
                     {
                         Student = Activation.tanh

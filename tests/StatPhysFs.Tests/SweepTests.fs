@@ -700,13 +700,30 @@ let earlySignals =
                     if not (OperatingSystem.IsLinux()) then
                         skiptest "POSIX signals to a child process: Linux only"
 
-                    let dir = Path.Combine(Path.GetTempPath(), "statphys-signal-" + Guid.NewGuid().ToString("N"))
+                    let dir =
+                        Path.Combine(Path.GetTempPath(), "statphys-signal-" + Guid.NewGuid().ToString("N"))
+
                     Directory.CreateDirectory dir |> ignore
 
                     try
                         let spec = Path.Combine(dir, "spec.json")
                         Expect.equal (Posix.mkfifo (spec, 0o600u)) 0 "mkfifo"
-                        let psi = ProcessStartInfo("dotnet", [ cliDll; "sweep"; "run"; spec; "--out"; Path.Combine(dir, "out"); "--parallel"; "1" ])
+
+                        let psi =
+                            ProcessStartInfo(
+                                "dotnet",
+                                [
+                                    cliDll
+                                    "sweep"
+                                    "run"
+                                    spec
+                                    "--out"
+                                    Path.Combine(dir, "out")
+                                    "--parallel"
+                                    "1"
+                                ]
+                            )
+
                         psi.RedirectStandardOutput <- true
                         psi.RedirectStandardError <- true
                         psi.UseShellExecute <- false
@@ -714,7 +731,10 @@ let earlySignals =
                         use p = Process.Start psi
                         let out = p.StandardOutput.ReadToEndAsync()
                         let err = p.StandardError.ReadToEndAsync()
-                        let opened = Tasks.Task.Run(fun () -> new FileStream(spec, FileMode.Open, FileAccess.Write))
+
+                        let opened =
+                            Tasks.Task.Run(fun () -> new FileStream(spec, FileMode.Open, FileAccess.Write))
+
                         let clock = Stopwatch.StartNew()
 
                         while not opened.IsCompleted && not p.HasExited && clock.Elapsed.TotalSeconds < 60.0 do
@@ -747,7 +767,12 @@ let earlySignals =
 
                         let stderr = err.Result
                         out.Result |> ignore
-                        Expect.stringContains stderr "sweep: " $"the summary line of a cancelled sweep (exit %d{p.ExitCode}, stderr '%s{stderr}')"
+
+                        Expect.stringContains
+                            stderr
+                            "sweep: "
+                            $"the summary line of a cancelled sweep (exit %d{p.ExitCode}, stderr '%s{stderr}')"
+
                         Expect.equal p.ExitCode 130 $"exit code of a cancelled run (stderr '%s{stderr}')"
                     finally
                         Directory.Delete(dir, true)

@@ -59,6 +59,7 @@ module internal DmftFixedPoint =
 
                 while k < n && status = Completed do
                     s.Control.CancellationToken.ThrowIfCancellationRequested()
+
                     DmftSweep.setRow
                         p
                         columns
@@ -154,4 +155,3 @@ module internal DmftFixedPoint =
                 Array.blit avgLoss 0 estLoss 0 n
 
             columns, estLoss, reached, status, residual
-

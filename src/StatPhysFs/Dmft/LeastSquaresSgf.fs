@@ -79,7 +79,11 @@ type LeastSquaresSolution =
         member s.Observables =
             [
                 for name, v in [ "m", s.M; "q", s.Q; "train_loss", s.TrainLoss; "test_loss", s.TestLoss ] ->
-                    { Name = name; Values = v; StdErr = None }
+                    {
+                        Name = name
+                        Values = v
+                        StdErr = None
+                    }
             ]
 
 [<RequireQualifiedAccess>]
@@ -333,7 +337,9 @@ module LeastSquaresSgf =
     let private discrete (control: RunControl) (law: MarchenkoPastur) (p: LeastSquaresProblem) =
         let dt, steps = p.Dt, p.Steps
         let l = p.Ridge
-        let ktr, kte = kernels control.CancellationToken law (steps + 1) (fun s -> (1.0 - dt * (s + l)) ** 2.0)
+
+        let ktr, kte =
+            kernels control.CancellationToken law (steps + 1) (fun s -> (1.0 - dt * (s + l)) ** 2.0)
 
         march control Discrete p (fun k ltr ->
             let eg, lg, mg =
@@ -352,7 +358,9 @@ module LeastSquaresSgf =
     /// trapezoidal rule on t_k = k dt (error O(dt^2)).
     let private continuous (control: RunControl) (law: MarchenkoPastur) (p: LeastSquaresProblem) =
         let dt, steps = p.Dt, p.Steps
-        let ktr, kte = kernels control.CancellationToken law (steps + 1) (fun s -> exp (-2.0 * (s + p.Ridge) * dt))
+
+        let ktr, kte =
+            kernels control.CancellationToken law (steps + 1) (fun s -> exp (-2.0 * (s + p.Ridge) * dt))
 
         march control Continuous p (fun k ltr ->
             let eg, lg, mg = gradientFlow law p (float k * dt)

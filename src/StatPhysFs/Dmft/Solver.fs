@@ -118,7 +118,8 @@ module Dmft =
                         Residual = residual
                     }
                 | _ ->
-                    let columns, train, reached, status = DmftSweep.forwardSweep s p model r s.Samples 0 tick
+                    let columns, train, reached, status =
+                        DmftSweep.forwardSweep s p model r s.Samples 0 tick
 
                     {
                         Reached = reached
@@ -196,7 +197,11 @@ module Dmft =
             Statistics =
                 {
                     Strategy = strategy
-                    Samples = (if strategy = DmftStrategy.ExactClosure then 0 else s.Samples)
+                    Samples =
+                        (if strategy = DmftStrategy.ExactClosure then
+                             0
+                         else
+                             s.Samples)
                     Replicas = replicas
                     FixedPointResidual = runs |> Array.map (fun r -> r.Residual) |> Array.max
                     WallSeconds = clock.Elapsed.TotalSeconds

@@ -82,16 +82,7 @@ module internal DmftSweep =
 
     /// The forward sweep of one replica with the given sampler (`SamplerVariant`: the default, or a test variant:
     /// the O(N K^2) stored-responses oracle of the back substitution, or the m = 1 sampler held to Vector<float>).
-    let forwardSweepWith
-        variant
-        (s: DmftSettings)
-        (p: DmftProblem)
-        (model: RowModel)
-        replica
-        samples
-        stream
-        tick
-        =
+    let forwardSweepWith variant (s: DmftSettings) (p: DmftProblem) (model: RowModel) replica samples stream tick =
         let columns = Columns(p, s.Control.CancellationToken)
         let path = GaussianPath(columns, s.Control.CancellationToken)
         path.AddTeacher()
@@ -117,9 +108,10 @@ module internal DmftSweep =
             setRow p columns k (scaled t.Rg inv) (scaled t.Su inv) (scaled t.LwStar inv)
             t.Loss * inv
 
-        let train, reached, status = sweep p columns s.Control.CancellationToken tick rowStep
+        let train, reached, status =
+            sweep p columns s.Control.CancellationToken tick rowStep
+
         columns, train, reached, status
 
     let forwardSweep s p model replica samples stream tick =
         forwardSweepWith DefaultSampler s p model replica samples stream tick
-

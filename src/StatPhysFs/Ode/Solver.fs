@@ -61,6 +61,7 @@ module Ode =
             "MaxSeconds"
             (o.Control.MaxSeconds > 0.0)
             ($"MaxSeconds must be > 0 (infinity for none), got %g{o.Control.MaxSeconds}.")
+
         Check.positiveInt "MaxSteps" o.MaxSteps
 
         match alg with
@@ -70,10 +71,7 @@ module Ode =
             Check.nonNegative "AbsTol" d.AbsTol
             Check.nonNegative "InitialStep" d.InitialStep
 
-            Check.that
-                "MaxStep"
-                (d.MaxStep > 0.0)
-                ($"MaxStep must be > 0 (infinity for none), got %g{d.MaxStep}.")
+            Check.that "MaxStep" (d.MaxStep > 0.0) ($"MaxStep must be > 0 (infinity for none), got %g{d.MaxStep}.")
         | RungeKutta4 dt
         | Euler dt -> Check.positive "dt" dt
 
