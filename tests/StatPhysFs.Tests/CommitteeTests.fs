@@ -459,7 +459,8 @@ let simulation =
             // the update applied before w is read); this reference takes the steps one by one on the same documented
             // stream (per step d + 1 normals of NormalBlock: x, then the label noise) and must give the same overlaps up
             // to rounding. d = 1100 crosses the blocks, d + 1 is not a multiple of 8, and t = 1.3 crosses the
-            // divergence check at step d; noise and weight decay are on.
+            // divergence check at step d; noise and weight decay are on. d = 1100 runs the AVX-512 register tiles and the
+            // row loops on the remainder; d = 60 (under one tile) runs the row loops alone, the path of other hardware.
             testCase "the fused simulator step equals a plain step-by-step reference on the same stream"
             <| fun () ->
                 let p =
@@ -476,60 +477,64 @@ let simulation =
                         V = [| 1.0; 1.0 |]
                     }
 
-                let d = 1100
-                let times = [| 0.0; 0.5; 1.3 |]
+                for d in [ 1100; 60 ] do
+                    let times = [| 0.0; 0.5; 1.3 |]
 
-                let sim =
-                    OnlineCommitteeSim.run
-                        { SimulationOptions.defaults with
-                            Dim = d
-                            Seeds = 1
-                            Seed = 7
-                        }
-                        ignore
-                        CancellationToken.None
-                        p
-                        s0
-                        times
+                    let sim =
+                        OnlineCommitteeSim.run
+                            { SimulationOptions.defaults with
+                                Dim = d
+                                Seeds = 1
+                                Seed = 7
+                            }
+                            ignore
+                            CancellationToken.None
+                            p
+                            s0
+                            times
 
-                let rng = Rng(7, 0)
-                let teacher, w = OnlineCommitteeSim.initialWeights p s0 d rng
-                let normals = NormalBlock(rng)
-                let x = Array.zeroCreate (d + 1)
-                let sd = sqrt (float d)
-                let g = p.Activation
-                let decay = 1.0 - p.WeightDecay / float d
-                let mutable step = 0
+                    let rng = Rng(7, 0)
+                    let teacher, w = OnlineCommitteeSim.initialWeights p s0 d rng
+                    let normals = NormalBlock(rng)
+                    let x = Array.zeroCreate (d + 1)
+                    let sd = sqrt (float d)
+                    let g = p.Activation
+                    let decay = 1.0 - p.WeightDecay / float d
+                    let mutable step = 0
 
-                for j, t in Array.indexed times do
-                    while step < int (Math.Round(t * float d)) do
-                        normals.Fill(Span x)
-                        let field (u: float[]) = Seq.sum (Seq.init d (fun i -> u[i] * x[i])) / sd
-                        let nu = teacher |> Array.map field
-                        let lam = w |> Array.map field
+                    for j, t in Array.indexed times do
+                        while step < int (Math.Round(t * float d)) do
+                            normals.Fill(Span x)
 
-                        let y =
-                            sqrt p.NoiseVar * x[d]
-                            + Seq.sum (Seq.init p.M (fun m -> p.VTeacher[m] * Activation.value g nu[m]))
+                            let field (u: float[]) =
+                                Seq.sum (Seq.init d (fun i -> u[i] * x[i])) / sd
 
-                        let delta = Seq.sum (Seq.init p.K (fun k -> s0.V[k] * Activation.value g lam[k])) - y
+                            let nu = teacher |> Array.map field
+                            let lam = w |> Array.map field
 
-                        for k in 0 .. p.K - 1 do
-                            let c = p.Lr / sd * s0.V[k] * Activation.derivative g lam[k] * delta
+                            let y =
+                                sqrt p.NoiseVar * x[d]
+                                + Seq.sum (Seq.init p.M (fun m -> p.VTeacher[m] * Activation.value g nu[m]))
 
-                            for i in 0 .. d - 1 do
-                                w[k][i] <- decay * w[k][i] - c * x[i]
+                            let delta =
+                                Seq.sum (Seq.init p.K (fun k -> s0.V[k] * Activation.value g lam[k])) - y
 
-                        step <- step + 1
+                            for k in 0 .. p.K - 1 do
+                                let c = p.Lr / sd * s0.V[k] * Activation.derivative g lam[k] * delta
 
-                    for a in 0 .. p.K - 1 do
-                        for b in 0 .. p.K - 1 do
-                            let q = Seq.sum (Seq.init d (fun i -> w[a][i] * w[b][i])) / float d
-                            expectClose 1e-10 sim.Q[a, b].Mean[j] q (sprintf "Q[%d,%d] at t = %g" a b t)
+                                for i in 0 .. d - 1 do
+                                    w[k][i] <- decay * w[k][i] - c * x[i]
 
-                        for m in 0 .. p.M - 1 do
-                            let r = Seq.sum (Seq.init d (fun i -> w[a][i] * teacher[m][i])) / float d
-                            expectClose 1e-10 sim.R[a, m].Mean[j] r (sprintf "R[%d,%d] at t = %g" a m t)
+                            step <- step + 1
+
+                        for a in 0 .. p.K - 1 do
+                            for b in 0 .. p.K - 1 do
+                                let q = Seq.sum (Seq.init d (fun i -> w[a][i] * w[b][i])) / float d
+                                expectClose 1e-10 sim.Q[a, b].Mean[j] q (sprintf "Q[%d,%d] at t = %g" a b t)
+
+                            for m in 0 .. p.M - 1 do
+                                let r = Seq.sum (Seq.init d (fun i -> w[a][i] * teacher[m][i])) / float d
+                                expectClose 1e-10 sim.R[a, m].Mean[j] r (sprintf "R[%d,%d] at t = %g" a m t)
 
             // Every run draws from its own stream (seed, run index), so the thread count cannot change a number: plain
             // SGD (the fused pass) and mini-batch with a trained second layer (the accumulating path).
@@ -544,7 +549,9 @@ let simulation =
 
                 for p in
                     [
-                        { Committee.create 2 2 with NoiseVar = 0.1 }
+                        { Committee.create 2 2 with
+                            NoiseVar = 0.1
+                        }
                         { Committee.create 2 2 with
                             LrSecond = Some 0.3
                             Batch = 3
@@ -677,8 +684,12 @@ let simulation =
                         (odeOf { p with Momentum = 0.0 } s0 20.0)
 
                 for j in 1 .. times.Length - 1 do
-                    let theory = Committee.generalisationError p (CommitteeLayout.unpack p s0.V sol.Y[j])
-                    let wrong = Committee.generalisationError p (CommitteeLayout.unpack p s0.V slow.Y[j])
+                    let theory =
+                        Committee.generalisationError p (CommitteeLayout.unpack p s0.V sol.Y[j])
+
+                    let wrong =
+                        Committee.generalisationError p (CommitteeLayout.unpack p s0.V slow.Y[j])
+
                     let tol = 4.5 * sim.Eg.StdErr[j] + 5e-4
 
                     if abs (sim.Eg.Mean[j] - theory) > tol then
@@ -716,7 +727,9 @@ let simulation =
                     }
 
                 let ex =
-                    Expect.throwsC (fun () -> Committee.validateProblem (Committee.problem (Committee.create 2 2) bad 1.0)) id
+                    Expect.throwsC
+                        (fun () -> Committee.validateProblem (Committee.problem (Committee.create 2 2) bad 1.0))
+                        id
 
                 Expect.stringContains ex.Message "positive semi-definite" "rejects overlaps no vectors can have"
         ]
@@ -746,7 +759,9 @@ let phenomena =
                                 V = Array.create k 1.0
                             }
 
-                        match Analysis.fixedPoint 1e-14 (Committee.rhs p perfect.V) (CommitteeLayout.pack p perfect) with
+                        match
+                            Analysis.fixedPoint 1e-14 (Committee.rhs p perfect.V) (CommitteeLayout.pack p perfect)
+                        with
                         | Some y ->
                             Committee.generalisationError p (CommitteeLayout.unpack p perfect.V y)
                             / (eta * p.NoiseVar)
@@ -1048,11 +1063,7 @@ let biases =
 
                 let _, sim = odeAgainstSimulation "biases" p s0 times 1e-6 1000 6 13 5e-4
 
-                expectClose
-                    1e-3
-                    sim.Eg[0]
-                    (Committee.generalisationError p s0)
-                    "initial eg (QMC vs exact overlaps)"
+                expectClose 1e-3 sim.Eg[0] (Committee.generalisationError p s0) "initial eg (QMC vs exact overlaps)"
         ]
 
 [<Tests>]
@@ -1194,7 +1205,17 @@ let throughThePlateau =
                 let times = [| 0.0; 5.0; 20.0; 40.0 |]
 
                 let _, sim =
-                    odeAgainstScheduledSimulation (LearningRateSchedule.Custom("annealed", schedule)) "annealed" p s0 times 1e-9 1000 6 21 5e-4
+                    odeAgainstScheduledSimulation
+                        (LearningRateSchedule.Custom("annealed", schedule))
+                        "annealed"
+                        p
+                        s0
+                        times
+                        1e-9
+                        1000
+                        6
+                        21
+                        5e-4
 
                 let constant =
                     OnlineCommitteeSim.run
@@ -1210,7 +1231,10 @@ let throughThePlateau =
                         times
 
                 // The schedule matters: at t = 40 the constant-rate run sits on its higher noise floor.
-                Expect.isGreaterThan constant.Eg.Mean[3] (sim.Eg[3] + 5.0 * sim.Errors.Value.Eg[3]) "annealing lowers eg"
+                Expect.isGreaterThan
+                    constant.Eg.Mean[3]
+                    (sim.Eg[3] + 5.0 * sim.Errors.Value.Eg[3])
+                    "annealing lowers eg"
 
             testCase "over-parameterised erf students (K = M + L): extra units hurt when only the first layer learns"
             <| fun () ->

@@ -31,13 +31,15 @@ let tests =
                     (5.0 * sqrt 96.0 / sn)
                     "fourth moment 3"
                 // The base layer's tail beyond r = 3.4426 is sampled separately: its mass must be 2 (1 - Phi(r)).
-                let p = 2.0 * (1.0 - normalCdf 3.442619855899)
+                // Beyond the base layer's edge r = 3.654 (draws from the tail algorithm only) and beyond 3.44 (the
+                // edge of the 128-layer table: the tail and the first layers' wedges).
+                for edge in [ 3.6541528853610092; 3.442619855899 ] do
+                    let p = 2.0 * (1.0 - normalCdf edge)
 
-                let tail =
-                    float (xs |> Array.filter (fun x -> abs x > 3.442619855899) |> Array.length)
-                    / float n
+                    let tail =
+                        float (xs |> Array.filter (fun x -> abs x > edge) |> Array.length) / float n
 
-                Expect.isLessThan (abs (tail - p)) (5.0 * sqrt (p / float n)) "tail mass"
+                    Expect.isLessThan (abs (tail - p)) (5.0 * sqrt (p / float n)) $"tail mass beyond {edge}"
 
             // Kolmogorov-Smirnov at 1e6 draws: the 0.1% critical value is 1.95/sqrt(n).
             testCase "ziggurat normals pass Kolmogorov-Smirnov against Phi"
@@ -111,16 +113,48 @@ let tests =
                     (5.0 * sqrt 96.0 / sn)
                     "fourth moment 3"
 
-                let p = 2.0 * (1.0 - normalCdf 3.442619855899)
+                // Beyond the base layer's edge r = 3.654 (draws from the tail algorithm only) and beyond 3.44 (the
+                // edge of the 128-layer table: the tail and the first layers' wedges).
+                for edge in [ 3.6541528853610092; 3.442619855899 ] do
+                    let p = 2.0 * (1.0 - normalCdf edge)
 
-                let tail =
-                    float (xs |> Array.filter (fun x -> abs x > 3.442619855899) |> Array.length)
-                    / float n
+                    let tail =
+                        float (xs |> Array.filter (fun x -> abs x > edge) |> Array.length) / float n
 
-                Expect.isLessThan (abs (tail - p)) (5.0 * sqrt (p / float n)) "tail mass"
+                    Expect.isLessThan (abs (tail - p)) (5.0 * sqrt (p / float n)) $"tail mass beyond {edge}"
 
             // KS against Phi at 1e6 draws, and per lane (every eighth draw, 125000 each: the 0.1% critical value
             // 1.95/sqrt(n)), so a lane-specific defect (a bad jump, a wrong lane in the slow path) cannot hide.
+            // The slow path decides only inside the wedges between layer edges: bin |x| by the 256 edges (each bin
+            // holds a layer's wedge) plus the tail, and compare the counts with Phi. 2e6 draws, 256 degrees of
+            // freedom: chi^2 has mean 256 and sd 22.6; 400 is 6 sd. A wedge test that always accepted would add
+            // about 0.67% of the draws to these bins (chi^2 in the thousands).
+            testCase "SIMD block normals: counts between the ziggurat's layer edges follow Phi (chi-square)"
+            <| fun () ->
+                let n = 2_000_000
+                let xs = Array.zeroCreate n
+                NormalBlock(Rng(21, 4)).Fill(Span xs)
+                // Edges in increasing order: 0 = x[256] < x[255] < ... < x[1] = r, then infinity.
+                let edges =
+                    Array.append (Array.init 256 (fun k -> Ziggurat256.x[256 - k])) [| infinity |]
+
+                let counts = Array.zeroCreate 256
+
+                for x in xs do
+                    let a = abs x
+                    let k = Array.BinarySearch(edges, a)
+                    let bin = if k >= 0 then k else ~~~k - 1
+                    counts[min 255 bin] <- counts[min 255 bin] + 1
+
+                let chi2 =
+                    Seq.init 256 (fun k ->
+                        let p = 2.0 * (normalCdf edges[k + 1] - normalCdf edges[k])
+                        let e = p * float n
+                        (float counts[k] - e) ** 2.0 / e)
+                    |> Seq.sum
+
+                Expect.isLessThan chi2 400.0 "chi-square over the layers' bands"
+
             testCase "SIMD block normals pass Kolmogorov-Smirnov, overall and lane by lane"
             <| fun () ->
                 let n = 1_000_000
@@ -150,7 +184,8 @@ let tests =
                 // Lags 1..16: within a group (different lanes), across groups, and the same lane one group on.
                 for lag in 1..16 do
                     let c =
-                        Seq.init (n - lag) (fun i -> xs[i] * xs[i + lag]) |> Seq.sum
+                        Seq.init (n - lag) (fun i -> xs[i] * xs[i + lag])
+                        |> Seq.sum
                         |> fun s -> s / float (n - lag)
 
                     Expect.isLessThan (abs c) (5.0 / sqrt (float (n - lag))) (sprintf "lag %d" lag)

@@ -5,6 +5,7 @@ open System.Threading
 open System.Threading.Tasks
 open System.Numerics
 open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
 open StatPhysFs
 open StatPhysFs.Gaussian
 open StatPhysFs.Models
@@ -117,11 +118,98 @@ module OnlineCommitteeSim =
         for j in o + vw.Length * Vector<float>.Count .. o + n - 1 do
             w[j] <- b * w[j] + a * x[j]
 
+    /// Coordinates per register tile: 8 Vector512, so that a tile of x and of xPrev stays in registers while every
+    /// row passes over it.
+    [<Literal>]
+    let private Tile = 64
+
+    /// Students' update and products on one tile [j, j + 64): w_k <- decay w_k + pend[k] xPrev, then
+    /// acc[k] += w_k * x lane-wise; each student row is read and written once for both. x and xPrev are loaded once
+    /// per tile for all students. Plain products and sums (no FMA), so the numbers are the same on every x64 with
+    /// AVX-512. (Two functions rather than one with a branch: F# split the latter into a continuation that took the
+    /// tile's vectors on the stack.)
+    let private tileUpdate
+        (rows: float[][])
+        (k: int)
+        (pend: float[])
+        (decay: float)
+        (xPrev: float[])
+        (x: float[])
+        (accs: Vector512<float>[])
+        (j: int)
+        =
+        let x0 = Vector512.LoadUnsafe(&x[j])
+        let x1 = Vector512.LoadUnsafe(&x[j + 8])
+        let x2 = Vector512.LoadUnsafe(&x[j + 16])
+        let x3 = Vector512.LoadUnsafe(&x[j + 24])
+        let x4 = Vector512.LoadUnsafe(&x[j + 32])
+        let x5 = Vector512.LoadUnsafe(&x[j + 40])
+        let x6 = Vector512.LoadUnsafe(&x[j + 48])
+        let x7 = Vector512.LoadUnsafe(&x[j + 56])
+        let p0 = Vector512.LoadUnsafe(&xPrev[j])
+        let p1 = Vector512.LoadUnsafe(&xPrev[j + 8])
+        let p2 = Vector512.LoadUnsafe(&xPrev[j + 16])
+        let p3 = Vector512.LoadUnsafe(&xPrev[j + 24])
+        let p4 = Vector512.LoadUnsafe(&xPrev[j + 32])
+        let p5 = Vector512.LoadUnsafe(&xPrev[j + 40])
+        let p6 = Vector512.LoadUnsafe(&xPrev[j + 48])
+        let p7 = Vector512.LoadUnsafe(&xPrev[j + 56])
+        let vd = Vector512.Create decay
+
+        for r in 0 .. k - 1 do
+            let w = rows[r]
+            let a = Vector512.Create pend[r]
+            let w0 = vd * Vector512.LoadUnsafe(&w[j]) + a * p0
+            let w1 = vd * Vector512.LoadUnsafe(&w[j + 8]) + a * p1
+            let w2 = vd * Vector512.LoadUnsafe(&w[j + 16]) + a * p2
+            let w3 = vd * Vector512.LoadUnsafe(&w[j + 24]) + a * p3
+            let w4 = vd * Vector512.LoadUnsafe(&w[j + 32]) + a * p4
+            let w5 = vd * Vector512.LoadUnsafe(&w[j + 40]) + a * p5
+            let w6 = vd * Vector512.LoadUnsafe(&w[j + 48]) + a * p6
+            let w7 = vd * Vector512.LoadUnsafe(&w[j + 56]) + a * p7
+            w0.StoreUnsafe(&w[j])
+            w1.StoreUnsafe(&w[j + 8])
+            w2.StoreUnsafe(&w[j + 16])
+            w3.StoreUnsafe(&w[j + 24])
+            w4.StoreUnsafe(&w[j + 32])
+            w5.StoreUnsafe(&w[j + 40])
+            w6.StoreUnsafe(&w[j + 48])
+            w7.StoreUnsafe(&w[j + 56])
+
+            accs[r] <-
+                accs[r]
+                + (((w0 * x0 + w1 * x1) + (w2 * x2 + w3 * x3))
+                   + ((w4 * x4 + w5 * x5) + (w6 * x6 + w7 * x7)))
+
+    /// acc[r] += rows[r] * x lane-wise on one tile [j, j + 64), rows r0.. (the teachers, and the students when no
+    /// update is pending).
+    let private tileDot (rows: float[][]) (r0: int) (x: float[]) (accs: Vector512<float>[]) (j: int) =
+        let x0 = Vector512.LoadUnsafe(&x[j])
+        let x1 = Vector512.LoadUnsafe(&x[j + 8])
+        let x2 = Vector512.LoadUnsafe(&x[j + 16])
+        let x3 = Vector512.LoadUnsafe(&x[j + 24])
+        let x4 = Vector512.LoadUnsafe(&x[j + 32])
+        let x5 = Vector512.LoadUnsafe(&x[j + 40])
+        let x6 = Vector512.LoadUnsafe(&x[j + 48])
+        let x7 = Vector512.LoadUnsafe(&x[j + 56])
+
+        for r in r0 .. rows.Length - 1 do
+            let w = rows[r]
+
+            let s =
+                ((Vector512.LoadUnsafe(&w[j]) * x0 + Vector512.LoadUnsafe(&w[j + 8]) * x1)
+                 + (Vector512.LoadUnsafe(&w[j + 16]) * x2 + Vector512.LoadUnsafe(&w[j + 24]) * x3))
+                + ((Vector512.LoadUnsafe(&w[j + 32]) * x4 + Vector512.LoadUnsafe(&w[j + 40]) * x5)
+                   + (Vector512.LoadUnsafe(&w[j + 48]) * x6 + Vector512.LoadUnsafe(&w[j + 56]) * x7))
+
+            accs[r] <- accs[r] + s
+
     /// One blockwise pass over the coordinates, reading every row once: applies the pending plain-SGD update
     /// w_k <- decay w_k + pend[k] xPrev (when `pending`), draws the next input into x (d + 1 normals: x[0..d-1] and
     /// the label noise x[d]) and sets dots[r] = rows[r] . x (rows: the K students, then the M teachers). Fusing the
     /// update of one step with the projections of the next saves a read of the students per step; drawing x in
-    /// blocks keeps each block in L1 for its K + M products.
+    /// blocks keeps each block in L1 for its K + M products, and register tiles (`tileUpdate`, `tileDot`, with
+    /// AVX-512) read x and xPrev once per tile for all rows.
     let private drawAndProject
         (normals: NormalBlock)
         (rows: float[][])
@@ -132,25 +220,45 @@ module OnlineCommitteeSim =
         (xPrev: float[])
         (x: float[])
         (dots: float[])
+        (accs: Vector512<float>[])
         =
         let d = x.Length - 1
         Array.Clear dots
+        let tiles = Vector512.IsHardwareAccelerated
+
+        if tiles then
+            Array.Clear accs
+
         let mutable o = 0
 
         while o <= d do
             let nb = min Block (d + 1 - o)
             let nd = min nb (d - o)
-
-            if pending then
-                for i in 0 .. k - 1 do
-                    axpbyAt pend[i] xPrev decay rows[i] o nd
-
+            // The update reads xPrev only, so x's block can be drawn first.
             normals.Fill(Span(x, o, nb))
+            let nt = if tiles then nd / Tile * Tile else 0
+            let mutable j = o
 
-            for r in 0 .. rows.Length - 1 do
-                dots[r] <- dots[r] + dotAt rows[r] x o nd
+            while j < o + nt do
+                if pending then
+                    tileUpdate rows k pend decay xPrev x accs j
+
+                tileDot rows (if pending then k else 0) x accs j
+                j <- j + Tile
+
+            if nt < nd then
+                if pending then
+                    for i in 0 .. k - 1 do
+                        axpbyAt pend[i] xPrev decay rows[i] (o + nt) (nd - nt)
+
+                for r in 0 .. rows.Length - 1 do
+                    dots[r] <- dots[r] + dotAt rows[r] x (o + nt) (nd - nt)
 
             o <- o + nb
+
+        if tiles then
+            for r in 0 .. rows.Length - 1 do
+                dots[r] <- dots[r] + Vector512.Sum accs[r]
 
     /// The pending plain-SGD update alone (before the students are measured), blockwise so x stays in L1.
     let private applyPending (w: float[][]) (pend: float[]) (decay: float) (xPrev: float[]) =
@@ -190,6 +298,7 @@ module OnlineCommitteeSim =
         let pend = Array.zeroCreate p.K
         let mutable pending = false
         let dots = Array.zeroCreate (p.K + p.M)
+        let accs = Array.zeroCreate<Vector512<float>>(p.K + p.M)
         let sd = sqrt (float d)
         let sigma = sqrt p.NoiseVar
         let g = p.Activation
@@ -242,7 +351,7 @@ module OnlineCommitteeSim =
                 Array.Clear gradV
 
                 for _ in 1 .. p.Batch do
-                    drawAndProject normals rows p.K pending pend decay xPrev x dots
+                    drawAndProject normals rows p.K pending pend decay xPrev x dots accs
                     pending <- false
                     let mutable y = sigma * x[d]
 
@@ -385,7 +494,11 @@ module OnlineCommitteeSim =
     /// overlaps, `Errors` their standard errors; the status is Diverged at the earliest divergence when a run
     /// diverged. Cancellation throws OperationCanceledException.
     [<CompiledName("Simulate")>]
-    let simulate (sim: SimulationOptions) (settings: CommitteeSettings) (problem: CommitteeProblem) : CommitteeSolution =
+    let simulate
+        (sim: SimulationOptions)
+        (settings: CommitteeSettings)
+        (problem: CommitteeProblem)
+        : CommitteeSolution =
         Committee.validateProblem problem
         let p = problem.Model
         let times = Committee.outputTimes settings problem
