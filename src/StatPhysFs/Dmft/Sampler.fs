@@ -960,19 +960,18 @@ module internal BlockKernels =
         Vector.StoreUnsafe(a00, &ar, unativeint o)
         Vector.StoreUnsafe(a01, &ar, unativeint (o + vw))
 
-    /// Y_j[a][b] = sum_{c<m} acc[(a m + c) lanes + lane] h[(j mm + c m + b) stride + b0 + lane] (c in order, from
+    /// Y_j[a][b] = sum_{c<m} acc[(a m + c) lanes + lane] h[hb + (j mm + c m + b) lanes + lane] (c in order, from
     /// zero), stored at y[(j mm + a m + b) lanes + lane] and added to the per-lane sums rgv at the same place.
-    let finish (j: int) (m: int) (acc: float[]) (h: float[]) (stride: int) (b0: int) (y: float[]) (rgv: float[]) =
+    let finish (j: int) (m: int) (acc: float[]) (h: float[]) (hb: int) (y: float[]) (rgv: float[]) =
         let vw = Vector<float>.Count
         let lanes = 2 * vw
         let mm = m * m
 
         if
             j < 0
-            || b0 < 0
-            || b0 + lanes > stride
+            || hb < 0
             || acc.Length < mm * lanes
-            || h.Length < (j * mm + mm) * stride
+            || h.Length < hb + (j * mm + mm) * lanes
             || y.Length < (j * mm + mm) * lanes
             || rgv.Length < (j * mm + mm) * lanes
         then
@@ -982,27 +981,31 @@ module internal BlockKernels =
         let hr = &MemoryMarshal.GetArrayDataReference h
         let yr = &MemoryMarshal.GetArrayDataReference y
         let gr = &MemoryMarshal.GetArrayDataReference rgv
+        let hj = hb + j * mm * lanes
         let mutable a = 0
 
         while a < m do
             let mutable b = 0
-
+            // Columns in pairs (four independent accumulators, each A_ac loaded once per pair), then the last one.
             while b < m do
+                let two = b + 1 < m
                 let mutable v0 = Vector<float>.Zero
                 let mutable v1 = Vector<float>.Zero
+                let mutable w0 = Vector<float>.Zero
+                let mutable w1 = Vector<float>.Zero
                 let mutable c = 0
 
                 while c < m do
                     let ao = (a * m + c) * lanes
-                    let ho = (j * mm + c * m + b) * stride + b0
-                    v0 <- Vector.FusedMultiplyAdd(Vector.LoadUnsafe(&ar, unativeint ao), Vector.LoadUnsafe(&hr, unativeint ho), v0)
+                    let x0 = Vector.LoadUnsafe(&ar, unativeint ao)
+                    let x1 = Vector.LoadUnsafe(&ar, unativeint (ao + vw))
+                    let ho = hj + (c * m + b) * lanes
+                    v0 <- Vector.FusedMultiplyAdd(x0, Vector.LoadUnsafe(&hr, unativeint ho), v0)
+                    v1 <- Vector.FusedMultiplyAdd(x1, Vector.LoadUnsafe(&hr, unativeint (ho + vw)), v1)
 
-                    v1 <-
-                        Vector.FusedMultiplyAdd(
-                            Vector.LoadUnsafe(&ar, unativeint (ao + vw)),
-                            Vector.LoadUnsafe(&hr, unativeint (ho + vw)),
-                            v1
-                        )
+                    if two then
+                        w0 <- Vector.FusedMultiplyAdd(x0, Vector.LoadUnsafe(&hr, unativeint (ho + lanes)), w0)
+                        w1 <- Vector.FusedMultiplyAdd(x1, Vector.LoadUnsafe(&hr, unativeint (ho + lanes + vw)), w1)
 
                     c <- c + 1
 
@@ -1011,14 +1014,22 @@ module internal BlockKernels =
                 Vector.StoreUnsafe(v1, &yr, unativeint (o + vw))
                 Vector.StoreUnsafe(Vector.LoadUnsafe(&gr, unativeint o) + v0, &gr, unativeint o)
                 Vector.StoreUnsafe(Vector.LoadUnsafe(&gr, unativeint (o + vw)) + v1, &gr, unativeint (o + vw))
-                b <- b + 1
+
+                if two then
+                    let o = o + lanes
+                    Vector.StoreUnsafe(w0, &yr, unativeint o)
+                    Vector.StoreUnsafe(w1, &yr, unativeint (o + vw))
+                    Vector.StoreUnsafe(Vector.LoadUnsafe(&gr, unativeint o) + w0, &gr, unativeint o)
+                    Vector.StoreUnsafe(Vector.LoadUnsafe(&gr, unativeint (o + vw)) + w1, &gr, unativeint (o + vw))
+
+                b <- b + 2
 
             a <- a + 1
 
     /// m = 2: the whole back substitution of row k for one block, in one method so that the eight accumulators stay
     /// in registers: Y_k = J_k (jk[e stride + b0 + lane]); per j, A = sum_{i=j+1}^{k} Y_i R(i, j) in (i, c) order, then
     /// Y_j = A H_j as `finish` does it.
-    let responses2 (k: int) (n: int) (rt: float[]) (h: float[]) (jk: float[]) (stride: int) (b0: int) (y: float[]) (rgv: float[]) =
+    let responses2 (k: int) (n: int) (rt: float[]) (h: float[]) (hb: int) (jk: float[]) (stride: int) (b0: int) (y: float[]) (rgv: float[]) =
         let vw = Vector<float>.Count
         let lanes = 2 * vw
 
@@ -1028,7 +1039,8 @@ module internal BlockKernels =
             || rt.Length < (k * n + k + 1) * 4
             || b0 < 0
             || b0 + lanes > stride
-            || h.Length < (k * 4 + 4) * stride
+            || hb < 0
+            || h.Length < hb + (k * 4 + 4) * lanes
             || jk.Length < 4 * stride
             || y.Length < (k * 4 + 4) * lanes
             || rgv.Length < (k * 4 + 4) * lanes
@@ -1097,16 +1109,16 @@ module internal BlockKernels =
                 q11 <- Vector.FusedMultiplyAdd(r11, z11, q11)
                 i <- i + 1
                 ro <- ro + 4
-            // Y_j = A H_j with H_j,cb at h[(4 j + 2 c + b) stride + b0].
-            let ho = j * 4 * stride + b0
+            // Y_j = A H_j with H_j,cb at h[hb + (4 j + 2 c + b) lanes].
+            let ho = hb + j * 4 * lanes
             let h00 = Vector.LoadUnsafe(&hr, unativeint ho)
             let g00 = Vector.LoadUnsafe(&hr, unativeint (ho + vw))
-            let h01 = Vector.LoadUnsafe(&hr, unativeint (ho + stride))
-            let g01 = Vector.LoadUnsafe(&hr, unativeint (ho + stride + vw))
-            let h10 = Vector.LoadUnsafe(&hr, unativeint (ho + 2 * stride))
-            let g10 = Vector.LoadUnsafe(&hr, unativeint (ho + 2 * stride + vw))
-            let h11 = Vector.LoadUnsafe(&hr, unativeint (ho + 3 * stride))
-            let g11 = Vector.LoadUnsafe(&hr, unativeint (ho + 3 * stride + vw))
+            let h01 = Vector.LoadUnsafe(&hr, unativeint (ho + lanes))
+            let g01 = Vector.LoadUnsafe(&hr, unativeint (ho + lanes + vw))
+            let h10 = Vector.LoadUnsafe(&hr, unativeint (ho + 2 * lanes))
+            let g10 = Vector.LoadUnsafe(&hr, unativeint (ho + 2 * lanes + vw))
+            let h11 = Vector.LoadUnsafe(&hr, unativeint (ho + 3 * lanes))
+            let g11 = Vector.LoadUnsafe(&hr, unativeint (ho + 3 * lanes + vw))
             let zero = Vector<float>.Zero
             let y00 = Vector.FusedMultiplyAdd(p01, h10, Vector.FusedMultiplyAdd(p00, h00, zero))
             let z00 = Vector.FusedMultiplyAdd(q01, g10, Vector.FusedMultiplyAdd(q00, g00, zero))
@@ -1138,7 +1150,7 @@ module internal BlockKernels =
     /// responses2 in Vector512 (blocks of 16 samples): per lane the same operations in the same order; the per-lane
     /// R_g sums keep the eight slots of Vector<float>'s blocks (rgv[(l 4 + e) 8 + slot], the low half of a block added
     /// before the high half), so that the numbers are those of responses2 bit for bit.
-    let responses2w (k: int) (n: int) (rt: float[]) (h: float[]) (jk: float[]) (stride: int) (b0: int) (y: float[]) (rgv: float[]) =
+    let responses2w (k: int) (n: int) (rt: float[]) (h: float[]) (hb: int) (jk: float[]) (stride: int) (b0: int) (y: float[]) (rgv: float[]) =
         let vw = Vector512<float>.Count
         let lanes = 2 * vw
 
@@ -1148,7 +1160,8 @@ module internal BlockKernels =
             || rt.Length < (k * n + k + 1) * 4
             || b0 < 0
             || b0 + lanes > stride
-            || h.Length < (k * 4 + 4) * stride
+            || hb < 0
+            || h.Length < hb + (k * 4 + 4) * lanes
             || jk.Length < 4 * stride
             || y.Length < (k * 4 + 4) * lanes
             || rgv.Length < (k * 4 + 4) * vw
@@ -1217,16 +1230,16 @@ module internal BlockKernels =
                 q11 <- Vector512.FusedMultiplyAdd(r11, z11, q11)
                 i <- i + 1
                 ro <- ro + 4
-            // Y_j = A H_j with H_j,cb at h[(4 j + 2 c + b) stride + b0].
-            let ho = j * 4 * stride + b0
+            // Y_j = A H_j with H_j,cb at h[hb + (4 j + 2 c + b) lanes].
+            let ho = hb + j * 4 * lanes
             let h00 = Vector512.LoadUnsafe(&hr, unativeint ho)
             let g00 = Vector512.LoadUnsafe(&hr, unativeint (ho + vw))
-            let h01 = Vector512.LoadUnsafe(&hr, unativeint (ho + stride))
-            let g01 = Vector512.LoadUnsafe(&hr, unativeint (ho + stride + vw))
-            let h10 = Vector512.LoadUnsafe(&hr, unativeint (ho + 2 * stride))
-            let g10 = Vector512.LoadUnsafe(&hr, unativeint (ho + 2 * stride + vw))
-            let h11 = Vector512.LoadUnsafe(&hr, unativeint (ho + 3 * stride))
-            let g11 = Vector512.LoadUnsafe(&hr, unativeint (ho + 3 * stride + vw))
+            let h01 = Vector512.LoadUnsafe(&hr, unativeint (ho + lanes))
+            let g01 = Vector512.LoadUnsafe(&hr, unativeint (ho + lanes + vw))
+            let h10 = Vector512.LoadUnsafe(&hr, unativeint (ho + 2 * lanes))
+            let g10 = Vector512.LoadUnsafe(&hr, unativeint (ho + 2 * lanes + vw))
+            let h11 = Vector512.LoadUnsafe(&hr, unativeint (ho + 3 * lanes))
+            let g11 = Vector512.LoadUnsafe(&hr, unativeint (ho + 3 * lanes + vw))
             let zero = Vector512<float>.Zero
             let y00 = Vector512.FusedMultiplyAdd(p01, h10, Vector512.FusedMultiplyAdd(p00, h00, zero))
             let z00 = Vector512.FusedMultiplyAdd(q01, g10, Vector512.FusedMultiplyAdd(q00, g00, zero))
@@ -1279,7 +1292,8 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
     let y = Array.zeroCreate<float> stride
     let xi = Array.zeroCreate<float> stride
     let losses = Array.zeroCreate<float> stride
-    // g_j,a at [(j m + a) stride + s]; h_j = -g'_j / delta at [(j mm + c m + b) stride + s].
+    // g_j,a at [(j m + a) stride + s]; h_j = -g'_j / delta by blocks of the back substitution, at
+    // [((s / blockLanes) points + j) mm + c m + b) blockLanes + s % blockLanes]: one block's h_0 .. h_k are contiguous.
     let g = Array.zeroCreate<float>(points * m * stride)
     let h = Array.zeroCreate<float>(points * mm * stride)
     let r = Array.zeroCreate<float>(m * stride)
@@ -1377,8 +1391,11 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
             for a in 0 .. m - 1 do
                 (Vector<float>(ls, a * stride + v) * fac).CopyTo(g, (k * m + a) * stride + v)
 
+            let blk = v / blockLanes
+            let hv = ((blk * points + k) * mm) * blockLanes + v % blockLanes
+
             for e in 0 .. mm - 1 do
-                (-(Vector<float>(jk, e * stride + v) * fac) / delta).CopyTo(h, (k * mm + e) * stride + v)
+                (-(Vector<float>(jk, e * stride + v) * fac) / delta).CopyTo(h, hv + e * blockLanes)
 
             v <- v + vw
 
@@ -1399,9 +1416,9 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
     /// Row k of the responses for the block of samples b0 .. b0 + lanes - 1, into the per-lane sums rgv.
     member private _.Responses(k: int, b0: int, rt: float[]) =
         if special && wide then
-            BlockKernels.responses2w k points rt h jk stride b0 yb rgv
+            BlockKernels.responses2w k points rt h (b0 * points * mm) jk stride b0 yb rgv
         elif special then
-            BlockKernels.responses2 k points rt h jk stride b0 yb rgv
+            BlockKernels.responses2 k points rt h (b0 * points * mm) jk stride b0 yb rgv
         else
             // Y_k = J_k.
             for e in 0 .. mm - 1 do
@@ -1428,7 +1445,7 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
                             BlockKernels.pull1 j k points m a b rt yb acc
                             b <- b + 1
 
-                BlockKernels.finish j m acc h stride b0 yb rgv
+                BlockKernels.finish j m acc h (b0 * points * mm) yb rgv
 
     /// Advance every sample of the chunk to step k (rt = R^T in blocks up to row k).
     member this.Step(k: int, p: DmftProblem, model: RowModel, columns: Columns, path: GaussianPath, rt: float[]) =
