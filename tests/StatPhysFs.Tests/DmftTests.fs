@@ -802,6 +802,37 @@ let twoLayerSampler =
                 Expect.equal (a.TrainLoss.Mean |> Array.map (fun x -> 2.0 * x)) b.TrainLoss.Mean "train loss"
             }
 
+            test "Dmft.sweepMemory is within 5% of the bytes the forward sweep allocates (m = 1, 2, 3)" {
+                // Oracle: the runtime's own count of the bytes allocated on this thread. With MaxParallelism 1 the
+                // sweep runs on the calling thread, and its arrays (chunks, columns, Gaussian path) are all allocated
+                // there; what the estimate leaves out is the per-step garbage (a few rows of kernels) and object headers,
+                // ~1-2% here. 3000 samples: eleven full chunks and a padded one.
+                let problems =
+                    [
+                        "GLM logistic", { DmftProblem.glm GlmLoss.Logistic GlmTeacher.Sign with Steps = 30 }
+                        "m = 2 tanh", twoLayerOf Activation.tanh Activation.tanh 2 2 30
+                        "m = 3 erf", twoLayerOf Erf Erf 3 1 30
+                    ]
+
+                for name, p in problems do
+                    let s =
+                        { DmftSettings.defaults with
+                            MaxParallelism = 1
+                        }
+
+                    let model = RowModel.create p.Model
+                    DmftSweep.forwardSweep s p model 0 300 0 ignore |> ignore
+                    let before = GC.GetAllocatedBytesForCurrentThread()
+                    let _, _, reached, _ = DmftSweep.forwardSweep s p model 0 3000 0 ignore
+                    let allocated = float (GC.GetAllocatedBytesForCurrentThread() - before)
+                    Expect.equal reached (p.Steps + 1) (name + ": completed")
+                    let ratio = Dmft.sweepMemory 3000 p / allocated
+
+                    Expect.isTrue
+                        (ratio > 0.95 && ratio < 1.05)
+                        (sprintf "%s: estimate %.0f bytes, allocated %.0f (ratio %.3f)" name (Dmft.sweepMemory 3000 p) allocated ratio)
+            }
+
             test "a linear committee with |v| = 1 follows the exact least-squares closure (m = 2, 3, 4)" {
                 // For psi = id the prediction is (sum_a v_a theta_a) . x, and theta_eff = sum_a v_a theta_a moves by
                 // |v|^2 times the GLM gradient (noise included), plus the ridge: with |v| = 1 it is the GLM square loss

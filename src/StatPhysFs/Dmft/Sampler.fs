@@ -657,6 +657,18 @@ type internal ScalarChunk(size: int, points: int, ms: int, dim: int, rng: Rng, w
     // l per sample (zero in the padding lanes).
     let ls = Array.zeroCreate<float> stride
 
+    /// Doubles a chunk of `size` samples allocates (the arrays above; Dmft.sweepMemory adds them up).
+    static member Doubles(size: int, points: int, ms: int, dim: int, wide: bool) =
+        let vw = Vector<float>.Count
+        let lanes = if wide then 2 * Vector512<float>.Count else 2 * vw
+        let slots = if wide then 8 else lanes
+        let pad = max (4 * vw) lanes
+        let stride = (size + pad - 1) / pad * pad
+        // z, w*, y, xi, losses, g, h, r, memory, J, l per padded sample; x, the R_g slots and the sums per chunk.
+        float stride * float (dim + ms + 7 + 2 * points)
+        + float points * float (lanes + slots + 2)
+        + float (2 * ms + 3)
+
     member _.Sums = sums
 
     /// The step's normals in SampleChunk's order: per sample (at k = 0 the teacher inputs, then the label noise), the
@@ -1312,6 +1324,20 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
     let rBuf = Array.zeroCreate<float> m
     let lBuf = Array.zeroCreate<float> m
     let jBuf = Array.zeroCreate<float> mm
+
+    /// Doubles a chunk of `size` samples allocates (the arrays above; Dmft.sweepMemory adds them up).
+    static member Doubles(size: int, points: int, m: int, ms: int, dim: int, wide: bool) =
+        let vw = Vector<float>.Count
+        let lanes = 2 * vw
+        let mm = m * m
+        let blockLanes = if m = 2 && wide then 2 * Vector512<float>.Count else lanes
+        let pad = max (4 * vw) blockLanes
+        let stride = (size + pad - 1) / pad * pad
+        // Per padded sample: z, w*, y, xi, losses, memory, g, h, r, l, J. Per chunk: the Onsager coefficients, the
+        // block's Y, the R_g slots, the sums (R_g, Sigma_u), the pull sums and the buffers.
+        float stride * float (dim + ms + 4 + points * m + points * mm + 2 * m + mm)
+        + float (points * mm) * float (1 + blockLanes + lanes + 2)
+        + float (mm * lanes + m * ms + ms + 2 * m + mm)
 
     member _.Sums = sums
 
