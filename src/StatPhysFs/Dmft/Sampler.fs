@@ -1284,10 +1284,13 @@ module internal BlockKernels =
 /// samples runs in SIMD vectors and nothing is allocated per sample or step:
 /// - the fields w_k,a = L_{m*+km+a} . z and the Onsager memory sum_j R(k, j) g_j: linear combinations of rows;
 /// - l, its Jacobian and the loss per sample through the model's closure (scalar, with m-vector buffers);
-/// - row k of the responses for a block of 2 vw samples at a time (BlockKernels), (k^2 / 2) m^3 multiply-adds per
-///   sample and step, with R_g += J_k D(k, l) folded in.
+/// - row k of the responses for a block of 2 vw samples at a time (BlockKernels; for m = 2 one kernel per block, in
+///   Vector512 blocks of 16 where the hardware runs it, the same numbers bit for bit), (k^2 / 2) m^3 multiply-adds
+///   per sample and step, with R_g += J_k D(k, l) folded in. h is stored by blocks, so that one block's h_0 .. h_k
+///   are read in one contiguous run.
 /// Padding lanes stay zero (l = J = 0 there), so they add nothing to the sums. Sums over samples are taken per lane
-/// and then across lanes: the numbers differ from SampleChunk's by reassociation only.
+/// and then across lanes: the numbers differ from SampleChunk's by reassociation only (the `PerSample` variant is
+/// the test oracle).
 type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng: Rng, wide: bool) =
     let vw = Vector<float>.Count
     // Samples per block of the generic kernels, and the slots of the per-lane R_g sums (all kernels).

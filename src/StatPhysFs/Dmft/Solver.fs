@@ -10,7 +10,7 @@ module Dmft =
     /// rows of scratch, and the block scratch of the back substitution (ScalarChunk.Doubles, BlockChunk.Doubles);
     /// shared, the columns' kernels C, R, R_g, Sigma_u, R^T in blocks (5 (K+1)^2 m^2) and the Cholesky factor of the
     /// Gaussian path ((m* + (K+1) m)^2). Linear in N: the responses D are recomputed, not stored. The process's peak
-    /// resident memory grows ~10% faster per sample than this (the GC's heap regions; measured at 20 000 and 80 000
+    /// resident memory grows ~4% faster per sample than this (the GC's heap regions; measured at 20 000 and 80 000
     /// samples, README "DMFT Monte Carlo").
     [<CompiledName("SweepMemory")>]
     let sweepMemory (samples: int) (p: DmftProblem) =
