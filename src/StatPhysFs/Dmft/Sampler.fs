@@ -1038,6 +1038,203 @@ module internal BlockKernels =
 
             a <- a + 1
 
+    // The same kernels in Vector512 (blocks of 16 samples, per lane the same operations in the same order; the R_g
+    // slots stay those of Vector<float>'s blocks of eight, so the numbers are the same bit for bit).
+
+    /// acc[(a m + b0 + t) lanes + lane] = sum_{i=j+1}^{k} sum_{c<m} y[(i mm + a m + c) lanes + lane] rt[(j n + i) mm
+    /// + c m + b0 + t] for t < 4 (rt = R^T in blocks: rt[(j n + i) mm + c m + b] = R(i, j)_cb). Each lane sums in
+    /// (i, c) order.
+    let pull4w (j: int) (k: int) (n: int) (m: int) (a: int) (b0: int) (rt: float[]) (y: float[]) (acc: float[]) =
+        let vw = Vector512<float>.Count
+        let lanes = 2 * vw
+        check j k n m a b0 4 rt y acc lanes
+        let mm = m * m
+        let rr = &MemoryMarshal.GetArrayDataReference rt
+        let yr = &MemoryMarshal.GetArrayDataReference y
+        let mutable a00 = Vector512<float>.Zero
+        let mutable a01 = Vector512<float>.Zero
+        let mutable a10 = Vector512<float>.Zero
+        let mutable a11 = Vector512<float>.Zero
+        let mutable a20 = Vector512<float>.Zero
+        let mutable a21 = Vector512<float>.Zero
+        let mutable a30 = Vector512<float>.Zero
+        let mutable a31 = Vector512<float>.Zero
+        let mutable i = j + 1
+
+        while i <= k do
+            let mutable yo = (i * mm + a * m) * lanes
+            let mutable ro = (j * n + i) * mm + b0
+            let ye = yo + m * lanes
+
+            while yo < ye do
+                let ya = Vector512.LoadUnsafe(&yr, unativeint yo)
+                let yb = Vector512.LoadUnsafe(&yr, unativeint (yo + vw))
+                let c0 = Vector512.Create(Unsafe.Add(&rr, ro))
+                a00 <- Vector512.FusedMultiplyAdd(c0, ya, a00)
+                a01 <- Vector512.FusedMultiplyAdd(c0, yb, a01)
+                let c1 = Vector512.Create(Unsafe.Add(&rr, ro + 1))
+                a10 <- Vector512.FusedMultiplyAdd(c1, ya, a10)
+                a11 <- Vector512.FusedMultiplyAdd(c1, yb, a11)
+                let c2 = Vector512.Create(Unsafe.Add(&rr, ro + 2))
+                a20 <- Vector512.FusedMultiplyAdd(c2, ya, a20)
+                a21 <- Vector512.FusedMultiplyAdd(c2, yb, a21)
+                let c3 = Vector512.Create(Unsafe.Add(&rr, ro + 3))
+                a30 <- Vector512.FusedMultiplyAdd(c3, ya, a30)
+                a31 <- Vector512.FusedMultiplyAdd(c3, yb, a31)
+                yo <- yo + lanes
+                ro <- ro + m
+
+            i <- i + 1
+
+        let ar = &MemoryMarshal.GetArrayDataReference acc
+        let o = (a * m + b0) * lanes
+        Vector512.StoreUnsafe(a00, &ar, unativeint o)
+        Vector512.StoreUnsafe(a01, &ar, unativeint (o + vw))
+        Vector512.StoreUnsafe(a10, &ar, unativeint (o + lanes))
+        Vector512.StoreUnsafe(a11, &ar, unativeint (o + lanes + vw))
+        Vector512.StoreUnsafe(a20, &ar, unativeint (o + 2 * lanes))
+        Vector512.StoreUnsafe(a21, &ar, unativeint (o + 2 * lanes + vw))
+        Vector512.StoreUnsafe(a30, &ar, unativeint (o + 3 * lanes))
+        Vector512.StoreUnsafe(a31, &ar, unativeint (o + 3 * lanes + vw))
+
+    /// pull4 for two columns.
+    let pull2w (j: int) (k: int) (n: int) (m: int) (a: int) (b0: int) (rt: float[]) (y: float[]) (acc: float[]) =
+        let vw = Vector512<float>.Count
+        let lanes = 2 * vw
+        check j k n m a b0 2 rt y acc lanes
+        let mm = m * m
+        let rr = &MemoryMarshal.GetArrayDataReference rt
+        let yr = &MemoryMarshal.GetArrayDataReference y
+        let mutable a00 = Vector512<float>.Zero
+        let mutable a01 = Vector512<float>.Zero
+        let mutable a10 = Vector512<float>.Zero
+        let mutable a11 = Vector512<float>.Zero
+        let mutable i = j + 1
+
+        while i <= k do
+            let mutable yo = (i * mm + a * m) * lanes
+            let mutable ro = (j * n + i) * mm + b0
+            let ye = yo + m * lanes
+
+            while yo < ye do
+                let ya = Vector512.LoadUnsafe(&yr, unativeint yo)
+                let yb = Vector512.LoadUnsafe(&yr, unativeint (yo + vw))
+                let c0 = Vector512.Create(Unsafe.Add(&rr, ro))
+                a00 <- Vector512.FusedMultiplyAdd(c0, ya, a00)
+                a01 <- Vector512.FusedMultiplyAdd(c0, yb, a01)
+                let c1 = Vector512.Create(Unsafe.Add(&rr, ro + 1))
+                a10 <- Vector512.FusedMultiplyAdd(c1, ya, a10)
+                a11 <- Vector512.FusedMultiplyAdd(c1, yb, a11)
+                yo <- yo + lanes
+                ro <- ro + m
+
+            i <- i + 1
+
+        let ar = &MemoryMarshal.GetArrayDataReference acc
+        let o = (a * m + b0) * lanes
+        Vector512.StoreUnsafe(a00, &ar, unativeint o)
+        Vector512.StoreUnsafe(a01, &ar, unativeint (o + vw))
+        Vector512.StoreUnsafe(a10, &ar, unativeint (o + lanes))
+        Vector512.StoreUnsafe(a11, &ar, unativeint (o + lanes + vw))
+
+    /// pull4 for one column.
+    let pull1w (j: int) (k: int) (n: int) (m: int) (a: int) (b0: int) (rt: float[]) (y: float[]) (acc: float[]) =
+        let vw = Vector512<float>.Count
+        let lanes = 2 * vw
+        check j k n m a b0 1 rt y acc lanes
+        let mm = m * m
+        let rr = &MemoryMarshal.GetArrayDataReference rt
+        let yr = &MemoryMarshal.GetArrayDataReference y
+        let mutable a00 = Vector512<float>.Zero
+        let mutable a01 = Vector512<float>.Zero
+        let mutable i = j + 1
+
+        while i <= k do
+            let mutable yo = (i * mm + a * m) * lanes
+            let mutable ro = (j * n + i) * mm + b0
+            let ye = yo + m * lanes
+
+            while yo < ye do
+                let c0 = Vector512.Create(Unsafe.Add(&rr, ro))
+                a00 <- Vector512.FusedMultiplyAdd(c0, Vector512.LoadUnsafe(&yr, unativeint yo), a00)
+                a01 <- Vector512.FusedMultiplyAdd(c0, Vector512.LoadUnsafe(&yr, unativeint (yo + vw)), a01)
+                yo <- yo + lanes
+                ro <- ro + m
+
+            i <- i + 1
+
+        let ar = &MemoryMarshal.GetArrayDataReference acc
+        let o = (a * m + b0) * lanes
+        Vector512.StoreUnsafe(a00, &ar, unativeint o)
+        Vector512.StoreUnsafe(a01, &ar, unativeint (o + vw))
+
+    /// Y_j[a][b] = sum_{c<m} acc[(a m + c) lanes + lane] h[hb + (j mm + c m + b) lanes + lane] (c in order, from
+    /// zero), stored at y[(j mm + a m + b) lanes + lane] and added to the per-lane sums rgv at the same place.
+    let finishw (j: int) (m: int) (acc: float[]) (h: float[]) (hb: int) (y: float[]) (rgv: float[]) =
+        let vw = Vector512<float>.Count
+        let lanes = 2 * vw
+        let mm = m * m
+
+        if
+            j < 0
+            || hb < 0
+            || acc.Length < mm * lanes
+            || h.Length < hb + (j * mm + mm) * lanes
+            || y.Length < (j * mm + mm) * lanes
+            || rgv.Length < (j * mm + mm) * vw
+        then
+            outside ()
+
+        let ar = &MemoryMarshal.GetArrayDataReference acc
+        let hr = &MemoryMarshal.GetArrayDataReference h
+        let yr = &MemoryMarshal.GetArrayDataReference y
+        let gr = &MemoryMarshal.GetArrayDataReference rgv
+        let hj = hb + j * mm * lanes
+        let mutable a = 0
+
+        while a < m do
+            let mutable b = 0
+            // Columns in pairs (four independent accumulators, each A_ac loaded once per pair), then the last one.
+            while b < m do
+                let two = b + 1 < m
+                let mutable v0 = Vector512<float>.Zero
+                let mutable v1 = Vector512<float>.Zero
+                let mutable w0 = Vector512<float>.Zero
+                let mutable w1 = Vector512<float>.Zero
+                let mutable c = 0
+
+                while c < m do
+                    let ao = (a * m + c) * lanes
+                    let x0 = Vector512.LoadUnsafe(&ar, unativeint ao)
+                    let x1 = Vector512.LoadUnsafe(&ar, unativeint (ao + vw))
+                    let ho = hj + (c * m + b) * lanes
+                    v0 <- Vector512.FusedMultiplyAdd(x0, Vector512.LoadUnsafe(&hr, unativeint ho), v0)
+                    v1 <- Vector512.FusedMultiplyAdd(x1, Vector512.LoadUnsafe(&hr, unativeint (ho + vw)), v1)
+
+                    if two then
+                        w0 <- Vector512.FusedMultiplyAdd(x0, Vector512.LoadUnsafe(&hr, unativeint (ho + lanes)), w0)
+                        w1 <- Vector512.FusedMultiplyAdd(x1, Vector512.LoadUnsafe(&hr, unativeint (ho + lanes + vw)), w1)
+
+                    c <- c + 1
+
+                let o = (j * mm + a * m + b) * lanes
+                // R_g slots as Vector<float>'s blocks of eight: the low half of the block first.
+                let so = (j * mm + a * m + b) * vw
+                Vector512.StoreUnsafe(v0, &yr, unativeint o)
+                Vector512.StoreUnsafe(v1, &yr, unativeint (o + vw))
+                Vector512.StoreUnsafe(Vector512.LoadUnsafe(&gr, unativeint so) + v0 + v1, &gr, unativeint so)
+
+                if two then
+                    let o = o + lanes
+                    let so = so + vw
+                    Vector512.StoreUnsafe(w0, &yr, unativeint o)
+                    Vector512.StoreUnsafe(w1, &yr, unativeint (o + vw))
+                    Vector512.StoreUnsafe(Vector512.LoadUnsafe(&gr, unativeint so) + w0 + w1, &gr, unativeint so)
+
+                b <- b + 2
+
+            a <- a + 1
+
     /// m = 2: the whole back substitution of row k for one block, in one method so that the eight accumulators stay
     /// in registers: Y_k = J_k (jk[e stride + b0 + lane]); per j, A = sum_{i=j+1}^{k} Y_i R(i, j) in (i, c) order, then
     /// Y_j = A H_j as `finish` does it.
@@ -1296,9 +1493,9 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
     // Samples per block of the generic kernels, and the slots of the per-lane R_g sums (all kernels).
     let lanes = 2 * vw
     let mm = m * m
-    // m = 2 has its own kernel (responses2), in Vector512 where the hardware runs it (blocks of 16 samples).
+    // m = 2 has its own kernel (responses2); all kernels run in Vector512 where the hardware runs it (blocks of 16).
     let special = (m = 2)
-    let blockLanes = if special && wide then 2 * Vector512<float>.Count else lanes
+    let blockLanes = if wide then 2 * Vector512<float>.Count else lanes
     let pad = max (4 * vw) blockLanes
     let stride = (size + pad - 1) / pad * pad
     let z = Array.zeroCreate<float>(dim * stride)
@@ -1320,7 +1517,7 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
     let rk = Array.zeroCreate<float>(m * points * m)
     // Row k of the responses for one block ([(l mm + e) lanes + lane]), the pull sums of one j, the per-lane R_g sums.
     let yb = Array.zeroCreate<float>(points * mm * blockLanes)
-    let acc = Array.zeroCreate<float>(mm * lanes)
+    let acc = Array.zeroCreate<float>(mm * blockLanes)
     let rgv = Array.zeroCreate<float>(points * mm * lanes)
     let sums = RowSums(points, m, ms)
     let wsBuf = Array.zeroCreate<float> ms
@@ -1333,14 +1530,14 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
         let vw = Vector<float>.Count
         let lanes = 2 * vw
         let mm = m * m
-        let blockLanes = if m = 2 && wide then 2 * Vector512<float>.Count else lanes
+        let blockLanes = if wide then 2 * Vector512<float>.Count else lanes
         let pad = max (4 * vw) blockLanes
         let stride = (size + pad - 1) / pad * pad
         // Per padded sample: z, w*, y, xi, losses, memory, g, h, r, l, J. Per chunk: the Onsager coefficients, the
         // block's Y, the R_g slots, the sums (R_g, Sigma_u), the pull sums and the buffers.
         float stride * float (dim + ms + 4 + points * m + points * mm + 2 * m + mm)
         + float (points * mm) * float (1 + blockLanes + lanes + 2)
-        + float (mm * lanes + m * ms + ms + 2 * m + mm)
+        + float (mm * blockLanes + m * ms + ms + 2 * m + mm)
 
     member _.Sums = sums
 
@@ -1448,6 +1645,33 @@ type internal BlockChunk(size: int, points: int, m: int, ms: int, dim: int, rng:
             BlockKernels.responses2w k points rt h (b0 * points * mm) jk stride b0 yb rgv
         elif special then
             BlockKernels.responses2 k points rt h (b0 * points * mm) jk stride b0 yb rgv
+        elif wide then
+            // Y_k = J_k; the R_g slots take the block's low half, then its high half.
+            for e in 0 .. mm - 1 do
+                let o = (k * mm + e) * blockLanes
+                let so = (k * mm + e) * lanes
+                let v0 = Vector512.Create<float>(ReadOnlySpan<float>(jk, e * stride + b0, lanes))
+                let v1 = Vector512.Create<float>(ReadOnlySpan<float>(jk, e * stride + b0 + lanes, lanes))
+                v0.CopyTo(Span<float>(yb, o, lanes))
+                v1.CopyTo(Span<float>(yb, o + lanes, lanes))
+                (Vector512.Create<float>(ReadOnlySpan<float>(rgv, so, lanes)) + v0 + v1).CopyTo(Span<float>(rgv, so, lanes))
+
+            for j = k - 1 downto 0 do
+                for a in 0 .. m - 1 do
+                    let mutable b = 0
+
+                    while b < m do
+                        if m - b >= 4 then
+                            BlockKernels.pull4w j k points m a b rt yb acc
+                            b <- b + 4
+                        elif m - b >= 2 then
+                            BlockKernels.pull2w j k points m a b rt yb acc
+                            b <- b + 2
+                        else
+                            BlockKernels.pull1w j k points m a b rt yb acc
+                            b <- b + 1
+
+                BlockKernels.finishw j m acc h (b0 * points * mm) yb rgv
         else
             // Y_k = J_k.
             for e in 0 .. mm - 1 do
