@@ -730,3 +730,269 @@ let closureCancellation =
                     Expect.isLessThan bytes bound $"bytes allocated after the cancellation: %d{bytes}"
                 }
         ]
+
+/// Two-layer problems for the sampler tests: a student of width m with mixed-sign readouts, a teacher of width ms.
+let private twoLayerOf (student: Activation) (teacher: Activation) (m: int) (ms: int) (steps: int) =
+    let net =
+        {
+            Student = student
+            V = Array.init m (fun a -> [| 1.0; 0.5; -0.7; 0.8; 0.3 |][a % 5])
+            Teacher = teacher
+            VTeacher = Array.init ms (fun b -> 1.0 - 0.3 * float b)
+        }
+
+    { DmftProblem.twoLayer net 0.25 with
+        Tau = 1.0
+        Steps = steps
+    }
+
+[<Tests>]
+let twoLayerSampler =
+    testList
+        "DMFT: vectorised two-layer sampler"
+        [
+            // Oracle: SampleChunk's per-sample back substitution (the sampler before vectorisation, `PerSample`) on the
+            // same random streams. BlockChunk computes the same estimator in another order: sums over samples per lane
+            // and then across lanes, the fields and the Onsager memory as linear combinations of rows, J_k multiplied
+            // in at the start of the recursion, fused multiply-adds. With activations whose psi'' is a closed form
+            // (erf, ReLU, linear) each entry moves by a few ulps (measured: worst 3e-13 relative to max(|x|, 1e-3), in
+            // Sigma_u, with no growth over the steps): 1e-12 is the bar, and a wrong index, a lost term or a
+            // mis-summed lane moves the kernels by the Monte Carlo scale (~1e-2). Custom activations (tanh, sigmoid)
+            // get psi'' by a central difference with h = 1e-5, which turns an ulp of r into ~1e-11 of psi'': there the
+            // two orders agree to ~1e-11 (measured worst 6e-12 relative), and the bar is 1e-9.
+            test "equals the per-sample back substitution to roundoff (m = 2, 3, 4, 5; m* = 1, 2, 3; padded lanes)" {
+                let problems =
+                    [
+                        "m = 2 erf, m* = 2 erf", twoLayerOf Erf Erf 2 2 20, 1e-12
+                        "m = 3 erf, m* = 3 relu", twoLayerOf Erf Relu 3 3 17, 1e-12
+                        "m = 4 relu, m* = 1 linear", twoLayerOf Relu Linear 4 1 14, 1e-12
+                        "m = 5 erf, m* = 2 erf", twoLayerOf Erf Erf 5 2 9, 1e-12
+                        "m = 2 tanh, m* = 2 tanh", twoLayerOf Activation.tanh Activation.tanh 2 2 20, 1e-9
+                        "m = 4 sigmoid, m* = 1 linear", twoLayerOf Activation.sigmoid Linear 4 1 14, 1e-9
+                    ]
+
+                for name, p, tol in problems do
+                    let s =
+                        { DmftSettings.defaults with
+                            MaxParallelism = 2
+                        }
+
+                    let model = RowModel.create p.Model
+                    // 1000 samples: chunks of 256 and a last one of 232, whose block of 16 ends in padding lanes.
+                    let run variant =
+                        DmftSweep.forwardSweepWith variant s p model 0 1000 0 ignore
+
+                    let c1, t1, n1, st1 = run PerSample
+                    let c2, t2, n2, st2 = run DefaultSampler
+                    Expect.equal (n1, st1) (n2, st2) (name + ": same reach and status")
+                    Expect.equal n1 (p.Steps + 1) (name + ": completed")
+
+                    let chk what (a: float[]) (b: float[]) =
+                        let mutable worst = 0.0
+
+                        for i in 0 .. a.Length - 1 do
+                            worst <- max worst (abs (a[i] - b[i]) / (1e-3 + abs a[i]))
+
+                        Expect.isLessThan worst tol (sprintf "%s %s: worst relative difference %g" name what worst)
+
+                    chk "train loss" t1 t2
+                    chk "C" c1.C c2.C
+                    chk "R" c1.R c2.R
+                    chk "M" c1.M c2.M
+                    chk "R_g" c1.Rg c2.Rg
+                    chk "Sigma_u" c1.Su c2.Su
+                    // The check can fail: R_g is built from the responses, with off-diagonal blocks that are not zero.
+                    let m = c2.Width
+                    let offDiagonal = Array.init c2.Rg.Length (fun i -> if (i % (m * m)) % (m + 1) = 0 then 0.0 else abs c2.Rg[i]) |> Array.sum
+                    Expect.isGreaterThan offDiagonal 1e-4 (name + ": R_g has off-diagonal entries")
+                    // Vector512 against Vector<float> (the m = 2 kernel; the same code elsewhere): per sample the same
+                    // operations in the same order, R_g summed over the same eight slots in sample order: bit for bit.
+                    let c3, t3, _, _ = run NarrowVectors
+                    Expect.equal t3 t2 (name + ": train loss, Vector512 = Vector<float>")
+                    Expect.equal c3.C c2.C (name + ": C, Vector512 = Vector<float>")
+                    Expect.equal c3.R c2.R (name + ": R, Vector512 = Vector<float>")
+                    Expect.equal c3.Rg c2.Rg (name + ": R_g, Vector512 = Vector<float>")
+                    Expect.equal c3.Su c2.Su (name + ": Sigma_u, Vector512 = Vector<float>")
+            }
+
+            test "the same seed gives the same numbers at 1, 2 and 4 threads (m = 2 and m = 3)" {
+                for p in [ twoLayerOf Activation.tanh Activation.tanh 2 2 12; twoLayerOf Erf Erf 3 1 8 ] do
+                    let run par =
+                        Dmft.solve
+                            { DmftSettings.defaults with
+                                Samples = 3000
+                                Replicas = 2
+                                MaxParallelism = par
+                                Strategy = ForwardSweep
+                            }
+                            p
+
+                    let a = run 1
+
+                    for par in [ 2; 4 ] do
+                        let b = run par
+                        let at = sprintf "(m = %d, %d threads against 1)" (Array2D.length1 a.Q) par
+
+                        for i in 0 .. Array2D.length1 a.Q - 1 do
+                            for j in 0 .. Array2D.length2 a.Q - 1 do
+                                Expect.equal a.Q[i, j].Mean b.Q[i, j].Mean ("Q identical " + at)
+
+                        for i in 0 .. Array2D.length1 a.M - 1 do
+                            for j in 0 .. Array2D.length2 a.M - 1 do
+                                Expect.equal a.M[i, j].Mean b.M[i, j].Mean ("M identical " + at)
+
+                        Expect.equal a.TrainLoss.Mean b.TrainLoss.Mean ("train loss identical " + at)
+                        Expect.equal a.Correlation.Data b.Correlation.Data ("C identical " + at)
+                        Expect.equal a.Response.Data b.Response.Data ("R identical " + at)
+                        Expect.equal a.NoiseCovariance.Data b.NoiseCovariance.Data ("Sigma_u identical " + at)
+            }
+
+            test "a one-unit linear committee is the GLM square loss bit for bit (train loss halved)" {
+                // l = v psi'(r) (v psi(r) - y) = r - y and J = 1 exactly for psi = id, v = v* = 1; the committee's label
+                // eps + w* is the GLM's w* + eps. Both run the m = 1 sampler, the GLM through its vectorised square
+                // loss and the committee through the model's closure: every column quantity must be identical, and the
+                // committee's loss (r - y)^2 / 2 is exactly half the GLM's.
+                let net =
+                    {
+                        Student = Linear
+                        V = [| 1.0 |]
+                        Teacher = Linear
+                        VTeacher = [| 1.0 |]
+                    }
+
+                let committee =
+                    { DmftProblem.twoLayer net 0.3 with
+                        Alpha = 1.5
+                        Tau = 0.8
+                        Ridge = 0.05
+                        NoiseVar = 0.2
+                        Dt = 0.1
+                        Steps = 25
+                    }
+
+                let glm =
+                    { committee with
+                        Model = Glm(GlmLoss.Square, GlmTeacher.Linear)
+                    }
+
+                let s =
+                    { DmftSettings.defaults with
+                        Samples = 2000
+                        Replicas = 2
+                        Strategy = ForwardSweep
+                    }
+
+                let a = Dmft.solve s committee
+                let b = Dmft.solve s glm
+                Expect.equal a.Q[0, 0].Mean b.Q[0, 0].Mean "q"
+                Expect.equal a.M[0, 0].Mean b.M[0, 0].Mean "m"
+                Expect.equal a.Correlation.Data b.Correlation.Data "C"
+                Expect.equal a.Response.Data b.Response.Data "R"
+                Expect.equal a.NoiseCovariance.Data b.NoiseCovariance.Data "Sigma_u"
+                Expect.equal (a.TrainLoss.Mean |> Array.map (fun x -> 2.0 * x)) b.TrainLoss.Mean "train loss"
+            }
+
+            test "Dmft.sweepMemory is within 5% of the bytes the forward sweep allocates (m = 1, 2, 3)" {
+                // Oracle: the runtime's own count of the bytes allocated on this thread. With MaxParallelism 1 the
+                // sweep runs on the calling thread, and its arrays (chunks, columns, Gaussian path) are all allocated
+                // there; what the estimate leaves out is the per-step garbage (a few rows of kernels) and object headers,
+                // ~1-2% here. 3000 samples: eleven full chunks and a padded one.
+                let problems =
+                    [
+                        "GLM logistic", { DmftProblem.glm GlmLoss.Logistic GlmTeacher.Sign with Steps = 30 }
+                        "m = 2 tanh", twoLayerOf Activation.tanh Activation.tanh 2 2 30
+                        "m = 3 erf", twoLayerOf Erf Erf 3 1 30
+                    ]
+
+                for name, p in problems do
+                    let s =
+                        { DmftSettings.defaults with
+                            MaxParallelism = 1
+                        }
+
+                    let model = RowModel.create p.Model
+                    DmftSweep.forwardSweep s p model 0 300 0 ignore |> ignore
+                    let before = GC.GetAllocatedBytesForCurrentThread()
+                    let _, _, reached, _ = DmftSweep.forwardSweep s p model 0 3000 0 ignore
+                    let allocated = float (GC.GetAllocatedBytesForCurrentThread() - before)
+                    Expect.equal reached (p.Steps + 1) (name + ": completed")
+                    let ratio = Dmft.sweepMemory 3000 p / allocated
+
+                    Expect.isTrue
+                        (ratio > 0.95 && ratio < 1.05)
+                        (sprintf "%s: estimate %.0f bytes, allocated %.0f (ratio %.3f)" name (Dmft.sweepMemory 3000 p) allocated ratio)
+            }
+
+            test "a linear committee with |v| = 1 follows the exact least-squares closure (m = 2, 3, 4)" {
+                // For psi = id the prediction is (sum_a v_a theta_a) . x, and theta_eff = sum_a v_a theta_a moves by
+                // |v|^2 times the GLM gradient (noise included), plus the ridge: with |v| = 1 it is the GLM square loss
+                // with q0 |v|^2 = q0. So v^T C v, v^T M and twice the train loss are the GLM's, given without Monte Carlo
+                // by the exact moment closure (spec 4.1, an independent code path). Every block of R, R_g, Sigma_u is
+                // full (v has no zero entry). Tolerance: 4.5 standard errors (bounded by sum |v_a v_b| SE(Q_ab)) plus
+                // 1% for the Monte Carlo sampler's finite-N bias (spec 3.4: 0.1-0.5% at N = 40000).
+                for m in [ 2; 3; 4 ] do
+                    let v = Array.init m (fun a -> (if a % 2 = 0 then 1.0 else -1.0) * float (a + 1))
+                    let norm = sqrt (Array.sumBy (fun x -> x * x) v)
+                    let v = v |> Array.map (fun x -> x / norm)
+
+                    let net =
+                        {
+                            Student = Linear
+                            V = v
+                            Teacher = Linear
+                            VTeacher = [| 1.0 |]
+                        }
+
+                    let p =
+                        { DmftProblem.twoLayer net 0.3 with
+                            Alpha = 2.0
+                            Tau = 1.0
+                            Ridge = 0.02
+                            NoiseVar = 0.1
+                            Dt = 0.1
+                            Steps = 30
+                        }
+
+                    let th =
+                        Dmft.solve
+                            { DmftSettings.defaults with
+                                Samples = 5000
+                                Replicas = 4
+                                Strategy = ForwardSweep
+                            }
+                            p
+
+                    let ex =
+                        Dmft.solve
+                            exact
+                            { p with
+                                Model = Glm(GlmLoss.Square, GlmTeacher.Linear)
+                                Q0 = Array2D.create 1 1 0.3
+                            }
+
+                    for k in [ 10; 20; 30 ] do
+                        let mutable q = 0.0
+                        let mutable se = 0.0
+
+                        for a in 0 .. m - 1 do
+                            for b in 0 .. m - 1 do
+                                q <- q + v[a] * v[b] * th.Q[a, b].Mean[k]
+                                se <- se + abs (v[a] * v[b]) * th.Q[a, b].StdErr[k]
+
+                        let mo = Array.init m (fun a -> v[a] * th.M[a, 0].Mean[k]) |> Array.sum
+                        let mse = Array.init m (fun a -> abs v[a] * th.M[a, 0].StdErr[k]) |> Array.sum
+                        let at = sprintf "m = %d, t = %g" m th.T[k]
+
+                        Expect.isTrue
+                            (within 4.5 0.01 q se ex.Q[0, 0].Mean[k] 0.0)
+                            (sprintf "%s: v^T C v %g +- %g, exact q %g" at q se ex.Q[0, 0].Mean[k])
+
+                        Expect.isTrue
+                            (within 4.5 0.01 mo mse ex.M[0, 0].Mean[k] 0.0)
+                            (sprintf "%s: v^T M %g +- %g, exact m %g" at mo mse ex.M[0, 0].Mean[k])
+
+                        Expect.isTrue
+                            (within 4.5 0.01 (2.0 * th.TrainLoss.Mean[k]) (2.0 * th.TrainLoss.StdErr[k]) ex.TrainLoss.Mean[k] 0.0)
+                            (sprintf "%s: 2 x train loss %g +- %g, exact %g" at (2.0 * th.TrainLoss.Mean[k]) (2.0 * th.TrainLoss.StdErr[k]) ex.TrainLoss.Mean[k])
+            }
+        ]

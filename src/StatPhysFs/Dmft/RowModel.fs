@@ -99,20 +99,22 @@ module RowModel =
 
             let eval (r: float[]) (y: float) (l: float[]) (jac: float[]) =
                 let err = output r - y
-
+                // l_a = err v_a psi'(r_a), so J_ab = v_a psi'_a v_b psi'_b + [a = b] err v_a psi''(r_a). Each
+                // d_a = v_a psi'(r_a) is evaluated once and parked on the diagonal of jac (m + 2m activation calls
+                // per sample instead of m^2 + 3m: the DMFT sampler calls this N K times).
                 for a in 0 .. m - 1 do
                     let da = net.V[a] * Activation.derivative net.Student r[a]
                     l[a] <- err * da
+                    jac[a * m + a] <- da
 
-                // l_a = err v_a psi'(r_a), so J_ab = v_a psi'_a v_b psi'_b + [a = b] err v_a psi''(r_a).
                 for a in 0 .. m - 1 do
-                    let da = net.V[a] * Activation.derivative net.Student r[a]
-
                     for b in 0 .. m - 1 do
-                        let db = net.V[b] * Activation.derivative net.Student r[b]
-                        jac[a * m + b] <- da * db
+                        if b <> a then
+                            jac[a * m + b] <- jac[a * m + a] * jac[b * m + b]
 
-                    jac[a * m + a] <- jac[a * m + a] + err * net.V[a] * Activation.secondDerivative net.Student r[a]
+                for a in 0 .. m - 1 do
+                    let da = jac[a * m + a]
+                    jac[a * m + a] <- da * da + err * net.V[a] * Activation.secondDerivative net.Student r[a]
 
                 0.5 * err * err
 
