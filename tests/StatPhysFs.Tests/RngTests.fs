@@ -125,6 +125,24 @@ let tests =
 
             // KS against Phi at 1e6 draws, and per lane (every eighth draw, 125000 each: the 0.1% critical value
             // 1.95/sqrt(n)), so a lane-specific defect (a bad jump, a wrong lane in the slow path) cannot hide.
+            // The tables' constants against the closed forms: the layer area v = r f(r) + sqrt(pi/2) erfc(r/sqrt 2) (the
+            // base layer's rectangle plus the tail), and the top layer closing on it, x[n-1] (1 - f(x[n-1])) = v. The
+            // recursion amplifies an error in r about 500-fold: the 128-layer table's published 13-digit r closes to
+            // 1.2e-9 (a layer-selection bias of 1e-11, far below any test), the 256-layer r (16 digits) within 1e-11; a
+            // wrong 10th digit fails both.
+            testCase "ziggurat tables: layer area and the top layer's closing condition (128 and 256 layers)"
+            <| fun () ->
+                for n, r, v, tol in [ 128, Ziggurat.r, Ziggurat.v, 1e-8; 256, Ziggurat256.r, Ziggurat256.v, 1e-11 ] do
+                    let f x = exp (-0.5 * x * x)
+
+                    let area =
+                        r * f r
+                        + sqrt (Math.PI / 2.0) * MathNet.Numerics.SpecialFunctions.Erfc(r / sqrt 2.0)
+
+                    Prop.expectClose 1e-9 v area $"{n} layers: v"
+                    let x = Ziggurat.edges n r v
+                    Prop.expectClose tol (x[n - 1] * (1.0 - f x[n - 1]) / v) 1.0 $"{n} layers: the top layer's area"
+
             // The slow path decides only inside the wedges between layer edges: bin |x| by the 256 edges (each bin
             // holds a layer's wedge) plus the tail, and compare the counts with Phi. 2e6 draws, 256 degrees of
             // freedom: chi^2 has mean 256 and sd 22.6; 400 is 6 sd. A wedge test that always accepted would add

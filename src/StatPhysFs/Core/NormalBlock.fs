@@ -17,17 +17,7 @@ module internal Ziggurat256 =
     let v = 0.004928673233974648
 
     /// x[i]: layer edges (x[0] = v/f(r), the base layer's pseudo-width; x[256] = 0).
-    let x =
-        let x = Array.zeroCreate 257
-        let mutable f = exp (-0.5 * r * r)
-        x[0] <- v / f
-        x[1] <- r
-
-        for i in 2..255 do
-            x[i] <- sqrt (-2.0 * log (v / x[i - 1] + f))
-            f <- exp (-0.5 * x[i] * x[i])
-
-        x
+    let x = Ziggurat.edges 256 r v
 
 /// Standard normals for long vectors, eight at a time (the online simulators' inputs x ~ N(0, I_d)): eight
 /// xoshiro256** streams advanced together (one Vector512 register, or two Vector256), and a 256-layer ziggurat whose

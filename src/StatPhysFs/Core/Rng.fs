@@ -8,18 +8,23 @@ module internal Ziggurat =
     let r = 3.442619855899
     let v = 9.91256303526217e-3
 
-    /// x[i]: layer edges, x[128] = 0; ratio[i] = x[i+1]/x[i].
-    let x, ratio =
-        let x = Array.zeroCreate 129
+    /// The layer edges of an n-layer ziggurat with base edge r and layer area v: x[0] = v/f(r) (the base layer's
+    /// pseudo-width), x[1] = r, x[i] = f^-1(v/x[i-1] + f(x[i-1])), x[n] = 0, with f(x) = exp(-x^2/2).
+    let edges (n: int) (r: float) (v: float) =
+        let x = Array.zeroCreate (n + 1)
         let mutable f = exp (-0.5 * r * r)
         x[0] <- v / f
         x[1] <- r
 
-        for i in 2..127 do
+        for i in 2 .. n - 1 do
             x[i] <- sqrt (-2.0 * log (v / x[i - 1] + f))
             f <- exp (-0.5 * x[i] * x[i])
 
-        x[128] <- 0.0
+        x
+
+    /// x[i]: layer edges, x[128] = 0; ratio[i] = x[i+1]/x[i].
+    let x, ratio =
+        let x = edges 128 r v
         x, Array.init 128 (fun i -> x[i + 1] / x[i])
 
 /// xoshiro256** with SplitMix64 seeding. We own the generator (rather than System.Random) so that a seed gives the
@@ -125,7 +130,12 @@ type Rng(seed: uint64, stream: uint64) =
     /// one generator by successive jumps never overlap.
     member internal this.Jump() =
         let jump =
-            [| 0x180ec6d33cfd0abaUL; 0xd5a61266f0c9392cUL; 0xa9582618e03fc9aaUL; 0x39abdc4529b1661cUL |]
+            [|
+                0x180ec6d33cfd0abaUL
+                0xd5a61266f0c9392cUL
+                0xa9582618e03fc9aaUL
+                0x39abdc4529b1661cUL
+            |]
 
         let mutable a = 0UL
         let mutable b = 0UL
