@@ -1,0 +1,35 @@
+// Per-step CPU cost of the online simulators and the per-draw cost of their inputs (best of 7), for A/B comparisons
+// of two builds: run it in each checkout, interleaved, on a quiet machine. From the repository root after
+// ./build.sh build:
+//   DOTNET_TieredCompilation=0 dotnet fsi --optimize+ bench/StatPhysFs.Micro/scripts/sim-steps.fsx
+#r "../../../src/StatPhysFs/bin/Release/net10.0/StatPhysFs.dll"
+open System
+open StatPhysFs
+open StatPhysFs.Models
+open StatPhysFs.Simulation
+let cpu (f: unit -> unit) n =
+    let p = Diagnostics.Process.GetCurrentProcess()
+    f ()
+    let mutable best = infinity
+    for _ in 1..7 do
+        p.Refresh()
+        let c0 = p.TotalProcessorTime
+        for _ in 1..n do f ()
+        p.Refresh()
+        best <- min best ((p.TotalProcessorTime - c0).TotalMilliseconds * 1e3 / float n)
+    best
+let draws = Array.zeroCreate<float> 10_000
+let block = NormalBlock(Rng(3, 2))
+let nsBlock = cpu (fun () -> block.Fill(Span draws)) 3000 * 1e3 / 1e4
+let committee d k =
+    let steps = 2000
+    let problem = Committee.problem (Committee.create k k) (CommitteeInitialState.spec k k) (float steps / float d)
+    let o = { SimulationOptions.defaults with Dim = d; Seeds = 1; MaxParallelism = 1 }
+    let s = { Committee.defaultSettings with SaveAt = [| 0.0; float steps / float d |] }
+    cpu (fun () -> OnlineCommitteeSim.simulate o s problem |> ignore) 1 / float steps
+let linear d =
+    let steps = 4000
+    let p = OnlineLinear.defaults
+    let o = { SimulationOptions.defaults with Dim = d; Seeds = 1; MaxParallelism = 1 }
+    cpu (fun () -> OnlineLinearSim.run o ignore Threading.CancellationToken.None p [| 0.0; float steps / float d |] |> ignore) 1 / float steps
+printfn "block %.3f ns/draw | committee d=1e4 K=2 %.1f us | d=1e4 K=10 %.1f us | linear d=1e4 %.1f us" nsBlock (committee 10_000 2) (committee 10_000 10) (linear 10_000)
