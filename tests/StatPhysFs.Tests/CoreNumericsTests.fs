@@ -328,8 +328,10 @@ let tests =
                     let ms = failedAt.Elapsed.TotalMilliseconds
                     Expect.isLessThan ms 100.0 (sprintf "parallelism %d: ended %.1f ms after the failure" par ms)
 
-            testCase "chunked loop: does not wait for the thread pool (all pool threads blocked)"
-            <| fun () ->
+            // Sequenced: it blocks every pool thread, which would stall the timers and tasks of tests running beside it
+            // (a CancellationTokenSource(100) then fired seconds late in the Monte Carlo cancellation test).
+            testSequenced
+            <| testCase "chunked loop: does not wait for the thread pool (all pool threads blocked)" (fun () ->
                 // Block every pool thread the pool will give without its ~0.5 s injection delay, then run a loop
                 // that asks for 4 workers: the caller must do the work alone, at once. (Parallel.For waits for the
                 // replicas it queued, here for thread injection.)
@@ -357,7 +359,7 @@ let tests =
                     // Tolerance: far below the pool's injection interval (500 ms), well above scheduling noise.
                     Expect.isLessThan ms 200.0 (sprintf "finished in %.1f ms with the pool blocked" ms)
                 finally
-                    release.Set()
+                    release.Set())
 
             testCase "batch sampler: without replacement every epoch is a permutation; with replacement uniform"
             <| fun () ->

@@ -394,7 +394,9 @@ let tests =
                                 "its own type, not an AggregateException")
                     }
 
-                    test "a cancellation does not wait for the thread pool (all pool threads blocked)" {
+                    // Sequenced: it blocks every pool thread (see the Chunked test).
+                    testSequenced
+                    <| test "a cancellation does not wait for the thread pool (all pool threads blocked)" {
                         withTempDir (fun dir ->
                             // As the Chunked test: block every pool thread the pool gives without its ~0.5 s
                             // injection delay; a runner that waits for the workers it queued (Parallel.ForEach did)
