@@ -6,29 +6,14 @@
 // Run from the repository root after ./build.sh build:
 //   DOTNET_TieredCompilation=0 dotnet fsi --optimize+ bench/StatPhysFs.Micro/scripts/normal-floor.fsx
 #r "../../../src/StatPhysFs/bin/Release/net10.0/StatPhysFs.dll"
+#load "timing.fsx"
 #nowarn "9"
 open System
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
 open StatPhysFs
-
-let cpu (f: unit -> unit) n =
-    let p = Diagnostics.Process.GetCurrentProcess()
-    f ()
-    let mutable best = infinity
-
-    for _ in 1..7 do
-        p.Refresh()
-        let c0 = p.TotalProcessorTime
-
-        for _ in 1..n do
-            f ()
-
-        p.Refresh()
-        best <- min best ((p.TotalProcessorTime - c0).TotalMilliseconds * 1e3 / float n)
-
-    best
+open Timing
 
 // Any increasing table of 256 entries times the same as the real one (the values only change the numbers).
 let xTab = GC.AllocateArray<float>(256, true)

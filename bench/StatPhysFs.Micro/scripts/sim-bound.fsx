@@ -5,24 +5,14 @@
 // the K students, read the M teachers), over the triad bandwidth measured at the step's working set 8 d (K + M + 2)
 // (three arrays of W/24 doubles: the same cache level). RNG term: (d + 1) draws at NormalBlock's ns per draw.
 #r "../../../src/StatPhysFs/bin/Release/net10.0/StatPhysFs.dll"
+#load "timing.fsx"
 open System
 open System.Numerics
 open System.Runtime.InteropServices
 open StatPhysFs
+open Timing
 open StatPhysFs.Models
 open StatPhysFs.Simulation
-
-let cpu (f: unit -> unit) n =
-    let p = Diagnostics.Process.GetCurrentProcess()
-    f ()
-    let mutable best = infinity
-    for _ in 1..7 do
-        p.Refresh()
-        let c0 = p.TotalProcessorTime
-        for _ in 1..n do f ()
-        p.Refresh()
-        best <- min best ((p.TotalProcessorTime - c0).TotalMilliseconds * 1e3 / float n)
-    best // us per call
 
 let triad (n: int) =
     let a, b, c = Array.create n 1.0, Array.create n 2.0, Array.create n 3.0

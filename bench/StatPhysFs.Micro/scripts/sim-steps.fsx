@@ -3,21 +3,12 @@
 // ./build.sh build:
 //   DOTNET_TieredCompilation=0 dotnet fsi --optimize+ bench/StatPhysFs.Micro/scripts/sim-steps.fsx
 #r "../../../src/StatPhysFs/bin/Release/net10.0/StatPhysFs.dll"
+#load "timing.fsx"
 open System
 open StatPhysFs
+open Timing
 open StatPhysFs.Models
 open StatPhysFs.Simulation
-let cpu (f: unit -> unit) n =
-    let p = Diagnostics.Process.GetCurrentProcess()
-    f ()
-    let mutable best = infinity
-    for _ in 1..7 do
-        p.Refresh()
-        let c0 = p.TotalProcessorTime
-        for _ in 1..n do f ()
-        p.Refresh()
-        best <- min best ((p.TotalProcessorTime - c0).TotalMilliseconds * 1e3 / float n)
-    best
 let draws = Array.zeroCreate<float> 10_000
 let block = NormalBlock(Rng(3, 2))
 let nsBlock = cpu (fun () -> block.Fill(Span draws)) 3000 * 1e3 / 1e4
