@@ -6,6 +6,7 @@
 // (three arrays of W/24 doubles: the same cache level). RNG term: (d + 1) draws at NormalBlock's ns per draw.
 #r "../../../src/StatPhysFs/bin/Release/net10.0/StatPhysFs.dll"
 #load "timing.fsx"
+
 open System
 open System.Numerics
 open System.Runtime.InteropServices
@@ -16,14 +17,19 @@ open StatPhysFs.Simulation
 
 let triad (n: int) =
     let a, b, c = Array.create n 1.0, Array.create n 2.0, Array.create n 3.0
+
     let us =
-        cpu (fun () ->
-            let ra = MemoryMarshal.Cast<float, Vector<float>>(Span a)
-            let rb = MemoryMarshal.Cast<float, Vector<float>>(ReadOnlySpan b)
-            let rc = MemoryMarshal.Cast<float, Vector<float>>(ReadOnlySpan c)
-            let s = Vector<float>(0.5)
-            for i in 0 .. ra.Length - 1 do
-                ra[i] <- rb[i] + s * rc[i]) (max 3 (20_000_000 / n))
+        cpu
+            (fun () ->
+                let ra = MemoryMarshal.Cast<float, Vector<float>>(Span a)
+                let rb = MemoryMarshal.Cast<float, Vector<float>>(ReadOnlySpan b)
+                let rc = MemoryMarshal.Cast<float, Vector<float>>(ReadOnlySpan c)
+                let s = Vector<float>(0.5)
+
+                for i in 0 .. ra.Length - 1 do
+                    ra[i] <- rb[i] + s * rc[i])
+            (max 3 (20_000_000 / n))
+
     24.0 * float n / us / 1e3 // GB/s
 
 for n in [ 1_000; 10_000; 100_000; 1_000_000; 10_000_000 ] do
@@ -38,17 +44,46 @@ printfn "normals: NormalBlock %.2f ns/draw, Rng.FillNormal %.2f ns/draw" nsBlock
 
 let step d k =
     let steps = 1000
-    let problem = Committee.problem (Committee.create k k) (CommitteeInitialState.spec k k) (float steps / float d)
-    let o = { SimulationOptions.defaults with Dim = d; Seeds = 1; MaxParallelism = 1 }
-    let s = { Committee.defaultSettings with SaveAt = [| 0.0; float steps / float d |] }
-    cpu (fun () -> OnlineCommitteeSim.simulate o s problem |> ignore) 1 / float steps
 
-printfn "| d | K = M | step (us) | bytes/step | bandwidth (GB/s) | memory term (us) | RNG term (us) | bound (us) | step / bound | step / memory term |"
+    let problem =
+        Committee.problem (Committee.create k k) (CommitteeInitialState.spec k k) (float steps / float d)
+
+    let o =
+        { SimulationOptions.defaults with
+            Dim = d
+            Seeds = 1
+            MaxParallelism = 1
+        }
+
+    let s =
+        { Committee.defaultSettings with
+            SaveAt = [| 0.0; float steps / float d |]
+        }
+
+    cpu (fun () -> OnlineCommitteeSim.simulate o s problem |> ignore) 1
+    / float steps
+
+printfn
+    "| d | K = M | step (us) | bytes/step | bandwidth (GB/s) | memory term (us) | RNG term (us) | bound (us) | step / bound | step / memory term |"
+
 printfn "|---|---|---|---|---|---|---|---|---|---|"
+
 for d, k in [ 1_000, 2; 10_000, 2; 100_000, 2; 10_000, 10 ] do
     let t = step d k
     let bytes = 8.0 * float d * float (2 + 2 * k + k)
     let bw = triad (max 1000 (8 * d * (2 * k + 2) / 24))
     let mem = bytes / bw / 1e3
     let rng = float (d + 1) * nsBlock / 1e3
-    printfn "| %d | %d | %.1f | %.0f KB | %.0f | %.1f | %.1f | %.1f | %.2f | %.1f |" d k t (bytes / 1e3) bw mem rng (mem + rng) (t / (mem + rng)) (t / mem)
+
+    printfn
+        "| %d | %d | %.1f | %.0f KB | %.0f | %.1f | %.1f | %.1f | %.2f | %.1f |"
+        d
+        k
+        t
+        (bytes / 1e3)
+        bw
+        mem
+        rng
+        (mem + rng)
+        (t / (mem + rng))
+        (t / mem)
