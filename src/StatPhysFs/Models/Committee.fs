@@ -244,7 +244,7 @@ module Committee =
             body 0
         else
             // Chunked, not Parallel.For: a loop must not wait for a pool thread that has not started.
-            Chunked.forEach count System.Threading.CancellationToken.None count body
+            Chunked.forEach Environment.ProcessorCount System.Threading.CancellationToken.None count body
 
     /// The erf right-hand side with per-state quantities hoisted out of the loops and the I4 sum vectorised across
     /// (i, l) pairs (`ErfKernels.pairBlock`: one pair per lane, `ErfKernels.Lanes` = 8 or 4 per block), straight from the packed state into
@@ -282,7 +282,8 @@ module Committee =
             if terms < int64 quad.ParallelThreshold then
                 1
             else
-                max 1 (min Environment.ProcessorCount blocks)
+                // Four chunks a core: with one a core, a helper that woke late found the caller had claimed both.
+                max 1 (min (4 * Environment.ProcessorCount) blocks)
 
         let newWork () =
             let c = Array.zeroCreate (np * np)
