@@ -42,26 +42,7 @@ let nsBlock = cpu (fun () -> block.Fill(Span draws)) 2000 * 1e3 / 1e4
 let nsScalar = cpu (fun () -> scalar.FillNormal(Span draws)) 500 * 1e3 / 1e4
 printfn "normals: NormalBlock %.2f ns/draw, Rng.FillNormal %.2f ns/draw" nsBlock nsScalar
 
-let step d k =
-    let steps = 1000
-
-    let problem =
-        Committee.problem (Committee.create k k) (CommitteeInitialState.spec k k) (float steps / float d)
-
-    let o =
-        { SimulationOptions.defaults with
-            Dim = d
-            Seeds = 1
-            MaxParallelism = 1
-        }
-
-    let s =
-        { Committee.defaultSettings with
-            SaveAt = [| 0.0; float steps / float d |]
-        }
-
-    cpu (fun () -> OnlineCommitteeSim.simulate o s problem |> ignore) 1
-    / float steps
+let step d k = committeeStep 1000 d k
 
 printfn
     "| d | K = M | step (us) | bytes/step | bandwidth (GB/s) | memory term (us) | RNG term (us) | bound (us) | step / bound | step / memory term |"

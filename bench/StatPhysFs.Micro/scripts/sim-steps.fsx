@@ -15,26 +15,7 @@ let draws = Array.zeroCreate<float> 10_000
 let block = NormalBlock(Rng(3, 2))
 let nsBlock = cpu (fun () -> block.Fill(Span draws)) 3000 * 1e3 / 1e4
 
-let committee d k =
-    let steps = 2000
-
-    let problem =
-        Committee.problem (Committee.create k k) (CommitteeInitialState.spec k k) (float steps / float d)
-
-    let o =
-        { SimulationOptions.defaults with
-            Dim = d
-            Seeds = 1
-            MaxParallelism = 1
-        }
-
-    let s =
-        { Committee.defaultSettings with
-            SaveAt = [| 0.0; float steps / float d |]
-        }
-
-    cpu (fun () -> OnlineCommitteeSim.simulate o s problem |> ignore) 1
-    / float steps
+let committee d k = committeeStep 2000 d k
 
 let linear d =
     let steps = 4000
