@@ -195,8 +195,8 @@ type Bandwidth () =
 
         System.Numerics.Vector.Sum(s0 + s1 + s2 + s3)
 
-/// Standard normals, 1e4 per call (time per draw): the scalar ziggurat of `Rng` (what the simulator drew before) and
-/// the eight-lane SIMD ziggurat of `NormalBlock` (what it draws now); d times the latter is the step's RNG term.
+/// Standard normals, 1e4 per call (time per draw): the scalar ziggurat of `Rng` and the eight-lane SIMD Box-Muller of
+/// `NormalBlock` (what the simulators draw); d times the latter is the step's RNG term.
 [<MemoryDiagnoser>]
 type NormalDraws () =
     let rng = Rng(3, 1)

@@ -1,6 +1,7 @@
 module StatPhysFs.Tests.RngTests
 
 open System
+open System.Runtime.Intrinsics
 open Expecto
 open StatPhysFs
 
@@ -24,6 +25,17 @@ let private expectStandardNormal (xs: float[]) (edges: float list) =
             float (xs |> Array.filter (fun x -> abs x > edge) |> Array.length) / float n
 
         Expect.isLessThan (abs (tail - p)) (5.0 * sqrt (p / float n)) $"tail mass beyond {edge}"
+
+/// Box-Muller by the system's libm, from the two words of a pair as documented on `BoxMuller`: u1 = 2 - 1.m with m the
+/// top 52 bits of ra; u2 = (o + f)/8 with the octant o the top 3 bits of rb and f the next 52 (integer arithmetic here,
+/// bit tricks there). Returns r, r cos(2 pi u2), r sin(2 pi u2), the angle split at the octant's start.
+let private boxMullerOracle (ra: uint64) (rb: uint64) =
+    let u1 = 2.0 - BitConverter.UInt64BitsToDouble((ra >>> 12) ||| 0x3FF0000000000000UL)
+    let o = float (rb >>> 61)
+    let f = float ((rb >>> 9) &&& ((1UL <<< 52) - 1UL)) / 4503599627370496.0
+    let a, b = o * Math.PI / 4.0, f * Math.PI / 4.0
+    let r = sqrt (-2.0 * log u1)
+    r, r * (cos a * cos b - sin a * sin b), r * (sin a * cos b + cos a * sin b)
 
 [<Tests>]
 let tests =
@@ -92,66 +104,102 @@ let tests =
                 r.Jump()
                 Expect.equal (r.NextUInt64()) 0x8b227a84c2972c2eUL "two jumps"
 
-            // 2e6 draws, as for the scalar ziggurat: mean, variance, fourth moment and the base layer's tail mass.
+            // 2e6 draws, as for the scalar ziggurat: mean, variance, fourth moment and the tail mass beyond 3 and 4 (the
+            // radius's tail: u1 below 0.011 and 3.4e-4).
             testCase "SIMD block normals: moments and tail mass within their error bars"
             <| fun () ->
                 let n = 2_000_000
                 let xs = Array.zeroCreate n
                 NormalBlock(Rng(11)).Fill(Span xs)
-                // Beyond the base layer's edge r = 3.654 (draws from the tail algorithm only) and beyond 3.44 (the
-                // edge of the 128-layer table: the tail and the first layers' wedges).
-                expectStandardNormal xs [ Ziggurat256.r; 3.442619855899 ]
+                expectStandardNormal xs [ 3.0; 4.0 ]
 
-            // The tables' constants against the closed forms: the layer area v = r f(r) + sqrt(pi/2) erfc(r/sqrt 2) (the
-            // base layer's rectangle plus the tail), and the top layer closing on it, x[n-1] (1 - f(x[n-1])) = v. The
-            // recursion amplifies an error in r about 500-fold: the 128-layer table's published 13-digit r closes to
-            // 1.2e-9 (a layer-selection bias of 1e-11, far below any test), the 256-layer r (16 digits) within 1e-11; a
-            // wrong 10th digit fails both.
-            testCase "ziggurat tables: layer area and the top layer's closing condition (128 and 256 layers)"
+            // The 128-layer table's constants against the closed forms: the layer area v = r f(r) + sqrt(pi/2)
+            // erfc(r/sqrt 2) (the base layer's rectangle plus the tail), and the top layer closing on it,
+            // x[127] (1 - f(x[127])) = v. The recursion amplifies an error in r about 500-fold: the published 13-digit
+            // r closes to 1.2e-9 (a layer-selection bias of 1e-11, far below any test); a wrong 10th digit fails.
+            testCase "ziggurat table: layer area and the top layer's closing condition"
             <| fun () ->
-                for n, r, v, tol in [ 128, Ziggurat.r, Ziggurat.v, 1e-8; 256, Ziggurat256.r, Ziggurat256.v, 1e-11 ] do
-                    let f x = exp (-0.5 * x * x)
+                let f x = exp (-0.5 * x * x)
+                let r, v = Ziggurat.r, Ziggurat.v
 
-                    let area =
-                        r * f r
-                        + sqrt (Math.PI / 2.0) * MathNet.Numerics.SpecialFunctions.Erfc(r / sqrt 2.0)
+                let area =
+                    r * f r
+                    + sqrt (Math.PI / 2.0) * MathNet.Numerics.SpecialFunctions.Erfc(r / sqrt 2.0)
 
-                    Prop.expectClose 1e-9 v area $"{n} layers: v"
-                    let x = Ziggurat.edges n r v
-                    Prop.expectClose tol (x[n - 1] * (1.0 - f x[n - 1]) / v) 1.0 $"{n} layers: the top layer's area"
+                Prop.expectClose 1e-9 v area "v"
+                let x = Ziggurat.edges 128 r v
+                Prop.expectClose 1e-8 (x[127] * (1.0 - f x[127]) / v) 1.0 "the top layer's area"
 
-            // The slow path decides only inside the wedges between layer edges: bin |x| by the 256 edges (each bin
-            // holds a layer's wedge) plus the tail, and compare the counts with Phi. 2e6 draws in 256 bins, 255 degrees
-            // of freedom: chi^2 has mean 255 and sd 22.6; 400 is 6.4 sd. A wedge test that always accepted adds about
-            // 0.67% of the draws to these bins (measured: chi^2 = 493).
-            testCase "SIMD block normals: counts between the ziggurat's layer edges follow Phi (chi-square)"
+            // Each pair against Box-Muller by the system's libm on the same two words (the oracle's own error is under
+            // 4e-16 r; 2e-15 r allows for both). Relative to the radius, so that the small radii near u1 = 1 (where
+            // ln u1 must keep its relative accuracy) are checked as strictly as the large ones.
+            Prop.testProp "Box-Muller pairs equal r (cos, sin) of the libm oracle within 2e-15 r, 512 and 256 bits" 300
+            <| FsCheck.FSharp.Prop.forAll (FsCheck.FSharp.Arb.fromGen Prop.seeds) (fun seed ->
+                let words = Rng(seed, 5)
+                // Random words, then the edges: u1 = 1 (r = 0), u1 = 2^-52 (the largest radius), mantissas on either
+                // side of sqrt 2, and the angle's octant and fraction at their ends.
+                let cases =
+                    [
+                        yield! List.init 16 (fun _ -> words.NextUInt64(), words.NextUInt64())
+                        0UL, 0UL
+                        UInt64.MaxValue, UInt64.MaxValue
+                        0x6A09E667F3BCC000UL, 0x2000000000000000UL
+                        0x6A09E667F3BCD000UL, 0x1FFFFFFFFFFFFFFFUL
+                        words.NextUInt64() >>> 40, words.NextUInt64() ||| 0xE000000000000000UL
+                    ]
+
+                cases
+                |> List.forall (fun (ra, rb) ->
+                    let r, c, s = boxMullerOracle ra rb
+                    let ok (z: float) (e: float) = abs (z - e) <= 2e-15 * r
+
+                    let struct (a, b) = BoxMuller.pair false ra rb
+                    let struct (a5, b5) = BoxMuller.pair Vector512.IsHardwareAccelerated ra rb
+                    ok a c && ok b s && a5 = a && b5 = b))
+
+            // The layout: lane l (the parent jumped l + 1 times) gives, from its words 2g and 2g + 1, draws 16g + l
+            // (r cos theta) and 16g + 8 + l (r sin theta).
+            testCase "SIMD block normals: draw 16g + l and 16g + 8 + l are lane l's pair g"
+            <| fun () ->
+                let xs = Array.zeroCreate 200
+                NormalBlock(Rng(9, 1)).Fill(Span xs)
+
+                for l in 0..7 do
+                    let lane = Rng(9, 1)
+
+                    for _ in 0..l do
+                        lane.Jump()
+
+                    for g in 0 .. 200 / 16 - 1 do
+                        let ra = lane.NextUInt64()
+                        let r, c, s = boxMullerOracle ra (lane.NextUInt64())
+                        Expect.isLessThanOrEqual (abs (xs[16 * g + l] - c)) (2e-15 * r) $"lane {l}, group {g}: cos"
+                        Expect.isLessThanOrEqual (abs (xs[16 * g + 8 + l] - s)) (2e-15 * r) $"lane {l}, group {g}: sin"
+
+            // Counts of |x| in 256 bins of equal probability (edges from the inverse of Phi) against n/256 each. 2e6
+            // draws, 255 degrees of freedom: chi^2 has mean 255 and sd 22.6; 400 is 6.4 sd.
+            testCase "SIMD block normals: counts in 256 equiprobable bins of |x| follow Phi (chi-square)"
             <| fun () ->
                 let n = 2_000_000
                 let xs = Array.zeroCreate n
                 NormalBlock(Rng(21, 4)).Fill(Span xs)
-                // Edges in increasing order: 0 = x[256] < x[255] < ... < x[1] = r, then infinity.
+
                 let edges =
-                    Array.append (Array.init 256 (fun k -> Ziggurat256.x[256 - k])) [| infinity |]
+                    Array.init 256 (fun k -> MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, 0.5 + 0.5 * float k / 256.0))
 
                 let counts = Array.zeroCreate 256
 
                 for x in xs do
-                    let a = abs x
-                    let k = Array.BinarySearch(edges, a)
+                    let k = Array.BinarySearch(edges, abs x)
                     let bin = if k >= 0 then k else ~~~k - 1
-                    counts[min 255 bin] <- counts[min 255 bin] + 1
+                    counts[bin] <- counts[bin] + 1
 
-                let chi2 =
-                    Seq.init 256 (fun k ->
-                        let p = 2.0 * (normalCdf edges[k + 1] - normalCdf edges[k])
-                        let e = p * float n
-                        (float counts[k] - e) ** 2.0 / e)
-                    |> Seq.sum
+                let e = float n / 256.0
+                let chi2 = counts |> Array.sumBy (fun c -> (float c - e) ** 2.0 / e)
+                Expect.isLessThan chi2 400.0 "chi-square over 256 equiprobable bins"
 
-                Expect.isLessThan chi2 400.0 "chi-square over the layers' bands"
-
-            // KS against Phi at 1e6 draws, and per lane (every eighth draw, 125000 each: the 0.1% critical value
-            // 1.95/sqrt(n)), so a lane-specific defect (a bad jump, a wrong lane in the slow path) cannot hide.
+            // KS against Phi at 1e6 draws, and per lane (every eighth draw: a lane's cos and sin draws, 125000 each; the
+            // 0.1% critical value 1.95/sqrt(n)), so a lane-specific defect (a bad jump, a wrong octant) cannot hide.
             testCase "SIMD block normals pass Kolmogorov-Smirnov, overall and lane by lane"
             <| fun () ->
                 let n = 1_000_000
@@ -192,7 +240,7 @@ let tests =
                 let n = 100_003
                 let whole = Array.zeroCreate n
                 NormalBlock(Rng(5, 2)).Fill(Span whole)
-                // Chunks of whole groups (random multiples of 8), then the remainder; the 256-bit form.
+                // Chunks of whole groups (random multiples of 16), then the remainder; the 256-bit form.
                 let b = NormalBlock(Rng(5, 2))
                 b.Vector512 <- false
                 let chunked = Array.zeroCreate n
@@ -200,7 +248,7 @@ let tests =
                 let mutable o = 0
 
                 while o < n do
-                    let len = min (8 * (1 + int (sizes.NextDouble() * 300.0))) (n - o)
+                    let len = min (16 * (1 + int (sizes.NextDouble() * 150.0))) (n - o)
                     b.Fill(Span(chunked, o, len))
                     o <- o + len
 

@@ -286,7 +286,7 @@ module OnlineCommitteeSim =
         let d = o.Dim
         let rng = Rng(o.Seed, run)
         let teacher, w = initialWeights p s0 d rng
-        // The inputs (and label noise) come from eight SIMD ziggurat lanes cut from the run's generator: a different
+        // The inputs (and label noise) come from eight SIMD Box-Muller lanes cut from the run's generator: a different
         // stream from rng.FillNormal, same law (see NormalBlock).
         let normals = NormalBlock(rng)
         let rows = Array.append w teacher
