@@ -234,23 +234,17 @@ module OnlineCommitteeSim =
         while o <= d do
             let nb = min Block (d + 1 - o)
             let nd = min nb (d - o)
+            // The update reads xPrev only, so x's block can be drawn first.
+            normals.Fill(Span(x, o, nb))
             let nt = if tiles then nd / Tile * Tile else 0
             let mutable j = o
 
             while j < o + nt do
-                // The update reads xPrev only, so x's tile can be drawn first; drawn tile by tile, the generator's
-                // arithmetic overlaps the tile's loads and stores of the rows.
-                normals.Fill(Span(x, j, Tile))
-
                 if pending then
                     tileUpdate rows k pend decay xPrev x accs j
 
                 tileDot rows (if pending then k else 0) x accs j
                 j <- j + Tile
-
-            // The rest of the block (and the label noise x[d] in the last): the same stream as one fill of d + 1, as
-            // every fill before it is whole groups.
-            normals.Fill(Span(x, o + nt, nb - nt))
 
             if nt < nd then
                 if pending then
