@@ -185,7 +185,8 @@ let tests =
                 NormalBlock(Rng(21, 4)).Fill(Span xs)
 
                 let edges =
-                    Array.init 256 (fun k -> MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, 0.5 + 0.5 * float k / 256.0))
+                    Array.init 256 (fun k ->
+                        MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, 0.5 + 0.5 * float k / 256.0))
 
                 let counts = Array.zeroCreate 256
 

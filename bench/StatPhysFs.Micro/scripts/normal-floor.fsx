@@ -80,5 +80,9 @@ let draws = Array.zeroCreate<float> 10_000
 let block = NormalBlock(Rng(3, 2))
 let perDraw us = us * 1e3 / 1e4
 printfn "raw lanes      %.3f ns/draw" (cpu (fun () -> loop draws false |> ignore) 3000 |> perDraw)
-printfn "gather floor   %.3f ns/draw (the former ziggurat, misses not counted)" (cpu (fun () -> loop draws true |> ignore) 3000 |> perDraw)
+
+printfn
+    "gather floor   %.3f ns/draw (the former ziggurat, misses not counted)"
+    (cpu (fun () -> loop draws true |> ignore) 3000 |> perDraw)
+
 printfn "NormalBlock    %.3f ns/draw (Box-Muller)" (cpu (fun () -> block.Fill(Span draws)) 3000 |> perDraw)

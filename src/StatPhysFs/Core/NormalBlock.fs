@@ -112,7 +112,11 @@ module internal BoxMuller =
         let m = Vector512.ConditionalSelect(big, m0 * half, m0)
         // k = exponent - 1023 (+1 where m was halved), as a double by the 2^52 trick (exact, and the same everywhere).
         let e = Vector512.ShiftRightLogical(bits, 52) - big.AsUInt64()
-        let k = ((e ||| Vector512.Create 0x4330000000000000UL).AsDouble() - c 4503599627370496.0) - c 1023.0
+
+        let k =
+            ((e ||| Vector512.Create 0x4330000000000000UL).AsDouble() - c 4503599627370496.0)
+            - c 1023.0
+
         let f = m - one
         let s = f / (c 2.0 + f)
         let z = s * s
@@ -124,15 +128,30 @@ module internal BoxMuller =
         let radius = Vector512.Sqrt(c -2.0 * ln)
         // cos and sin of theta
         let octant = Vector512.ShiftRightLogical(rb, 61).AsInt64()
-        let frac = (Vector512.ShiftRightLogical(Vector512.ShiftLeft(rb, 3), 12) ||| ones).AsDouble() - one
+
+        let frac =
+            (Vector512.ShiftRightLogical(Vector512.ShiftLeft(rb, 3), 12) ||| ones).AsDouble()
+            - one
+
         let phi = (frac - half) * c QuarterPi
         let p2 = phi * phi
-        let sinPoly = fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c S6) (c S5)) (c S4)) (c S3)) (c S2)) (c S1)
+
+        let sinPoly =
+            fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c S6) (c S5)) (c S4)) (c S3)) (c S2)) (c S1)
+
         let sinPhi = fma (p2 * phi) sinPoly phi
-        let cosPoly = fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c C6) (c C5)) (c C4)) (c C3)) (c C2)) (c C1)
+
+        let cosPoly =
+            fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c C6) (c C5)) (c C4)) (c C3)) (c C2)) (c C1)
+
         let cosPhi = fma (p2 * p2) cosPoly (one - half * p2)
-        let co = Avx512F.PermuteVar8x64(Vector512.Create(C8, S8, -S8, -C8, -C8, -S8, S8, C8), octant)
-        let so = Avx512F.PermuteVar8x64(Vector512.Create(S8, C8, C8, S8, -S8, -C8, -C8, -S8), octant)
+
+        let co =
+            Avx512F.PermuteVar8x64(Vector512.Create(C8, S8, -S8, -C8, -C8, -S8, S8, C8), octant)
+
+        let so =
+            Avx512F.PermuteVar8x64(Vector512.Create(S8, C8, C8, S8, -S8, -C8, -C8, -S8), octant)
+
         struct (radius * (co * cosPhi - so * sinPhi), radius * (so * cosPhi + co * sinPhi))
 
     /// z0 = r cos theta and z1 = r sin theta on 4 lanes.
@@ -150,7 +169,11 @@ module internal BoxMuller =
         let m = Vector256.ConditionalSelect(big, m0 * half, m0)
         // k = exponent - 1023 (+1 where m was halved), as a double by the 2^52 trick (exact, and the same everywhere).
         let e = Vector256.ShiftRightLogical(bits, 52) - big.AsUInt64()
-        let k = ((e ||| Vector256.Create 0x4330000000000000UL).AsDouble() - c 4503599627370496.0) - c 1023.0
+
+        let k =
+            ((e ||| Vector256.Create 0x4330000000000000UL).AsDouble() - c 4503599627370496.0)
+            - c 1023.0
+
         let f = m - one
         let s = f / (c 2.0 + f)
         let z = s * s
@@ -161,21 +184,42 @@ module internal BoxMuller =
         let ln = k * c Ln2Hi - ((hfsq - (s * (hfsq + (t2 + t1)) + k * c Ln2Lo)) - f)
         let radius = Vector256.Sqrt(c -2.0 * ln)
         // cos and sin of theta
-        let frac = (Vector256.ShiftRightLogical(Vector256.ShiftLeft(rb, 3), 12) ||| ones).AsDouble() - one
+        let frac =
+            (Vector256.ShiftRightLogical(Vector256.ShiftLeft(rb, 3), 12) ||| ones).AsDouble()
+            - one
+
         let phi = (frac - half) * c QuarterPi
         let p2 = phi * phi
-        let sinPoly = fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c S6) (c S5)) (c S4)) (c S3)) (c S2)) (c S1)
+
+        let sinPoly =
+            fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c S6) (c S5)) (c S4)) (c S3)) (c S2)) (c S1)
+
         let sinPhi = fma (p2 * phi) sinPoly phi
-        let cosPoly = fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c C6) (c C5)) (c C4)) (c C3)) (c C2)) (c C1)
+
+        let cosPoly =
+            fma p2 (fma p2 (fma p2 (fma p2 (fma p2 (c C6) (c C5)) (c C4)) (c C3)) (c C2)) (c C1)
+
         let cosPhi = fma (p2 * p2) cosPoly (one - half * p2)
         // The same table by its symmetry (AVX2 has no variable 64-bit permute): the magnitudes swap in octants
         // 1, 2, 5, 6; cos is negative in 2-5, sin in 4-7.
         let o = Vector256.ShiftRightLogical(rb, 61)
-        let swap = Vector256.Equals((o ^^^ Vector256.ShiftRightLogical(o, 1)) &&& Vector256<uint64>.One, Vector256<uint64>.One).AsDouble()
-        let cSign = Vector256.ShiftLeft(Vector256.ShiftRightLogical(o ^^^ Vector256.ShiftRightLogical(o, 1), 1), 63)
+
+        let swap =
+            Vector256
+                .Equals((o ^^^ Vector256.ShiftRightLogical(o, 1)) &&& Vector256<uint64>.One, Vector256<uint64>.One)
+                .AsDouble()
+
+        let cSign =
+            Vector256.ShiftLeft(Vector256.ShiftRightLogical(o ^^^ Vector256.ShiftRightLogical(o, 1), 1), 63)
+
         let sSign = Vector256.ShiftLeft(Vector256.ShiftRightLogical(o, 2), 63)
-        let co = (Vector256.ConditionalSelect(swap, c S8, c C8).AsUInt64() ||| cSign).AsDouble()
-        let so = (Vector256.ConditionalSelect(swap, c C8, c S8).AsUInt64() ||| sSign).AsDouble()
+
+        let co =
+            (Vector256.ConditionalSelect(swap, c S8, c C8).AsUInt64() ||| cSign).AsDouble()
+
+        let so =
+            (Vector256.ConditionalSelect(swap, c C8, c S8).AsUInt64() ||| sSign).AsDouble()
+
         struct (radius * (co * cosPhi - so * sinPhi), radius * (so * cosPhi + co * sinPhi))
 
     /// One pair from two words by the 512-bit kernel (`vector512`, AVX-512 only) or the 256-bit one: for tests, which
