@@ -96,3 +96,27 @@ let normalMoment (k: int) =
         0.0
     else
         Seq.fold (fun s j -> s * float j) 1.0 (seq { k - 1 .. -2 .. 1 })
+
+/// Runs `run` with a token that a dedicated thread cancels 100 ms in, expects OperationCanceledException, and returns
+/// the seconds from the cancel to the exception: how long the code under test took to see the token. A
+/// CancellationTokenSource(100) would time the harness instead: its timer fires on a thread-pool thread, which a
+/// parallel test run can starve for seconds (it did, twice, in fresh-clone CI runs).
+let secondsToObserveCancel (run: System.Threading.CancellationToken -> unit) =
+    use cts = new System.Threading.CancellationTokenSource()
+    let sw = System.Diagnostics.Stopwatch.StartNew()
+    let mutable cancelledAt = System.TimeSpan.Zero
+
+    let canceller =
+        System.Threading.Thread(
+            (fun () ->
+                System.Threading.Thread.Sleep 100
+                cancelledAt <- sw.Elapsed
+                cts.Cancel()),
+            IsBackground = true
+        )
+
+    canceller.Start()
+    Expect.throwsT<System.OperationCanceledException> (fun () -> run cts.Token) "cancelled"
+    let observed = sw.Elapsed
+    canceller.Join()
+    (observed - cancelledAt).TotalSeconds
