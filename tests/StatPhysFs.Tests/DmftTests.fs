@@ -560,6 +560,49 @@ let extrapolation =
         Expect.isTrue (r1 / r2 > 3.0 && r1 / r2 < 5.5) (sprintf "second order: error ratio %g" (r1 / r2))
     }
 
+/// Runs `oracle` and the default sampler on the same 1000 samples at two threads (chunks of 256 and a last one of 232,
+/// whose block of 16 ends in padding lanes) and expects the same reach and every kernel within `tol` relative (to
+/// max(|x|, 1e-3)); then the default sampler at Vector<float> width (`NarrowVectors`) must equal it bit for bit (per
+/// sample the same operations in the same order, R_g summed over the same slots). Returns the default sampler's
+/// kernels, for the caller's check that the comparison had something to see.
+let private expectSamplersAgree (name: string) (tol: float) (oracle: SamplerVariant) (p: DmftProblem) =
+    let s =
+        { DmftSettings.defaults with
+            MaxParallelism = 2
+        }
+
+    let model = RowModel.create p.Model
+
+    let run variant =
+        DmftSweep.forwardSweepWith variant s p model 0 1000 0 ignore
+
+    let c1, t1, n1, st1 = run oracle
+    let c2, t2, n2, st2 = run DefaultSampler
+    Expect.equal (n1, st1) (n2, st2) (name + ": same reach and status")
+    Expect.equal n1 (p.Steps + 1) (name + ": completed")
+
+    let chk what (a: float[]) (b: float[]) =
+        let mutable worst = 0.0
+
+        for i in 0 .. a.Length - 1 do
+            worst <- max worst (abs (a[i] - b[i]) / (1e-3 + abs a[i]))
+
+        Expect.isLessThan worst tol (sprintf "%s %s: worst relative difference %g" name what worst)
+
+    chk "train loss" t1 t2
+    chk "C" c1.C c2.C
+    chk "R" c1.R c2.R
+    chk "M" c1.M c2.M
+    chk "R_g" c1.Rg c2.Rg
+    chk "Sigma_u" c1.Su c2.Su
+    let c3, t3, _, _ = run NarrowVectors
+    Expect.equal t3 t2 (name + ": train loss, Vector512 = Vector<float>")
+    Expect.equal c3.C c2.C (name + ": C, Vector512 = Vector<float>")
+    Expect.equal c3.R c2.R (name + ": R, Vector512 = Vector<float>")
+    Expect.equal c3.Rg c2.Rg (name + ": R_g, Vector512 = Vector<float>")
+    Expect.equal c3.Su c2.Su (name + ": Sigma_u, Vector512 = Vector<float>")
+    c2
+
 [<Tests>]
 let responseRecomputation =
     testList
@@ -601,46 +644,9 @@ let responseRecomputation =
                     ]
 
                 for name, p in problems do
-                    let s =
-                        { DmftSettings.defaults with
-                            MaxParallelism = 2
-                        }
-
-                    let model = RowModel.create p.Model
-
-                    let run variant =
-                        DmftSweep.forwardSweepWith variant s p model 0 1000 0 ignore
-
-                    let c1, t1, n1, st1 = run StoredResponses
-                    let c2, t2, n2, st2 = run DefaultSampler
-                    Expect.equal (n1, st1) (n2, st2) (name + ": same reach and status")
-                    Expect.equal n1 (p.Steps + 1) (name + ": completed")
-
-                    let chk what (a: float[]) (b: float[]) =
-                        let mutable worst = 0.0
-
-                        for i in 0 .. a.Length - 1 do
-                            worst <- max worst (abs (a[i] - b[i]) / (1e-3 + abs a[i]))
-
-                        Expect.isLessThan worst 1e-9 (sprintf "%s %s: worst relative difference %g" name what worst)
-
-                    chk "train loss" t1 t2
-                    chk "C" c1.C c2.C
-                    chk "R" c1.R c2.R
-                    chk "M" c1.M c2.M
-                    chk "R_g" c1.Rg c2.Rg
-                    chk "Sigma_u" c1.Su c2.Su
+                    let c2 = expectSamplersAgree name 1e-9 StoredResponses p
                     // The check can fail: the responses matter (R_g is built from them and is not zero).
                     Expect.isGreaterThan (Array.sumBy abs c2.Rg) 1e-3 (name + ": R_g is non-trivial")
-                    // The m = 1 sampler's Vector512 back substitution (where the hardware runs it; elsewhere both runs are
-                    // the Vector<float> one) does per sample the same operations in the same order as at Vector<float>
-                    // width, and sums R_g over the same slots: the same numbers bit for bit.
-                    let c3, t3, _, _ = run NarrowVectors
-                    Expect.equal t3 t2 (name + ": train loss, Vector512 = Vector<float>")
-                    Expect.equal c3.C c2.C (name + ": C, Vector512 = Vector<float>")
-                    Expect.equal c3.R c2.R (name + ": R, Vector512 = Vector<float>")
-                    Expect.equal c3.Rg c2.Rg (name + ": R_g, Vector512 = Vector<float>")
-                    Expect.equal c3.Su c2.Su (name + ": Sigma_u, Vector512 = Vector<float>")
             }
         ]
 
@@ -772,47 +778,15 @@ let twoLayerSampler =
                     ]
 
                 for name, p, tol in problems do
-                    let s =
-                        { DmftSettings.defaults with
-                            MaxParallelism = 2
-                        }
-
-                    let model = RowModel.create p.Model
-                    // 1000 samples: chunks of 256 and a last one of 232, whose block of 16 ends in padding lanes.
-                    let run variant =
-                        DmftSweep.forwardSweepWith variant s p model 0 1000 0 ignore
-
-                    let c1, t1, n1, st1 = run PerSample
-                    let c2, t2, n2, st2 = run DefaultSampler
-                    Expect.equal (n1, st1) (n2, st2) (name + ": same reach and status")
-                    Expect.equal n1 (p.Steps + 1) (name + ": completed")
-
-                    let chk what (a: float[]) (b: float[]) =
-                        let mutable worst = 0.0
-
-                        for i in 0 .. a.Length - 1 do
-                            worst <- max worst (abs (a[i] - b[i]) / (1e-3 + abs a[i]))
-
-                        Expect.isLessThan worst tol (sprintf "%s %s: worst relative difference %g" name what worst)
-
-                    chk "train loss" t1 t2
-                    chk "C" c1.C c2.C
-                    chk "R" c1.R c2.R
-                    chk "M" c1.M c2.M
-                    chk "R_g" c1.Rg c2.Rg
-                    chk "Sigma_u" c1.Su c2.Su
+                    let c2 = expectSamplersAgree name tol PerSample p
                     // The check can fail: R_g is built from the responses, with off-diagonal blocks that are not zero.
                     let m = c2.Width
-                    let offDiagonal = Array.init c2.Rg.Length (fun i -> if (i % (m * m)) % (m + 1) = 0 then 0.0 else abs c2.Rg[i]) |> Array.sum
+
+                    let offDiagonal =
+                        Array.init c2.Rg.Length (fun i -> if (i % (m * m)) % (m + 1) = 0 then 0.0 else abs c2.Rg[i])
+                        |> Array.sum
+
                     Expect.isGreaterThan offDiagonal 1e-4 (name + ": R_g has off-diagonal entries")
-                    // Vector512 against Vector<float> (the m = 2 kernel; the same code elsewhere): per sample the same
-                    // operations in the same order, R_g summed over the same eight slots in sample order: bit for bit.
-                    let c3, t3, _, _ = run NarrowVectors
-                    Expect.equal t3 t2 (name + ": train loss, Vector512 = Vector<float>")
-                    Expect.equal c3.C c2.C (name + ": C, Vector512 = Vector<float>")
-                    Expect.equal c3.R c2.R (name + ": R, Vector512 = Vector<float>")
-                    Expect.equal c3.Rg c2.Rg (name + ": R_g, Vector512 = Vector<float>")
-                    Expect.equal c3.Su c2.Su (name + ": Sigma_u, Vector512 = Vector<float>")
             }
 
             test "the same seed gives the same numbers at 1, 2 and 4 threads (m = 2 and m = 3)" {
@@ -899,7 +873,10 @@ let twoLayerSampler =
                 // ~1-2% here. 3000 samples: eleven full chunks and a padded one.
                 let problems =
                     [
-                        "GLM logistic", { DmftProblem.glm GlmLoss.Logistic GlmTeacher.Sign with Steps = 30 }
+                        "GLM logistic",
+                        { DmftProblem.glm GlmLoss.Logistic GlmTeacher.Sign with
+                            Steps = 30
+                        }
                         "m = 2 tanh", twoLayerOf Activation.tanh Activation.tanh 2 2 30
                         "m = 3 erf", twoLayerOf Erf Erf 3 1 30
                     ]
@@ -920,7 +897,12 @@ let twoLayerSampler =
 
                     Expect.isTrue
                         (ratio > 0.95 && ratio < 1.05)
-                        (sprintf "%s: estimate %.0f bytes, allocated %.0f (ratio %.3f)" name (Dmft.sweepMemory 3000 p) allocated ratio)
+                        (sprintf
+                            "%s: estimate %.0f bytes, allocated %.0f (ratio %.3f)"
+                            name
+                            (Dmft.sweepMemory 3000 p)
+                            allocated
+                            ratio)
             }
 
             test "a linear committee with |v| = 1 follows the exact least-squares closure (m = 2, 3, 4)" {
@@ -992,7 +974,18 @@ let twoLayerSampler =
                             (sprintf "%s: v^T M %g +- %g, exact m %g" at mo mse ex.M[0, 0].Mean[k])
 
                         Expect.isTrue
-                            (within 4.5 0.01 (2.0 * th.TrainLoss.Mean[k]) (2.0 * th.TrainLoss.StdErr[k]) ex.TrainLoss.Mean[k] 0.0)
-                            (sprintf "%s: 2 x train loss %g +- %g, exact %g" at (2.0 * th.TrainLoss.Mean[k]) (2.0 * th.TrainLoss.StdErr[k]) ex.TrainLoss.Mean[k])
+                            (within
+                                4.5
+                                0.01
+                                (2.0 * th.TrainLoss.Mean[k])
+                                (2.0 * th.TrainLoss.StdErr[k])
+                                ex.TrainLoss.Mean[k]
+                                0.0)
+                            (sprintf
+                                "%s: 2 x train loss %g +- %g, exact %g"
+                                at
+                                (2.0 * th.TrainLoss.Mean[k])
+                                (2.0 * th.TrainLoss.StdErr[k])
+                                ex.TrainLoss.Mean[k])
             }
         ]
