@@ -501,6 +501,20 @@ public class FacadeFuzzTests
         });
     }
 
+    /// <summary>Logs the tries of one run and returns what is wrong with them: a try that did not end cancelled, a
+    /// median latency over <paramref name="boundMs"/>, or a try over <paramref name="anyTryMs"/>.</summary>
+    private IEnumerable<string> LatencyProblems(
+        string name, (string Outcome, double LatencyMs, double GcPauseMs)[] results, double boundMs, double anyTryMs)
+    {
+        var latencies = results.Select(r => r.LatencyMs).OrderBy(x => x).ToArray();
+        var median = latencies[latencies.Length / 2];
+        _out.WriteLine($"{name}: {string.Join(", ", results.Select(r => r.Outcome).Distinct())}; latencies {string.Join(", ", results.Select(r => r.LatencyMs.ToString("F0")))} ms (GC pauses {string.Join(", ", results.Select(r => r.GcPauseMs.ToString("F0")))} ms); median {median:F0} ms");
+        var problems = results.Where(r => r.Outcome != "cancelled").Select(r => $"{name}: {r.Outcome}").ToList();
+        if (median > boundMs) problems.Add($"{name}: median latency {median:F0} ms > {boundMs} ms");
+        if (latencies[^1] > anyTryMs) problems.Add($"{name}: a try took {latencies[^1]:F0} ms > {anyTryMs} ms");
+        return problems;
+    }
+
     /// <summary>Cancels <paramref name="run"/> (on a thread of its own, so that a busy thread pool cannot delay its
     /// start) after <paramref name="delayMs"/> of work; the latency is the time from Cancel() to the exception.</summary>
     private static (string Outcome, double LatencyMs, double GcPauseMs) CancelAfter(Action<CancellationToken> run, int delayMs)
@@ -544,13 +558,7 @@ public class FacadeFuzzTests
         foreach (var (name, run) in LongRuns().Where(r => r.Name.Contains(only)))
         {
             var results = Enumerable.Range(0, tries).Select(_ => CancelAfter(run, delayMs)).ToArray();
-            var latencies = results.Select(r => r.LatencyMs).OrderBy(x => x).ToArray();
-            var median = latencies[latencies.Length / 2];
-            _out.WriteLine($"{name}: {string.Join(", ", results.Select(r => r.Outcome).Distinct())}; latencies {string.Join(", ", results.Select(r => r.LatencyMs.ToString("F0")))} ms (GC pauses {string.Join(", ", results.Select(r => r.GcPauseMs.ToString("F0")))} ms); median {median:F0} ms");
-            foreach (var r in results.Where(r => r.Outcome != "cancelled"))
-                problems.Add($"{name}: {r.Outcome}");
-            if (median > boundMs) problems.Add($"{name}: median latency {median:F0} ms > {boundMs} ms");
-            if (latencies[^1] > anyTryMs) problems.Add($"{name}: a try took {latencies[^1]:F0} ms > {anyTryMs} ms");
+            problems.AddRange(LatencyProblems(name, results, boundMs, anyTryMs));
         }
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
@@ -574,13 +582,7 @@ public class FacadeFuzzTests
         foreach (var (name, run) in runs)
         {
             var results = new[] { 2, 10, 40 }.Select(d => CancelAfter(run, d)).ToArray();
-            var latencies = results.Select(r => r.LatencyMs).OrderBy(x => x).ToArray();
-            var median = latencies[latencies.Length / 2];
-            _out.WriteLine($"{name}: {string.Join(", ", results.Select(r => r.Outcome).Distinct())}; latencies {string.Join(", ", results.Select(r => r.LatencyMs.ToString("F0")))} ms (GC pauses {string.Join(", ", results.Select(r => r.GcPauseMs.ToString("F0")))} ms); median {median:F0} ms");
-            foreach (var r in results.Where(r => r.Outcome != "cancelled"))
-                problems.Add($"{name}: {r.Outcome}");
-            if (median > boundMs) problems.Add($"{name}: median latency {median:F0} ms > {boundMs} ms");
-            if (latencies[^1] > anyTryMs) problems.Add($"{name}: a try took {latencies[^1]:F0} ms > {anyTryMs} ms");
+            problems.AddRange(LatencyProblems(name, results, boundMs, anyTryMs));
         }
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
